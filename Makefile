@@ -1,0 +1,49 @@
+# lyrics-to-song: `make demo` runs the whole pipeline locally; `make test` runs the suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+LYRICS ?=
+REAL_API ?=
+
+.PHONY: demo test lint fmt emulator build deploy clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## demo: the whole pipeline on the local stack; LYRICS=file.txt for your own, REAL_API=1 (with MUSIC_API_KEY) for the real API
+demo: $(STAMP)
+	$(PY) -m local_cloud.demo $(if $(LYRICS),--lyrics "$(LYRICS)") $(if $(REAL_API),--real-api)
+
+## test: the whole suite, offline
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+## lint: ruff, mypy and cfn-lint (with the serverless rules)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check functions infra tests
+	$(VENV)/bin/ruff format --check functions infra tests
+	$(VENV)/bin/mypy
+	$(VENV)/bin/cfn-lint template.yaml -a cfn_lint_serverless.rules
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff format functions infra tests
+	$(VENV)/bin/ruff check --fix functions infra tests
+
+## emulator: serve the music API emulator on 127.0.0.1:8787
+emulator: $(STAMP)
+	$(PY) -m local_cloud.emulator --port 8787
+
+## build, deploy: the same code on AWS (needs the SAM CLI and AWS credentials)
+build:
+	sam build
+
+deploy: build
+	sam deploy --guided --config-file infra/samconfig.toml
+
+clean:
+	rm -rf $(VENV) .aws-sam out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Lambda functions that turn lyrics into songs with MiniMax Music, served by API in One."""

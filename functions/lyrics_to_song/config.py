@@ -1,0 +1,99 @@
+"""Configuration of both functions, read from the environment once per cold start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+DEFAULT_API_BASE_URL = "https://apiin.one"
+DEFAULT_MODEL = "minimax-music"
+DEFAULT_PROMPT = "A warm pop song with clear vocals"
+
+
+class ConfigError(ValueError):
+    """A configuration variable is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    tasks_table_name: str
+    audio_bucket_name: str
+    notify_topic_arn: str
+    api_base_url: str
+    api_key_secret_arn: str | None
+    api_key: str | None
+    model: str
+    default_prompt: str
+    lyrics_max_bytes: int
+    max_task_age_seconds: int
+    presign_expires_seconds: int
+    submit_lease_seconds: int
+    poll_lease_seconds: int
+    first_poll_delay_seconds: int
+    poll_backoff_seconds: int
+    terminal_ttl_days: int
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"environment variable {name} is required and is not set")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(
+            f"environment variable {name} must be a whole number, got {raw!r}"
+        ) from None
+    if not low <= value <= high:
+        raise ConfigError(
+            f"environment variable {name} must be between {low} and {high}, got {value}"
+        )
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and check every variable; the first problem raises a ConfigError naming it."""
+    env = os.environ if env is None else env
+    base_url = env.get("MUSIC_API_BASE_URL", "").strip() or DEFAULT_API_BASE_URL
+    parsed = urlparse(base_url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError(
+            f"environment variable MUSIC_API_BASE_URL must be an http(s) URL, got {base_url!r}"
+        )
+    secret_arn = env.get("MUSIC_API_KEY_SECRET_ARN", "").strip() or None
+    api_key = env.get("MUSIC_API_KEY", "").strip() or None
+    if secret_arn is None and api_key is None:
+        raise ConfigError(
+            "environment variable MUSIC_API_KEY_SECRET_ARN (deployed) or MUSIC_API_KEY "
+            "(local runs) is required and neither is set"
+        )
+    topic = _required(env, "NOTIFY_TOPIC_ARN")
+    if not topic.startswith("arn:"):
+        raise ConfigError(f"environment variable NOTIFY_TOPIC_ARN must be an ARN, got {topic!r}")
+    return Settings(
+        tasks_table_name=_required(env, "TASKS_TABLE_NAME"),
+        audio_bucket_name=_required(env, "AUDIO_BUCKET_NAME"),
+        notify_topic_arn=topic,
+        api_base_url=base_url.rstrip("/"),
+        api_key_secret_arn=secret_arn,
+        api_key=api_key,
+        model=env.get("MUSIC_MODEL", "").strip() or DEFAULT_MODEL,
+        default_prompt=env.get("DEFAULT_PROMPT", "").strip() or DEFAULT_PROMPT,
+        lyrics_max_bytes=_int(env, "LYRICS_MAX_BYTES", 64 * 1024, 1024, 1024 * 1024),
+        max_task_age_seconds=_int(env, "MAX_TASK_AGE_SECONDS", 1800, 60, 7 * 24 * 3600),
+        presign_expires_seconds=_int(env, "PRESIGN_EXPIRES_SECONDS", 24 * 3600, 60, 7 * 24 * 3600),
+        submit_lease_seconds=_int(env, "SUBMIT_LEASE_SECONDS", 120, 10, 3600),
+        poll_lease_seconds=_int(env, "POLL_LEASE_SECONDS", 300, 30, 3600),
+        first_poll_delay_seconds=_int(env, "FIRST_POLL_DELAY_SECONDS", 20, 0, 3600),
+        poll_backoff_seconds=_int(env, "POLL_BACKOFF_SECONDS", 15, 1, 3600),
+        terminal_ttl_days=_int(env, "TERMINAL_TTL_DAYS", 90, 1, 3650),
+    )

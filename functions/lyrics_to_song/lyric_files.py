@@ -1,0 +1,115 @@
+"""Lyric files as users write them: `.txt` (optional front matter) and `.json`.
+
+A `.txt` file may open with a front-matter block that sets request fields:
+
+    ---
+    prompt: dreamy synth-pop, female vocals
+    bitrate: 128000
+    ---
+    [Verse]
+    ...
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from .requests import InvalidRequest, SongRequest, parse_request
+
+LYRIC_FILE_SUFFIXES = (".txt", ".json")
+FRONT_MATTER_FIELDS = ("prompt", "bitrate", "sample_rate", "model")
+_FENCE = "---"
+
+
+def _decode(name: str, data: bytes) -> str:
+    if b"\x00" in data:
+        raise InvalidRequest(f"{name} is a binary file, not UTF-8 text")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(
+            f"{name} is not valid UTF-8 text (bad byte at offset {exc.start})"
+        ) from None
+    if not text.strip():
+        raise InvalidRequest(f"{name} is empty")
+    return text
+
+
+def _front_matter(name: str, text: str) -> tuple[dict[str, Any], str]:
+    """Split a leading `---` block off the text; return its fields and the rest."""
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != _FENCE:
+        return {}, text
+    try:
+        end = next(i for i, line in enumerate(lines[1:], start=1) if line.strip() == _FENCE)
+    except StopIteration:
+        raise InvalidRequest(
+            f"{name}: the front matter opened with '---' on line 1 is never closed by a '---' line"
+        ) from None
+    fields: dict[str, Any] = {}
+    for number, line in enumerate(lines[1:end], start=2):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, sep, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if not sep or not key:
+            raise InvalidRequest(f"{name}: front matter line {number} is not 'key: value'")
+        if key not in FRONT_MATTER_FIELDS:
+            raise InvalidRequest(
+                f"{name}: front matter line {number} sets unknown field '{key}'; "
+                f"allowed: {', '.join(FRONT_MATTER_FIELDS)}"
+            )
+        if key in fields:
+            raise InvalidRequest(f"{name}: front matter sets '{key}' twice")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        if key in ("bitrate", "sample_rate"):
+            try:
+                fields[key] = int(value)
+            except ValueError:
+                raise InvalidRequest(
+                    f"{name}: front matter '{key}' must be a whole number, got {value!r}"
+                ) from None
+        else:
+            fields[key] = value
+    return fields, "\n".join(lines[end + 1 :])
+
+
+def parse_lyric_file(
+    name: str,
+    data: bytes,
+    *,
+    metadata_prompt: str | None,
+    default_prompt: str,
+    default_model: str,
+) -> SongRequest:
+    """Turn a lyric file's bytes into a request; `name` is used for the suffix and in errors.
+
+    The prompt comes from front matter, else the object's `prompt` user metadata,
+    else the configured default.
+    """
+    lowered = name.lower()
+    text = _decode(name, data)
+    fallback_prompt = (
+        metadata_prompt.strip() if metadata_prompt and metadata_prompt.strip() else default_prompt
+    )
+    if lowered.endswith(".json"):
+        try:
+            body: Any = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidRequest(
+                f"{name} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            ) from None
+        if not isinstance(body, Mapping):
+            raise InvalidRequest(f"{name} must hold a JSON object, got {type(body).__name__}")
+        return parse_request(body, default_model, fallback_prompt)
+    if lowered.endswith(".txt"):
+        fields, lyrics = _front_matter(name, text)
+        if not lyrics.strip():
+            raise InvalidRequest(f"{name} has front matter but no lyrics after it")
+        return parse_request({**fields, "lyrics": lyrics}, default_model, fallback_prompt)
+    raise InvalidRequest(
+        f"{name} is not a lyric file: the name must end in {' or '.join(LYRIC_FILE_SUFFIXES)}"
+    )

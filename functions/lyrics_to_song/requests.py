@@ -1,0 +1,138 @@
+"""The song request: its fields, the model's limits, and validation before any money is spent."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+ALLOWED_BITRATES = (32000, 60000, 64000, 128000, 256000)
+ALLOWED_SAMPLE_RATES = (16000, 24000, 32000, 44100)
+DEFAULT_BITRATE = 256000
+DEFAULT_SAMPLE_RATE = 44100
+MAX_PROMPT_CHARS = 2000
+MAX_LYRICS_CHARS = 3500
+MAX_REQUEST_ID_CHARS = 128
+MAX_METADATA_BYTES = 2048
+REQUEST_FIELDS = ("prompt", "lyrics", "bitrate", "sample_rate", "model", "request_id", "metadata")
+_MODEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_REQUEST_ID_PATTERN = re.compile(r"^[\x21-\x7e]+$")
+
+
+class InvalidRequest(ValueError):
+    """Input a user must fix: the message names the field and the rule it broke."""
+
+
+@dataclass(frozen=True)
+class SongRequest:
+    prompt: str
+    lyrics: str
+    model: str
+    bitrate: int = DEFAULT_BITRATE
+    sample_rate: int = DEFAULT_SAMPLE_RATE
+    request_id: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def api_body(self) -> dict[str, Any]:
+        """The JSON body of `POST /api/v1/audio/music`."""
+        return {
+            "model": self.model,
+            "prompt": self.prompt,
+            "lyrics": self.lyrics,
+            "bitrate": self.bitrate,
+            "sample_rate": self.sample_rate,
+        }
+
+    def as_item(self) -> dict[str, Any]:
+        """What the task row keeps of the request (everything needed to resubmit it)."""
+        item: dict[str, Any] = self.api_body()
+        if self.request_id is not None:
+            item["request_id"] = self.request_id
+        if self.metadata:
+            item["metadata"] = dict(self.metadata)
+        return item
+
+    def fingerprint(self) -> str:
+        """A stable hash of what is being paid for, for requests without a request_id."""
+        canonical = json.dumps(self.as_item(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _text(data: Mapping[str, Any], name: str, limit: int) -> str:
+    value = data.get(name)
+    if value is None:
+        raise InvalidRequest(f"'{name}' is required")
+    if not isinstance(value, str):
+        raise InvalidRequest(f"'{name}' must be a string, got {type(value).__name__}")
+    value = value.strip()
+    if not value:
+        raise InvalidRequest(f"'{name}' must not be empty")
+    if len(value) > limit:
+        raise InvalidRequest(
+            f"'{name}' is {len(value)} characters; the model accepts at most {limit}"
+        )
+    return value
+
+
+def _choice(data: Mapping[str, Any], name: str, allowed: tuple[int, ...], default: int) -> int:
+    value = data.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(
+            f"'{name}' must be a whole number, one of {', '.join(map(str, allowed))}; got {value!r}"
+        )
+    if value not in allowed:
+        raise InvalidRequest(f"'{name}' must be one of {', '.join(map(str, allowed))}; got {value}")
+    return value
+
+
+def parse_request(data: Any, default_model: str, default_prompt: str | None = None) -> SongRequest:
+    """Check a request body (already decoded from JSON) and return it as a SongRequest.
+
+    `default_prompt` fills a missing prompt (lyric files may rely on it); queued requests
+    pass None so a missing prompt is an error.
+    """
+    if not isinstance(data, Mapping):
+        raise InvalidRequest(f"a song request must be a JSON object, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(REQUEST_FIELDS))
+    if unknown:
+        raise InvalidRequest(
+            f"unknown field(s) {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(REQUEST_FIELDS)}"
+        )
+    if default_prompt is not None and data.get("prompt") is None:
+        data = {**data, "prompt": default_prompt}
+    model = data.get("model", default_model)
+    if not isinstance(model, str) or not _MODEL_PATTERN.match(model):
+        raise InvalidRequest(
+            f"'model' must be a model name such as 'minimax-music' "
+            f"(letters, digits, '.', '_', '-'; at most 64); got {model!r}"
+        )
+    request_id = data.get("request_id")
+    if request_id is not None and (
+        not isinstance(request_id, str)
+        or not _REQUEST_ID_PATTERN.match(request_id)
+        or len(request_id) > MAX_REQUEST_ID_CHARS
+    ):
+        raise InvalidRequest(
+            f"'request_id' must be a string of 1 to {MAX_REQUEST_ID_CHARS} printable ASCII "
+            f"characters without spaces; got {request_id!r}"
+        )
+    metadata = data.get("metadata") or {}
+    if not isinstance(metadata, Mapping):
+        raise InvalidRequest(f"'metadata' must be a JSON object, got {type(metadata).__name__}")
+    if len(json.dumps(metadata, ensure_ascii=False).encode()) > MAX_METADATA_BYTES:
+        raise InvalidRequest(f"'metadata' must be at most {MAX_METADATA_BYTES} bytes as JSON")
+    return SongRequest(
+        prompt=_text(data, "prompt", MAX_PROMPT_CHARS),
+        lyrics=_text(data, "lyrics", MAX_LYRICS_CHARS),
+        model=model,
+        bitrate=_choice(data, "bitrate", ALLOWED_BITRATES, DEFAULT_BITRATE),
+        sample_rate=_choice(data, "sample_rate", ALLOWED_SAMPLE_RATES, DEFAULT_SAMPLE_RATE),
+        request_id=request_id,
+        metadata=dict(metadata),
+    )

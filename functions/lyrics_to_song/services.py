@@ -1,0 +1,65 @@
+"""The clients a function works with, built once per cold start and passed to the logic."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .config import Settings
+from .music_api import MusicApiClient
+from .task_rows import TaskTable
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sns import SNSClient
+
+
+@dataclass
+class Services:
+    settings: Settings
+    table: TaskTable
+    s3: S3Client
+    sns: SNSClient
+    api: MusicApiClient
+    clock: Callable[[], float] = field(default=time.time)
+
+
+def api_key_source(settings: Settings, secrets_client: object | None = None) -> Callable[[], str]:
+    """Where the key comes from: Secrets Manager (cached by Powertools) or MUSIC_API_KEY."""
+    if settings.api_key_secret_arn is None:
+        key = settings.api_key or ""
+        return lambda: key
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    provider = SecretsProvider(boto3_client=secrets_client)  # type: ignore[arg-type]
+    arn = settings.api_key_secret_arn
+
+    def fetch() -> str:
+        value = provider.get(arn, max_age=300)
+        if not isinstance(value, str) or not value.strip():
+            raise RuntimeError(f"the API key secret {arn} has no value: set it (see README)")
+        return value.strip()
+
+    return fetch
+
+
+def build_services(settings: Settings) -> Services:
+    """Real clients for a Lambda (or the local stack: boto3 honours AWS_ENDPOINT_URL)."""
+    import boto3
+
+    session = boto3.session.Session()
+    return Services(
+        settings=settings,
+        table=TaskTable(session.client("dynamodb"), settings.tasks_table_name),
+        s3=session.client("s3"),
+        sns=session.client("sns"),
+        api=MusicApiClient(
+            settings.api_base_url,
+            api_key_source(
+                settings,
+                session.client("secretsmanager") if settings.api_key_secret_arn else None,
+            ),
+        ),
+    )

@@ -1,0 +1,120 @@
+"""Songs into S3: streamed in parts, under a key that a retry overwrites instead of duplicating."""
+
+from __future__ import annotations
+
+import binascii
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+
+PART_SIZE = 8 * 1024 * 1024  # S3 wants parts of at least 5 MiB (all but the last)
+HEX_CHUNK = 2 * 1024 * 1024
+SONGS_PREFIX = "songs/"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class SavedSong:
+    key: str
+    size: int
+    content_type: str
+
+
+def song_key(source_name: str, task_id: str, extension: str = "mp3") -> str:
+    """`songs/<name>-<task id>.mp3`, both parts reduced to characters safe in any tool."""
+    stem = source_name.rsplit("/", 1)[-1]
+    if "." in stem:
+        stem = stem.rsplit(".", 1)[0]
+    ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    safe_stem = _UNSAFE.sub("-", ascii_stem).strip("-.")[:80] or "song"
+    safe_task = _UNSAFE.sub("-", task_id).strip("-.")[:100] or "task"
+    return f"{SONGS_PREFIX}{safe_stem}-{safe_task}.{extension}"
+
+
+def s3_metadata(values: dict[str, str]) -> dict[str, str]:
+    """S3 user metadata must be ASCII: percent-encode what is not."""
+    return {k: quote(v, safe=" /:@._-+=,") for k, v in values.items()}
+
+
+def hex_chunks(hex_data: str, chunk: int = HEX_CHUNK) -> Iterator[bytes]:
+    """Decode a hex string piece by piece (never a second whole copy in memory)."""
+    if len(hex_data) % 2:
+        raise ValueError("hex audio has an odd number of digits")
+    for start in range(0, len(hex_data), chunk):
+        try:
+            yield binascii.unhexlify(hex_data[start : start + chunk])
+        except binascii.Error as exc:
+            raise ValueError(f"hex audio is not valid hex: {exc}") from None
+
+
+def _parts(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
+    buffer = bytearray()
+    for chunk in chunks:
+        buffer += chunk
+        while len(buffer) >= size:
+            yield bytes(buffer[:size])
+            del buffer[:size]
+    if buffer:
+        yield bytes(buffer)
+
+
+def stream_to_s3(
+    s3: S3Client,
+    bucket: str,
+    key: str,
+    chunks: Iterable[bytes],
+    *,
+    content_type: str,
+    metadata: dict[str, str],
+    part_size: int = PART_SIZE,
+) -> SavedSong:
+    """Upload an iterable of byte chunks; at most one part is held in memory.
+
+    A song that fits in one part is a single PUT; a larger one is a multipart upload,
+    aborted on any error so no partial object or orphaned parts are left behind.
+    """
+    parts = _parts(chunks, part_size)
+    first = next(parts, b"")
+    second = next(parts, None)
+    meta = s3_metadata(metadata)
+    if second is None:
+        s3.put_object(Bucket=bucket, Key=key, Body=first, ContentType=content_type, Metadata=meta)
+        return SavedSong(key, len(first), content_type)
+    upload_id = s3.create_multipart_upload(
+        Bucket=bucket, Key=key, ContentType=content_type, Metadata=meta
+    )["UploadId"]
+    try:
+        done: list[CompletedPartTypeDef] = []
+        total = 0
+        for number, body in enumerate(_chain(first, second, parts), start=1):
+            etag = s3.upload_part(
+                Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
+            )["ETag"]
+            done.append({"ETag": etag, "PartNumber": number})
+            total += len(body)
+        s3.complete_multipart_upload(
+            Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": done}
+        )
+    except BaseException:
+        s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        raise
+    return SavedSong(key, total, content_type)
+
+
+def _chain(first: bytes, second: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    yield second
+    yield from rest
+
+
+def presigned_url(s3: S3Client, bucket: str, key: str, expires_seconds: int) -> str:
+    return s3.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_seconds
+    )

@@ -1,0 +1,119 @@
+"""Where jobs come from: S3 notifications (direct or through SQS) and queued requests.
+
+Each job gets an identity derived from its source, so a redelivered message or a
+duplicate event maps to the same task row and is never paid for twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_plus
+
+from .requests import InvalidRequest
+
+
+@dataclass(frozen=True)
+class LyricObject:
+    """A lyric file in S3, as an ObjectCreated notification names it."""
+
+    bucket: str
+    key: str
+    etag: str
+    size: int | None
+
+    @property
+    def source(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    @property
+    def job_id(self) -> str:
+        # Same file content under the same key is the same job (S3 may deliver twice).
+        return job_id_for(f"s3:{self.bucket}/{self.key}#{self.etag}")
+
+
+@dataclass(frozen=True)
+class QueuedRequest:
+    """A song request put on the jobs queue by a producer."""
+
+    body: Any
+    message_id: str
+
+
+@dataclass(frozen=True)
+class UnreadableMessage:
+    """A message that is neither a request nor an S3 notification: it becomes a FAILED job."""
+
+    reason: str
+    raw: str
+    message_id: str
+
+    @property
+    def job_id(self) -> str:
+        return job_id_for("message:" + self.raw)
+
+
+def job_id_for(identity: str) -> str:
+    return "job-" + hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+
+def _is_s3_record(record: Any) -> bool:
+    return isinstance(record, Mapping) and record.get("eventSource") == "aws:s3"
+
+
+def is_s3_notification(event: Any) -> bool:
+    records = event.get("Records") if isinstance(event, Mapping) else None
+    return isinstance(records, list) and bool(records) and all(_is_s3_record(r) for r in records)
+
+
+def lyric_objects(notification: Mapping[str, Any]) -> list[LyricObject]:
+    """The created objects of an S3 notification; other event types are ignored."""
+    objects = []
+    for record in notification["Records"]:
+        if not str(record.get("eventName", "")).startswith("ObjectCreated"):
+            continue
+        try:
+            bucket = record["s3"]["bucket"]["name"]
+            obj = record["s3"]["object"]
+            key = unquote_plus(obj["key"])
+        except (KeyError, TypeError):
+            raise InvalidRequest(
+                "S3 notification record without s3.bucket.name and s3.object.key"
+            ) from None
+        etag = str(obj.get("eTag") or obj.get("versionId") or obj.get("sequencer") or "")
+        size = obj.get("size")
+        objects.append(LyricObject(bucket, key, etag, size if isinstance(size, int) else None))
+    return objects
+
+
+def read_message(
+    body: str, message_id: str
+) -> list[LyricObject] | QueuedRequest | UnreadableMessage | None:
+    """Classify one SQS message body. None means there is nothing to do (s3:TestEvent)."""
+    try:
+        decoded: Any = json.loads(body)
+    except json.JSONDecodeError as exc:
+        return UnreadableMessage(
+            f"message body is not JSON: {exc.msg} at column {exc.colno}", body, message_id
+        )
+    if isinstance(decoded, Mapping) and decoded.get("Event") == "s3:TestEvent":
+        return None
+    if is_s3_notification(decoded):
+        try:
+            return lyric_objects(decoded)
+        except InvalidRequest as exc:
+            return UnreadableMessage(str(exc), body, message_id)
+    if isinstance(decoded, Mapping) and "Records" in decoded:
+        return UnreadableMessage(
+            "message holds 'Records' but they are not S3 notifications", body, message_id
+        )
+    if not isinstance(decoded, Mapping):
+        return UnreadableMessage(
+            f"message body must be a JSON object (a song request), got {type(decoded).__name__}",
+            body,
+            message_id,
+        )
+    return QueuedRequest(decoded, message_id)

@@ -1,0 +1,212 @@
+"""Submit: turn one queued record or S3 object into exactly one paid API call."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from .closing import announce
+from .lyric_files import parse_lyric_file
+from .music_api import ErrorKind, MusicApiError
+from .observability import count, logger
+from .requests import InvalidRequest, SongRequest, parse_request
+from .services import Services
+from .sources import (
+    LyricObject,
+    QueuedRequest,
+    UnreadableMessage,
+    job_id_for,
+    lyric_objects,
+    read_message,
+)
+from .task_rows import JobState
+
+
+class Outcome(StrEnum):
+    SUBMITTED = "submitted"
+    DUPLICATE = "duplicate"  # the job already has a row: nothing paid
+    REJECTED = "rejected"  # unusable input: FAILED, notified, nothing paid
+    SKIPPED = "skipped"  # nothing to do (s3:TestEvent)
+
+
+class RetryLater(Exception):
+    """This record must go back to the queue (transient or account-level trouble)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    source: str
+    source_name: str
+
+
+def _reject(services: Services, job: Job, reason: str) -> Outcome:
+    now = services.clock()
+    logger.warning("job rejected", extra={"reason": reason, "source": job.source})
+    if services.table.record_rejected(
+        job.job_id, source=job.source, source_name=job.source_name, error=reason, now=now
+    ):
+        count("SongsRejected")
+        row = services.table.get(job.job_id)
+        if row is not None:
+            announce(
+                row,
+                table=services.table,
+                sns=services.sns,
+                s3=services.s3,
+                settings=services.settings,
+                now=now,
+            )
+        return Outcome.REJECTED
+    return Outcome.DUPLICATE
+
+
+def submit_request(services: Services, job: Job, request: SongRequest) -> Outcome:
+    """Write the row, then pay: the order that makes a redelivery harmless."""
+    logger.append_keys(job_id=job.job_id)
+    now = services.clock()
+    attempt = services.table.start_submission(
+        job.job_id,
+        source=job.source,
+        source_name=job.source_name,
+        request_json=json.dumps(request.as_item(), ensure_ascii=False, sort_keys=True),
+        model=request.model,
+        now=now,
+        lease_seconds=services.settings.submit_lease_seconds,
+    )
+    if attempt is None:
+        existing = services.table.get(job.job_id)
+        logger.info(
+            "job already known: not submitted again",
+            extra={"state": existing.state.value if existing else None},
+        )
+        count("DuplicatesSkipped")
+        return Outcome.DUPLICATE
+    try:
+        task_id = services.api.submit(request)
+    except MusicApiError as exc:
+        return _submission_failed(services, job, attempt, exc)
+    logger.append_keys(task_id=task_id)
+    now = services.clock()
+    services.table.mark_pending(
+        job.job_id, attempt, task_id, now, now + services.settings.first_poll_delay_seconds
+    )
+    count("SongsSubmitted")
+    logger.info("song submitted", extra={"source": job.source, "model": request.model})
+    return Outcome.SUBMITTED
+
+
+def _submission_failed(services: Services, job: Job, attempt: str, exc: MusicApiError) -> Outcome:
+    table = services.table
+    log = {"api_status": exc.status, "error": str(exc), "raw_body": exc.raw_body}
+    if exc.maybe_accepted:
+        # It may have been accepted and billed: never retry blindly (README: unknown outcome).
+        logger.error("submission outcome unknown: not retried", extra=log)
+        count("SubmissionsUnknown")
+        return _settle(services, job, attempt, JobState.UNKNOWN, f"outcome unknown: {exc}")
+    if exc.kind is ErrorKind.PERMANENT:
+        logger.warning("API refused the request", extra=log)
+        count("SongsFailed")
+        return _settle(
+            services, job, attempt, JobState.FAILED, f"the API refused the request: {exc}"
+        )
+    table.release_submission(job.job_id, attempt)
+    if exc.kind is ErrorKind.ACCOUNT:
+        logger.error(
+            "API account problem: the job waits in the queue until the key or credits are fixed",
+            extra=log,
+        )
+        count("AccountErrors")
+    else:
+        logger.warning("API busy or unreachable: the job goes back to the queue", extra=log)
+        count("TransientErrors")
+    raise RetryLater(str(exc))
+
+
+def _settle(services: Services, job: Job, attempt: str, state: JobState, error: str) -> Outcome:
+    table = services.table
+    now = services.clock()
+    table.settle_submission(job.job_id, attempt, state, error=error, now=now)
+    row = table.get(job.job_id)
+    if row is not None:
+        announce(
+            row, table=table, sns=services.sns, s3=services.s3, settings=services.settings, now=now
+        )
+    return Outcome.REJECTED
+
+
+def submit_lyric_object(services: Services, obj: LyricObject) -> Outcome:
+    """Read a lyric file (at most the size cap) and submit it."""
+    job = Job(obj.job_id, obj.source, obj.key)
+    logger.append_keys(job_id=job.job_id)
+    settings = services.settings
+    cap = settings.lyrics_max_bytes
+    if obj.size is not None and obj.size > cap:
+        return _reject(
+            services, job, f"{obj.key} is {obj.size} bytes; lyric files may be at most {cap} bytes"
+        )
+    try:
+        response = services.s3.get_object(Bucket=obj.bucket, Key=obj.key, Range=f"bytes=0-{cap}")
+        data = response["Body"].read(cap + 1)
+        metadata_prompt = response.get("Metadata", {}).get("prompt")
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "InvalidRange":  # an empty object has no byte 0
+            return _reject(services, job, f"{obj.key} is empty")
+        if code in ("NoSuchKey", "404"):
+            return _reject(services, job, f"{obj.key} no longer exists in {obj.bucket}")
+        raise
+    if len(data) > cap:
+        return _reject(
+            services, job, f"{obj.key} is larger than {cap} bytes, the limit for lyric files"
+        )
+    try:
+        request = parse_lyric_file(
+            obj.key,
+            data,
+            metadata_prompt=metadata_prompt,
+            default_prompt=settings.default_prompt,
+            default_model=settings.model,
+        )
+    except InvalidRequest as exc:
+        return _reject(services, job, str(exc))
+    return submit_request(services, job, request)
+
+
+def submit_queued(services: Services, queued: QueuedRequest) -> Outcome:
+    body = queued.body
+    request_id = body.get("request_id") if isinstance(body.get("request_id"), str) else None
+    if request_id:
+        job = Job(job_id_for("request:" + request_id), f"sqs:{request_id}", request_id)
+    else:
+        canonical = json.dumps(body, sort_keys=True, ensure_ascii=False)
+        job = Job(job_id_for("body:" + canonical), f"sqs:message/{queued.message_id}", "request")
+    try:
+        request = parse_request(body, services.settings.model)
+    except InvalidRequest as exc:
+        logger.append_keys(job_id=job.job_id)
+        return _reject(services, job, f"invalid song request: {exc}")
+    return submit_request(services, job, request)
+
+
+def handle_message(services: Services, body: str, message_id: str) -> list[Outcome]:
+    """One SQS message: a request, an S3 notification (one or more files), or junk."""
+    found = read_message(body, message_id)
+    if found is None:
+        return [Outcome.SKIPPED]
+    if isinstance(found, UnreadableMessage):
+        job = Job(found.job_id, f"sqs:message/{message_id}", "message")
+        logger.append_keys(job_id=job.job_id)
+        return [_reject(services, job, found.reason)]
+    if isinstance(found, QueuedRequest):
+        return [submit_queued(services, found)]
+    return [submit_lyric_object(services, obj) for obj in found]
+
+
+def handle_s3_event(services: Services, event: dict[str, Any]) -> list[Outcome]:
+    """S3 notifications delivered to the function directly (not through the queue)."""
+    return [submit_lyric_object(services, obj) for obj in lyric_objects(event)]

@@ -1,0 +1,334 @@
+"""The tasks table: one row per job, every state change a conditional write.
+
+Rows that still need work (a task to poll, a submission to settle, a notification to
+send) carry `open_shard` and `due_at`; those two keys make up the sparse index
+`open-by-due`, so a poll reads only due rows and never scans the table.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+DUE_INDEX = "open-by-due"
+OPEN_SHARD = "OPEN"
+
+
+class JobState(StrEnum):
+    SUBMITTING = "SUBMITTING"  # the row is written; the API call is under way
+    PENDING = "PENDING"  # the API took it; the poll function follows it
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    UNKNOWN = "UNKNOWN"  # the submission may or may not have reached the API
+
+    @property
+    def terminal(self) -> bool:
+        return self not in (JobState.SUBMITTING, JobState.PENDING)
+
+
+@dataclass(frozen=True)
+class Row:
+    """A task row as the functions use it."""
+
+    job_id: str
+    state: JobState
+    source: str
+    source_name: str
+    created_at: float
+    due_at: float | None = None
+    request_json: str | None = None
+    model: str | None = None
+    task_id: str | None = None
+    submitted_at: float | None = None
+    finished_at: float | None = None
+    polls: int = 0
+    bad_bodies: int = 0
+    error: str | None = None
+    song_key: str | None = None
+    song_bytes: int | None = None
+    duration_seconds: float | None = None
+    notified: bool = False
+    attempt: str | None = None
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Row:
+        def s(name: str) -> str | None:
+            value = item.get(name)
+            return value["S"] if value and "S" in value else None
+
+        def n(name: str) -> float | None:
+            value = item.get(name)
+            return float(value["N"]) if value and "N" in value else None
+
+        return cls(
+            job_id=item["job_id"]["S"],
+            state=JobState(item["state"]["S"]),
+            source=s("source") or "",
+            source_name=s("source_name") or "",
+            created_at=n("created_at") or 0.0,
+            due_at=n("due_at"),
+            request_json=s("request_json"),
+            model=s("model"),
+            task_id=s("task_id"),
+            submitted_at=n("submitted_at"),
+            finished_at=n("finished_at"),
+            polls=int(n("polls") or 0),
+            bad_bodies=int(n("bad_bodies") or 0),
+            error=s("error"),
+            song_key=s("song_key"),
+            song_bytes=int(b) if (b := n("song_bytes")) is not None else None,
+            duration_seconds=n("duration_seconds"),
+            notified=bool(item.get("notified", {}).get("BOOL", False)),
+            attempt=s("attempt"),
+        )
+
+
+def _n(value: float) -> dict[str, str]:
+    return {"N": str(value) if isinstance(value, int) else f"{value:.3f}"}
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _values(
+    fields: dict[str, str | float | int | bool | None],
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """SET/REMOVE clauses for plain fields; None removes the attribute."""
+    sets: list[str] = []
+    removes: list[str] = []
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for i, (name, value) in enumerate(fields.items()):
+        names[f"#f{i}"] = name
+        if value is None:
+            removes.append(f"#f{i}")
+        elif isinstance(value, bool):
+            sets.append(f"#f{i} = :f{i}")
+            values[f":f{i}"] = {"BOOL": value}
+        elif isinstance(value, int | float):
+            sets.append(f"#f{i} = :f{i}")
+            values[f":f{i}"] = _n(value)
+        else:
+            sets.append(f"#f{i} = :f{i}")
+            values[f":f{i}"] = _s(value)
+    clause = ("SET " + ", ".join(sets) if sets else "") + (
+        " REMOVE " + ", ".join(removes) if removes else ""
+    )
+    return clause.strip(), names, values
+
+
+class TaskTable:
+    """Data access for the tasks table; takes its client, holds no other state."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self.client = client
+        self.table_name = table_name
+
+    def get(self, job_id: str) -> Row | None:
+        item = self.client.get_item(
+            TableName=self.table_name, Key={"job_id": _s(job_id)}, ConsistentRead=True
+        ).get("Item")
+        return Row.from_item(item) if item else None
+
+    def _put_new(self, item: dict[str, Any]) -> bool:
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=item,
+                ConditionExpression="attribute_not_exists(job_id)",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def start_submission(
+        self,
+        job_id: str,
+        *,
+        source: str,
+        source_name: str,
+        request_json: str,
+        model: str,
+        now: float,
+        lease_seconds: float,
+    ) -> str | None:
+        """Write the SUBMITTING row before any money is spent.
+
+        Returns the attempt token, or None when the job already has a row (a redelivery or
+        a duplicate event): then nothing more may be paid for it. The row is due when its
+        lease ends, so a submission cut short by a crash is settled by the poll function.
+        """
+        attempt = uuid.uuid4().hex
+        created = self._put_new(
+            {
+                "job_id": _s(job_id),
+                "state": _s(JobState.SUBMITTING.value),
+                "source": _s(source),
+                "source_name": _s(source_name),
+                "request_json": _s(request_json),
+                "model": _s(model),
+                "attempt": _s(attempt),
+                "created_at": _n(now),
+                "open_shard": _s(OPEN_SHARD),
+                "due_at": _n(now + lease_seconds),
+            }
+        )
+        return attempt if created else None
+
+    def release_submission(self, job_id: str, attempt: str) -> bool:
+        """Forget a submission the API surely refused, so a redelivery may try again."""
+        try:
+            self.client.delete_item(
+                TableName=self.table_name,
+                Key={"job_id": _s(job_id)},
+                ConditionExpression="#state = :submitting AND attempt = :attempt",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={
+                    ":submitting": _s(JobState.SUBMITTING.value),
+                    ":attempt": _s(attempt),
+                },
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def mark_pending(
+        self, job_id: str, attempt: str, task_id: str, now: float, first_due: float
+    ) -> bool:
+        return self._update(
+            job_id,
+            {
+                "state": JobState.PENDING.value,
+                "task_id": task_id,
+                "submitted_at": now,
+                "due_at": first_due,
+            },
+            condition="#state = :expected AND attempt = :attempt",
+            extra_values={":expected": _s(JobState.SUBMITTING.value), ":attempt": _s(attempt)},
+        )
+
+    def settle_submission(
+        self, job_id: str, attempt: str, state: JobState, *, error: str, now: float
+    ) -> bool:
+        """End a submission that cannot go on (refused, or outcome unknown).
+
+        The row stays due until its notification has gone out.
+        """
+        return self._update(
+            job_id,
+            {
+                "state": state.value,
+                "error": error,
+                "finished_at": now,
+                "notified": False,
+                "due_at": now,
+            },
+            condition="#state = :expected AND attempt = :attempt",
+            extra_values={":expected": _s(JobState.SUBMITTING.value), ":attempt": _s(attempt)},
+        )
+
+    def record_rejected(
+        self, job_id: str, *, source: str, source_name: str, error: str, now: float
+    ) -> bool:
+        """A job whose input is unusable: FAILED from the start, due now for its notification."""
+        return self._put_new(
+            {
+                "job_id": _s(job_id),
+                "state": _s(JobState.FAILED.value),
+                "source": _s(source),
+                "source_name": _s(source_name),
+                "error": _s(error),
+                "created_at": _n(now),
+                "finished_at": _n(now),
+                "notified": {"BOOL": False},
+                "open_shard": _s(OPEN_SHARD),
+                "due_at": _n(now),
+            }
+        )
+
+    def due(
+        self, now: float, limit: int, start_key: dict[str, Any] | None = None
+    ) -> tuple[list[tuple[str, float]], dict[str, Any] | None]:
+        """One page of (job_id, due_at) from the sparse index, earliest first."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": DUE_INDEX,
+            "KeyConditionExpression": "open_shard = :open AND due_at <= :now",
+            "ExpressionAttributeValues": {":open": _s(OPEN_SHARD), ":now": _n(now)},
+            "Limit": limit,
+        }
+        if start_key:
+            kwargs["ExclusiveStartKey"] = start_key
+        page = self.client.query(**kwargs)
+        rows = [(i["job_id"]["S"], float(i["due_at"]["N"])) for i in page.get("Items", [])]
+        return rows, page.get("LastEvaluatedKey")
+
+    def claim(self, job_id: str, seen_due_at: float, lease_until: float) -> Row | None:
+        """Take a due row for this run by moving its due time past the lease.
+
+        Fails (None) when another run took it first or it changed since it was read.
+        """
+        try:
+            response = self.client.update_item(
+                TableName=self.table_name,
+                Key={"job_id": _s(job_id)},
+                UpdateExpression="SET due_at = :lease",
+                ConditionExpression="due_at = :seen",
+                ExpressionAttributeValues={":lease": _n(lease_until), ":seen": _n(seen_due_at)},
+                ReturnValues="ALL_NEW",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return None
+        return Row.from_item(response["Attributes"])
+
+    def update_claimed(self, row: Row, fields: dict[str, str | float | int | bool | None]) -> bool:
+        """Change a row this run holds (its due_at is still our lease)."""
+        assert row.due_at is not None
+        return self._update(
+            row.job_id,
+            fields,
+            condition="due_at = :held",
+            extra_values={":held": _n(row.due_at)},
+        )
+
+    def mark_notified(self, job_id: str, expires_at: float) -> bool:
+        """The last write of a job: it leaves the index and expires later (TTL)."""
+        return self._update(
+            job_id,
+            {"notified": True, "open_shard": None, "due_at": None, "expires_at": int(expires_at)},
+            condition="attribute_exists(job_id)",
+        )
+
+    def _update(
+        self,
+        job_id: str,
+        fields: dict[str, str | float | int | bool | None],
+        *,
+        condition: str,
+        extra_values: dict[str, Any] | None = None,
+    ) -> bool:
+        clause, names, values = _values(fields)
+        if "#state" in condition:
+            names["#state"] = "state"
+        values.update(extra_values or {})
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": {"job_id": _s(job_id)},
+            "UpdateExpression": clause,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+        }
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        try:
+            self.client.update_item(**kwargs)
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True

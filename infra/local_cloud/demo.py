@@ -1,0 +1,213 @@
+"""`make demo`: the whole pipeline on this machine, step by step, ending in an MP3 in ./out.
+
+moto's server stands in for AWS (provisioned from template.yaml) and the emulator for
+the music API; `--real-api` sends the request to API in One instead (MUSIC_API_KEY),
+with AWS still local.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .emulator import MusicApiEmulator, RunningEmulator
+from .runtime import LocalLambda
+from .stack import MotoServer, Stack, provision
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_LYRICS = ROOT / "examples" / "neon-rain.txt"
+
+
+def say(step: str, text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {step:<10} {text}", flush=True)
+
+
+def subscribe_watch_queue(stack: Stack) -> str:
+    """An SQS queue on the notification topic, so the demo sees what a subscriber sees."""
+    sqs, sns = stack.client("sqs"), stack.client("sns")
+    url = sqs.create_queue(QueueName="demo-notifications")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=stack.topic_arn, Protocol="sqs", Endpoint=arn)
+    return str(url)
+
+
+def read_notifications(stack: Stack, queue_url: str) -> list[dict[str, Any]]:
+    sqs = stack.client("sqs")
+    found = []
+    for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
+        "Messages", []
+    ):
+        envelope = json.loads(message["Body"])
+        found.append(json.loads(envelope["Message"]))
+        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return found
+
+
+def describe_mp3(data: bytes) -> str:
+    from mutagen.mp3 import MP3
+
+    info: Any = MP3(io.BytesIO(data)).info  # type: ignore[no-untyped-call]
+    return f"{info.length:.1f} s, {info.sample_rate} Hz, {info.bitrate // 1000} kbps"
+
+
+def run(args: argparse.Namespace) -> int:
+    lyrics = Path(args.lyrics).expanduser().resolve()
+    if not lyrics.is_file():
+        print(f"error: lyric file {lyrics} does not exist", file=sys.stderr)
+        return 2
+    out_dir = Path(args.out).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    moto = MotoServer()
+    say(
+        "aws",
+        f"moto's server on {moto.url} (stands in for S3, SQS, DynamoDB, SNS, Secrets Manager)",
+    )
+    running: RunningEmulator | None = None
+    extra_env = {
+        "POWERTOOLS_LOG_LEVEL": "DEBUG" if args.verbose else "WARNING",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "FIRST_POLL_DELAY_SECONDS": "1" if not args.real_api else "20",
+        "POLL_BACKOFF_SECONDS": "1" if not args.real_api else "10",
+    }
+    try:
+        if args.real_api:
+            api_key = os.environ.get("MUSIC_API_KEY", "").strip()
+            if not api_key:
+                print(
+                    "error: --real-api needs MUSIC_API_KEY set to your API in One key",
+                    file=sys.stderr,
+                )
+                return 2
+            extra_env["MUSIC_API_BASE_URL"] = args.api_url
+            say("api", f"the real music API at {args.api_url} (this song costs money)")
+        else:
+            emulator = MusicApiEmulator(completion_delay=args.delay)
+            running = RunningEmulator(emulator)
+            api_key = emulator.api_key
+            extra_env["MUSIC_API_BASE_URL"] = running.url
+            say(
+                "api",
+                f"music API emulator on {running.url} (songs finish after {args.delay:.0f} s)",
+            )
+
+        stack = provision(moto.url)
+        say(
+            "stack",
+            f"provisioned from template.yaml: lyrics bucket {stack.lyrics_bucket}, "
+            f"songs bucket {stack.songs_bucket}, table {stack.tasks_table}",
+        )
+        stack.client("secretsmanager").put_secret_value(
+            SecretId=stack.secret_arn, SecretString=api_key
+        )
+        say("secret", "API key stored in the Secrets Manager secret the functions read")
+        watch_url = subscribe_watch_queue(stack)
+        runtime = LocalLambda(stack, extra_env)
+
+        key = lyrics.name
+        stack.client("s3").put_object(Bucket=stack.lyrics_bucket, Key=key, Body=lyrics.read_bytes())
+        say("upload", f"{lyrics} -> s3://{stack.lyrics_bucket}/{key}")
+        return follow(stack, runtime, watch_url, out_dir, args)
+    finally:
+        if running:
+            running.stop()
+        moto.stop()
+
+
+def follow(
+    stack: Stack, runtime: LocalLambda, watch_url: str, out_dir: Path, args: argparse.Namespace
+) -> int:
+    """Drive the event sources until the notification arrives; report every change seen."""
+    ddb = stack.client("dynamodb")
+    seen: dict[str, tuple[str, ...]] = {}
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        batch = runtime.deliver_jobs(retry_delay_seconds=2)
+        if batch.received:
+            say(
+                "submit",
+                f"submit function got {batch.received} message(s) from the jobs queue"
+                + (f"; {len(batch.failed)} go back to the queue" if batch.failed else ""),
+            )
+        runtime.run_schedule()
+        for item in ddb.scan(TableName=stack.tasks_table).get("Items", []):
+            view = tuple(
+                item.get(k, {}).get("S") or item.get(k, {}).get("N") or ""
+                for k in ("state", "task_id", "api_status", "polls", "error")
+            )
+            if seen.get(item["job_id"]["S"]) == view:
+                continue
+            seen[item["job_id"]["S"]] = view
+            state, task_id, api_status, polls, error = view
+            detail = {
+                "PENDING": f"task {task_id}"
+                + (
+                    f", API says {api_status} (poll {int(float(polls))})"
+                    if api_status
+                    else ", submitted"
+                )
+            }.get(state, error or "")
+            say("task", f"{item['job_id']['S']}: {state} {detail}".rstrip())
+        for note in read_notifications(stack, watch_url):
+            say(
+                "notify",
+                f"notification: status {note['status']}"
+                + (f", error: {note['error']}" if note.get("error") else ""),
+            )
+            if note["status"] != "COMPLETED":
+                return 1
+            song = note["song"]
+            bucket, _, key = song["s3_uri"].removeprefix("s3://").partition("/")
+            data = stack.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+            target = out_dir / key.rsplit("/", 1)[-1]
+            target.write_bytes(data)
+            say("song", f"saved {song['s3_uri']} ({len(data)} bytes)")
+            say("done", f"wrote {target} ({describe_mp3(data)})")
+            return 0
+        time.sleep(args.poll_every)
+    say("timeout", f"no notification within {args.timeout:.0f} s")
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run lyrics-to-song end to end on this machine.")
+    parser.add_argument(
+        "--lyrics",
+        default=str(DEFAULT_LYRICS),
+        help="lyric file to turn into a song (.txt or .json)",
+    )
+    parser.add_argument("--out", default=str(ROOT / "out"), help="folder for the MP3")
+    parser.add_argument(
+        "--real-api",
+        action="store_true",
+        help="use API in One (needs MUSIC_API_KEY); AWS stays local",
+    )
+    parser.add_argument("--api-url", default="https://apiin.one", help="base URL with --real-api")
+    parser.add_argument(
+        "--delay", type=float, default=3.0, help="emulator: seconds until a song is ready"
+    )
+    parser.add_argument(
+        "--poll-every", type=float, default=1.0, help="seconds between schedule ticks"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=None, help="give up after this many seconds"
+    )
+    parser.add_argument("--verbose", action="store_true", help="show the functions' own log lines")
+    args = parser.parse_args(argv)
+    if args.timeout is None:
+        args.timeout = 900.0 if args.real_api else 120.0
+    if args.real_api and args.poll_every < 5:
+        args.poll_every = 10.0
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""The music API emulator: a real HTTP server on loopback that behaves like API in One.
+
+It serves `POST /api/v1/audio/music`, `GET /api/v1/tasks/{id}` and the audio download,
+answers in the documented envelope, and has switches for the faults the real service
+shows (429 with Retry-After, 5xx, slow answers, failed tasks, malformed bodies,
+expired links, bad key, no credits).
+
+Run on its own: `python -m local_cloud.emulator --port 8787`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.wrappers import Request, Response
+
+from .audio import make_mp3
+
+ALLOWED_BITRATES = (32000, 60000, 64000, 128000, 256000)
+ALLOWED_SAMPLE_RATES = (16000, 24000, 32000, 44100)
+STATUS_SHAPES = ("audio_url", "output", "response_data", "result", "hex", "flat")
+
+
+@dataclass
+class Faults:
+    """Switches; counters apply to the next N API calls (submit or status) and count down."""
+
+    rate_limit: int = 0  # answer 429 with Retry-After
+    retry_after_seconds: int = 1
+    server_error: int = 0  # answer server_error_status
+    server_error_status: int = 503
+    malformed: int = 0  # answer 200 with a body that is not the envelope
+    slow_seconds: float = 0.0  # wait before every API answer
+    fail_tasks: bool = False  # tasks end as failed
+    never_finish: bool = False  # tasks stay IN_PROGRESS
+    expire_audio: bool = False  # download links answer 403
+
+
+@dataclass
+class EmulatedTask:
+    task_id: str
+    body: dict[str, Any]
+    created: float
+    fail: bool
+    never_finish: bool
+
+
+def _envelope(code: int, message: str, data: Any = None) -> dict[str, Any]:
+    return {"code": code, "message": message, "data": data}
+
+
+@dataclass
+class MusicApiEmulator:
+    api_key: str = "aio_local_emulator_key"
+    completion_delay: float = 2.0
+    audio_seconds: float = 3.0
+    status_shape: str = "audio_url"
+    credits: int | None = None  # None: unlimited; 0 answers 402
+    faults: Faults = field(default_factory=Faults)
+    clock: Callable[[], float] = time.monotonic
+    tasks: dict[str, EmulatedTask] = field(default_factory=dict)
+    submissions: list[dict[str, Any]] = field(default_factory=list)
+    downloads: list[str] = field(default_factory=list)
+    base_url: str = "http://127.0.0.1"
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+
+    # --- what tests and the demo read ---------------------------------------------------
+    def audio_bytes(self, task_id: str) -> bytes:
+        body = self.tasks[task_id].body
+        return make_mp3(
+            body.get("sample_rate", 44100), body.get("bitrate", 256000), self.audio_seconds
+        )
+
+    # --- WSGI -----------------------------------------------------------------------------
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        request = Request(environ)
+        response = self.dispatch(request)
+        return response(environ, start_response)
+
+    def dispatch(self, request: Request) -> Response:
+        path = request.path
+        if path.startswith("/_emulator/"):
+            return self._control(request)
+        if path.startswith("/files/"):
+            return self._download(path.removeprefix("/files/").removesuffix(".mp3"))
+        if path == "/api/v1/audio/music" and request.method == "POST":
+            return self._guarded(request, self._submit)
+        if path.startswith("/api/v1/tasks/") and request.method == "GET":
+            return self._guarded(request, self._status)
+        return self._json(404, _envelope(404, f"Not Found: {request.method} {path}"))
+
+    def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+        return Response(
+            json.dumps(body), status=status, headers=headers, content_type="application/json"
+        )
+
+    def _guarded(self, request: Request, call: Callable[[Request], Response]) -> Response:
+        """Faults and the key check that stand before every API call."""
+        slow = self.faults.slow_seconds
+        if slow:
+            time.sleep(slow)
+        with self._lock:
+            if self.faults.rate_limit > 0:
+                self.faults.rate_limit -= 1
+                return self._json(
+                    429,
+                    _envelope(429, "Too Many Requests: rate limit exceeded"),
+                    {"Retry-After": str(self.faults.retry_after_seconds)},
+                )
+            if self.faults.server_error > 0:
+                self.faults.server_error -= 1
+                status = self.faults.server_error_status
+                return self._json(status, _envelope(status, "Internal error, please retry"))
+            if self.faults.malformed > 0:
+                self.faults.malformed -= 1
+                return Response(
+                    "<html><body>502 Bad Gateway</body></html>",
+                    status=200,
+                    content_type="text/html",
+                )
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return self._json(401, _envelope(401, "Unauthorized: invalid API key"))
+        return call(request)
+
+    def _submit(self, request: Request) -> Response:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return self._json(400, _envelope(400, "Bad Request: body must be JSON."))
+        for name in ("prompt", "lyrics"):
+            if not isinstance(body.get(name), str) or not body[name].strip():
+                return self._json(400, _envelope(400, f"Bad Request: '{name}' is required."))
+        if body.get("bitrate", 256000) not in ALLOWED_BITRATES:
+            return self._json(400, _envelope(400, "Bad Request: 'bitrate' is invalid."))
+        if body.get("sample_rate", 44100) not in ALLOWED_SAMPLE_RATES:
+            return self._json(400, _envelope(400, "Bad Request: 'sample_rate' is invalid."))
+        with self._lock:
+            if self.credits is not None:
+                if self.credits <= 0:
+                    # The envelope says 402 while HTTP says 200: the two can disagree.
+                    return self._json(200, _envelope(402, "Payment Required: insufficient credits"))
+                self.credits -= 1
+            task_id = f"n74{uuid.uuid4().hex[:12]}_minimax"
+            self.tasks[task_id] = EmulatedTask(
+                task_id, dict(body), self.clock(), self.faults.fail_tasks, self.faults.never_finish
+            )
+            self.submissions.append(dict(body))
+        return self._json(
+            200, _envelope(200, "success", {"task_id": task_id, "status": "IN_PROGRESS"})
+        )
+
+    def _status(self, request: Request) -> Response:
+        task_id = request.path.removeprefix("/api/v1/tasks/")
+        with self._lock:
+            task = self.tasks.get(task_id)
+        if task is None:
+            return self._json(404, _envelope(404, f"Not Found: task {task_id} does not exist"))
+        if task.never_finish or self.clock() - task.created < self.completion_delay:
+            return self._json(
+                200, _envelope(200, "success", {"task_id": task_id, "status": "IN_PROGRESS"})
+            )
+        if task.fail:
+            data = {
+                "task_id": task_id,
+                "status": "FAILED",
+                "error": "generation failed: lyrics rejected by moderation",
+            }
+            return self._json(200, _envelope(200, "success", data))
+        return self._json(200, self._completed_body(task))
+
+    def _completed_body(self, task: EmulatedTask) -> dict[str, Any]:
+        url = f"{self.base_url}/files/{task.task_id}.mp3"
+        done: dict[str, Any] = {
+            "task_id": task.task_id,
+            "status": "completed",
+            "duration": self.audio_seconds,
+        }
+        shape = self.status_shape
+        if shape == "flat":
+            return {**done, "audio_url": url}
+        if shape == "audio_url":
+            done["audio_url"] = url
+        elif shape == "output":
+            done["output"] = {"audio_url": url}
+        elif shape == "response_data":
+            done["response_data"] = [{"audio_url": url}]
+        elif shape == "result":
+            done["result"] = url
+        elif shape == "hex":
+            done["status"] = "SUCCESS"
+            done["audio"] = self.audio_bytes(task.task_id).hex()
+        return _envelope(200, "success", done)
+
+    def _download(self, task_id: str) -> Response:
+        if task_id not in self.tasks:
+            return Response("no such file", status=404)
+        if self.faults.expire_audio:
+            return Response(
+                "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
+                status=403,
+            )
+        with self._lock:
+            self.downloads.append(task_id)
+        return Response(self.audio_bytes(task_id), status=200, content_type="audio/mpeg")
+
+    def _control(self, request: Request) -> Response:
+        if request.path == "/_emulator/faults" and request.method == "POST":
+            changes = request.get_json(silent=True) or {}
+            with self._lock:
+                self.faults = dataclasses.replace(self.faults, **changes)
+            return self._json(200, dataclasses.asdict(self.faults))
+        if request.path == "/_emulator/submissions":
+            return self._json(200, self.submissions)
+        return self._json(404, _envelope(404, "unknown control path"))
+
+
+class RunningEmulator:
+    """The emulator served over loopback on a thread; `url` is its base URL."""
+
+    def __init__(self, emulator: MusicApiEmulator, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.emulator = emulator
+        self.server: BaseWSGIServer = make_server(host, port, emulator, threaded=True)
+        self.url = f"http://{host}:{self.server.server_port}"
+        emulator.base_url = self.url
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> RunningEmulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve the music API emulator on loopback.")
+    parser.add_argument("--port", type=int, default=8787)
+    parser.add_argument("--api-key", default=MusicApiEmulator.api_key)
+    parser.add_argument(
+        "--delay",
+        type=float,
+        default=MusicApiEmulator.completion_delay,
+        help="seconds until a task completes",
+    )
+    parser.add_argument("--shape", choices=STATUS_SHAPES, default="audio_url")
+    args = parser.parse_args()
+    emulator = MusicApiEmulator(
+        api_key=args.api_key, completion_delay=args.delay, status_shape=args.shape
+    )
+    running = RunningEmulator(emulator, port=args.port)
+    print(
+        f"music API emulator on {running.url} (key {args.api_key!r}); Ctrl-C stops it", flush=True
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        running.stop()
+
+
+if __name__ == "__main__":
+    main()

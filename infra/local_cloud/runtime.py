@@ -1,0 +1,193 @@
+"""Lambda, played locally: the real handlers, invoked with the events AWS would send.
+
+- the SQS event source: receive a batch from the jobs queue, invoke the submit
+  function, delete what succeeded, leave the reported failures for redelivery;
+- the schedule: invoke the poll function with an EventBridge Scheduler event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import import_module
+from typing import Any
+
+from .stack import REGION, Stack, aws_environment, environment
+
+# Powertools settings for local runs: no X-Ray daemon here.
+LOCAL_POWERTOOLS = {"POWERTOOLS_TRACE_DISABLED": "true"}
+
+
+@dataclass
+class LocalContext:
+    """The parts of the Lambda context object the handlers and Powertools read."""
+
+    function_name: str
+    timeout_seconds: float
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:123456789012:function:{self.function_name}"
+
+    @property
+    def function_version(self) -> str:
+        return "$LATEST"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        return "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))
+
+
+@dataclass
+class BatchResult:
+    received: int
+    failed: list[str]
+    response: Any
+
+
+class LocalLambda:
+    """Invokes the template's functions in this process with their template environment."""
+
+    def __init__(self, stack: Stack, extra_env: Mapping[str, str] | None = None) -> None:
+        self.stack = stack
+        self.extra_env = dict(extra_env or {})
+        self.sqs = stack.client("sqs")
+        for logical_id in ("SubmitFunction", "PollFunction"):
+            self.cold_start(logical_id)
+
+    def _environment(self, logical_id: str) -> dict[str, str]:
+        return {
+            **aws_environment(self.stack.endpoint_url),
+            **LOCAL_POWERTOOLS,
+            **self.stack.environments[logical_id],
+            **self.extra_env,
+        }
+
+    def cold_start(self, logical_id: str) -> None:
+        """Forget the function's cached settings and clients, as a new Lambda instance would."""
+        with environment(self._environment(logical_id)):
+            module = import_module(self._handler(logical_id).__module__)
+            level = os.environ.get("POWERTOOLS_LOG_LEVEL")
+            if level:  # the module may have been imported before, under other settings
+                logging.getLogger("lyrics-to-song").setLevel(level)
+        cached = getattr(module, "services", None)
+        if cached is not None and hasattr(cached, "cache_clear"):
+            cached.cache_clear()
+
+    def _handler(self, logical_id: str) -> Callable[[dict[str, Any], Any], Any]:
+        module_name, func = self.stack.function_property(logical_id, "Handler").rsplit(".", 1)
+        handler: Callable[[dict[str, Any], Any], Any] = getattr(import_module(module_name), func)
+        return handler
+
+    def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
+        env = self._environment(logical_id)
+        context = LocalContext(
+            self.stack.refs[logical_id], float(self.stack.function_property(logical_id, "Timeout"))
+        )
+        with environment(env):
+            return self._handler(logical_id)(event, context)
+
+    def deliver_jobs(self, retry_delay_seconds: int | None = None) -> BatchResult:
+        """One poll of the SQS event source; returns what was delivered and what failed.
+
+        `retry_delay_seconds` shortens the wait before a failed record is seen again
+        (the queue's visibility timeout applies when it is None, as on AWS).
+        """
+        source = self.stack.sqs_event("SubmitFunction")
+        queue_url = self.stack.jobs_queue_url
+        messages = self.sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=int(source.get("BatchSize", 10)),
+            WaitTimeSeconds=0,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            return BatchResult(0, [], None)
+        queue_arn = self.stack.arns["JobsQueue"]
+        event = {"Records": [sqs_record(m, queue_arn) for m in messages]}
+        try:
+            response = self.invoke("SubmitFunction", event)
+        except Exception:
+            # A crashed invocation deletes nothing: the whole batch comes back.
+            failed = [m["MessageId"] for m in messages]
+            response = None
+        else:
+            failed = [f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])]
+        done = [m for m in messages if m["MessageId"] not in failed]
+        if done:
+            self.sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
+                ],
+            )
+        if retry_delay_seconds is not None:
+            for m in messages:
+                if m["MessageId"] in failed:
+                    self.sqs.change_message_visibility(
+                        QueueUrl=queue_url,
+                        ReceiptHandle=m["ReceiptHandle"],
+                        VisibilityTimeout=retry_delay_seconds,
+                    )
+        return BatchResult(len(messages), failed, response)
+
+    def run_schedule(self) -> Any:
+        """One tick of the poll function's schedule."""
+        return self.invoke("PollFunction", scheduler_event(self.stack.refs["PollFunction"]))
+
+
+def sqs_record(message: Mapping[str, Any], queue_arn: str) -> dict[str, Any]:
+    """An SQS message as Lambda's event source mapping hands it to a function."""
+    body = message["Body"]
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": body,
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": {
+            name: {
+                "stringValue": value.get("StringValue"),
+                "binaryValue": value.get("BinaryValue"),
+                "dataType": value["DataType"],
+                "stringListValues": [],
+                "binaryListValues": [],
+            }
+            for name, value in message.get("MessageAttributes", {}).items()
+        },
+        "md5OfBody": message.get("MD5OfBody") or hashlib.md5(body.encode()).hexdigest(),  # noqa: S324
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": REGION,
+    }
+
+
+def scheduler_event(function_name: str) -> dict[str, Any]:
+    """What EventBridge Scheduler sends a Lambda target by default."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.scheduler",
+        "account": "123456789012",
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": [f"arn:aws:scheduler:{REGION}:123456789012:schedule/default/{function_name}"],
+        "detail": "{}",
+    }

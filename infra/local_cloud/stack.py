@@ -1,0 +1,282 @@
+"""The local stack: moto's server on loopback, provisioned from template.yaml.
+
+Buckets, queues (with their redrive policies), the table (keys, index, TTL), the topic,
+the secret and the bucket-to-queue notification are all read from the template.
+Functions are not created in moto: `runtime.py` runs the real handlers in-process with
+the environment the template gives them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from .template import (
+    TEMPLATE_PATH,
+    Resolver,
+    function_environment,
+    load_template,
+    resources_of_type,
+)
+
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+FUNCTIONS = ("SubmitFunction", "PollFunction")
+
+
+@dataclass
+class Stack:
+    """What was provisioned: physical names by logical id, and each function's environment."""
+
+    name: str
+    endpoint_url: str
+    refs: dict[str, str]
+    arns: dict[str, str]
+    environments: dict[str, dict[str, str]]
+    template: dict[str, Any] = field(repr=False)
+
+    def client(self, service: str) -> Any:
+        return boto3.client(  # type: ignore[call-overload]
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto's fixed test credentials
+        )
+
+    @property
+    def lyrics_bucket(self) -> str:
+        return self.refs["LyricsBucket"]
+
+    @property
+    def songs_bucket(self) -> str:
+        return self.refs["SongsBucket"]
+
+    @property
+    def jobs_queue_url(self) -> str:
+        return self.refs["JobsQueue"]
+
+    @property
+    def tasks_table(self) -> str:
+        return self.refs["TasksTable"]
+
+    @property
+    def topic_arn(self) -> str:
+        return self.refs["NotificationTopic"]
+
+    @property
+    def secret_arn(self) -> str:
+        return self.refs["MusicApiKeySecret"]
+
+    def function_property(self, logical_id: str, name: str) -> Any:
+        return self.template["Resources"][logical_id]["Properties"].get(name)
+
+    def sqs_event(self, logical_id: str) -> dict[str, Any]:
+        """The SQS event source of a function, as the template declares it."""
+        for spec in (self.function_property(logical_id, "Events") or {}).values():
+            if spec["Type"] == "SQS":
+                props: dict[str, Any] = spec["Properties"]
+                return props
+        raise KeyError(f"{logical_id} has no SQS event")
+
+
+def aws_environment(endpoint_url: str) -> dict[str, str]:
+    """What boto3 needs to talk to moto's server: one endpoint for every client."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }
+
+
+@dataclass
+class _Provisioner:
+    """Creates the template's resources in moto, recording what each Ref and GetAtt gives."""
+
+    session: boto3.session.Session
+    endpoint_url: str
+    stack_name: str
+    template: dict[str, Any]
+    parameters: Mapping[str, str]
+    refs: dict[str, str] = field(default_factory=dict)
+    arns: dict[str, str] = field(default_factory=dict)
+    attributes: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        pseudo = {
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::Region": REGION,
+            "AWS::Partition": "aws",
+            "AWS::StackName": self.stack_name,
+            "AWS::URLSuffix": "amazonaws.com",
+        }
+        self.resolver = Resolver(self.template, self.refs, self.attributes, pseudo, self.parameters)
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
+
+    def name(self, logical_id: str) -> str:
+        return f"{self.stack_name}-{logical_id}".lower()
+
+    def props(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        resolved: dict[str, Any] = self.resolver.resolve(spec.get("Properties", {}))
+        return resolved
+
+    def of_type(self, kind: str) -> dict[str, dict[str, Any]]:
+        return resources_of_type(self.template, kind)
+
+    def secrets(self) -> None:
+        for logical, spec in self.of_type("AWS::SecretsManager::Secret").items():
+            self.refs[logical] = self.client("secretsmanager").create_secret(
+                Name=self.name(logical), Description=self.props(spec).get("Description", "")
+            )["ARN"]
+
+    def topics(self) -> None:
+        for logical in self.of_type("AWS::SNS::Topic"):
+            arn = self.client("sns").create_topic(Name=self.name(logical))["TopicArn"]
+            self.refs[logical] = arn
+            self.attributes[(logical, "TopicArn")] = arn
+
+    def queues(self) -> None:
+        # Queues without a redrive policy first: the others point at them.
+        queues = self.of_type("AWS::SQS::Queue")
+        ordered = sorted(
+            queues.items(), key=lambda kv: "RedrivePolicy" in kv[1].get("Properties", {})
+        )
+        sqs = self.client("sqs")
+        for logical, spec in ordered:
+            p = self.props(spec)
+            attrs: dict[str, str] = {
+                name: str(p[name]).lower() if isinstance(p[name], bool) else str(p[name])
+                for name in ("VisibilityTimeout", "MessageRetentionPeriod", "SqsManagedSseEnabled")
+                if name in p
+            }
+            if "RedrivePolicy" in p:
+                attrs["RedrivePolicy"] = json.dumps(p["RedrivePolicy"])
+            url = sqs.create_queue(QueueName=self.name(logical), Attributes=attrs)["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+            self.refs[logical] = url
+            self.arns[logical] = arn["Attributes"]["QueueArn"]
+            self.attributes[(logical, "Arn")] = self.arns[logical]
+
+    def tables(self) -> None:
+        ddb = self.client("dynamodb")
+        for logical, spec in self.of_type("AWS::DynamoDB::Table").items():
+            p = self.props(spec)
+            name = self.name(logical)
+            kwargs: dict[str, Any] = {
+                "TableName": name,
+                "AttributeDefinitions": p["AttributeDefinitions"],
+                "KeySchema": p["KeySchema"],
+                "BillingMode": p.get("BillingMode", "PAY_PER_REQUEST"),
+            }
+            if p.get("GlobalSecondaryIndexes"):
+                kwargs["GlobalSecondaryIndexes"] = p["GlobalSecondaryIndexes"]
+            arn = ddb.create_table(**kwargs)["TableDescription"]["TableArn"]
+            ttl = p.get("TimeToLiveSpecification")
+            if ttl and ttl.get("Enabled"):
+                ddb.update_time_to_live(
+                    TableName=name,
+                    TimeToLiveSpecification={
+                        "AttributeName": ttl["AttributeName"],
+                        "Enabled": True,
+                    },
+                )
+            self.refs[logical] = name
+            self.arns[logical] = arn
+            self.attributes[(logical, "Arn")] = arn
+
+    def buckets(self) -> None:
+        buckets = self.of_type("AWS::S3::Bucket")
+        s3 = self.client("s3")
+        for logical in buckets:
+            name = self.name(logical)
+            s3.create_bucket(Bucket=name)
+            self.refs[logical] = name
+            self.attributes[(logical, "Arn")] = f"arn:aws:s3:::{name}"
+        for logical, spec in buckets.items():
+            configs = self.props(spec).get("NotificationConfiguration", {})
+            queue_configs = [
+                {"QueueArn": q["Queue"], "Events": [q["Event"]], **_key_filter(q)}
+                for q in configs.get("QueueConfigurations", [])
+            ]
+            if queue_configs:
+                s3.put_bucket_notification_configuration(
+                    Bucket=self.refs[logical],
+                    NotificationConfiguration={"QueueConfigurations": queue_configs},
+                )
+
+
+def _key_filter(config: Mapping[str, Any]) -> dict[str, Any]:
+    """CloudFormation's `Filter.S3Key.Rules` as the S3 API's `Filter.Key.FilterRules`."""
+    if "Filter" not in config:
+        return {}
+    return {"Filter": {"Key": {"FilterRules": config["Filter"]["S3Key"]["Rules"]}}}
+
+
+def provision(
+    endpoint_url: str,
+    stack_name: str = "lyrics-to-song",
+    template_path: Path = TEMPLATE_PATH,
+    parameters: Mapping[str, str] | None = None,
+) -> Stack:
+    """Create in moto every resource of the template that the functions touch."""
+    template = load_template(template_path)
+    session = boto3.session.Session(
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 - moto's fixed test credentials
+        region_name=REGION,
+    )
+    p = _Provisioner(session, endpoint_url, stack_name, template, parameters or {})
+    p.secrets()
+    p.topics()
+    p.queues()
+    p.tables()
+    p.buckets()
+    for logical in FUNCTIONS:
+        p.refs[logical] = p.name(logical)
+    environments = {
+        logical: function_environment(template, logical, p.resolver) for logical in FUNCTIONS
+    }
+    return Stack(stack_name, endpoint_url, p.refs, p.arns, environments, template)
+
+
+class MotoServer:
+    """moto's server on a free loopback port."""
+
+    def __init__(self) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.url = f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+@contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for a block and put the old ones back after."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
