@@ -55,6 +55,16 @@ class MusicApiError(Exception):
         self.maybe_accepted = maybe_accepted
         self.raw_body = raw_body
 
+    def redact(self, secret: str) -> None:
+        """Remove a secret the server may have echoed back from the text we log."""
+        if not secret:
+            return
+        self.args = tuple(
+            a.replace(secret, "[redacted]") if isinstance(a, str) else a for a in self.args
+        )
+        if self.raw_body:
+            self.raw_body = self.raw_body.replace(secret, "[redacted]")
+
 
 class TaskState(StrEnum):
     RUNNING = "running"
@@ -256,6 +266,7 @@ class MusicApiClient:
             try:
                 return call()
             except MusicApiError as exc:
+                exc.redact(self._api_key())
                 if exc.kind is not ErrorKind.TRANSIENT or exc.maybe_accepted:
                     raise
                 delay = min(self.retry.max_delay, self.retry.base_delay * 2 ** (attempt - 1))

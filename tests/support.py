@@ -1,0 +1,69 @@
+"""Helpers shared by the test suites: a clock the tests move, and event builders."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote_plus
+
+
+@dataclass
+class FakeClock:
+    """Wall-clock seconds that only move when a test says so."""
+
+    now: float = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def s3_notification(bucket: str, key: str, etag: str = "etag-1", size: int | None = 100) -> dict[str, Any]:
+    """An ObjectCreated notification as S3 sends it (the key URL-encoded, spaces as '+')."""
+    obj: dict[str, Any] = {"key": quote_plus(key), "eTag": etag, "sequencer": "0A1B"}
+    if size is not None:
+        obj["size"] = size
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": "us-east-1",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": bucket}, "object": obj},
+            }
+        ]
+    }
+
+
+def song_request(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "prompt": "bright indie pop, female vocals",
+        "lyrics": "[Verse]\nHello morning light\n[Chorus]\nWe are alright",
+    }
+    body.update(overrides)
+    return body
+
+
+def sqs_event(*bodies: Any) -> dict[str, Any]:
+    """An SQS batch as the event source mapping delivers it."""
+    records = []
+    for i, body in enumerate(bodies):
+        text = body if isinstance(body, str) else json.dumps(body)
+        records.append(
+            {
+                "messageId": f"msg-{i}",
+                "receiptHandle": f"rh-{i}",
+                "body": text,
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:jobs",
+                "awsRegion": "us-east-1",
+            }
+        )
+    return {"Records": records}

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import pytest
+
+from lyrics_to_song.config import ConfigError, load_settings
+
+BASE = {
+    "TASKS_TABLE_NAME": "tasks",
+    "AUDIO_BUCKET_NAME": "songs",
+    "NOTIFY_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:topic",
+    "MUSIC_API_KEY": "aio_local",
+}
+
+
+def test_defaults() -> None:
+    settings = load_settings(BASE)
+    assert settings.api_base_url == "https://apiin.one"
+    assert settings.model == "minimax-music"
+    assert settings.max_task_age_seconds == 1800
+    assert settings.api_key_secret_arn is None
+
+
+@pytest.mark.parametrize("name", ["TASKS_TABLE_NAME", "AUDIO_BUCKET_NAME", "NOTIFY_TOPIC_ARN"])
+def test_a_missing_variable_is_named(name: str) -> None:
+    env = {k: v for k, v in BASE.items() if k != name}
+    with pytest.raises(ConfigError, match=name):
+        load_settings(env)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("MUSIC_API_BASE_URL", "apiin.one", "MUSIC_API_BASE_URL must be an http(s) URL"),
+        ("NOTIFY_TOPIC_ARN", "my-topic", "NOTIFY_TOPIC_ARN must be an ARN"),
+        ("MAX_TASK_AGE_SECONDS", "soon", "MAX_TASK_AGE_SECONDS must be a whole number, got 'soon'"),
+        ("LYRICS_MAX_BYTES", "10", "LYRICS_MAX_BYTES must be between 1024 and 1048576, got 10"),
+    ],
+)
+def test_a_malformed_variable_is_named(name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**BASE, name: value})
+    assert message in str(caught.value)
+
+
+def test_a_key_source_is_required() -> None:
+    env = {k: v for k, v in BASE.items() if k != "MUSIC_API_KEY"}
+    with pytest.raises(ConfigError, match="MUSIC_API_KEY_SECRET_ARN"):
+        load_settings(env)
+    assert load_settings({**env, "MUSIC_API_KEY_SECRET_ARN": "arn:aws:secretsmanager:x"}).api_key is None
