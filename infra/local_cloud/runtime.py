@@ -65,7 +65,10 @@ class LocalLambda:
     """Invokes the template's functions in this process with their template environment."""
 
     def __init__(self, stack: Stack, extra_env: Mapping[str, str] | None = None) -> None:
+        if stack.endpoint_url is None:
+            raise ValueError("the local Lambda runtime needs moto's server (a stack with an endpoint URL)")
         self.stack = stack
+        self.endpoint_url: str = stack.endpoint_url
         self.extra_env = dict(extra_env or {})
         self.sqs = stack.client("sqs")
         for logical_id in ("SubmitFunction", "PollFunction"):
@@ -73,7 +76,7 @@ class LocalLambda:
 
     def _environment(self, logical_id: str) -> dict[str, str]:
         return {
-            **aws_environment(self.stack.endpoint_url),
+            **aws_environment(self.endpoint_url),
             **LOCAL_POWERTOOLS,
             **self.stack.environments[logical_id],
             **self.extra_env,

@@ -38,7 +38,7 @@ class Stack:
     """What was provisioned: physical names by logical id, and each function's environment."""
 
     name: str
-    endpoint_url: str
+    endpoint_url: str | None  # None: moto in-process (mock_aws)
     refs: dict[str, str]
     arns: dict[str, str]
     environments: dict[str, dict[str, str]]
@@ -106,7 +106,7 @@ class _Provisioner:
     """Creates the template's resources in moto, recording what each Ref and GetAtt gives."""
 
     session: boto3.session.Session
-    endpoint_url: str
+    endpoint_url: str | None
     stack_name: str
     template: dict[str, Any]
     parameters: Mapping[str, str]
@@ -227,7 +227,7 @@ def _key_filter(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def provision(
-    endpoint_url: str,
+    endpoint_url: str | None,
     stack_name: str = "lyrics-to-song",
     template_path: Path = TEMPLATE_PATH,
     parameters: Mapping[str, str] | None = None,

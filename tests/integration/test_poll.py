@@ -1,0 +1,216 @@
+"""Polling: songs saved byte for byte, every job ended once and announced once."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlparse
+
+import pytest
+from conftest import Cloud
+
+from lyrics_to_song.poll import MAX_BAD_BODIES, PollReport, poll_due, process_row
+from lyrics_to_song.submit import handle_message
+from lyrics_to_song.task_rows import JobState
+from support import song_request
+
+PLENTY = lambda: 900_000  # noqa: E731 - remaining milliseconds of a fresh invocation
+
+
+def submit(cloud: Cloud, **overrides: object) -> str:
+    handle_message(cloud.services, json.dumps(song_request(**overrides)), "m1")
+    return cloud.rows()[-1].job_id
+
+
+def poll(cloud: Cloud) -> PollReport:
+    return poll_due(cloud.services, PLENTY)
+
+
+def test_a_finished_song_is_saved_marked_and_announced(cloud: Cloud) -> None:
+    job_id = submit(cloud, request_id="order-9", sample_rate=32000, bitrate=128000)
+    cloud.clock.advance(31)
+    report = poll(cloud)
+    assert (report.completed, report.notified) == (1, 1)
+    row = cloud.services.table.get(job_id)
+    assert row is not None and row.state is JobState.COMPLETED and row.notified
+    assert row.song_key == f"songs/order-9-{row.task_id}.mp3"
+    s3 = cloud.stack.client("s3")
+    obj = s3.get_object(Bucket=cloud.stack.songs_bucket, Key=row.song_key)
+    assert obj["Body"].read() == cloud.emulator.audio_bytes(row.task_id or "")
+    assert obj["ContentType"] == "audio/mpeg"
+    assert obj["Metadata"] == {"job-id": job_id, "task-id": row.task_id, "model": "minimax-music", "source": "sqs:order-9"}
+    (note,) = cloud.notifications()
+    assert note["status"] == note["_status_attribute"] == "COMPLETED"
+    assert (note["job_id"], note["task_id"], note["source"]) == (job_id, row.task_id, "sqs:order-9")
+    assert note["song"]["s3_uri"] == f"s3://{cloud.stack.songs_bucket}/{row.song_key}"
+    url = urlparse(note["song"]["url"])
+    assert url.path.endswith(row.song_key)
+    assert "Expires=" in url.query, "the link is presigned and expires"
+    assert note["duration_seconds"] == 1.0 and note["error"] is None
+    # It has left the due index: the next run has nothing to do.
+    assert poll(cloud) == PollReport()
+
+
+def test_a_running_task_is_polled_again_later_with_backoff(cloud: Cloud) -> None:
+    cloud.emulator.faults.never_finish = True
+    job_id = submit(cloud)
+    step = cloud.services.settings.poll_backoff_seconds
+    assert poll(cloud).due == 0, "not due before the first poll delay"
+    cloud.clock.advance(cloud.services.settings.first_poll_delay_seconds)
+    assert poll(cloud).running == 1
+    row = cloud.services.table.get(job_id)
+    assert row is not None and row.polls == 1 and row.due_at == pytest.approx(cloud.clock.now + step)
+    cloud.clock.advance(step)
+    assert poll(cloud).running == 1
+    row = cloud.services.table.get(job_id)
+    assert row is not None and row.due_at == pytest.approx(cloud.clock.now + 2 * step)
+    assert cloud.notifications() == []
+
+
+def test_a_failed_task_ends_failed_with_the_apis_reason(cloud: Cloud) -> None:
+    cloud.emulator.faults.fail_tasks = True
+    job_id = submit(cloud)
+    cloud.clock.advance(31)
+    assert poll(cloud).failed == 1
+    (note,) = cloud.notifications()
+    assert note["status"] == "FAILED" and note["job_id"] == job_id
+    assert "lyrics rejected by moderation" in note["error"]
+    assert note["song"] is None
+
+
+def test_a_task_that_never_finishes_times_out(cloud: Cloud) -> None:
+    cloud.emulator.faults.never_finish = True
+    submit(cloud)
+    limit = cloud.services.settings.max_task_age_seconds
+    cloud.clock.advance(limit - 10)
+    assert poll(cloud).running == 1
+    cloud.clock.advance(400)
+    assert poll(cloud).timed_out == 1
+    (note,) = cloud.notifications()
+    assert note["status"] == "TIMED_OUT" and f"within {limit} seconds" in note["error"]
+
+
+@pytest.mark.parametrize("shape", ["audio_url", "output", "response_data", "result", "hex", "flat"])
+def test_every_known_answer_shape_gives_the_same_song(cloud: Cloud, shape: str) -> None:
+    cloud.emulator.status_shape = shape
+    job_id = submit(cloud)
+    cloud.clock.advance(31)
+    assert poll(cloud).completed == 1
+    row = cloud.services.table.get(job_id)
+    assert row is not None and row.song_key
+    data = cloud.stack.client("s3").get_object(Bucket=cloud.stack.songs_bucket, Key=row.song_key)["Body"].read()
+    assert data == cloud.emulator.audio_bytes(row.task_id or "")
+
+
+def test_an_expired_audio_link_fails_the_job(cloud: Cloud) -> None:
+    submit(cloud)
+    cloud.emulator.faults.expire_audio = True
+    cloud.clock.advance(31)
+    assert poll(cloud).failed == 1
+    (note,) = cloud.notifications()
+    assert "download link no longer works (HTTP 403)" in note["error"]
+
+
+def test_malformed_status_answers_are_retried_then_fail_the_job(cloud: Cloud, caplog: pytest.LogCaptureFixture) -> None:
+    job_id = submit(cloud)
+    cloud.clock.advance(31)
+    cloud.emulator.faults.malformed = MAX_BAD_BODIES * 3  # every call, including in-call retries
+    for _ in range(MAX_BAD_BODIES - 1):
+        assert poll(cloud).retry_later == 1
+        cloud.clock.advance(60)
+    row = cloud.services.table.get(job_id)
+    assert row is not None and row.state is JobState.PENDING and row.bad_bodies == MAX_BAD_BODIES - 1
+    assert poll(cloud).failed == 1
+    (note,) = cloud.notifications()
+    assert f"could not be read {MAX_BAD_BODIES} times in a row" in note["error"]
+
+
+def test_one_malformed_answer_among_good_ones_costs_nothing(cloud: Cloud) -> None:
+    submit(cloud)
+    cloud.clock.advance(31)
+    cloud.emulator.faults.malformed = 1  # retried within the call
+    assert poll(cloud).completed == 1
+
+
+def test_a_bad_key_keeps_the_task_pending(cloud: Cloud) -> None:
+    job_id = submit(cloud)
+    cloud.emulator.api_key = "aio_rotated"
+    cloud.clock.advance(cloud.services.settings.max_task_age_seconds + 1)
+    assert poll(cloud).retry_later == 1
+    row = cloud.services.table.get(job_id)
+    assert row is not None and row.state is JobState.PENDING
+    assert cloud.notifications() == []
+
+
+def test_a_submission_cut_short_by_a_crash_ends_as_unknown(cloud: Cloud) -> None:
+    table = cloud.services.table
+    attempt = table.start_submission(
+        "job-crashed", source="sqs:x", source_name="x", request_json="{}", model="minimax-music",
+        now=cloud.clock.now, lease_seconds=cloud.services.settings.submit_lease_seconds,
+    )
+    assert attempt
+    assert poll(cloud).due == 0, "still within the submit lease"
+    cloud.clock.advance(cloud.services.settings.submit_lease_seconds + 1)
+    assert poll(cloud).unknown == 1
+    (note,) = cloud.notifications()
+    assert note["status"] == "UNKNOWN" and "not sent again" in note["error"]
+    assert cloud.emulator.submissions == []
+
+
+def test_two_overlapping_runs_take_a_task_once(cloud: Cloud) -> None:
+    job_id = submit(cloud)
+    cloud.clock.advance(31)
+    (due,), _ = cloud.services.table.due(cloud.clock.now, 10)
+    first = cloud.services.table.claim(job_id, due[1], cloud.clock.now + 300)
+    second = cloud.services.table.claim(job_id, due[1], cloud.clock.now + 300)
+    assert first is not None and second is None
+    report = PollReport()
+    process_row(cloud.services, first, report)
+    assert report.completed == 1
+    assert poll(cloud) == PollReport()
+    assert len(cloud.notifications()) == 1
+    assert len(cloud.emulator.downloads) == 1
+
+
+def test_a_crash_before_the_notification_is_finished_by_the_next_run(cloud: Cloud) -> None:
+    job_id = submit(cloud)
+    cloud.clock.advance(31)
+    sns = cloud.services.sns
+    real_publish = sns.publish
+
+    def crash(**kwargs: object) -> None:
+        raise ConnectionError("the function died here")
+
+    sns.publish = crash  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        poll(cloud)
+    sns.publish = real_publish  # type: ignore[method-assign]
+    row = cloud.services.table.get(job_id)
+    assert row is not None and row.state is JobState.COMPLETED and not row.notified
+    assert cloud.notifications() == []
+    cloud.clock.advance(cloud.services.settings.poll_lease_seconds + 1)
+    report = poll(cloud)
+    assert (report.notified, report.completed) == (1, 0)
+    assert [n["status"] for n in cloud.notifications()] == ["COMPLETED"]
+    assert len(cloud.emulator.downloads) == 1, "the song is not fetched twice"
+
+
+def test_only_due_rows_are_read(cloud: Cloud) -> None:
+    for i in range(12):
+        submit(cloud, request_id=f"r{i}")
+    cloud.clock.advance(31)
+    poll(cloud)
+    assert [r.state for r in cloud.rows()].count(JobState.COMPLETED) == 12
+    submit(cloud, request_id="late")
+    cloud.clock.advance(31)
+    due, _ = cloud.services.table.due(cloud.clock.now, 100)
+    assert len(due) == 1, "finished rows are not in the index"
+
+
+def test_polling_stops_taking_tasks_when_time_runs_short(cloud: Cloud) -> None:
+    for i in range(3):
+        submit(cloud, request_id=f"r{i}")
+    cloud.clock.advance(31)
+    budget = iter([900_000, 10_000, 10_000])
+    report = poll_due(cloud.services, lambda: next(budget))
+    assert report.completed == 1 and report.stopped_early
+    assert poll(cloud).completed == 2
