@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from .observability import logger
 from .requests import SongRequest
 
 SUBMIT_PATH = "/api/v1/audio/music"
@@ -276,6 +277,10 @@ class MusicApiClient:
                     delay = exc.retry_after
                 if attempt == self.retry.attempts:
                     raise
+                logger.warning(
+                    "API call failed; retrying",
+                    extra={"api_status": exc.status, "error": str(exc), "retry_in_seconds": delay},
+                )
                 self._sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -9,7 +9,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .config import load_settings
-from .observability import logger, metrics, tracer
+from .observability import count, logger, metrics, tracer
 from .poll import poll_due
 from .services import Services, build_services
 
@@ -25,5 +25,6 @@ def services() -> Services:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     report = poll_due(services(), context.get_remaining_time_in_millis)
+    count("TasksDue", report.due)
     logger.info("poll cycle done", extra=dataclasses.asdict(report))
     return dataclasses.asdict(report)

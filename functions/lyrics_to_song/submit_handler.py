@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .config import load_settings
-from .observability import logger, metrics, tracer
+from .observability import count, logger, metrics, tracer
 from .services import Services, build_services
 from .sources import is_s3_notification
 from .submit import handle_message, handle_s3_event
@@ -50,6 +50,7 @@ def _record_handler(context: LambdaContext) -> Any:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    count("RecordsReceived", len(event.get("Records", [])))
     if is_s3_notification(event):
         outcomes = handle_s3_event(services(), event)
         return {"outcomes": [o.value for o in outcomes]}

@@ -1,0 +1,139 @@
+"""Lyric files and requests through the whole local stack, as a user would push them."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from conftest import Pipeline, mp3_info
+
+from support import s3_notification, song_request
+
+pytestmark = pytest.mark.e2e
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "neon-rain.txt"
+
+
+def test_an_uploaded_lyric_file_becomes_one_song_and_one_notification(pipeline: Pipeline) -> None:
+    pipeline.upload("neon-rain.txt", EXAMPLE.read_bytes())
+    (note,) = pipeline.run(expected=1)
+    assert note["status"] == "COMPLETED"
+    assert note["source"] == f"s3://{pipeline.stack.lyrics_bucket}/neon-rain.txt"
+    assert note["song"]["s3_uri"].startswith(f"s3://{pipeline.stack.songs_bucket}/songs/neon-rain-")
+    data = pipeline.song(note)
+    assert data == pipeline.emulator.audio_bytes(note["task_id"])
+    info = mp3_info(data)
+    assert (info.sample_rate, info.bitrate) == (44100, 128000)  # from the file's front matter
+    assert info.length == pytest.approx(1.0, abs=0.1)
+    (submission,) = pipeline.emulator.submissions
+    assert submission["prompt"].startswith("dreamy synth-pop")
+    assert submission["lyrics"].startswith("[Intro]")
+
+
+def test_a_queued_request_becomes_a_song(pipeline: Pipeline) -> None:
+    pipeline.enqueue(song_request(request_id="order-77", sample_rate=24000, bitrate=64000))
+    (note,) = pipeline.run(expected=1)
+    assert note["status"] == "COMPLETED" and note["source"] == "sqs:order-77"
+    info = mp3_info(pipeline.song(note))
+    assert (info.sample_rate, info.bitrate) == (24000, 64000)
+
+
+def test_a_json_lyric_file_and_an_odd_name(pipeline: Pipeline) -> None:
+    body = json.dumps({"prompt": "lullaby, music box", "lyrics": "[Verse]\nSleep now"}).encode()
+    pipeline.upload("inbox/Canción de cuna + coda (v2).json", body)
+    pipeline.upload("notes/readme.md", b"not a lyric file: the bucket does not notify for it")
+    (note,) = pipeline.run(expected=1)
+    assert note["status"] == "COMPLETED"
+    assert note["source"].endswith("/inbox/Canción de cuna + coda (v2).json")
+    assert "/songs/Cancion-de-cuna-coda-v2-" in note["song"]["s3_uri"]
+    assert pipeline.emulator.submissions[0]["prompt"] == "lullaby, music box"
+
+
+def test_a_redelivered_message_never_pays_twice(pipeline: Pipeline) -> None:
+    request = song_request(request_id="once-only")
+    pipeline.enqueue(request)
+    pipeline.enqueue(request)  # a producer retrying
+    pipeline.upload("twice.txt", b"la la")
+    # S3 delivering the same notification again (at-least-once delivery).
+    etag = pipeline.stack.client("s3").head_object(Bucket=pipeline.stack.lyrics_bucket, Key="twice.txt")["ETag"]
+    pipeline.enqueue(s3_notification(pipeline.stack.lyrics_bucket, "twice.txt", etag.strip('"'), 5))
+    notes = pipeline.run(expected=2)
+    assert sorted(n["source"].rsplit("/", 1)[-1] for n in notes) == ["sqs:once-only", "twice.txt"]
+    assert len(pipeline.emulator.submissions) == 2
+
+
+def test_a_failing_task_is_notified_as_failed(pipeline: Pipeline) -> None:
+    pipeline.emulator.faults.fail_tasks = True
+    pipeline.enqueue(song_request())
+    (note,) = pipeline.run(expected=1)
+    assert note["status"] == "FAILED" and "moderation" in note["error"] and note["song"] is None
+
+
+@pytest.mark.parametrize("function_env", [{"MAX_TASK_AGE_SECONDS": "2"}])
+def test_a_task_that_takes_too_long_times_out(pipeline: Pipeline) -> None:
+    pipeline.emulator.faults.never_finish = True
+    pipeline.enqueue(song_request())
+    (note,) = pipeline.run(expected=1)
+    assert note["status"] == "TIMED_OUT" and "within 2 seconds" in note["error"]
+
+
+def test_bad_input_is_notified_and_costs_nothing(pipeline: Pipeline) -> None:
+    pipeline.upload("empty.txt", b"")
+    pipeline.upload("binary.txt", b"\x00\x01\x02")
+    pipeline.enqueue({"prompt": "x"})
+    notes = pipeline.run(expected=3)
+    assert sorted(n["status"] for n in notes) == ["FAILED"] * 3
+    errors = " | ".join(sorted(n["error"] for n in notes))
+    assert "empty.txt is empty" in errors
+    assert "binary.txt is a binary file" in errors
+    assert "'lyrics' is required" in errors
+    assert pipeline.emulator.submissions == []
+
+
+def test_only_the_record_that_failed_goes_back_to_the_queue(pipeline: Pipeline) -> None:
+    pipeline.enqueue(song_request(request_id="first"))
+    pipeline.enqueue(song_request(request_id="second"))
+    pipeline.emulator.faults.rate_limit = 3  # all in-call attempts of the first record
+    batch = pipeline.runtime.deliver_jobs(retry_delay_seconds=0)
+    assert batch.received == 2 and len(batch.failed) == 1
+    notes = pipeline.run(expected=2)
+    assert sorted(n["source"] for n in notes) == ["sqs:first", "sqs:second"]
+    assert len(pipeline.emulator.submissions) == 2
+
+
+def test_s3_events_delivered_straight_to_the_function(pipeline: Pipeline) -> None:
+    pipeline.stack.client("s3").put_object(Bucket=pipeline.stack.lyrics_bucket, Key="direct.txt", Body=b"hey")
+    etag = pipeline.stack.client("s3").head_object(Bucket=pipeline.stack.lyrics_bucket, Key="direct.txt")["ETag"]
+    event = s3_notification(pipeline.stack.lyrics_bucket, "direct.txt", etag.strip('"'), 3)
+    assert pipeline.runtime.invoke("SubmitFunction", event) == {"outcomes": ["submitted"]}
+    # The bucket also notified the queue: the same file through it pays nothing more.
+    (note,) = pipeline.run(expected=1)
+    assert note["status"] == "COMPLETED"
+    assert len(pipeline.emulator.submissions) == 1
+
+
+def test_the_api_key_never_appears_in_any_output(
+    pipeline: Pipeline, capfd: pytest.CaptureFixture[str]
+) -> None:
+    pipeline.runtime.extra_env["POWERTOOLS_LOG_LEVEL"] = "DEBUG"
+    pipeline.runtime.cold_start("SubmitFunction")
+    pipeline.runtime.cold_start("PollFunction")
+    function_logger = logging.getLogger("lyrics-to-song")
+    lines = io.StringIO()
+    capture = logging.StreamHandler(lines)
+    capture.setFormatter(function_logger.handlers[0].formatter)  # the functions' JSON lines
+    function_logger.addHandler(capture)
+    try:
+        pipeline.emulator.faults.rate_limit = 1
+        pipeline.enqueue(song_request())
+        pipeline.enqueue({"prompt": "no lyrics"})
+        notes = pipeline.run(expected=2)
+    finally:
+        function_logger.removeHandler(capture)
+    out, err = capfd.readouterr()
+    logged = lines.getvalue()
+    everything = logged + out + err + json.dumps(notes)
+    assert "song submitted" in logged and "rate limit" in logged, "the logs were captured"
+    assert pipeline.emulator.api_key not in everything
