@@ -7,9 +7,9 @@ import os
 import httpx
 import pytest
 
-from lyrics_to_song.music_api import MusicApiClient, RetryPolicy
 from local_cloud.emulator import MusicApiEmulator
-from support import FakeClock
+from lyrics_to_song.music_api import MusicApiClient, RetryPolicy
+from tests.support import FakeClock
 
 # No X-Ray daemon and no real AWS account here; boto3 must never look for either.
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")

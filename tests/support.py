@@ -21,7 +21,9 @@ class FakeClock:
         self.now += seconds
 
 
-def s3_notification(bucket: str, key: str, etag: str = "etag-1", size: int | None = 100) -> dict[str, Any]:
+def s3_notification(
+    bucket: str, key: str, etag: str = "etag-1", size: int | None = 100
+) -> dict[str, Any]:
     """An ObjectCreated notification as S3 sends it (the key URL-encoded, spaces as '+')."""
     obj: dict[str, Any] = {"key": quote_plus(key), "eTag": etag, "sequencer": "0A1B"}
     if size is not None:

@@ -66,7 +66,9 @@ class LocalLambda:
 
     def __init__(self, stack: Stack, extra_env: Mapping[str, str] | None = None) -> None:
         if stack.endpoint_url is None:
-            raise ValueError("the local Lambda runtime needs moto's server (a stack with an endpoint URL)")
+            raise ValueError(
+                "the local Lambda runtime needs moto's server (a stack with an endpoint)"
+            )
         self.stack = stack
         self.endpoint_url: str = stack.endpoint_url
         self.extra_env = dict(extra_env or {})

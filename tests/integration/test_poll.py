@@ -6,12 +6,12 @@ import json
 from urllib.parse import urlparse
 
 import pytest
-from conftest import Cloud
 
 from lyrics_to_song.poll import MAX_BAD_BODIES, PollReport, poll_due, process_row
 from lyrics_to_song.submit import handle_message
 from lyrics_to_song.task_rows import JobState
-from support import song_request
+from tests.integration.moto_cloud import Cloud
+from tests.support import song_request
 
 PLENTY = lambda: 900_000  # noqa: E731 - remaining milliseconds of a fresh invocation
 
@@ -31,13 +31,20 @@ def test_a_finished_song_is_saved_marked_and_announced(cloud: Cloud) -> None:
     report = poll(cloud)
     assert (report.completed, report.notified) == (1, 1)
     row = cloud.services.table.get(job_id)
-    assert row is not None and row.state is JobState.COMPLETED and row.notified
+    assert row is not None
+    assert row.state is JobState.COMPLETED
+    assert row.notified
     assert row.song_key == f"songs/order-9-{row.task_id}.mp3"
     s3 = cloud.stack.client("s3")
     obj = s3.get_object(Bucket=cloud.stack.songs_bucket, Key=row.song_key)
     assert obj["Body"].read() == cloud.emulator.audio_bytes(row.task_id or "")
     assert obj["ContentType"] == "audio/mpeg"
-    assert obj["Metadata"] == {"job-id": job_id, "task-id": row.task_id, "model": "minimax-music", "source": "sqs:order-9"}
+    assert obj["Metadata"] == {
+        "job-id": job_id,
+        "task-id": row.task_id,
+        "model": "minimax-music",
+        "source": "sqs:order-9",
+    }
     (note,) = cloud.notifications()
     assert note["status"] == note["_status_attribute"] == "COMPLETED"
     assert (note["job_id"], note["task_id"], note["source"]) == (job_id, row.task_id, "sqs:order-9")
@@ -45,7 +52,8 @@ def test_a_finished_song_is_saved_marked_and_announced(cloud: Cloud) -> None:
     url = urlparse(note["song"]["url"])
     assert url.path.endswith(row.song_key)
     assert "Expires=" in url.query, "the link is presigned and expires"
-    assert note["duration_seconds"] == 1.0 and note["error"] is None
+    assert note["duration_seconds"] == 1.0
+    assert note["error"] is None
     # It has left the due index: the next run has nothing to do.
     assert poll(cloud) == PollReport()
 
@@ -58,11 +66,14 @@ def test_a_running_task_is_polled_again_later_with_backoff(cloud: Cloud) -> None
     cloud.clock.advance(cloud.services.settings.first_poll_delay_seconds)
     assert poll(cloud).running == 1
     row = cloud.services.table.get(job_id)
-    assert row is not None and row.polls == 1 and row.due_at == pytest.approx(cloud.clock.now + step)
+    assert row is not None
+    assert row.polls == 1
+    assert row.due_at == pytest.approx(cloud.clock.now + step)
     cloud.clock.advance(step)
     assert poll(cloud).running == 1
     row = cloud.services.table.get(job_id)
-    assert row is not None and row.due_at == pytest.approx(cloud.clock.now + 2 * step)
+    assert row is not None
+    assert row.due_at == pytest.approx(cloud.clock.now + 2 * step)
     assert cloud.notifications() == []
 
 
@@ -72,7 +83,8 @@ def test_a_failed_task_ends_failed_with_the_apis_reason(cloud: Cloud) -> None:
     cloud.clock.advance(31)
     assert poll(cloud).failed == 1
     (note,) = cloud.notifications()
-    assert note["status"] == "FAILED" and note["job_id"] == job_id
+    assert note["status"] == "FAILED"
+    assert note["job_id"] == job_id
     assert "lyrics rejected by moderation" in note["error"]
     assert note["song"] is None
 
@@ -86,7 +98,8 @@ def test_a_task_that_never_finishes_times_out(cloud: Cloud) -> None:
     cloud.clock.advance(400)
     assert poll(cloud).timed_out == 1
     (note,) = cloud.notifications()
-    assert note["status"] == "TIMED_OUT" and f"within {limit} seconds" in note["error"]
+    assert note["status"] == "TIMED_OUT"
+    assert f"within {limit} seconds" in note["error"]
 
 
 @pytest.mark.parametrize("shape", ["audio_url", "output", "response_data", "result", "hex", "flat"])
@@ -96,8 +109,13 @@ def test_every_known_answer_shape_gives_the_same_song(cloud: Cloud, shape: str) 
     cloud.clock.advance(31)
     assert poll(cloud).completed == 1
     row = cloud.services.table.get(job_id)
-    assert row is not None and row.song_key
-    data = cloud.stack.client("s3").get_object(Bucket=cloud.stack.songs_bucket, Key=row.song_key)["Body"].read()
+    assert row is not None
+    assert row.song_key
+    data = (
+        cloud.stack.client("s3")
+        .get_object(Bucket=cloud.stack.songs_bucket, Key=row.song_key)["Body"]
+        .read()
+    )
     assert data == cloud.emulator.audio_bytes(row.task_id or "")
 
 
@@ -110,7 +128,9 @@ def test_an_expired_audio_link_fails_the_job(cloud: Cloud) -> None:
     assert "download link no longer works (HTTP 403)" in note["error"]
 
 
-def test_malformed_status_answers_are_retried_then_fail_the_job(cloud: Cloud, caplog: pytest.LogCaptureFixture) -> None:
+def test_malformed_status_answers_are_retried_then_fail_the_job(
+    cloud: Cloud, caplog: pytest.LogCaptureFixture
+) -> None:
     job_id = submit(cloud)
     cloud.clock.advance(31)
     cloud.emulator.faults.malformed = MAX_BAD_BODIES * 3  # every call, including in-call retries
@@ -118,7 +138,9 @@ def test_malformed_status_answers_are_retried_then_fail_the_job(cloud: Cloud, ca
         assert poll(cloud).retry_later == 1
         cloud.clock.advance(60)
     row = cloud.services.table.get(job_id)
-    assert row is not None and row.state is JobState.PENDING and row.bad_bodies == MAX_BAD_BODIES - 1
+    assert row is not None
+    assert row.state is JobState.PENDING
+    assert row.bad_bodies == MAX_BAD_BODIES - 1
     assert poll(cloud).failed == 1
     (note,) = cloud.notifications()
     assert f"could not be read {MAX_BAD_BODIES} times in a row" in note["error"]
@@ -137,22 +159,29 @@ def test_a_bad_key_keeps_the_task_pending(cloud: Cloud) -> None:
     cloud.clock.advance(cloud.services.settings.max_task_age_seconds + 1)
     assert poll(cloud).retry_later == 1
     row = cloud.services.table.get(job_id)
-    assert row is not None and row.state is JobState.PENDING
+    assert row is not None
+    assert row.state is JobState.PENDING
     assert cloud.notifications() == []
 
 
 def test_a_submission_cut_short_by_a_crash_ends_as_unknown(cloud: Cloud) -> None:
     table = cloud.services.table
     attempt = table.start_submission(
-        "job-crashed", source="sqs:x", source_name="x", request_json="{}", model="minimax-music",
-        now=cloud.clock.now, lease_seconds=cloud.services.settings.submit_lease_seconds,
+        "job-crashed",
+        source="sqs:x",
+        source_name="x",
+        request_json="{}",
+        model="minimax-music",
+        now=cloud.clock.now,
+        lease_seconds=cloud.services.settings.submit_lease_seconds,
     )
     assert attempt
     assert poll(cloud).due == 0, "still within the submit lease"
     cloud.clock.advance(cloud.services.settings.submit_lease_seconds + 1)
     assert poll(cloud).unknown == 1
     (note,) = cloud.notifications()
-    assert note["status"] == "UNKNOWN" and "not sent again" in note["error"]
+    assert note["status"] == "UNKNOWN"
+    assert "not sent again" in note["error"]
     assert cloud.emulator.submissions == []
 
 
@@ -162,7 +191,8 @@ def test_two_overlapping_runs_take_a_task_once(cloud: Cloud) -> None:
     (due,), _ = cloud.services.table.due(cloud.clock.now, 10)
     first = cloud.services.table.claim(job_id, due[1], cloud.clock.now + 300)
     second = cloud.services.table.claim(job_id, due[1], cloud.clock.now + 300)
-    assert first is not None and second is None
+    assert first is not None
+    assert second is None
     report = PollReport()
     process_row(cloud.services, first, report)
     assert report.completed == 1
@@ -180,12 +210,14 @@ def test_a_crash_before_the_notification_is_finished_by_the_next_run(cloud: Clou
     def crash(**kwargs: object) -> None:
         raise ConnectionError("the function died here")
 
-    sns.publish = crash  # type: ignore[method-assign]
+    sns.publish = crash  # type: ignore[method-assign,assignment]
     with pytest.raises(ConnectionError):
         poll(cloud)
     sns.publish = real_publish  # type: ignore[method-assign]
     row = cloud.services.table.get(job_id)
-    assert row is not None and row.state is JobState.COMPLETED and not row.notified
+    assert row is not None
+    assert row.state is JobState.COMPLETED
+    assert not row.notified
     assert cloud.notifications() == []
     cloud.clock.advance(cloud.services.settings.poll_lease_seconds + 1)
     report = poll(cloud)
@@ -212,5 +244,6 @@ def test_polling_stops_taking_tasks_when_time_runs_short(cloud: Cloud) -> None:
     cloud.clock.advance(31)
     budget = iter([900_000, 10_000, 10_000])
     report = poll_due(cloud.services, lambda: next(budget))
-    assert report.completed == 1 and report.stopped_early
+    assert report.completed == 1
+    assert report.stopped_early
     assert poll(cloud).completed == 2

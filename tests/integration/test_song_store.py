@@ -6,9 +6,9 @@ import hashlib
 from collections.abc import Iterator
 
 import pytest
-from conftest import Cloud
 
 from lyrics_to_song.song_store import stream_to_s3
+from tests.integration.moto_cloud import Cloud
 
 MIB = 1024 * 1024
 
@@ -22,13 +22,19 @@ def test_a_large_song_goes_up_in_parts_byte_for_byte(cloud: Cloud) -> None:
     total = 12 * MIB
     expected = b"".join(chunks(total))
     saved = stream_to_s3(
-        cloud.services.s3, cloud.stack.songs_bucket, "songs/big.mp3", chunks(total),
-        content_type="audio/mpeg", metadata={"job-id": "j"}, part_size=5 * MIB,
+        cloud.services.s3,
+        cloud.stack.songs_bucket,
+        "songs/big.mp3",
+        chunks(total),
+        content_type="audio/mpeg",
+        metadata={"job-id": "j"},
+        part_size=5 * MIB,
     )
     assert saved.size == total
     obj = cloud.services.s3.get_object(Bucket=cloud.stack.songs_bucket, Key="songs/big.mp3")
     assert obj["Body"].read() == expected
-    assert obj["ContentType"] == "audio/mpeg" and obj["Metadata"] == {"job-id": "j"}
+    assert obj["ContentType"] == "audio/mpeg"
+    assert obj["Metadata"] == {"job-id": "j"}
     assert obj["ETag"].strip('"').endswith("-3"), "three parts of 5, 5 and 2 MiB"
 
 
@@ -39,8 +45,13 @@ def test_a_broken_stream_leaves_no_object_and_no_parts(cloud: Cloud) -> None:
 
     with pytest.raises(ConnectionError):
         stream_to_s3(
-            cloud.services.s3, cloud.stack.songs_bucket, "songs/broken.mp3", broken(),
-            content_type="audio/mpeg", metadata={}, part_size=5 * MIB,
+            cloud.services.s3,
+            cloud.stack.songs_bucket,
+            "songs/broken.mp3",
+            broken(),
+            content_type="audio/mpeg",
+            metadata={},
+            part_size=5 * MIB,
         )
     s3 = cloud.services.s3
     assert s3.list_objects_v2(Bucket=cloud.stack.songs_bucket).get("KeyCount") == 0
@@ -49,9 +60,15 @@ def test_a_broken_stream_leaves_no_object_and_no_parts(cloud: Cloud) -> None:
 
 def test_a_small_song_is_one_put(cloud: Cloud) -> None:
     saved = stream_to_s3(
-        cloud.services.s3, cloud.stack.songs_bucket, "songs/small.mp3", iter([b"ID3", b"abc"]),
-        content_type="audio/mpeg", metadata={},
+        cloud.services.s3,
+        cloud.stack.songs_bucket,
+        "songs/small.mp3",
+        iter([b"ID3", b"abc"]),
+        content_type="audio/mpeg",
+        metadata={},
     )
     assert saved.size == 6
-    body = cloud.services.s3.get_object(Bucket=cloud.stack.songs_bucket, Key="songs/small.mp3")["Body"].read()
+    body = cloud.services.s3.get_object(Bucket=cloud.stack.songs_bucket, Key="songs/small.mp3")[
+        "Body"
+    ].read()
     assert body == b"ID3abc"

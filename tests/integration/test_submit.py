@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Cloud
 
 from lyrics_to_song.music_api import ErrorKind
 from lyrics_to_song.submit import Outcome, RetryLater, handle_message, handle_s3_event
 from lyrics_to_song.task_rows import JobState
-from support import s3_notification, song_request
+from tests.integration.moto_cloud import Cloud
+from tests.support import s3_notification, song_request
 
-LYRICS = b"---\nprompt: sea shanty, choir\nbitrate: 64000\nsample_rate: 24000\n---\n[Verse]\nHeave away\n"
+LYRICS = (
+    b"---\nprompt: sea shanty, choir\nbitrate: 64000\nsample_rate: 24000\n---\n"
+    b"[Verse]\nHeave away\n"
+)
 
 
 def test_a_queued_request_is_submitted_once_and_recorded(cloud: Cloud) -> None:
@@ -21,9 +24,12 @@ def test_a_queued_request_is_submitted_once_and_recorded(cloud: Cloud) -> None:
     row = cloud.only_row()
     assert row.state is JobState.PENDING
     assert row.source == "sqs:order-7"
-    assert row.task_id and row.task_id in cloud.emulator.tasks
+    assert row.task_id
+    assert row.task_id in cloud.emulator.tasks
     assert json.loads(row.request_json or "")["metadata"] == {"customer": "c1"}
-    assert row.due_at == pytest.approx(cloud.clock.now + cloud.services.settings.first_poll_delay_seconds)
+    assert row.due_at == pytest.approx(
+        cloud.clock.now + cloud.services.settings.first_poll_delay_seconds
+    )
     # The same request again (redelivery, or a producer retrying) pays nothing.
     assert handle_message(cloud.services, body, "m2") == [Outcome.DUPLICATE]
     assert len(cloud.emulator.submissions) == 1
@@ -34,7 +40,9 @@ def test_requests_without_request_id_are_deduplicated_by_content(cloud: Cloud) -
     a = json.dumps(song_request())
     b = json.dumps(dict(reversed(list(song_request().items()))))  # same fields, other order
     c = json.dumps(song_request(lyrics="another song"))
-    outcomes = [handle_message(cloud.services, body, f"m{i}")[0] for i, body in enumerate((a, b, c))]
+    outcomes = [
+        handle_message(cloud.services, body, f"m{i}")[0] for i, body in enumerate((a, b, c))
+    ]
     assert outcomes == [Outcome.SUBMITTED, Outcome.DUPLICATE, Outcome.SUBMITTED]
     assert len(cloud.emulator.submissions) == 2
 
@@ -43,8 +51,13 @@ def test_a_lyric_file_is_read_and_its_front_matter_sent(cloud: Cloud) -> None:
     event = cloud.put_lyrics("shanty.txt", LYRICS)
     assert handle_message(cloud.services, json.dumps(event), "m1") == [Outcome.SUBMITTED]
     assert cloud.emulator.submissions == [
-        {"model": "minimax-music", "prompt": "sea shanty, choir", "lyrics": "[Verse]\nHeave away",
-         "bitrate": 64000, "sample_rate": 24000}
+        {
+            "model": "minimax-music",
+            "prompt": "sea shanty, choir",
+            "lyrics": "[Verse]\nHeave away",
+            "bitrate": 64000,
+            "sample_rate": 24000,
+        }
     ]
     assert cloud.only_row().source == f"s3://{cloud.stack.lyrics_bucket}/shanty.txt"
 
@@ -58,7 +71,10 @@ def test_the_prompt_can_come_from_object_metadata(cloud: Cloud) -> None:
 def test_two_records_for_one_file_in_one_batch_pay_once(cloud: Cloud) -> None:
     event = cloud.put_lyrics("twice.txt", LYRICS)
     event["Records"].append(event["Records"][0])
-    assert handle_message(cloud.services, json.dumps(event), "m1") == [Outcome.SUBMITTED, Outcome.DUPLICATE]
+    assert handle_message(cloud.services, json.dumps(event), "m1") == [
+        Outcome.SUBMITTED,
+        Outcome.DUPLICATE,
+    ]
     assert len(cloud.emulator.submissions) == 1
 
 
@@ -72,10 +88,13 @@ def test_bad_input_fails_the_job_with_a_reason_and_a_notification(cloud: Cloud) 
     body = json.dumps(song_request(bitrate=100))
     assert handle_message(cloud.services, body, "m1") == [Outcome.REJECTED]
     row = cloud.only_row()
-    assert row.state is JobState.FAILED and row.notified
-    assert row.error is not None and "'bitrate' must be one of" in row.error
+    assert row.state is JobState.FAILED
+    assert row.notified
+    assert row.error is not None
+    assert "'bitrate' must be one of" in row.error
     (note,) = cloud.notifications()
-    assert note["status"] == "FAILED" and note["_status_attribute"] == "FAILED"
+    assert note["status"] == "FAILED"
+    assert note["_status_attribute"] == "FAILED"
     assert "'bitrate' must be one of" in note["error"]
     assert cloud.emulator.submissions == []
     # Seen again, it is not notified again.
@@ -130,7 +149,8 @@ def test_an_api_refusal_fails_the_job_with_the_apis_reason(cloud: Cloud) -> None
     cloud.emulator.faults.server_error_status = 400
     assert handle_message(cloud.services, body, "m1") == [Outcome.REJECTED]
     (note,) = cloud.notifications()
-    assert note["status"] == "FAILED" and "the API refused the request: API answered 400" in note["error"]
+    assert note["status"] == "FAILED"
+    assert "the API refused the request: API answered 400" in note["error"]
 
 
 def test_rate_limits_are_waited_out_within_the_call(cloud: Cloud) -> None:
@@ -159,7 +179,8 @@ def test_account_problems_keep_the_job_waiting(cloud: Cloud, credits: int | None
     with pytest.raises(RetryLater) as caught:
         handle_message(cloud.services, body, "m1")
     assert "402" in str(caught.value) if credits == 0 else "401" in str(caught.value)
-    assert cloud.rows() == [] and cloud.notifications() == []
+    assert cloud.rows() == []
+    assert cloud.notifications() == []
 
 
 def test_a_server_error_on_submit_ends_as_unknown_and_is_not_resent(cloud: Cloud) -> None:
@@ -168,7 +189,8 @@ def test_a_server_error_on_submit_ends_as_unknown_and_is_not_resent(cloud: Cloud
     body = json.dumps(song_request())
     assert handle_message(cloud.services, body, "m1") == [Outcome.REJECTED]
     row = cloud.only_row()
-    assert row.state is JobState.UNKNOWN and "outcome unknown" in (row.error or "")
+    assert row.state is JobState.UNKNOWN
+    assert "outcome unknown" in (row.error or "")
     (note,) = cloud.notifications()
     assert note["status"] == "UNKNOWN"
     assert handle_message(cloud.services, body, "m2") == [Outcome.DUPLICATE]
@@ -179,6 +201,11 @@ def test_error_kinds_cover_the_documented_codes() -> None:
     from lyrics_to_song.music_api import classify_status
 
     assert [classify_status(c) for c in (400, 401, 402, 404, 429, 500, 503)] == [
-        ErrorKind.PERMANENT, ErrorKind.ACCOUNT, ErrorKind.ACCOUNT, ErrorKind.PERMANENT,
-        ErrorKind.TRANSIENT, ErrorKind.TRANSIENT, ErrorKind.TRANSIENT,
+        ErrorKind.PERMANENT,
+        ErrorKind.ACCOUNT,
+        ErrorKind.ACCOUNT,
+        ErrorKind.PERMANENT,
+        ErrorKind.TRANSIENT,
+        ErrorKind.TRANSIENT,
+        ErrorKind.TRANSIENT,
     ]

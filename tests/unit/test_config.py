@@ -46,4 +46,7 @@ def test_a_key_source_is_required() -> None:
     env = {k: v for k, v in BASE.items() if k != "MUSIC_API_KEY"}
     with pytest.raises(ConfigError, match="MUSIC_API_KEY_SECRET_ARN"):
         load_settings(env)
-    assert load_settings({**env, "MUSIC_API_KEY_SECRET_ARN": "arn:aws:secretsmanager:x"}).api_key is None
+    assert (
+        load_settings({**env, "MUSIC_API_KEY_SECRET_ARN": "arn:aws:secretsmanager:x"}).api_key
+        is None
+    )

@@ -8,7 +8,11 @@ from lyrics_to_song.requests import InvalidRequest
 
 def parse(name: str, data: bytes, metadata_prompt: str | None = None):  # type: ignore[no-untyped-def]
     return parse_lyric_file(
-        name, data, metadata_prompt=metadata_prompt, default_prompt="house style", default_model="minimax-music"
+        name,
+        data,
+        metadata_prompt=metadata_prompt,
+        default_prompt="house style",
+        default_model="minimax-music",
     )
 
 
@@ -27,7 +31,11 @@ Neon rain
 def test_front_matter_sets_the_request_fields() -> None:
     request = parse("song.txt", FRONT_MATTER, metadata_prompt="ignored")
     assert request.prompt == "dreamy synth-pop, 100 bpm"
-    assert (request.bitrate, request.sample_rate, request.model) == (128000, 32000, "minimax-music-2")
+    assert (request.bitrate, request.sample_rate, request.model) == (
+        128000,
+        32000,
+        "minimax-music-2",
+    )
     assert request.lyrics == "[Verse]\nNeon rain"
 
 
@@ -55,12 +63,20 @@ def test_json_lyric_files_take_the_request_fields() -> None:
         ("empty.txt", b"", "empty.txt is empty"),
         ("blank.txt", b"  \n\t\n", "blank.txt is empty"),
         ("bin.txt", b"ID3\x00\x01\x02", "bin.txt is a binary file"),
-        ("latin1.txt", "café".encode("latin-1"), "latin1.txt is not valid UTF-8 text (bad byte at offset 3)"),
+        (
+            "latin1.txt",
+            "café".encode("latin-1"),
+            "latin1.txt is not valid UTF-8 text (bad byte at offset 3)",
+        ),
         ("open.txt", b"---\nprompt: x\nlyrics here", "never closed"),
         ("bad.txt", b"---\njust words\n---\nla", "front matter line 2 is not 'key: value'"),
         ("unknown.txt", b"---\ntempo: 100\n---\nla", "unknown field 'tempo'"),
         ("twice.txt", b"---\nprompt: a\nprompt: b\n---\nla", "sets 'prompt' twice"),
-        ("rate.txt", b"---\nbitrate: fast\n---\nla", "'bitrate' must be a whole number, got 'fast'"),
+        (
+            "rate.txt",
+            b"---\nbitrate: fast\n---\nla",
+            "'bitrate' must be a whole number, got 'fast'",
+        ),
         ("rate2.txt", b"---\nbitrate: 100\n---\nla", "'bitrate' must be one of"),
         ("nolyrics.txt", b"---\nprompt: a\n---\n\n", "has front matter but no lyrics"),
         ("long.txt", ("x" * 3501).encode(), "'lyrics' is 3501 characters"),

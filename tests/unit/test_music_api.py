@@ -19,19 +19,26 @@ from lyrics_to_song.music_api import (
     parse_task_status,
 )
 from lyrics_to_song.requests import parse_request
-from support import FakeClock, song_request
+from tests.support import FakeClock, song_request
 
 KEY = "aio_secret_key_123"
 REQUEST = parse_request(song_request(), "minimax-music")
 
 
-def client_for(handler: Callable[[httpx.Request], httpx.Response], sleeps: list[float]) -> MusicApiClient:
+def client_for(
+    handler: Callable[[httpx.Request], httpx.Response], sleeps: list[float]
+) -> MusicApiClient:
     return MusicApiClient(
-        "https://apiin.one", lambda: KEY, http=httpx.Client(transport=httpx.MockTransport(handler)), sleep=sleeps.append
+        "https://apiin.one",
+        lambda: KEY,
+        http=httpx.Client(transport=httpx.MockTransport(handler)),
+        sleep=sleeps.append,
     )
 
 
-def answer(status: int, body: Any, headers: dict[str, str] | None = None) -> Callable[[httpx.Request], httpx.Response]:
+def answer(
+    status: int, body: Any, headers: dict[str, str] | None = None
+) -> Callable[[httpx.Request], httpx.Response]:
     def handler(request: httpx.Request) -> httpx.Response:
         text = body if isinstance(body, str) else json.dumps(body)
         return httpx.Response(status, text=text, headers=headers)
@@ -48,7 +55,8 @@ def test_submit_and_follow_a_task_on_the_emulator(
     clock.advance(31)
     status = api.task_status(task_id)
     assert status.state is TaskState.DONE
-    assert status.audio is not None and status.audio.url == f"http://api.test/files/{task_id}.mp3"
+    assert status.audio is not None
+    assert status.audio.url == f"http://api.test/files/{task_id}.mp3"
     assert status.duration_seconds == 1.0
 
 
@@ -57,7 +65,9 @@ def test_the_bearer_key_is_sent(sleeps: list[float]) -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request.headers["authorization"])
-        return httpx.Response(200, json={"code": 200, "data": {"task_id": "t1", "status": "IN_PROGRESS"}})
+        return httpx.Response(
+            200, json={"code": 200, "data": {"task_id": "t1", "status": "IN_PROGRESS"}}
+        )
 
     assert client_for(handler, sleeps).submit(REQUEST) == "t1"
     assert seen == [f"Bearer {KEY}"]
@@ -71,9 +81,17 @@ def test_the_older_flat_answer_is_understood(sleeps: list[float]) -> None:
 @pytest.mark.parametrize(
     ("status", "body", "kind"),
     [
-        (400, {"code": 400, "message": "Bad Request: 'prompt' is required.", "data": None}, ErrorKind.PERMANENT),
+        (
+            400,
+            {"code": 400, "message": "Bad Request: 'prompt' is required.", "data": None},
+            ErrorKind.PERMANENT,
+        ),
         (401, {"code": 401, "message": "Unauthorized"}, ErrorKind.ACCOUNT),
-        (200, {"code": 402, "message": "Payment Required: insufficient credits"}, ErrorKind.ACCOUNT),
+        (
+            200,
+            {"code": 402, "message": "Payment Required: insufficient credits"},
+            ErrorKind.ACCOUNT,
+        ),
         (402, "no credits", ErrorKind.ACCOUNT),
         (200, {"code": 400, "message": "Bad Request: lyrics too long"}, ErrorKind.PERMANENT),
     ],
@@ -90,16 +108,22 @@ def test_refusals_are_classified_and_not_retried(
 
 def test_the_envelope_message_is_the_reason(sleeps: list[float]) -> None:
     body = {"code": 400, "message": "Bad Request: 'prompt' is required.", "data": None}
-    with pytest.raises(MusicApiError, match="API answered 400: Bad Request: 'prompt' is required."):
+    with pytest.raises(
+        MusicApiError, match=r"API answered 400: Bad Request: 'prompt' is required\."
+    ):
         client_for(answer(400, body), sleeps).submit(REQUEST)
 
 
 def test_rate_limits_are_retried_honouring_retry_after(sleeps: list[float]) -> None:
-    answers = iter([
-        httpx.Response(429, json={"code": 429, "message": "slow down"}, headers={"Retry-After": "2"}),
-        httpx.Response(503, json={"code": 503, "message": "busy"}),
-        httpx.Response(200, json={"code": 200, "data": {"task_id": "t9"}}),
-    ])
+    answers = iter(
+        [
+            httpx.Response(
+                429, json={"code": 429, "message": "slow down"}, headers={"Retry-After": "2"}
+            ),
+            httpx.Response(503, json={"code": 503, "message": "busy"}),
+            httpx.Response(200, json={"code": 200, "data": {"task_id": "t9"}}),
+        ]
+    )
     api = client_for(lambda request: next(answers), sleeps)
     assert api.submit(REQUEST) == "t9"
     assert sleeps == [2.0, 1.0]  # Retry-After, then the backoff's second step
@@ -121,11 +145,14 @@ def test_retries_stop_after_the_attempts(sleeps: list[float]) -> None:
 
     with pytest.raises(MusicApiError):
         client_for(handler, sleeps).submit(REQUEST)
-    assert len(calls) == 3 and sleeps == [0.5, 1.0]
+    assert len(calls) == 3
+    assert sleeps == [0.5, 1.0]
 
 
 @pytest.mark.parametrize("status", [500, 502, 504])
-def test_a_server_error_on_submit_may_hide_an_accepted_job(status: int, sleeps: list[float]) -> None:
+def test_a_server_error_on_submit_may_hide_an_accepted_job(
+    status: int, sleeps: list[float]
+) -> None:
     calls: list[int] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -144,7 +171,8 @@ def test_a_timeout_after_sending_is_an_unknown_outcome(sleeps: list[float]) -> N
 
     with pytest.raises(MusicApiError) as caught:
         client_for(handler, sleeps).submit(REQUEST)
-    assert caught.value.maybe_accepted and "may have been accepted" in str(caught.value)
+    assert caught.value.maybe_accepted
+    assert "may have been accepted" in str(caught.value)
 
 
 def test_a_refused_connection_is_retried(sleeps: list[float]) -> None:
@@ -162,7 +190,8 @@ def test_a_refused_connection_is_retried(sleeps: list[float]) -> None:
 def test_an_answer_without_a_task_id_is_an_unknown_outcome(sleeps: list[float]) -> None:
     with pytest.raises(MusicApiError) as caught:
         client_for(answer(200, {"code": 200, "data": {"status": "ok"}}), sleeps).submit(REQUEST)
-    assert caught.value.maybe_accepted and caught.value.raw_body is not None
+    assert caught.value.maybe_accepted
+    assert caught.value.raw_body is not None
 
 
 def test_the_key_never_appears_in_errors(sleeps: list[float]) -> None:
@@ -173,7 +202,8 @@ def test_the_key_never_appears_in_errors(sleeps: list[float]) -> None:
         client_for(handler, sleeps).task_status("t1")
     # Even when the server echoes the key back, the text we log must not carry it.
     assert KEY not in str(caught.value)
-    assert caught.value.raw_body is not None and KEY not in caught.value.raw_body
+    assert caught.value.raw_body is not None
+    assert KEY not in caught.value.raw_body
     assert "[redacted]" in caught.value.raw_body
 
 
@@ -189,25 +219,38 @@ def test_the_key_never_appears_in_errors(sleeps: list[float]) -> None:
         ({"audio": "https://cdn/a.mp3"}, "https://cdn/a.mp3", None),
     ],
 )
-def test_audio_is_found_in_every_known_shape(data: dict[str, Any], url: str | None, hex_data: str | None) -> None:
+def test_audio_is_found_in_every_known_shape(
+    data: dict[str, Any], url: str | None, hex_data: str | None
+) -> None:
     found = find_audio(data)
-    assert found is not None and (found.url, found.hex_data) == (url, hex_data)
+    assert found is not None
+    assert (found.url, found.hex_data) == (url, hex_data)
 
 
 @pytest.mark.parametrize(
     ("status", "state"),
-    [("IN_PROGRESS", TaskState.RUNNING), ("pending", TaskState.RUNNING), ("Completed", TaskState.DONE),
-     ("SUCCESS", TaskState.DONE), ("failed", TaskState.FAILED), ("ERROR", TaskState.FAILED)],
+    [
+        ("IN_PROGRESS", TaskState.RUNNING),
+        ("pending", TaskState.RUNNING),
+        ("Completed", TaskState.DONE),
+        ("SUCCESS", TaskState.DONE),
+        ("failed", TaskState.FAILED),
+        ("ERROR", TaskState.FAILED),
+    ],
 )
 def test_status_is_read_case_insensitively(status: str, state: TaskState) -> None:
-    parsed = parse_task_status({"status": status, "audio_url": "https://cdn/x.mp3", "fail_message": "bad"}, "")
+    parsed = parse_task_status(
+        {"status": status, "audio_url": "https://cdn/x.mp3", "fail_message": "bad"}, ""
+    )
     assert parsed.state is state
     if state is TaskState.FAILED:
         assert parsed.error == "bad"
 
 
 def test_minimax_duration_in_milliseconds_is_converted() -> None:
-    parsed = parse_task_status({"status": "completed", "audio": "4944", "extra_info": {"music_duration": 61500}}, "")
+    parsed = parse_task_status(
+        {"status": "completed", "audio": "4944", "extra_info": {"music_duration": 61500}}, ""
+    )
     assert parsed.duration_seconds == 61.5
 
 
@@ -223,7 +266,8 @@ def test_unreadable_status_bodies_keep_the_raw_body(data: dict[str, Any], messag
     with pytest.raises(MusicApiError) as caught:
         parse_task_status(data, json.dumps(data))
     assert message in str(caught.value)
-    assert caught.value.kind is ErrorKind.TRANSIENT and caught.value.raw_body == json.dumps(data)
+    assert caught.value.kind is ErrorKind.TRANSIENT
+    assert caught.value.raw_body == json.dumps(data)
 
 
 def test_a_non_json_status_answer_is_transient_with_its_body(sleeps: list[float]) -> None:

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from lyrics_to_song.requests import InvalidRequest, parse_request
-from support import song_request
+from tests.support import song_request
 
 
 def parse(body: Any):  # type: ignore[no-untyped-def]
@@ -46,12 +46,24 @@ def test_fingerprint_depends_on_content_only() -> None:
         ({"lyrics": "la"}, "'prompt' is required"),
         (song_request(lyrics="   \n "), "'lyrics' must not be empty"),
         (song_request(lyrics=42), "'lyrics' must be a string, got int"),
-        (song_request(prompt="p" * 2001), "'prompt' is 2001 characters; the model accepts at most 2000"),
-        (song_request(lyrics="l" * 3501), "'lyrics' is 3501 characters; the model accepts at most 3500"),
-        (song_request(bitrate=128), "'bitrate' must be one of 32000, 60000, 64000, 128000, 256000; got 128"),
+        (
+            song_request(prompt="p" * 2001),
+            "'prompt' is 2001 characters; the model accepts at most 2000",
+        ),
+        (
+            song_request(lyrics="l" * 3501),
+            "'lyrics' is 3501 characters; the model accepts at most 3500",
+        ),
+        (
+            song_request(bitrate=128),
+            "'bitrate' must be one of 32000, 60000, 64000, 128000, 256000; got 128",
+        ),
         (song_request(bitrate="128000"), "'bitrate' must be a whole number"),
         (song_request(bitrate=True), "'bitrate' must be a whole number"),
-        (song_request(sample_rate=48000), "'sample_rate' must be one of 16000, 24000, 32000, 44100"),
+        (
+            song_request(sample_rate=48000),
+            "'sample_rate' must be one of 16000, 24000, 32000, 44100",
+        ),
         (song_request(model="../etc"), "'model' must be a model name"),
         (song_request(model=""), "'model' must be a model name"),
         (song_request(request_id="has space"), "'request_id' must be a string of 1 to 128"),
@@ -76,6 +88,8 @@ def test_prompt_and_lyrics_are_trimmed_and_limits_count_characters_not_bytes() -
 
 def test_default_prompt_fills_only_a_missing_prompt() -> None:
     filled = parse_request({"lyrics": "la"}, "minimax-music", default_prompt="house style")
-    kept = parse_request({"lyrics": "la", "prompt": "mine"}, "minimax-music", default_prompt="house")
+    kept = parse_request(
+        {"lyrics": "la", "prompt": "mine"}, "minimax-music", default_prompt="house"
+    )
     assert filled.prompt == "house style"
     assert kept.prompt == "mine"

@@ -1,0 +1,54 @@
+"""What an integration test works with: moto in-process, provisioned from template.yaml."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from local_cloud.emulator import MusicApiEmulator
+from local_cloud.stack import Stack
+from lyrics_to_song.services import Services
+from lyrics_to_song.task_rows import Row
+from tests.support import FakeClock, s3_notification
+
+
+@dataclass
+class Cloud:
+    stack: Stack
+    services: Services
+    emulator: MusicApiEmulator
+    clock: FakeClock
+    watch_url: str
+
+    def notifications(self) -> list[dict[str, Any]]:
+        """Everything the topic has published since the last call."""
+        sqs = self.stack.client("sqs")
+        found: list[dict[str, Any]] = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=self.watch_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not batch:
+                return found
+            for message in batch:
+                envelope = json.loads(message["Body"])
+                body = json.loads(envelope["Message"])
+                body["_status_attribute"] = envelope["MessageAttributes"]["status"]["Value"]
+                found.append(body)
+                sqs.delete_message(QueueUrl=self.watch_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def rows(self) -> list[Row]:
+        items = self.stack.client("dynamodb").scan(TableName=self.stack.tasks_table)["Items"]
+        return [Row.from_item(item) for item in items]
+
+    def only_row(self) -> Row:
+        (row,) = self.rows()
+        return row
+
+    def put_lyrics(self, key: str, body: bytes, **kwargs: Any) -> dict[str, Any]:
+        """Upload a lyric file; return the S3 notification the bucket would send."""
+        s3 = self.stack.client("s3")
+        s3.put_object(Bucket=self.stack.lyrics_bucket, Key=key, Body=body, **kwargs)
+        head = s3.head_object(Bucket=self.stack.lyrics_bucket, Key=key)
+        return s3_notification(self.stack.lyrics_bucket, key, head["ETag"].strip('"'), len(body))

@@ -1,0 +1,231 @@
+"""template.yaml, translated offline by aws-sam-translator, wired as the functions expect."""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from samtranslator.parser.parser import Parser
+from samtranslator.translator.translator import Translator
+
+from local_cloud.template import load_template
+from lyrics_to_song.config import load_settings
+from lyrics_to_song.poll import RESERVE_MS
+from lyrics_to_song.submit_handler import MIN_REMAINING_MS
+from lyrics_to_song.task_rows import DUE_INDEX
+
+
+class _ManagedPolicies(dict[str, str]):
+    """AWS managed policy ARNs by name, without asking IAM."""
+
+    def __missing__(self, name: str) -> str:
+        return f"arn:aws:iam::aws:policy/{name}"
+
+
+@pytest.fixture(scope="module")
+def sam() -> dict[str, Any]:
+    return load_template()
+
+
+@pytest.fixture(scope="module")
+def cfn(sam: dict[str, Any]) -> dict[str, Any]:
+    template = copy.deepcopy(sam)
+    template["Globals"]["Function"]["CodeUri"] = (
+        "s3://artifacts/code.zip"  # what `sam package` does
+    )
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    translated: dict[str, Any] = Translator(_ManagedPolicies(), Parser()).translate(
+        template, parameter_values={}
+    )
+    return translated
+
+
+def resources(cfn: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v["Properties"] for k, v in cfn["Resources"].items() if v["Type"] == kind}
+
+
+def ref(value: Any) -> str:
+    if "Ref" in value:
+        return str(value["Ref"])
+    return str(value["Fn::GetAtt"][0])
+
+
+def test_each_function_is_pointed_at_the_right_resources(cfn: dict[str, Any]) -> None:
+    functions = resources(cfn, "AWS::Lambda::Function")
+    assert set(functions) == {"SubmitFunction", "PollFunction"}
+    for props in functions.values():
+        env = props["Environment"]["Variables"]
+        assert ref(env["TASKS_TABLE_NAME"]) == "TasksTable"
+        assert ref(env["AUDIO_BUCKET_NAME"]) == "SongsBucket"
+        assert ref(env["NOTIFY_TOPIC_ARN"]) == "NotificationTopic"
+        assert ref(env["MUSIC_API_KEY_SECRET_ARN"]) == "MusicApiKeySecret"
+        assert "MUSIC_API_KEY" not in env, "a deployed function reads its key from Secrets Manager"
+        assert props["TracingConfig"] == {"Mode": "Active"}
+    assert functions["SubmitFunction"]["Handler"] == "lyrics_to_song.submit_handler.handler"
+    assert functions["PollFunction"]["Handler"] == "lyrics_to_song.poll_handler.handler"
+
+
+def test_the_environment_satisfies_the_configuration_contract(sam: dict[str, Any]) -> None:
+    from local_cloud.template import Resolver, function_environment
+
+    refs = {name: f"physical-{name}" for name in sam["Resources"]}
+    refs["NotificationTopic"] = "arn:aws:sns:us-east-1:123456789012:topic"
+    resolver = Resolver(sam, refs, {}, {"AWS::StackName": "s"})
+    for name in ("SubmitFunction", "PollFunction"):
+        settings = load_settings(function_environment(sam, name, resolver))
+        assert settings.tasks_table_name == "physical-TasksTable"
+
+
+def test_the_queue_feeds_the_submit_function_with_partial_batch_failures(
+    cfn: dict[str, Any],
+) -> None:
+    (mapping,) = resources(cfn, "AWS::Lambda::EventSourceMapping").values()
+    assert ref(mapping["EventSourceArn"]) == "JobsQueue"
+    assert ref(mapping["FunctionName"]) == "SubmitFunction"
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert 1 <= mapping["BatchSize"] <= 10
+    assert mapping["ScalingConfig"]["MaximumConcurrency"] <= 20, "within the API's concurrent tasks"
+
+
+def test_timeouts_leave_room_for_the_work(cfn: dict[str, Any]) -> None:
+    functions = resources(cfn, "AWS::Lambda::Function")
+    queue = resources(cfn, "AWS::SQS::Queue")["JobsQueue"]
+    submit_timeout = functions["SubmitFunction"]["Timeout"]
+    assert queue["VisibilityTimeout"] >= 6 * submit_timeout
+    # The handler stops taking records MIN_REMAINING_MS before the end: one paid call fits.
+    assert submit_timeout * 1000 > MIN_REMAINING_MS
+    assert functions["PollFunction"]["Timeout"] * 1000 > RESERVE_MS
+    poll_lease = int(functions["PollFunction"]["Environment"]["Variables"]["POLL_LEASE_SECONDS"])
+    assert poll_lease > functions["PollFunction"]["Timeout"], (
+        "a claim outlives the run that made it"
+    )
+    submit_lease = load_settings(
+        {
+            "TASKS_TABLE_NAME": "t",
+            "AUDIO_BUCKET_NAME": "b",
+            "NOTIFY_TOPIC_ARN": "arn:x",
+            "MUSIC_API_KEY": "k",
+        }
+    ).submit_lease_seconds
+    assert submit_lease > submit_timeout, (
+        "a SUBMITTING row is settled only after its function is surely gone"
+    )
+
+
+def test_failed_jobs_messages_end_in_a_dead_letter_queue(cfn: dict[str, Any]) -> None:
+    queues = resources(cfn, "AWS::SQS::Queue")
+    redrive = queues["JobsQueue"]["RedrivePolicy"]
+    assert ref(redrive["deadLetterTargetArn"]) == "JobsDeadLetterQueue"
+    assert redrive["maxReceiveCount"] >= 3
+    for props in queues.values():
+        assert props["SqsManagedSseEnabled"] is True
+
+
+def test_the_schedule_runs_the_poll_function_with_retries_and_a_dlq(cfn: dict[str, Any]) -> None:
+    (schedule,) = resources(cfn, "AWS::Scheduler::Schedule").values()
+    assert schedule["ScheduleExpression"] == {"Ref": "PollSchedule"}
+    assert cfn["Parameters"]["PollSchedule"]["Default"] == "rate(1 minute)"
+    target = schedule["Target"]
+    assert ref(target["Arn"]) == "PollFunction"
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    assert ref(target["DeadLetterConfig"]["Arn"]) == "PollScheduleDeadLetterQueue"
+    assert "Fn::Sub" in schedule["Name"], "schedule names are unique per stack"
+
+
+def test_the_table_has_the_sparse_due_index_ttl_and_recovery(cfn: dict[str, Any]) -> None:
+    table = resources(cfn, "AWS::DynamoDB::Table")["TasksTable"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["KeySchema"] == [{"AttributeName": "job_id", "KeyType": "HASH"}]
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == DUE_INDEX
+    assert [k["AttributeName"] for k in index["KeySchema"]] == ["open_shard", "due_at"]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert table["SSESpecification"]["SSEEnabled"] is True
+
+
+def test_lyric_uploads_notify_the_jobs_queue(cfn: dict[str, Any]) -> None:
+    bucket = resources(cfn, "AWS::S3::Bucket")["LyricsBucket"]
+    configs = bucket["NotificationConfiguration"]["QueueConfigurations"]
+    assert {ref(c["Queue"]) for c in configs} == {"JobsQueue"}
+    suffixes = sorted(
+        r["Value"] for c in configs for r in c["Filter"]["S3Key"]["Rules"] if r["Name"] == "suffix"
+    )
+    assert suffixes == [".json", ".txt"]
+    policy = resources(cfn, "AWS::SQS::QueuePolicy")["JobsQueuePolicy"]["PolicyDocument"][
+        "Statement"
+    ][0]
+    assert policy["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert policy["Action"] == "sqs:SendMessage"
+    assert "aws:SourceAccount" in policy["Condition"]["StringEquals"]
+
+
+def test_buckets_are_private_encrypted_and_tls_only(cfn: dict[str, Any]) -> None:
+    policies = {
+        ref(p["Bucket"]): p["PolicyDocument"]
+        for p in resources(cfn, "AWS::S3::BucketPolicy").values()
+    }
+    for name, bucket in resources(cfn, "AWS::S3::Bucket").items():
+        assert all(bucket["PublicAccessBlockConfiguration"].values()), name
+        assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        (deny,) = policies[name]["Statement"]
+        assert deny["Effect"] == "Deny"
+        assert deny["Condition"] == {"Bool": {"aws:SecureTransport": False}}
+
+
+def _statements(cfn: dict[str, Any], role: str) -> Iterator[dict[str, Any]]:
+    for policy in cfn["Resources"][role]["Properties"].get("Policies", []):
+        yield from policy["PolicyDocument"]["Statement"]
+
+
+@pytest.mark.parametrize("role", ["SubmitFunctionRole", "PollFunctionRole"])
+def test_function_policies_name_their_actions_and_resources(cfn: dict[str, Any], role: str) -> None:
+    statements = list(_statements(cfn, role))
+    assert statements
+    for statement in statements:
+        actions = (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+        assert all("*" not in action for action in actions), statement
+        assert statement["Resource"] != "*", statement
+
+
+def test_only_the_poll_function_writes_songs_and_reads_the_index(cfn: dict[str, Any]) -> None:
+    submit_actions = {
+        a
+        for s in _statements(cfn, "SubmitFunctionRole")
+        for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    }
+    poll_actions = {
+        a
+        for s in _statements(cfn, "PollFunctionRole")
+        for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    }
+    assert "s3:PutObject" not in submit_actions
+    assert "dynamodb:Query" not in submit_actions
+    assert {"s3:PutObject", "s3:AbortMultipartUpload", "dynamodb:Query"} <= poll_actions
+    assert "dynamodb:Scan" not in poll_actions, "the poll function never scans"
+
+
+def test_logs_are_kept_for_a_set_time(cfn: dict[str, Any]) -> None:
+    groups = resources(cfn, "AWS::Logs::LogGroup")
+    assert {g["LogGroupName"]["Fn::Sub"] for g in groups.values()} == {
+        "/aws/lambda/${SubmitFunction}",
+        "/aws/lambda/${PollFunction}",
+    }
+    assert all(g["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups.values())
+
+
+def test_outputs_give_a_user_everything_they_need(cfn: dict[str, Any]) -> None:
+    assert {
+        "LyricsBucketName",
+        "SongsBucketName",
+        "JobsQueueUrl",
+        "NotificationTopicArn",
+        "MusicApiKeySecretArn",
+        "TasksTableName",
+        "JobsDeadLetterQueueUrl",
+    } <= set(cfn["Outputs"])
