@@ -40,10 +40,10 @@ emulator: $(STAMP)
 
 ## build, deploy: the same code on AWS (needs the SAM CLI and AWS credentials)
 build:
-	sam build
+	sam build --config-file $(CURDIR)/infra/samconfig.toml
 
 deploy: build
-	sam deploy --guided --config-file infra/samconfig.toml
+	sam deploy --guided --config-file $(CURDIR)/infra/samconfig.toml
 
 clean:
 	rm -rf $(VENV) .aws-sam out .pytest_cache .mypy_cache .ruff_cache
