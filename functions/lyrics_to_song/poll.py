@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from botocore.exceptions import ClientError
 
 from .closing import announce
 from .music_api import AudioSource, ErrorKind, MusicApiError, TaskState
@@ -52,6 +53,7 @@ class PollReport:
     running: int = 0
     retry_later: int = 0
     notified: int = 0
+    errors: int = 0
     stopped_early: bool = False
 
 
@@ -88,6 +90,12 @@ def poll_due(
             logger.append_keys(job_id=row.job_id, task_id=row.task_id)
             try:
                 process_row(services, row, report)
+            except Exception:
+                # One task's trouble must not stop the others; this one keeps its lease
+                # and is taken again when the lease ends.
+                logger.exception("unexpected error while following a task; retried later")
+                count("PollErrors")
+                report.errors += 1
             finally:
                 logger.remove_keys(["job_id", "task_id"])
         if not start_key:
@@ -154,9 +162,9 @@ def _follow_task(services: Services, row: Row, report: PollReport) -> None:
         count("SongsFailed")
         _end(services, row, JobState.FAILED, report, error=str(exc))
         return
-    except (httpx.HTTPError, OSError) as exc:
+    except (httpx.HTTPError, OSError, ClientError) as exc:
         logger.warning(
-            "audio download failed; retried on the next poll", extra={"error": repr(exc)}
+            "saving the song failed; retried on the next poll", extra={"error": repr(exc)}
         )
         _retry_later(services, row, report, _steps(services, TRANSIENT_RETRY_STEPS))
         return

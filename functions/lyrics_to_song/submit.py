@@ -92,9 +92,11 @@ def submit_request(services: Services, job: Job, request: SongRequest) -> Outcom
         return _submission_failed(services, job, attempt, exc)
     logger.append_keys(task_id=task_id)
     now = services.clock()
-    services.table.mark_pending(
-        job.job_id, attempt, task_id, now, now + services.settings.first_poll_delay_seconds
-    )
+    first_due = now + services.settings.first_poll_delay_seconds
+    if not services.table.mark_pending(job.job_id, attempt, task_id, now, first_due):
+        # Only possible if this call outlived the submit lease and the row was settled
+        # as UNKNOWN meanwhile: keep the task id where an operator will find it.
+        logger.error("submitted, but the row was already settled; see task_id")
     count("SongsSubmitted")
     logger.info("song submitted", extra={"source": job.source, "model": request.model})
     return Outcome.SUBMITTED
