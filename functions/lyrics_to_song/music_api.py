@@ -21,6 +21,8 @@ from .requests import SongRequest
 SUBMIT_PATH = "/api/v1/audio/music"
 STATUS_PATH = "/api/v1/tasks/{task_id}"
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0)
+# A status answer is small and quick; a short timeout keeps a poll run's worst case bounded.
+STATUS_TIMEOUT = httpx.Timeout(connect=5.0, read=10.0, write=5.0, pool=5.0)
 RAW_BODY_LOG_LIMIT = 2000
 
 _RUNNING = {"in_progress", "pending", "processing", "queued", "running", "submitted", "created"}
@@ -329,7 +331,9 @@ class MusicApiClient:
         def call() -> TaskStatus:
             try:
                 response = self.http.get(
-                    self.base_url + STATUS_PATH.format(task_id=task_id), headers=self._headers()
+                    self.base_url + STATUS_PATH.format(task_id=task_id),
+                    headers=self._headers(),
+                    timeout=STATUS_TIMEOUT,
                 )
             except httpx.HTTPError as exc:
                 raise MusicApiError(

@@ -133,6 +133,13 @@ def test_the_schedule_runs_the_poll_function_with_retries_and_a_dlq(cfn: dict[st
     assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1
     assert ref(target["DeadLetterConfig"]["Arn"]) == "PollScheduleDeadLetterQueue"
     assert "Fn::Sub" in schedule["Name"], "schedule names are unique per stack"
+    role = cfn["Resources"][ref(target["RoleArn"])]["Properties"]
+    granted = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    assert {
+        "Action": "sqs:SendMessage",
+        "Effect": "Allow",
+        "Resource": {"Fn::GetAtt": ["PollScheduleDeadLetterQueue", "Arn"]},
+    } in granted
 
 
 def test_the_table_has_the_sparse_due_index_ttl_and_recovery(cfn: dict[str, Any]) -> None:
