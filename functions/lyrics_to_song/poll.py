@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from botocore.exceptions import ClientError
 
-from .closing import announce
+from .closing import announce, ended
 from .music_api import AudioSource, ErrorKind, MusicApiError, TaskState
 from .observability import count, logger, seconds
 from .services import Services
@@ -105,11 +105,11 @@ def poll_due(
 def process_row(services: Services, row: Row, report: PollReport) -> None:
     if row.state.terminal:
         # Ended earlier, but its notification did not go out (a crash in between).
-        _announce(services, row, report)
+        announce(services, row)
+        report.notified += 1
         return
     if row.state is JobState.SUBMITTING:
         logger.error("a submission was cut short: its outcome is unknown, it is not resubmitted")
-        count("SubmissionsUnknown")
         _end(
             services,
             row,
@@ -130,7 +130,6 @@ def _follow_task(services: Services, row: Row, report: PollReport) -> None:
         _status_unavailable(services, row, exc, report)
         return
     if status.state is TaskState.FAILED:
-        count("SongsFailed")
         _end(
             services,
             row,
@@ -159,7 +158,6 @@ def _follow_task(services: Services, row: Row, report: PollReport) -> None:
     try:
         saved = _save_song(services, row, status.audio)
     except AudioGone as exc:
-        count("SongsFailed")
         _end(services, row, JobState.FAILED, report, error=str(exc))
         return
     except (httpx.HTTPError, OSError, ClientError) as exc:
@@ -169,7 +167,6 @@ def _follow_task(services: Services, row: Row, report: PollReport) -> None:
         _retry_later(services, row, report, _steps(services, TRANSIENT_RETRY_STEPS))
         return
     now = services.clock()
-    count("SongsCompleted")
     seconds("TimeToSong", now - (row.submitted_at or row.created_at))
     logger.info("song saved", extra={"song_key": saved.key, "bytes": saved.size})
     _end(
@@ -189,7 +186,6 @@ def _status_unavailable(
     extra = {"api_status": exc.status, "error": str(exc), "raw_body": exc.raw_body}
     if exc.kind is ErrorKind.PERMANENT:
         logger.warning("the API refused the status request", extra=extra)
-        count("SongsFailed")
         _end(services, row, JobState.FAILED, report, error=f"status request refused: {exc}")
         return
     if exc.kind is ErrorKind.ACCOUNT:
@@ -205,7 +201,6 @@ def _status_unavailable(
         logger.error("status body not understood", extra={**extra, "times_in_a_row": bad})
         count("UnreadableStatusBodies")
         if bad >= MAX_BAD_BODIES:
-            count("SongsFailed")
             _end(
                 services,
                 row,
@@ -240,7 +235,6 @@ def _too_old(services: Services, row: Row) -> bool:
 
 
 def _time_out(services: Services, row: Row, report: PollReport) -> None:
-    count("SongsTimedOut")
     limit = services.settings.max_task_age_seconds
     _end(
         services,
@@ -270,19 +264,7 @@ def _end(services: Services, row: Row, state: JobState, report: PollReport, **fi
         return
     field = _REPORT_FIELDS[state]
     setattr(report, field, getattr(report, field) + 1)
-    ended = dataclasses.replace(row, state=state, finished_at=now, due_at=now, **fields)
-    _announce(services, ended, report)
-
-
-def _announce(services: Services, row: Row, report: PollReport) -> None:
-    announce(
-        row,
-        table=services.table,
-        sns=services.sns,
-        s3=services.s3,
-        settings=services.settings,
-        now=services.clock(),
-    )
+    ended(services, dataclasses.replace(row, state=state, finished_at=now, due_at=now, **fields))
     report.notified += 1
 
 

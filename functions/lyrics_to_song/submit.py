@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .closing import announce
+from .closing import ended
 from .lyric_files import parse_lyric_file
 from .music_api import ErrorKind, MusicApiError
 from .observability import count, logger
@@ -53,14 +53,7 @@ def _reject(services: Services, job: Job, reason: str) -> Outcome:
         count("SongsRejected")
         row = services.table.get(job.job_id)
         if row is not None:
-            announce(
-                row,
-                table=services.table,
-                sns=services.sns,
-                s3=services.s3,
-                settings=services.settings,
-                now=now,
-            )
+            ended(services, row)
         return Outcome.REJECTED
     return Outcome.DUPLICATE
 
@@ -108,11 +101,9 @@ def _submission_failed(services: Services, job: Job, attempt: str, exc: MusicApi
     if exc.maybe_accepted:
         # It may have been accepted and billed: never retry blindly (README: unknown outcome).
         logger.error("submission outcome unknown: not retried", extra=log)
-        count("SubmissionsUnknown")
         return _settle(services, job, attempt, JobState.UNKNOWN, f"outcome unknown: {exc}")
     if exc.kind is ErrorKind.PERMANENT:
         logger.warning("API refused the request", extra=log)
-        count("SongsFailed")
         return _settle(
             services, job, attempt, JobState.FAILED, f"the API refused the request: {exc}"
         )
@@ -131,13 +122,10 @@ def _submission_failed(services: Services, job: Job, attempt: str, exc: MusicApi
 
 def _settle(services: Services, job: Job, attempt: str, state: JobState, error: str) -> Outcome:
     table = services.table
-    now = services.clock()
-    table.settle_submission(job.job_id, attempt, state, error=error, now=now)
-    row = table.get(job.job_id)
-    if row is not None:
-        announce(
-            row, table=table, sns=services.sns, s3=services.s3, settings=services.settings, now=now
-        )
+    if table.settle_submission(job.job_id, attempt, state, error=error, now=services.clock()):
+        row = table.get(job.job_id)
+        if row is not None:
+            ended(services, row)
     return Outcome.REJECTED
 
 

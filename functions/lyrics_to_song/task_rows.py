@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 DUE_INDEX = "open-by-due"
 OPEN_SHARD = "OPEN"
 
+# Plain attributes to set on a row; None removes the attribute.
+Fields = dict[str, str | float | int | bool | None]
+
 
 class JobState(StrEnum):
     SUBMITTING = "SUBMITTING"  # the row is written; the API call is under way
@@ -98,7 +101,7 @@ def _s(value: str) -> dict[str, str]:
 
 
 def _values(
-    fields: dict[str, str | float | int | bool | None],
+    fields: Fields,
 ) -> tuple[str, dict[str, str], dict[str, Any]]:
     """SET/REMOVE clauses for plain fields; None removes the attribute."""
     sets: list[str] = []
@@ -202,17 +205,9 @@ class TaskTable:
     def mark_pending(
         self, job_id: str, attempt: str, task_id: str, now: float, first_due: float
     ) -> bool:
-        return self._update(
-            job_id,
-            {
-                "state": JobState.PENDING.value,
-                "task_id": task_id,
-                "submitted_at": now,
-                "due_at": first_due,
-            },
-            condition="#state = :expected AND attempt = :attempt",
-            extra_values={":expected": _s(JobState.SUBMITTING.value), ":attempt": _s(attempt)},
-        )
+        """The API took the job: from now on the poll function follows its task."""
+        fields: Fields = {"state": JobState.PENDING.value, "task_id": task_id, "submitted_at": now}
+        return self._update_submitting(job_id, attempt, {**fields, "due_at": first_due})
 
     def settle_submission(
         self, job_id: str, attempt: str, state: JobState, *, error: str, now: float
@@ -221,15 +216,19 @@ class TaskTable:
 
         The row stays due until its notification has gone out.
         """
+        fields: Fields = {
+            "state": state.value,
+            "error": error,
+            "finished_at": now,
+            "notified": False,
+        }
+        return self._update_submitting(job_id, attempt, {**fields, "due_at": now})
+
+    def _update_submitting(self, job_id: str, attempt: str, fields: Fields) -> bool:
+        """Change a SUBMITTING row, only if it is still the one this attempt wrote."""
         return self._update(
             job_id,
-            {
-                "state": state.value,
-                "error": error,
-                "finished_at": now,
-                "notified": False,
-                "due_at": now,
-            },
+            fields,
             condition="#state = :expected AND attempt = :attempt",
             extra_values={":expected": _s(JobState.SUBMITTING.value), ":attempt": _s(attempt)},
         )
@@ -288,7 +287,7 @@ class TaskTable:
             return None
         return Row.from_item(response["Attributes"])
 
-    def update_claimed(self, row: Row, fields: dict[str, str | float | int | bool | None]) -> bool:
+    def update_claimed(self, row: Row, fields: Fields) -> bool:
         """Change a row this run holds (its due_at is still our lease)."""
         assert row.due_at is not None
         return self._update(
@@ -309,7 +308,7 @@ class TaskTable:
     def _update(
         self,
         job_id: str,
-        fields: dict[str, str | float | int | bool | None],
+        fields: Fields,
         *,
         condition: str,
         extra_values: dict[str, Any] | None = None,

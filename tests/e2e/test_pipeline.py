@@ -149,3 +149,23 @@ def test_the_api_key_never_appears_in_any_output(
     assert "song submitted" in logged, "the logs were captured"
     assert "rate limit" in logged, "the retried 429 was logged"
     assert pipeline.emulator.api_key not in everything
+
+
+def test_metrics_are_published_for_each_step(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipeline.enqueue(song_request())
+    pipeline.enqueue({"lyrics": "no prompt"})
+    pipeline.run(expected=2)
+    emitted: dict[str, float] = {}
+    for line in capsys.readouterr().out.splitlines():
+        if line.startswith('{"_aws"'):
+            blob = json.loads(line)
+            for metric in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                assert blob["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "LyricsToSong"
+                emitted[metric["Name"]] = emitted.get(metric["Name"], 0) + sum(blob[metric["Name"]])
+    assert emitted["SongsSubmitted"] == 1
+    assert emitted["SongsCompleted"] == 1
+    assert emitted["SongsFailed"] == 1
+    assert emitted["SongsRejected"] == 1
+    assert 0 < emitted["TimeToSong"] < 30
