@@ -31,6 +31,7 @@ class Settings:
     presign_expires_seconds: int
     submit_lease_seconds: int
     poll_lease_seconds: int
+    poll_concurrency: int
     first_poll_delay_seconds: int
     poll_backoff_seconds: int
     terminal_ttl_days: int
@@ -93,6 +94,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         presign_expires_seconds=_int(env, "PRESIGN_EXPIRES_SECONDS", 24 * 3600, 60, 7 * 24 * 3600),
         submit_lease_seconds=_int(env, "SUBMIT_LEASE_SECONDS", 120, 10, 3600),
         poll_lease_seconds=_int(env, "POLL_LEASE_SECONDS", 300, 30, 3600),
+        poll_concurrency=_int(env, "POLL_CONCURRENCY", 8, 1, 64),
         first_poll_delay_seconds=_int(env, "FIRST_POLL_DELAY_SECONDS", 20, 0, 3600),
         poll_backoff_seconds=_int(env, "POLL_BACKOFF_SECONDS", 15, 1, 3600),
         terminal_ttl_days=_int(env, "TERMINAL_TTL_DAYS", 90, 1, 3650),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,11 @@ class PollReport:
     errors: int = 0
     stopped_early: bool = False
 
+    def add(self, other: PollReport) -> None:
+        for item in dataclasses.fields(self):
+            mine, theirs = getattr(self, item.name), getattr(other, item.name)
+            setattr(self, item.name, (mine or theirs) if isinstance(mine, bool) else mine + theirs)
+
 
 class AudioGone(Exception):
     """The audio can no longer be had (expired or missing URL, bad hex): the job fails."""
@@ -69,37 +75,60 @@ def backoff(polls: int, step: float) -> float:
 def poll_due(
     services: Services, remaining_ms: Callable[[], int], reserve_ms: int = RESERVE_MS
 ) -> PollReport:
-    """One poll cycle over the rows due now, page by page, until done or out of time."""
+    """One poll cycle over the rows due now, page by page, until done or out of time.
+
+    Up to `POLL_CONCURRENCY` tasks are followed at once. Before each new task the
+    remaining time is checked: when it runs short, the rest waits for the next run.
+    """
     report = PollReport()
     now = services.clock()
-    start_key: dict[str, Any] | None = None
-    while True:
-        page, start_key = services.table.due(now, PAGE_SIZE, start_key)
-        for job_id, due_at in page:
-            if remaining_ms() < reserve_ms:
-                report.stopped_early = True
-                logger.warning("little time left: the other due tasks wait for the next run")
-                return report
-            report.due += 1
-            row = services.table.claim(
-                job_id, due_at, services.clock() + services.settings.poll_lease_seconds
-            )
-            if row is None:
-                report.taken_by_other_run += 1
-                continue
-            logger.append_keys(job_id=row.job_id, task_id=row.task_id)
-            try:
-                process_row(services, row, report)
-            except Exception:
-                # One task's trouble must not stop the others; this one keeps its lease
-                # and is taken again when the lease ends.
-                logger.exception("unexpected error while following a task; retried later")
-                count("PollErrors")
-                report.errors += 1
-            finally:
-                logger.remove_keys(["job_id", "task_id"])
-        if not start_key:
-            return report
+    workers = services.settings.poll_concurrency
+    running: set[Future[PollReport]] = set()
+
+    def collect(done: set[Future[PollReport]]) -> None:
+        for future in done:
+            report.add(future.result())
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
+        start_key: dict[str, Any] | None = None
+        while not report.stopped_early:
+            page, start_key = services.table.due(now, PAGE_SIZE, start_key)
+            for job_id, due_at in page:
+                while len(running) >= workers:
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    collect(done)
+                if remaining_ms() < reserve_ms:
+                    report.stopped_early = True
+                    logger.warning("little time left: the other due tasks wait for the next run")
+                    break
+                report.due += 1
+                running.add(pool.submit(_take, services, job_id, due_at))
+            if not start_key:
+                break
+        collect(wait(running).done)
+    return report
+
+
+def _take(services: Services, job_id: str, due_at: float) -> PollReport:
+    """Claim one due row and follow it (in a worker thread); returns what happened."""
+    report = PollReport()
+    lease_until = services.clock() + services.settings.poll_lease_seconds
+    row = services.table.claim(job_id, due_at, lease_until)
+    if row is None:
+        report.taken_by_other_run += 1
+        return report
+    logger.thread_safe_append_keys(job_id=row.job_id, task_id=row.task_id)
+    try:
+        process_row(services, row, report)
+    except Exception:
+        # One task's trouble must not stop the others; this one keeps its lease and
+        # is taken again when the lease ends.
+        logger.exception("unexpected error while following a task; retried later")
+        count("PollErrors")
+        report.errors += 1
+    finally:
+        logger.thread_safe_clear_keys()
+    return report
 
 
 def process_row(services: Services, row: Row, report: PollReport) -> None:

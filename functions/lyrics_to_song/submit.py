@@ -60,7 +60,7 @@ def _reject(services: Services, job: Job, reason: str) -> Outcome:
 
 def submit_request(services: Services, job: Job, request: SongRequest) -> Outcome:
     """Write the row, then pay: the order that makes a redelivery harmless."""
-    logger.append_keys(job_id=job.job_id)
+    logger.thread_safe_append_keys(job_id=job.job_id)
     now = services.clock()
     attempt = services.table.start_submission(
         job.job_id,
@@ -83,7 +83,7 @@ def submit_request(services: Services, job: Job, request: SongRequest) -> Outcom
         task_id = services.api.submit(request)
     except MusicApiError as exc:
         return _submission_failed(services, job, attempt, exc)
-    logger.append_keys(task_id=task_id)
+    logger.thread_safe_append_keys(task_id=task_id)
     now = services.clock()
     first_due = now + services.settings.first_poll_delay_seconds
     if not services.table.mark_pending(job.job_id, attempt, task_id, now, first_due):
@@ -132,7 +132,7 @@ def _settle(services: Services, job: Job, attempt: str, state: JobState, error: 
 def submit_lyric_object(services: Services, obj: LyricObject) -> Outcome:
     """Read a lyric file (at most the size cap) and submit it."""
     job = Job(obj.job_id, obj.source, obj.key)
-    logger.append_keys(job_id=job.job_id)
+    logger.thread_safe_append_keys(job_id=job.job_id)
     settings = services.settings
     cap = settings.lyrics_max_bytes
     if obj.size is not None and obj.size > cap:
@@ -178,7 +178,7 @@ def submit_queued(services: Services, queued: QueuedRequest) -> Outcome:
     try:
         request = parse_request(body, services.settings.model)
     except InvalidRequest as exc:
-        logger.append_keys(job_id=job.job_id)
+        logger.thread_safe_append_keys(job_id=job.job_id)
         return _reject(services, job, f"invalid song request: {exc}")
     return submit_request(services, job, request)
 
@@ -190,7 +190,7 @@ def handle_message(services: Services, body: str, message_id: str) -> list[Outco
         return [Outcome.SKIPPED]
     if isinstance(found, UnreadableMessage):
         job = Job(found.job_id, f"sqs:message/{message_id}", "message")
-        logger.append_keys(job_id=job.job_id)
+        logger.thread_safe_append_keys(job_id=job.job_id)
         return [_reject(services, job, found.reason)]
     if isinstance(found, QueuedRequest):
         return [submit_queued(services, found)]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
+    AsyncBatchProcessor,
     EventType,
-    process_partial_response,
+    async_process_partial_response,
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -21,8 +23,11 @@ from .submit import handle_message, handle_s3_event
 
 # Leave room for one more API call (its read timeout) plus the row writes.
 MIN_REMAINING_MS = 40_000
+# The records of a batch (at most 10) are submitted at once, each in its own thread.
+BATCH_WORKERS = 10
 
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+_workers = ThreadPoolExecutor(max_workers=BATCH_WORKERS, thread_name_prefix="submit")
 
 
 @cache
@@ -35,15 +40,14 @@ class NotEnoughTime(Exception):
     """Too little of the invocation is left to start a paid call: the record goes back."""
 
 
-def _record_handler(context: LambdaContext) -> Any:
-    def handle(record: SQSRecord) -> list[str]:
-        logger.remove_keys(["job_id", "task_id"])
+def _submit_record(record: SQSRecord, context: LambdaContext) -> list[str]:
+    logger.thread_safe_clear_keys()
+    try:
         if context.get_remaining_time_in_millis() < MIN_REMAINING_MS:
             raise NotEnoughTime("too little time left in this invocation")
-        outcomes = handle_message(services(), record.body, record.message_id)
-        return [o.value for o in outcomes]
-
-    return handle
+        return [o.value for o in handle_message(services(), record.body, record.message_id)]
+    finally:
+        logger.thread_safe_clear_keys()
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -54,7 +58,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if is_s3_notification(event):
         outcomes = handle_s3_event(services(), event)
         return {"outcomes": [o.value for o in outcomes]}
-    response = process_partial_response(
-        event=event, record_handler=_record_handler(context), processor=processor, context=context
+    services()  # fail fast, once, on bad configuration
+
+    async def record_handler(record: SQSRecord) -> list[str]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_workers, _submit_record, record, context)
+
+    response = async_process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
     )
     return dict(response)

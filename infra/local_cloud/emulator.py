@@ -35,6 +35,7 @@ class Faults:
     """Switches; counters apply to the next N API calls (submit or status) and count down."""
 
     rate_limit: int = 0  # answer 429 with Retry-After
+    rate_limit_prompt: str = ""  # always answer 429 to submissions whose prompt has this text
     retry_after_seconds: int = 1
     server_error: int = 0  # answer server_error_status
     server_error_status: int = 503
@@ -139,6 +140,13 @@ class MusicApiEmulator:
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             return self._json(400, _envelope(400, "Bad Request: body must be JSON."))
+        marker = self.faults.rate_limit_prompt
+        if marker and marker in str(body.get("prompt", "")):
+            return self._json(
+                429,
+                _envelope(429, "Too Many Requests: rate limit exceeded"),
+                {"Retry-After": str(self.faults.retry_after_seconds)},
+            )
         for name in ("prompt", "lyrics"):
             if not isinstance(body.get(name), str) or not body[name].strip():
                 return self._json(400, _envelope(400, f"Bad Request: '{name}' is required."))

@@ -99,12 +99,14 @@ def test_bad_input_is_notified_and_costs_nothing(pipeline: Pipeline) -> None:
 
 
 def test_only_the_record_that_failed_goes_back_to_the_queue(pipeline: Pipeline) -> None:
-    pipeline.enqueue(song_request(request_id="first"))
+    pipeline.enqueue(song_request(request_id="first", prompt="busy hour"))
     pipeline.enqueue(song_request(request_id="second"))
-    pipeline.emulator.faults.rate_limit = 3  # all in-call attempts of the first record
+    pipeline.emulator.faults.rate_limit_prompt = "busy"  # every attempt of the first is refused
     batch = pipeline.runtime.deliver_jobs(retry_delay_seconds=0)
     assert batch.received == 2
     assert len(batch.failed) == 1
+    assert [s["prompt"] for s in pipeline.emulator.submissions] == [song_request()["prompt"]]
+    pipeline.emulator.faults.rate_limit_prompt = ""
     notes = pipeline.run(expected=2)
     assert sorted(n["source"] for n in notes) == ["sqs:first", "sqs:second"]
     assert len(pipeline.emulator.submissions) == 2

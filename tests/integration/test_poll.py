@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 from urllib.parse import urlparse
 
 import pytest
@@ -291,3 +293,24 @@ def test_one_tasks_unexpected_error_does_not_stop_the_others(cloud: Cloud) -> No
     assert poll(cloud).due == 0, "the broken one keeps its lease"
     cloud.clock.advance(cloud.services.settings.poll_lease_seconds + 1)
     assert poll(cloud).completed == 1
+
+
+def test_every_log_line_about_a_task_names_its_job_and_task(cloud: Cloud) -> None:
+    for i in range(4):
+        submit(cloud, request_id=f"r{i}")
+    cloud.clock.advance(31)
+    function_logger = logging.getLogger("lyrics-to-song")
+    lines = io.StringIO()
+    capture = logging.StreamHandler(lines)
+    capture.setFormatter(function_logger.handlers[0].formatter)
+    function_logger.addHandler(capture)
+    try:
+        assert poll(cloud).completed == 4
+    finally:
+        function_logger.removeHandler(capture)
+    records = [json.loads(line) for line in lines.getvalue().splitlines()]
+    saved = [r for r in records if r["message"] in ("song saved", "notification sent")]
+    assert len(saved) == 8
+    rows = {r.job_id: r.task_id for r in cloud.rows()}
+    for record in saved:
+        assert rows[record["job_id"]] == record["task_id"], "the keys of this task, not another's"
