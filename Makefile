@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 LYRICS ?=
 REAL_API ?=
 
-.PHONY: demo test lint fmt emulator build deploy clean
+.PHONY: demo test lint fmt bench emulator build deploy clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(VENV)/bin/ruff format functions infra tests
 	$(VENV)/bin/ruff check --fix functions infra tests
+
+## bench: speed and memory, each against its baseline in the same run (BENCH_QUICK=1: smaller)
+bench: $(STAMP)
+	$(PY) -m tests.bench $(BENCH)
 
 ## emulator: serve the music API emulator on 127.0.0.1:8787
 emulator: $(STAMP)

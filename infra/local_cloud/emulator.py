@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +41,7 @@ class Faults:
     server_error: int = 0  # answer server_error_status
     server_error_status: int = 503
     malformed: int = 0  # answer 200 with a body that is not the envelope
-    slow_seconds: float = 0.0  # wait before every API answer
+    slow_seconds: float = 0.0  # wait before every answer (API calls and downloads)
     fail_tasks: bool = False  # tasks end as failed
     never_finish: bool = False  # tasks stay IN_PROGRESS
     expire_audio: bool = False  # download links answer 403
@@ -64,6 +65,7 @@ class MusicApiEmulator:
     api_key: str = "aio_local_emulator_key"
     completion_delay: float = 2.0
     audio_seconds: float = 3.0
+    audio_size: int | None = None  # bytes per song; None: the natural size of audio_seconds
     status_shape: str = "audio_url"
     credits: int | None = None  # None: unlimited; 0 answers 402
     faults: Faults = field(default_factory=Faults)
@@ -78,10 +80,32 @@ class MusicApiEmulator:
 
     # --- what tests and the demo read ---------------------------------------------------
     def audio_bytes(self, task_id: str) -> bytes:
+        return b"".join(self.audio_chunks(task_id))
+
+    def audio_chunks(self, task_id: str) -> Iterator[bytes]:
+        """The task's song; with `audio_size` set, that many bytes, streamed, never held whole."""
         body = self.tasks[task_id].body
-        return make_mp3(
+        mp3 = make_mp3(
             body.get("sample_rate", 44100), body.get("bitrate", 256000), self.audio_seconds
         )
+        if self.audio_size is None:
+            yield mp3
+            return
+        left = self.audio_size
+        while left > 0:  # the same playable song, over and over
+            piece = mp3[:left]
+            left -= len(piece)
+            yield piece
+
+    def create_task(self, body: dict[str, Any]) -> str:
+        """Start a task as an accepted submission would (no checks, no faults)."""
+        task_id = f"n74{uuid.uuid4().hex[:12]}_minimax"
+        with self._lock:
+            self.tasks[task_id] = EmulatedTask(
+                task_id, dict(body), self.clock(), self.faults.fail_tasks, self.faults.never_finish
+            )
+            self.submissions.append(dict(body))
+        return task_id
 
     # --- WSGI -----------------------------------------------------------------------------
     def __call__(
@@ -160,11 +184,7 @@ class MusicApiEmulator:
                     # The envelope says 402 while HTTP says 200: the two can disagree.
                     return self._json(200, _envelope(402, "Payment Required: insufficient credits"))
                 self.credits -= 1
-            task_id = f"n74{uuid.uuid4().hex[:12]}_minimax"
-            self.tasks[task_id] = EmulatedTask(
-                task_id, dict(body), self.clock(), self.faults.fail_tasks, self.faults.never_finish
-            )
-            self.submissions.append(dict(body))
+        task_id = self.create_task(body)
         return self._json(
             200, _envelope(200, "success", {"task_id": task_id, "status": "IN_PROGRESS"})
         )
@@ -219,9 +239,18 @@ class MusicApiEmulator:
                 "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
                 status=403,
             )
+        if self.faults.slow_seconds:
+            time.sleep(self.faults.slow_seconds)
         with self._lock:
             self.downloads.append(task_id)
-        return Response(self.audio_bytes(task_id), status=200, content_type="audio/mpeg")
+        size = self.audio_size if self.audio_size is not None else len(self.audio_bytes(task_id))
+        return Response(
+            self.audio_chunks(task_id),
+            status=200,
+            content_type="audio/mpeg",
+            headers={"Content-Length": str(size)},
+            direct_passthrough=True,
+        )
 
     def _control(self, request: Request) -> Response:
         if request.path == "/_emulator/faults" and request.method == "POST":
@@ -239,6 +268,7 @@ class RunningEmulator:
 
     def __init__(self, emulator: MusicApiEmulator, host: str = "127.0.0.1", port: int = 0) -> None:
         self.emulator = emulator
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
         self.server: BaseWSGIServer = make_server(host, port, emulator, threaded=True)
         self.url = f"http://{host}:{self.server.server_port}"
         emulator.base_url = self.url
@@ -267,9 +297,15 @@ def main() -> None:
         help="seconds until a task completes",
     )
     parser.add_argument("--shape", choices=STATUS_SHAPES, default="audio_url")
+    parser.add_argument("--audio-size", type=int, default=None, help="bytes per song (streamed)")
+    parser.add_argument("--slow", type=float, default=0.0, help="seconds before every answer")
     args = parser.parse_args()
     emulator = MusicApiEmulator(
-        api_key=args.api_key, completion_delay=args.delay, status_shape=args.shape
+        api_key=args.api_key,
+        completion_delay=args.delay,
+        status_shape=args.shape,
+        audio_size=args.audio_size,
+        faults=Faults(slow_seconds=args.slow),
     )
     running = RunningEmulator(emulator, port=args.port)
     print(

@@ -1,0 +1,45 @@
+"""Cold start: importing each handler module, against `import boto3`, in fresh interpreters."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from .common import Result, median
+
+RUNS = 7
+LIMIT = 2.5
+# As in Lambda: tracing on (Powertools reads this to know it runs in Lambda).
+LAMBDA_ENV = {"AWS_LAMBDA_FUNCTION_NAME": "bench", "POWERTOOLS_TRACE_DISABLED": "false"}
+
+
+def import_seconds(module: str) -> float:
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    env = {**os.environ, **LAMBDA_ENV}
+    samples = []
+    for _ in range(RUNS):
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
+        samples.append(float(out.stdout))
+    return median(samples)
+
+
+def run() -> list[Result]:
+    boto3_s = import_seconds("boto3")
+    results = []
+    for module in ("lyrics_to_song.submit_handler", "lyrics_to_song.poll_handler"):
+        seconds = import_seconds(module)
+        ratio = seconds / boto3_s
+        results.append(
+            Result(
+                f"cold start, import {module}",
+                f"{seconds * 1000:.0f} ms",
+                f"import boto3 {boto3_s * 1000:.0f} ms",
+                f"{ratio:.2f}x",
+                f"<= {LIMIT}x",
+                ratio <= LIMIT,
+            )
+        )
+    return results

@@ -1,0 +1,200 @@
+"""Shared pieces of the benchmarks: a local stack, seeded tasks, timing and a table."""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import httpx
+
+from local_cloud.emulator import MusicApiEmulator
+from local_cloud.stack import Stack
+from lyrics_to_song.config import load_settings
+from lyrics_to_song.music_api import MusicApiClient
+from lyrics_to_song.services import Services
+from lyrics_to_song.task_rows import TaskTable
+
+QUICK = os.environ.get("BENCH_QUICK") == "1"  # smaller sizes, for a quick look
+
+
+@dataclass
+class Result:
+    name: str
+    measured: str
+    baseline: str
+    ratio: str
+    target: str
+    met: bool | None
+
+    def row(self) -> str:
+        verdict = {True: "yes", False: "NO", None: "-"}[self.met]
+        cells = (self.name, self.measured, self.baseline, self.ratio, self.target, verdict)
+        return "| " + " | ".join(cells) + " |"
+
+
+def table(results: list[Result]) -> str:
+    head = (
+        "| benchmark | measured | baseline (same run) | ratio | target | met |\n"
+        "| --- | --- | --- | --- | --- | --- |"
+    )
+    return "\n".join([head, *(r.row() for r in results)])
+
+
+def services_for(
+    stack: Stack, api_url: str, api_key: str, overrides: dict[str, str] | None = None
+) -> Services:
+    """The poll/submit logic's clients against a stack and an emulator over loopback."""
+    env = {**stack.environments["PollFunction"], "MUSIC_API_BASE_URL": api_url, **(overrides or {})}
+    env.pop("MUSIC_API_KEY_SECRET_ARN")
+    settings = load_settings({**env, "MUSIC_API_KEY": api_key})
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    return Services(
+        settings=settings,
+        table=TaskTable(stack.client("dynamodb"), stack.tasks_table),
+        s3=stack.client("s3"),
+        sns=stack.client("sns"),
+        api=MusicApiClient(api_url, lambda: api_key, http=httpx.Client(limits=limits)),
+    )
+
+
+@dataclass
+class EmulatorProcess:
+    """The emulator in a process of its own, as the real API is: its work is not ours."""
+
+    url: str
+    api_key: str = MusicApiEmulator.api_key
+
+    def faults(self, **changes: object) -> None:
+        httpx.post(f"{self.url}/_emulator/faults", json=changes).raise_for_status()
+
+    def create_task(self, body: dict[str, object]) -> str:
+        answer = httpx.post(
+            f"{self.url}/api/v1/audio/music",
+            json=body,
+            headers={"Authorization": f"Bearer {self.api_key}"},
+        )
+        task_id: str = answer.json()["data"]["task_id"]
+        return task_id
+
+
+@contextmanager
+def emulator_process(*args: str) -> Iterator[EmulatorProcess]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local_cloud.emulator", "--port", str(port), *args],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(f"{url}/_emulator/submissions")
+        yield EmulatorProcess(url)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def _wait_until_up(url: str) -> None:
+    for _ in range(200):
+        try:
+            httpx.get(url)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@contextmanager
+def moto_process() -> Iterator[str]:
+    """moto's server in a process of its own (its memory and CPU are not the function's)."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(url)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def seed_pending(
+    services: Services, emulator: EmulatorProcess, count: int, prefix: str
+) -> list[str]:
+    """`count` submitted tasks, their rows PENDING and due now."""
+    now = services.clock()
+    job_ids = []
+    for i in range(count):
+        job_id = f"{prefix}-{i:05d}"
+        task_id = emulator.create_task(
+            {"prompt": "bench", "lyrics": "la", "sample_rate": 44100, "bitrate": 128000}
+        )
+        attempt = services.table.start_submission(
+            job_id,
+            source=f"sqs:{job_id}",
+            source_name=job_id,
+            request_json="{}",
+            model="minimax-music",
+            now=now - 60,
+            lease_seconds=120,
+        )
+        assert attempt is not None
+        services.table.mark_pending(job_id, attempt, task_id, now - 60, now - 1)
+        job_ids.append(job_id)
+    return job_ids
+
+
+def timed(call: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@contextmanager
+def peak_rss_growth() -> Iterator[list[int]]:
+    """Sample this process's resident memory every 2 ms; yields [growth in bytes] when done."""
+    baseline = _rss_bytes()
+    peak = [baseline]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _rss_bytes())
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    result = [0]
+    try:
+        yield result
+    finally:
+        stop.set()
+        sampler.join()
+        result[0] = max(peak[0], _rss_bytes()) - baseline

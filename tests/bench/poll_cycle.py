@@ -1,0 +1,80 @@
+"""Poll cycle: 1,000 due tasks, the API answering in 100 ms, against a naive serial loop."""
+
+from __future__ import annotations
+
+import json
+
+from moto import mock_aws
+
+from local_cloud.stack import provision
+from lyrics_to_song.poll import poll_due
+from lyrics_to_song.services import Services
+from lyrics_to_song.song_store import song_key
+from lyrics_to_song.task_rows import JobState
+
+from .common import QUICK, Result, emulator_process, seed_pending, services_for, timed
+
+TASKS = 100 if QUICK else 1000
+API_SECONDS = 0.1
+PLENTY_MS = 15 * 60 * 1000
+
+
+def naive_cycle(services: Services, job_ids: list[str]) -> None:
+    """The obvious loop, kept as the baseline: status, download, save, mark, notify, one by one."""
+    settings = services.settings
+    for job_id in job_ids:
+        row = services.table.get(job_id)
+        assert row is not None
+        assert row.task_id is not None
+        status = services.api.task_status(row.task_id)
+        assert status.audio is not None
+        assert status.audio.url is not None
+        audio = services.api.http.get(status.audio.url).content
+        key = song_key(row.source_name, row.task_id)
+        services.s3.put_object(Bucket=settings.audio_bucket_name, Key=key, Body=audio)
+        services.table.client.update_item(
+            TableName=services.table.table_name,
+            Key={"job_id": {"S": job_id}},
+            UpdateExpression="SET #s = :done REMOVE open_shard, due_at",
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues={":done": {"S": "COMPLETED"}},
+        )
+        services.sns.publish(
+            TopicArn=settings.notify_topic_arn, Message=json.dumps({"job_id": job_id})
+        )
+
+
+def run() -> list[Result]:
+    with mock_aws(), emulator_process("--delay", "0") as emulator:
+        stack = provision(None, stack_name="bench-poll")
+        services = services_for(stack, emulator.url, emulator.api_key)
+        workers = services.settings.poll_concurrency
+
+        fast_jobs = seed_pending(services, emulator, TASKS, "fast")
+        naive_jobs = seed_pending(services, emulator, TASKS, "naive")
+        emulator.faults(slow_seconds=API_SECONDS)
+        # The naive rows are due too; the poll function must do only its own share.
+        for job_id in naive_jobs:
+            services.table.client.update_item(
+                TableName=services.table.table_name,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression="REMOVE open_shard, due_at",
+            )
+        fast = timed(lambda: poll_due(services, lambda: PLENTY_MS))
+        done = [services.table.get(j) for j in fast_jobs]
+        assert all(r is not None and r.state is JobState.COMPLETED and r.notified for r in done)
+
+        naive = timed(lambda: naive_cycle(services, naive_jobs))
+
+    ratio = naive / fast
+    return [
+        Result(
+            f"poll cycle, {TASKS} due tasks, API {API_SECONDS * 1000:.0f} ms/request, "
+            f"{workers} at once",
+            f"{fast:.1f} s ({TASKS / fast:.0f} tasks/s)",
+            f"serial loop {naive:.1f} s",
+            f"{ratio:.1f}x faster",
+            ">= 20x",
+            ratio >= 20,
+        )
+    ]

@@ -1,0 +1,59 @@
+"""Submission: a batch of 10 records with the API answering in 300 ms."""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import partial
+
+from moto import mock_aws
+
+from local_cloud.runtime import LocalContext
+from local_cloud.stack import environment, provision
+from lyrics_to_song import submit_handler
+from tests.support import sqs_event
+
+from .common import Result, emulator_process, median, timed
+
+API_SECONDS = 0.3
+BATCH = 10
+ROUNDS = 3
+
+
+def run() -> list[Result]:
+    with mock_aws(), emulator_process("--delay", "0", "--slow", str(API_SECONDS)) as emulator:
+        stack = provision(None, stack_name="bench-submit")
+        env = {
+            **stack.environments["SubmitFunction"],
+            "MUSIC_API_BASE_URL": emulator.url,
+            "MUSIC_API_KEY": emulator.api_key,
+            "MUSIC_API_KEY_SECRET_ARN": "",
+        }
+        with environment(env):
+            os.environ.pop("MUSIC_API_KEY_SECRET_ARN")
+            submit_handler.services.cache_clear()
+
+            def batch(size: int, round_no: int) -> None:
+                bodies = [
+                    {"request_id": f"r{round_no}-{size}-{i}", "prompt": "bench", "lyrics": "la"}
+                    for i in range(size)
+                ]
+                context = LocalContext("bench-submit", 60)
+                response = submit_handler.handler(sqs_event(*map(json.dumps, bodies)), context)
+                assert response["batchItemFailures"] == [], response
+
+            batch(1, -1)  # cold start outside the measurement
+            one = median([timed(partial(batch, 1, r)) for r in range(ROUNDS)])
+            ten = median([timed(partial(batch, BATCH, r)) for r in range(ROUNDS)])
+            submit_handler.services.cache_clear()
+    ratio = ten / one
+    return [
+        Result(
+            f"submission, batch of {BATCH}, API {API_SECONDS * 1000:.0f} ms/request",
+            f"{ten:.2f} s per batch",
+            f"one record {one:.2f} s",
+            f"{ratio:.2f}x one request",
+            "<= 2x",
+            ratio <= 2,
+        )
+    ]

@@ -1,0 +1,74 @@
+"""Throughput: 500 songs through the local stack, from upload to notification."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from local_cloud.runtime import LocalLambda
+from local_cloud.stack import provision
+
+from .common import QUICK, Result, emulator_process, moto_process
+
+SONGS = 50 if QUICK else 500
+COMPLETION_SECONDS = 2.0
+
+
+def run() -> list[Result]:
+    with (
+        moto_process() as moto_url,
+        emulator_process("--delay", str(COMPLETION_SECONDS)) as emulator,
+    ):
+        stack = provision(moto_url, stack_name="bench-throughput")
+        stack.client("secretsmanager").put_secret_value(
+            SecretId=stack.secret_arn, SecretString=emulator.api_key
+        )
+        sqs, s3 = stack.client("sqs"), stack.client("s3")
+        watch = sqs.create_queue(QueueName="bench-watch")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=watch, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        stack.client("sns").subscribe(TopicArn=stack.topic_arn, Protocol="sqs", Endpoint=arn)
+        runtime = LocalLambda(
+            stack,
+            {
+                "MUSIC_API_BASE_URL": emulator.url,
+                "FIRST_POLL_DELAY_SECONDS": "1",
+                "POLL_BACKOFF_SECONDS": "1",
+                "POWERTOOLS_LOG_LEVEL": "ERROR",
+                "POWERTOOLS_METRICS_DISABLED": "true",
+            },
+        )
+        runtime.deliver_jobs()  # the s3:TestEvent
+
+        started = time.perf_counter()
+        for i in range(SONGS):
+            s3.put_object(
+                Bucket=stack.lyrics_bucket,
+                Key=f"batch/song-{i:04d}.txt",
+                Body=f"[Verse]\nsong {i}".encode(),
+            )
+        statuses: dict[str, int] = {}
+        deadline = started + 900
+        while sum(statuses.values()) < SONGS and time.perf_counter() < deadline:
+            while runtime.deliver_jobs(retry_delay_seconds=0).received:
+                pass
+            runtime.run_schedule()
+            for message in sqs.receive_message(QueueUrl=watch, MaxNumberOfMessages=10).get(
+                "Messages", []
+            ):
+                status = json.loads(json.loads(message["Body"])["Message"])["status"]
+                statuses[status] = statuses.get(status, 0) + 1
+                sqs.delete_message(QueueUrl=watch, ReceiptHandle=message["ReceiptHandle"])
+        elapsed = time.perf_counter() - started
+    done = statuses.get("COMPLETED", 0)
+    return [
+        Result(
+            f"throughput, {SONGS} songs through the local stack (upload to notification)",
+            f"{elapsed:.0f} s, {done / elapsed * 60:.0f} songs/min",
+            f"songs finish {COMPLETION_SECONDS:.0f} s after submission",
+            "-",
+            f"{SONGS} songs, one notification each",
+            done == SONGS and sum(statuses.values()) == SONGS,
+        )
+    ]
