@@ -257,19 +257,22 @@ class MusicApiClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
+        self._sent_key = ""
         self.http = http or httpx.Client(timeout=DEFAULT_TIMEOUT)
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
 
     def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._api_key()}", "Accept": "application/json"}
+        key = self._api_key()
+        self._sent_key = key  # what to scrub from error texts
+        return {"Authorization": f"Bearer {key}", "Accept": "application/json"}
 
     def _with_retries(self, call: Callable[[], Any]) -> Any:
         for attempt in range(1, self.retry.attempts + 1):
             try:
                 return call()
             except MusicApiError as exc:
-                exc.redact(self._api_key())
+                exc.redact(self._sent_key)
                 if exc.kind is not ErrorKind.TRANSIENT or exc.maybe_accepted:
                     raise
                 delay = min(self.retry.max_delay, self.retry.base_delay * 2 ** (attempt - 1))

@@ -18,7 +18,8 @@ from .services import Services
 from .song_store import SavedSong, hex_chunks, song_key, stream_to_s3
 from .task_rows import JobState, Row
 
-PAGE_SIZE = 50
+PAGE_SIZE = 500  # keys only: a page of the index is small
+MAX_TASKS_PER_RUN = 5000  # a larger backlog is worked off over several runs
 MAX_BAD_BODIES = 5  # unreadable status bodies in a row before the job fails
 # Waits after trouble, as multiples of the poll backoff step (15 s by default).
 TRANSIENT_RETRY_STEPS = 2
@@ -75,13 +76,14 @@ def backoff(polls: int, step: float) -> float:
 def poll_due(
     services: Services, remaining_ms: Callable[[], int], reserve_ms: int = RESERVE_MS
 ) -> PollReport:
-    """One poll cycle over the rows due now, page by page, until done or out of time.
+    """One poll cycle over the rows due now, until done or out of time.
 
-    Up to `POLL_CONCURRENCY` tasks are followed at once. Before each new task the
-    remaining time is checked: when it runs short, the rest waits for the next run.
+    The due keys are read first (the index holds keys only, so a page is thousands of
+    them), then up to `POLL_CONCURRENCY` tasks are followed at once. Before each new
+    task the remaining time is checked: when it runs short, the rest waits for the
+    next run.
     """
     report = PollReport()
-    now = services.clock()
     workers = services.settings.poll_concurrency
     running: set[Future[PollReport]] = set()
 
@@ -90,23 +92,31 @@ def poll_due(
             report.add(future.result())
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
-        start_key: dict[str, Any] | None = None
-        while not report.stopped_early:
-            page, start_key = services.table.due(now, PAGE_SIZE, start_key)
-            for job_id, due_at in page:
-                while len(running) >= workers:
-                    done, running = wait(running, return_when=FIRST_COMPLETED)
-                    collect(done)
-                if remaining_ms() < reserve_ms:
-                    report.stopped_early = True
-                    logger.warning("little time left: the other due tasks wait for the next run")
-                    break
-                report.due += 1
-                running.add(pool.submit(_take, services, job_id, due_at))
-            if not start_key:
+        for job_id, due_at in _due_keys(services):
+            while len(running) >= workers:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                collect(done)
+            if remaining_ms() < reserve_ms:
+                report.stopped_early = True
+                logger.warning("little time left: the other due tasks wait for the next run")
                 break
+            report.due += 1
+            running.add(pool.submit(_take, services, job_id, due_at))
         collect(wait(running).done)
     return report
+
+
+def _due_keys(services: Services) -> list[tuple[str, float]]:
+    """The rows due now, earliest first, at most MAX_TASKS_PER_RUN."""
+    now = services.clock()
+    keys: list[tuple[str, float]] = []
+    start_key: dict[str, Any] | None = None
+    while len(keys) < MAX_TASKS_PER_RUN:
+        page, start_key = services.table.due(now, PAGE_SIZE, start_key)
+        keys.extend(page)
+        if not start_key:
+            break
+    return keys[:MAX_TASKS_PER_RUN]
 
 
 def _take(services: Services, job_id: str, due_at: float) -> PollReport:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .config import Settings
-from .music_api import MusicApiClient
+from .music_api import ErrorKind, MusicApiClient, MusicApiError
 from .task_rows import TaskTable
 
 if TYPE_CHECKING:
@@ -37,9 +37,18 @@ def api_key_source(settings: Settings, secrets_client: object | None = None) -> 
     arn = settings.api_key_secret_arn
 
     def fetch() -> str:
-        value = provider.get(arn, max_age=300)
+        """The key, or an account-level error: nothing is sent without one."""
+        try:
+            value = provider.get(arn, max_age=300)
+        except Exception as exc:
+            raise MusicApiError(
+                ErrorKind.ACCOUNT,
+                f"the API key could not be read from {arn} ({type(exc).__name__})",
+            ) from None
         if not isinstance(value, str) or not value.strip():
-            raise RuntimeError(f"the API key secret {arn} has no value: set it (see README)")
+            raise MusicApiError(
+                ErrorKind.ACCOUNT, f"the API key secret {arn} has no value: set it (see README)"
+            )
         return value.strip()
 
     return fetch

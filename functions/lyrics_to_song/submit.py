@@ -83,6 +83,11 @@ def submit_request(services: Services, job: Job, request: SongRequest) -> Outcom
         task_id = services.api.submit(request)
     except MusicApiError as exc:
         return _submission_failed(services, job, attempt, exc)
+    except Exception as exc:
+        # A bug or an unforeseen error mid-call: whether the API got it is not known.
+        logger.exception("unexpected error during the submission")
+        reason = f"outcome unknown: unexpected {type(exc).__name__} during the API call"
+        return _settle(services, job, attempt, JobState.UNKNOWN, reason)
     logger.thread_safe_append_keys(task_id=task_id)
     now = services.clock()
     first_due = now + services.settings.first_poll_delay_seconds

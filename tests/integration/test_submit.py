@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
-from lyrics_to_song.music_api import ErrorKind
+from lyrics_to_song.music_api import ErrorKind, MusicApiClient
+from lyrics_to_song.services import api_key_source
 from lyrics_to_song.submit import Outcome, RetryLater, handle_message, handle_s3_event
 from lyrics_to_song.task_rows import JobState
 from tests.integration.moto_cloud import Cloud
@@ -209,3 +211,27 @@ def test_error_kinds_cover_the_documented_codes() -> None:
         ErrorKind.TRANSIENT,
         ErrorKind.TRANSIENT,
     ]
+
+
+def test_a_secret_without_a_value_keeps_the_job_waiting(cloud: Cloud) -> None:
+    sm = cloud.stack.client("secretsmanager")
+    empty = sm.create_secret(Name="not-set-yet")["ARN"]
+    settings = dataclasses.replace(cloud.services.settings, api_key_secret_arn=empty)
+    cloud.services.api = MusicApiClient(
+        "http://api.test", api_key_source(settings, sm), http=cloud.services.api.http
+    )
+    with pytest.raises(RetryLater, match="could not be read from"):
+        handle_message(cloud.services, json.dumps(song_request()), "m1")
+    assert cloud.rows() == []
+    assert cloud.emulator.submissions == []
+
+
+def test_an_unexpected_error_mid_call_is_an_unknown_outcome(cloud: Cloud) -> None:
+    def broken(request: object) -> str:
+        raise KeyError("bug")
+
+    cloud.services.api.submit = broken  # type: ignore[method-assign]
+    assert handle_message(cloud.services, json.dumps(song_request()), "m1") == [Outcome.REJECTED]
+    assert cloud.only_row().state is JobState.UNKNOWN
+    (note,) = cloud.notifications()
+    assert "unexpected KeyError" in note["error"]
