@@ -48,6 +48,7 @@ class MusicApiError(Exception):
         retry_after: float | None = None,
         maybe_accepted: bool = False,
         raw_body: str | None = None,
+        malformed: bool = False,
     ) -> None:
         super().__init__(message)
         self.kind = kind
@@ -57,6 +58,8 @@ class MusicApiError(Exception):
         # resubmitting it could pay twice.
         self.maybe_accepted = maybe_accepted
         self.raw_body = raw_body
+        # True when the API answered, but with a body that could not be understood.
+        self.malformed = malformed
 
     def redact(self, secret: str) -> None:
         """Remove a secret the server may have echoed back from the text we log."""
@@ -148,6 +151,7 @@ def read_envelope(response: httpx.Response) -> Any:
             f"API answered {response.status_code} with a body that is not a JSON object",
             status=response.status_code,
             raw_body=_clip(text),
+            malformed=True,
         )
     data = body.get("data")
     return data if isinstance(data, Mapping) else body
@@ -213,7 +217,9 @@ def parse_task_status(data: Mapping[str, Any], raw: str) -> TaskStatus:
     """Read a status body. Raises MusicApiError (transient, with the raw body) if it can't."""
     raw_status = _first_str(data, "status", "state", "task_status")
     if raw_status is None:
-        raise MusicApiError(ErrorKind.TRANSIENT, "status body has no status", raw_body=_clip(raw))
+        raise MusicApiError(
+            ErrorKind.TRANSIENT, "status body has no status", raw_body=_clip(raw), malformed=True
+        )
     normalized = raw_status.lower()
     if normalized in _RUNNING:
         return TaskStatus(TaskState.RUNNING, raw_status)
@@ -227,10 +233,14 @@ def parse_task_status(data: Mapping[str, Any], raw: str) -> TaskStatus:
                 ErrorKind.TRANSIENT,
                 f"task is {raw_status} but no audio was found in the body",
                 raw_body=_clip(raw),
+                malformed=True,
             )
         return TaskStatus(TaskState.DONE, raw_status, audio=audio, duration_seconds=_duration(data))
     raise MusicApiError(
-        ErrorKind.TRANSIENT, f"unknown task status {raw_status!r}", raw_body=_clip(raw)
+        ErrorKind.TRANSIENT,
+        f"unknown task status {raw_status!r}",
+        raw_body=_clip(raw),
+        malformed=True,
     )
 
 

@@ -235,7 +235,7 @@ def _status_unavailable(
         count("AccountErrors")
         _retry_later(services, row, report, _steps(services, ACCOUNT_RETRY_STEPS), check_age=False)
         return
-    if exc.raw_body is not None:
+    if exc.malformed:
         bad = row.bad_bodies + 1
         logger.error("status body not understood", extra={**extra, "times_in_a_row": bad})
         count("UnreadableStatusBodies")

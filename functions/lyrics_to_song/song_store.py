@@ -55,14 +55,22 @@ def hex_chunks(hex_data: str, chunk: int = HEX_CHUNK) -> Iterator[bytes]:
 
 
 def _parts(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
-    buffer = bytearray()
+    """Group chunks into parts of at least `size` bytes (the last may be smaller).
+
+    Each part is copied once (the join); chunks are never re-sliced.
+    """
+    pending: list[bytes] = []
+    held = 0
     for chunk in chunks:
-        buffer += chunk
-        while len(buffer) >= size:
-            yield bytes(buffer[:size])
-            del buffer[:size]
-    if buffer:
-        yield bytes(buffer)
+        pending.append(chunk)
+        held += len(chunk)
+        if held >= size:
+            part = b"".join(pending)
+            pending.clear()
+            held = 0
+            yield part
+    if pending:
+        yield b"".join(pending)
 
 
 def stream_to_s3(

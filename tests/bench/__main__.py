@@ -8,6 +8,11 @@ import platform
 import sys
 import time
 
+# Before the functions' modules are imported: they read these once.
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+
 from .common import Result, table
 
 BENCHMARKS = ["poll_cycle", "submission", "memory", "reads", "cold_start", "throughput"]
@@ -22,9 +27,6 @@ def machine() -> str:
 
 
 def main(names: list[str]) -> int:
-    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.update(
         {
             "AWS_ACCESS_KEY_ID": "testing",

@@ -314,3 +314,17 @@ def test_every_log_line_about_a_task_names_its_job_and_task(cloud: Cloud) -> Non
     rows = {r.job_id: r.task_id for r in cloud.rows()}
     for record in saved:
         assert rows[record["job_id"]] == record["task_id"], "the keys of this task, not another's"
+
+
+def test_server_errors_are_not_mistaken_for_unreadable_answers(cloud: Cloud) -> None:
+    job_id = submit(cloud)
+    cloud.clock.advance(31)
+    cloud.emulator.faults.server_error = 3 * (MAX_BAD_BODIES + 1)  # every call, retries too
+    for _ in range(MAX_BAD_BODIES + 1):
+        assert poll(cloud).retry_later == 1
+        cloud.clock.advance(60)
+    row = cloud.services.table.get(job_id)
+    assert row is not None
+    assert row.state is JobState.PENDING, "503s are waited out until the task is too old"
+    assert row.bad_bodies == 0
+    assert poll(cloud).completed == 1

@@ -268,6 +268,7 @@ def test_unreadable_status_bodies_keep_the_raw_body(data: dict[str, Any], messag
     assert message in str(caught.value)
     assert caught.value.kind is ErrorKind.TRANSIENT
     assert caught.value.raw_body == json.dumps(data)
+    assert caught.value.malformed
 
 
 def test_a_non_json_status_answer_is_transient_with_its_body(sleeps: list[float]) -> None:

@@ -38,10 +38,13 @@ def test_hex_is_decoded_in_pieces() -> None:
         list(hex_chunks("zz"))
 
 
-def test_parts_are_full_size_but_the_last() -> None:
-    parts = list(_parts([b"a" * 3, b"b" * 7, b"c" * 1], 4))
-    assert [len(p) for p in parts] == [4, 4, 3]
-    assert b"".join(parts) == b"aaabbbbbbbc"
+def test_parts_are_at_least_the_part_size_but_the_last() -> None:
+    chunks = [b"a" * 3, b"b" * 7, b"c" * 1, b"d" * 2, b"e" * 5]
+    parts = list(_parts(chunks, 4))
+    assert [len(p) for p in parts] == [10, 8]
+    assert b"".join(parts) == b"".join(chunks)
+    assert list(_parts([b"ab", b"c"], 4)) == [b"abc"]
+    assert list(_parts([], 4)) == []
 
 
 def test_metadata_is_made_ascii() -> None:
