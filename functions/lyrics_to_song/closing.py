@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .notifications import notification_body, publish
+from .notifications import notification_body, publish, put_event
 from .observability import count, logger
 from .services import Services
 from .song_store import presigned_url
@@ -24,10 +24,10 @@ def ended(services: Services, row: Row) -> None:
 
 
 def announce(services: Services, row: Row) -> None:
-    """Publish the job's notification and close the row.
+    """Publish the job's notification (SNS) and event (EventBridge), then close the row.
 
-    A crash between the two leaves the row due with `notified` false, and the next
-    poll sends the notification then; the row is never closed without one.
+    A crash before the row is closed leaves it due with `notified` false, and the next
+    poll sends them then; the row is never closed without them.
     """
     settings = services.settings
     url = (
@@ -39,9 +39,15 @@ def announce(services: Services, row: Row) -> None:
     )
     body = notification_body(row, songs_bucket=settings.audio_bucket_name, song_url=url)
     message_id = publish(services.sns, settings.notify_topic_arn, body)
+    event_id = put_event(services.events, settings.event_bus_name, body)
     expires_at = services.clock() + settings.terminal_ttl_days * 86400
     services.table.mark_notified(row.job_id, expires_at=expires_at)
     logger.info(
         "notification sent",
-        extra={"status": row.state.value, "sns_message_id": message_id, "error": row.error},
+        extra={
+            "status": row.state.value,
+            "sns_message_id": message_id,
+            "event_id": event_id,
+            "error": row.error,
+        },
     )

@@ -21,6 +21,7 @@ class Settings:
     tasks_table_name: str
     audio_bucket_name: str
     notify_topic_arn: str
+    event_bus_name: str
     api_base_url: str
     api_key_secret_arn: str | None
     api_key: str | None
@@ -84,6 +85,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         tasks_table_name=_required(env, "TASKS_TABLE_NAME"),
         audio_bucket_name=_required(env, "AUDIO_BUCKET_NAME"),
         notify_topic_arn=topic,
+        event_bus_name=env.get("EVENT_BUS_NAME", "").strip() or "default",
         api_base_url=base_url.rstrip("/"),
         api_key_secret_arn=secret_arn,
         api_key=api_key,

@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from .sidecar import sidecar_key
 from .task_rows import Row
 
 if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_sns import SNSClient
+
+EVENT_SOURCE = "lyrics-to-song"
+EVENT_DETAIL_TYPE = "Song Job Ended"
 
 
 def notification_body(row: Row, *, songs_bucket: str, song_url: str | None) -> dict[str, Any]:
@@ -19,6 +24,7 @@ def notification_body(row: Row, *, songs_bucket: str, song_url: str | None) -> d
             "s3_uri": f"s3://{songs_bucket}/{row.song_key}",
             "url": song_url,
             "bytes": row.song_bytes,
+            "sidecar_s3_uri": f"s3://{songs_bucket}/{sidecar_key(row.song_key)}",
         }
     return {
         "job_id": row.job_id,
@@ -44,3 +50,23 @@ def publish(sns: SNSClient, topic_arn: str, body: dict[str, Any]) -> str:
         MessageAttributes={"status": {"DataType": "String", "StringValue": body["status"]}},
     )
     return response["MessageId"]
+
+
+def put_event(events: EventBridgeClient, bus_name: str, body: dict[str, Any]) -> str:
+    """The same body as an EventBridge event (detail type "Song Job Ended"); returns its id."""
+    response = events.put_events(
+        Entries=[
+            {
+                "Source": EVENT_SOURCE,
+                "DetailType": EVENT_DETAIL_TYPE,
+                "Detail": json.dumps(body, ensure_ascii=False),
+                "EventBusName": bus_name,
+            }
+        ]
+    )
+    entry = response["Entries"][0]
+    if response.get("FailedEntryCount") or "EventId" not in entry:
+        raise RuntimeError(
+            f"EventBridge refused the event: {entry.get('ErrorCode')} {entry.get('ErrorMessage')}"
+        )
+    return entry["EventId"]

@@ -15,6 +15,7 @@ from .closing import announce, ended
 from .music_api import AudioSource, ErrorKind, MusicApiError, TaskState
 from .observability import count, logger, seconds
 from .services import Services
+from .sidecar import sidecar_body, write_sidecar
 from .song_store import SavedSong, hex_chunks, song_key, stream_to_s3
 from .task_rows import JobState, Row
 
@@ -206,6 +207,18 @@ def _follow_task(services: Services, row: Row, report: PollReport) -> None:
         _retry_later(services, row, report, _steps(services, TRANSIENT_RETRY_STEPS))
         return
     now = services.clock()
+    bucket = services.settings.audio_bucket_name
+    sidecar = sidecar_body(
+        row, saved, bucket=bucket, saved_at=now, duration=status.duration_seconds
+    )
+    try:
+        write_sidecar(services.s3, bucket, sidecar, saved.key)
+    except ClientError as exc:
+        logger.warning(
+            "saving the sidecar failed; retried on the next poll", extra={"error": repr(exc)}
+        )
+        _retry_later(services, row, report, _steps(services, TRANSIENT_RETRY_STEPS))
+        return
     seconds("TimeToSong", now - (row.submitted_at or row.created_at))
     logger.info("song saved", extra={"song_key": saved.key, "bytes": saved.size})
     _end(

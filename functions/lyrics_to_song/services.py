@@ -12,6 +12,7 @@ from .music_api import ErrorKind, MusicApiClient, MusicApiError
 from .task_rows import TaskTable
 
 if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
 
@@ -22,6 +23,7 @@ class Services:
     table: TaskTable
     s3: S3Client
     sns: SNSClient
+    events: EventBridgeClient
     api: MusicApiClient
     clock: Callable[[], float] = field(default=time.time)
 
@@ -64,6 +66,7 @@ def build_services(settings: Settings) -> Services:
         table=TaskTable(session.client("dynamodb"), settings.tasks_table_name),
         s3=session.client("s3"),
         sns=session.client("sns"),
+        events=session.client("events"),
         api=MusicApiClient(
             settings.api_base_url,
             api_key_source(

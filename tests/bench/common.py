@@ -61,6 +61,7 @@ def services_for(
         table=TaskTable(stack.client("dynamodb"), stack.tasks_table),
         s3=stack.client("s3"),
         sns=stack.client("sns"),
+        events=stack.client("events"),
         api=MusicApiClient(api_url, lambda: api_key, http=httpx.Client(limits=limits)),
     )
 

@@ -171,3 +171,25 @@ def test_metrics_are_published_for_each_step(
     assert emitted["SongsFailed"] == 1
     assert emitted["SongsRejected"] == 1
     assert 0 < emitted["TimeToSong"] < 30
+
+
+def test_automation_gets_an_event_and_a_sidecar(pipeline: Pipeline) -> None:
+    stack = pipeline.stack
+    sqs, bridge = stack.client("sqs"), stack.client("events")
+    queue = sqs.create_queue(QueueName=f"{stack.name}-events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    pattern = {"source": ["lyrics-to-song"], "detail": {"source": ["sqs:with-event"]}}
+    bridge.put_rule(Name=f"{stack.name}-songs", EventPattern=json.dumps(pattern))
+    bridge.put_targets(Rule=f"{stack.name}-songs", Targets=[{"Id": "q", "Arn": arn}])
+    pipeline.enqueue(song_request(request_id="with-event"))
+    (note,) = pipeline.run(expected=1)
+    (message,) = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    event = json.loads(message["Body"])
+    assert event["detail-type"] == "Song Job Ended"
+    assert event["detail"]["song"]["s3_uri"] == note["song"]["s3_uri"]
+    bucket, _, key = note["song"]["sidecar_s3_uri"].removeprefix("s3://").partition("/")
+    sidecar = json.loads(stack.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert sidecar["request"]["request_id"] == "with-event"
+    assert sidecar["audio"]["bytes"] == len(pipeline.song(note))

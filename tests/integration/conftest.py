@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -32,6 +33,7 @@ def cloud(
             table=TaskTable(stack.client("dynamodb"), stack.tasks_table),
             s3=stack.client("s3"),
             sns=stack.client("sns"),
+            events=stack.client("events"),
             # The same in-process transport, with the key read from the stack's secret.
             api=MusicApiClient(
                 "http://api.test", api_key_source(settings, sm), http=api.http, sleep=sleeps.append
@@ -44,4 +46,12 @@ def cloud(
             "Attributes"
         ]["QueueArn"]
         stack.client("sns").subscribe(TopicArn=stack.topic_arn, Protocol="sqs", Endpoint=arn)
-        yield Cloud(stack, services, emulator, clock, watch_url)
+        # What an automation rule on the default bus would receive.
+        events_url = sqs.create_queue(QueueName="events")["QueueUrl"]
+        events_arn = sqs.get_queue_attributes(QueueUrl=events_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        bridge = stack.client("events")
+        bridge.put_rule(Name="songs", EventPattern=json.dumps({"source": ["lyrics-to-song"]}))
+        bridge.put_targets(Rule="songs", Targets=[{"Id": "queue", "Arn": events_arn}])
+        yield Cloud(stack, services, emulator, clock, watch_url, events_url)

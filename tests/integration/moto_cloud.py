@@ -20,6 +20,7 @@ class Cloud:
     emulator: MusicApiEmulator
     clock: FakeClock
     watch_url: str
+    events_url: str
 
     def notifications(self) -> list[dict[str, Any]]:
         """Everything the topic has published since the last call."""
@@ -37,6 +38,18 @@ class Cloud:
                 body["_status_attribute"] = envelope["MessageAttributes"]["status"]["Value"]
                 found.append(body)
                 sqs.delete_message(QueueUrl=self.watch_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def events(self) -> list[dict[str, Any]]:
+        """The EventBridge events a rule on the default bus received since the last call."""
+        sqs = self.stack.client("sqs")
+        found: list[dict[str, Any]] = []
+        while batch := sqs.receive_message(QueueUrl=self.events_url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            for message in batch:
+                found.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.events_url, ReceiptHandle=message["ReceiptHandle"])
+        return found
 
     def rows(self) -> list[Row]:
         items = self.stack.client("dynamodb").scan(TableName=self.stack.tasks_table)["Items"]

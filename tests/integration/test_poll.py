@@ -328,3 +328,46 @@ def test_server_errors_are_not_mistaken_for_unreadable_answers(cloud: Cloud) -> 
     assert row.state is JobState.PENDING, "503s are waited out until the task is too old"
     assert row.bad_bodies == 0
     assert poll(cloud).completed == 1
+
+
+def test_each_ended_job_is_an_eventbridge_event_too(cloud: Cloud) -> None:
+    cloud.emulator.faults.fail_tasks = True
+    failed = submit(cloud, request_id="fails")
+    cloud.emulator.faults.fail_tasks = False
+    done = submit(cloud, request_id="works")
+    cloud.clock.advance(31)
+    assert poll(cloud).notified == 2
+    events = {e["detail"]["job_id"]: e for e in cloud.events()}
+    assert set(events) == {failed, done}
+    for event in events.values():
+        assert event["source"] == "lyrics-to-song"
+        assert event["detail-type"] == "Song Job Ended"
+    assert events[failed]["detail"]["status"] == "FAILED"
+    notes = {n["job_id"]: n for n in cloud.notifications()}
+    for job_id, event in events.items():
+        note = notes[job_id]
+        note.pop("_status_attribute")
+        assert event["detail"] == note, "the event carries the notification's body"
+
+
+def test_a_sidecar_lies_next_to_each_song(cloud: Cloud) -> None:
+    job_id = submit(cloud, request_id="with-sidecar", bitrate=64000, metadata={"customer": "c9"})
+    cloud.clock.advance(31)
+    poll(cloud)
+    row = cloud.services.table.get(job_id)
+    assert row is not None
+    assert row.song_key is not None
+    (note,) = cloud.notifications()
+    sidecar_uri = note["song"]["sidecar_s3_uri"]
+    assert sidecar_uri == f"s3://{cloud.stack.songs_bucket}/{row.song_key[:-4]}.json"
+    obj = cloud.stack.client("s3").get_object(
+        Bucket=cloud.stack.songs_bucket, Key=sidecar_uri.split("/", 3)[3]
+    )
+    assert obj["ContentType"] == "application/json"
+    sidecar = json.loads(obj["Body"].read())
+    assert sidecar["task_id"] == row.task_id
+    assert sidecar["request"]["bitrate"] == 64000
+    assert sidecar["request"]["metadata"] == {"customer": "c9"}
+    assert sidecar["audio"]["bytes"] == row.song_bytes
+    assert sidecar["audio"]["duration_seconds"] == 1.0
+    assert sidecar["timings"]["seconds_to_song"] == pytest.approx(31, abs=1)

@@ -62,6 +62,7 @@ def test_each_function_is_pointed_at_the_right_resources(cfn: dict[str, Any]) ->
         assert ref(env["AUDIO_BUCKET_NAME"]) == "SongsBucket"
         assert ref(env["NOTIFY_TOPIC_ARN"]) == "NotificationTopic"
         assert ref(env["MUSIC_API_KEY_SECRET_ARN"]) == "MusicApiKeySecret"
+        assert env["EVENT_BUS_NAME"] == {"Ref": "EventBusName"}
         assert "MUSIC_API_KEY" not in env, "a deployed function reads its key from Secrets Manager"
         assert props["TracingConfig"] == {"Mode": "Active"}
     assert functions["SubmitFunction"]["Handler"] == "lyrics_to_song.submit_handler.handler"
@@ -236,3 +237,16 @@ def test_outputs_give_a_user_everything_they_need(cfn: dict[str, Any]) -> None:
         "TasksTableName",
         "JobsDeadLetterQueueUrl",
     } <= set(cfn["Outputs"])
+
+
+@pytest.mark.parametrize("role", ["SubmitFunctionRole", "PollFunctionRole"])
+def test_both_functions_may_put_events_on_the_configured_bus_only(
+    cfn: dict[str, Any], role: str
+) -> None:
+    grants = [s for s in _statements(cfn, role) if s["Action"] == "events:PutEvents"]
+    assert [g["Resource"] for g in grants] == [
+        {
+            "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}"
+            ":event-bus/${EventBusName}"
+        }
+    ]

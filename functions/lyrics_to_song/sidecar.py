@@ -1,0 +1,58 @@
+"""The JSON sidecar saved next to each song: what was asked, what came back, and when."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from .song_store import SavedSong, s3_metadata
+from .task_rows import Row
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+def sidecar_key(song_key: str) -> str:
+    """`songs/x-task.mp3` -> `songs/x-task.json`."""
+    return song_key.rsplit(".", 1)[0] + ".json"
+
+
+def sidecar_body(
+    row: Row, saved: SavedSong, *, bucket: str, saved_at: float, duration: float | None
+) -> dict[str, Any]:
+    request: dict[str, Any] = json.loads(row.request_json) if row.request_json else {}
+    submitted = row.submitted_at or row.created_at
+    return {
+        "job_id": row.job_id,
+        "task_id": row.task_id,
+        "source": row.source,
+        "model": row.model,
+        "request": request,
+        "timings": {
+            "created_at": row.created_at,
+            "submitted_at": row.submitted_at,
+            "saved_at": saved_at,
+            "seconds_to_song": round(saved_at - submitted, 3),
+            "status_checks": row.polls + 1,
+        },
+        "audio": {
+            "s3_uri": f"s3://{bucket}/{saved.key}",
+            "bytes": saved.size,
+            "content_type": saved.content_type,
+            "duration_seconds": duration,
+            "requested_sample_rate": request.get("sample_rate"),
+            "requested_bitrate": request.get("bitrate"),
+        },
+    }
+
+
+def write_sidecar(s3: S3Client, bucket: str, body: dict[str, Any], song_key: str) -> str:
+    key = sidecar_key(song_key)
+    s3.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=json.dumps(body, ensure_ascii=False, indent=2).encode(),
+        ContentType="application/json",
+        Metadata=s3_metadata({"job-id": body["job_id"], "task-id": body["task_id"] or ""}),
+    )
+    return key
