@@ -250,3 +250,72 @@ def test_both_functions_may_put_events_on_the_configured_bus_only(
             ":event-bus/${EventBusName}"
         }
     ]
+
+
+def _emitted_metrics() -> set[str]:
+    """Every metric name the functions emit (count("X") / seconds("X") in their code)."""
+    import re
+    from pathlib import Path
+
+    import lyrics_to_song
+
+    names: set[str] = set()
+    for source in Path(lyrics_to_song.__file__).parent.glob("*.py"):
+        names |= set(re.findall(r'(?:count|seconds)\(\s*"(\w+)"', source.read_text()))
+    names |= set(
+        re.findall(
+            r'"(Songs\w+|Submissions\w+)"',
+            (Path(lyrics_to_song.__file__).parent / "closing.py").read_text(),
+        )
+    )
+    return names
+
+
+def test_alarms_watch_what_needs_a_person_and_notify_the_alarm_topic(cfn: dict[str, Any]) -> None:
+    alarms = resources(cfn, "AWS::CloudWatch::Alarm")
+    watched: set[str] = set()
+    for name, alarm in alarms.items():
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+        assert alarm["TreatMissingData"] == "notBreaching", name
+        assert "README" in alarm["AlarmDescription"], "each alarm says where to read what to do"
+        metrics = [alarm] + [
+            m["MetricStat"]["Metric"] for m in alarm.get("Metrics", []) if "MetricStat" in m
+        ]
+        for metric in metrics:
+            if "MetricName" in metric:
+                watched.add(f"{metric['Namespace']}/{metric['MetricName']}")
+                if metric["Namespace"] == "LyricsToSong":
+                    assert metric["MetricName"] in _emitted_metrics(), metric["MetricName"]
+                    assert metric["Dimensions"] == [{"Name": "service", "Value": "lyrics-to-song"}]
+    assert {
+        "LyricsToSong/PollErrors",
+        "LyricsToSong/SongsTimedOut",
+        "LyricsToSong/AccountErrors",
+        "AWS/SQS/ApproximateNumberOfMessagesVisible",
+        "AWS/Lambda/Errors",
+    } <= watched
+    dead_letter_queues = {
+        a["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
+        for a in alarms.values()
+        if a.get("Namespace") == "AWS/SQS"
+    }
+    assert dead_letter_queues == {"JobsDeadLetterQueue", "PollScheduleDeadLetterQueue"}
+
+
+def test_the_dashboard_shows_the_songs_and_their_time(cfn: dict[str, Any]) -> None:
+    import json
+    import re
+
+    (dashboard,) = resources(cfn, "AWS::CloudWatch::Dashboard").values()
+    body = json.loads(re.sub(r"\$\{[^}]+\}", "x", dashboard["DashboardBody"]["Fn::Sub"]))
+    shown: set[str] = set()
+    for widget in body["widgets"]:
+        namespace = ""
+        for metric in widget["properties"]["metrics"]:
+            if metric[0] == "...":  # the row above again, with other options
+                continue
+            namespace = namespace if metric[0] == "." else metric[0]  # "." repeats the row above
+            if namespace == "LyricsToSong":
+                shown.add(metric[1])
+    assert {"SongsSubmitted", "SongsCompleted", "SongsFailed", "TimeToSong"} <= shown
+    assert shown <= _emitted_metrics()
