@@ -16,7 +16,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .requests import InvalidRequest, SongRequest, parse_request
+from .requests import InvalidRequest, SongRequest, json_type, parse_request
 
 LYRIC_FILE_SUFFIXES = (".txt", ".json")
 FRONT_MATTER_FIELDS = ("prompt", "bitrate", "sample_rate", "model")
@@ -103,7 +103,7 @@ def parse_lyric_file(
                 f"{name} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
             ) from None
         if not isinstance(body, Mapping):
-            raise InvalidRequest(f"{name} must hold a JSON object, got {type(body).__name__}")
+            raise InvalidRequest(f"{name} must hold a JSON object, got {json_type(body)}")
         return parse_request(body, default_model, fallback_prompt)
     if lowered.endswith(".txt"):
         fields, lyrics = _front_matter(name, text)

@@ -22,6 +22,30 @@ _MODEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _REQUEST_ID_PATTERN = re.compile(r"^[\x21-\x7e]+$")
 
 
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, for messages to people who wrote JSON."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object" if isinstance(value, Mapping) else type(value).__name__
+
+
+def is_valid_request_id(value: Any) -> bool:
+    """A producer's id for its request: printable ASCII without spaces, at most 128."""
+    return (
+        isinstance(value, str)
+        and bool(_REQUEST_ID_PATTERN.match(value))
+        and len(value) <= MAX_REQUEST_ID_CHARS
+    )
+
+
 class InvalidRequest(ValueError):
     """Input a user must fix: the message names the field and the rule it broke."""
 
@@ -66,7 +90,7 @@ def _text(data: Mapping[str, Any], name: str, limit: int) -> str:
     if value is None:
         raise InvalidRequest(f"'{name}' is required")
     if not isinstance(value, str):
-        raise InvalidRequest(f"'{name}' must be a string, got {type(value).__name__}")
+        raise InvalidRequest(f"'{name}' must be a string, got {json_type(value)}")
     value = value.strip()
     if not value:
         raise InvalidRequest(f"'{name}' must not be empty")
@@ -97,7 +121,7 @@ def parse_request(data: Any, default_model: str, default_prompt: str | None = No
     pass None so a missing prompt is an error.
     """
     if not isinstance(data, Mapping):
-        raise InvalidRequest(f"a song request must be a JSON object, got {type(data).__name__}")
+        raise InvalidRequest(f"a song request must be a JSON object, got {json_type(data)}")
     unknown = sorted(set(data) - set(REQUEST_FIELDS))
     if unknown:
         raise InvalidRequest(
@@ -113,18 +137,14 @@ def parse_request(data: Any, default_model: str, default_prompt: str | None = No
             f"(letters, digits, '.', '_', '-'; at most 64); got {model!r}"
         )
     request_id = data.get("request_id")
-    if request_id is not None and (
-        not isinstance(request_id, str)
-        or not _REQUEST_ID_PATTERN.match(request_id)
-        or len(request_id) > MAX_REQUEST_ID_CHARS
-    ):
+    if request_id is not None and not is_valid_request_id(request_id):
         raise InvalidRequest(
             f"'request_id' must be a string of 1 to {MAX_REQUEST_ID_CHARS} printable ASCII "
             f"characters without spaces; got {request_id!r}"
         )
     metadata = data.get("metadata") or {}
     if not isinstance(metadata, Mapping):
-        raise InvalidRequest(f"'metadata' must be a JSON object, got {type(metadata).__name__}")
+        raise InvalidRequest(f"'metadata' must be a JSON object, got {json_type(metadata)}")
     if len(json.dumps(metadata, ensure_ascii=False).encode()) > MAX_METADATA_BYTES:
         raise InvalidRequest(f"'metadata' must be at most {MAX_METADATA_BYTES} bytes as JSON")
     return SongRequest(

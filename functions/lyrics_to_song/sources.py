@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
-from .requests import InvalidRequest
+from .requests import InvalidRequest, json_type
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def read_message(
         )
     if not isinstance(decoded, Mapping):
         return UnreadableMessage(
-            f"message body must be a JSON object (a song request), got {type(decoded).__name__}",
+            f"message body must be a JSON object (a song request), got {json_type(decoded)}",
             body,
             message_id,
         )

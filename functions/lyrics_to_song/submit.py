@@ -13,7 +13,7 @@ from .closing import ended
 from .lyric_files import parse_lyric_file
 from .music_api import ErrorKind, MusicApiError
 from .observability import count, logger
-from .requests import InvalidRequest, SongRequest, parse_request
+from .requests import InvalidRequest, SongRequest, is_valid_request_id, parse_request
 from .services import Services
 from .sources import (
     LyricObject,
@@ -174,8 +174,8 @@ def submit_lyric_object(services: Services, obj: LyricObject) -> Outcome:
 
 def submit_queued(services: Services, queued: QueuedRequest) -> Outcome:
     body = queued.body
-    request_id = body.get("request_id") if isinstance(body.get("request_id"), str) else None
-    if request_id:
+    request_id = body.get("request_id")
+    if is_valid_request_id(request_id):
         job = Job(job_id_for("request:" + request_id), f"sqs:{request_id}", request_id)
     else:
         canonical = json.dumps(body, sort_keys=True, ensure_ascii=False)

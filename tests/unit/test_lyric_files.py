@@ -81,7 +81,7 @@ def test_json_lyric_files_take_the_request_fields() -> None:
         ("nolyrics.txt", b"---\nprompt: a\n---\n\n", "has front matter but no lyrics"),
         ("long.txt", ("x" * 3501).encode(), "'lyrics' is 3501 characters"),
         ("bad.json", b"{lyrics: 1}", "bad.json is not valid JSON"),
-        ("list.json", b"[1, 2]", "list.json must hold a JSON object, got list"),
+        ("list.json", b"[1, 2]", "list.json must hold a JSON object, got array"),
         ("wrong.json", b'{"lyrics": "la", "sample_rate": 8000}', "'sample_rate' must be one of"),
         ("song.mp3", b"la la", "not a lyric file: the name must end in .txt or .json"),
     ],

@@ -41,11 +41,11 @@ def test_fingerprint_depends_on_content_only() -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ([], "must be a JSON object, got list"),
+        ([], "must be a JSON object, got array"),
         (song_request(prompt=None), "'prompt' is required"),
         ({"lyrics": "la"}, "'prompt' is required"),
         (song_request(lyrics="   \n "), "'lyrics' must not be empty"),
-        (song_request(lyrics=42), "'lyrics' must be a string, got int"),
+        (song_request(lyrics=42), "'lyrics' must be a string, got number"),
         (
             song_request(prompt="p" * 2001),
             "'prompt' is 2001 characters; the model accepts at most 2000",

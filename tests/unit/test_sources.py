@@ -51,7 +51,7 @@ def test_sqs_bodies_are_classified() -> None:
 def test_unreadable_messages_say_why_and_have_a_stable_job() -> None:
     cases = {
         "not json": "message body is not JSON",
-        "[1, 2]": "must be a JSON object (a song request), got list",
+        "[1, 2]": "must be a JSON object (a song request), got array",
         '{"Records": [{"eventSource": "aws:sns"}]}': "'Records' but they are not S3 notifications",
         '{"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put"}]}': (
             "without s3.bucket.name"
