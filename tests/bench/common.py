@@ -20,7 +20,7 @@ from local_cloud.stack import Stack
 from lyrics_to_song.config import load_settings
 from lyrics_to_song.music_api import MusicApiClient
 from lyrics_to_song.services import Services
-from lyrics_to_song.task_rows import TaskTable
+from lyrics_to_song.task_rows import Row, TaskTable
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"  # smaller sizes, for a quick look
 
@@ -199,3 +199,14 @@ def peak_rss_growth() -> Iterator[list[int]]:
         stop.set()
         sampler.join()
         result[0] = max(peak[0], _rss_bytes()) - baseline
+
+
+def download_whole(services: Services, job_id: str) -> tuple[Row, bytes]:
+    """What a naive loop does for one task: read its row, ask its status, fetch the song whole."""
+    row = services.table.get(job_id)
+    assert row is not None
+    assert row.task_id is not None
+    status = services.api.task_status(row.task_id)
+    assert status.audio is not None
+    assert status.audio.url is not None
+    return row, services.api.http.get(status.audio.url).content

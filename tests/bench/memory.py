@@ -20,6 +20,7 @@ from lyrics_to_song.task_rows import JobState
 from .common import (
     QUICK,
     Result,
+    download_whole,
     emulator_process,
     moto_process,
     peak_rss_growth,
@@ -45,13 +46,7 @@ def streamed_save(services: Services, job_id: str) -> str:
 
 def whole_save(services: Services, job_id: str) -> str:
     """The baseline: the whole song in memory, then one PUT."""
-    row = services.table.get(job_id)
-    assert row is not None
-    assert row.task_id is not None
-    status = services.api.task_status(row.task_id)
-    assert status.audio is not None
-    assert status.audio.url is not None
-    data = services.api.http.get(status.audio.url).content
+    _, data = download_whole(services, job_id)
     key = f"whole/{job_id}.mp3"
     services.s3.put_object(Bucket=services.settings.audio_bucket_name, Key=key, Body=data)
     return key

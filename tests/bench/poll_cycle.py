@@ -12,7 +12,15 @@ from lyrics_to_song.services import Services
 from lyrics_to_song.song_store import song_key
 from lyrics_to_song.task_rows import JobState
 
-from .common import QUICK, Result, emulator_process, seed_pending, services_for, timed
+from .common import (
+    QUICK,
+    Result,
+    download_whole,
+    emulator_process,
+    seed_pending,
+    services_for,
+    timed,
+)
 
 TASKS = 100 if QUICK else 1000
 API_SECONDS = 0.1
@@ -23,14 +31,8 @@ def naive_cycle(services: Services, job_ids: list[str]) -> None:
     """The obvious loop, kept as the baseline: status, download, save, mark, notify, one by one."""
     settings = services.settings
     for job_id in job_ids:
-        row = services.table.get(job_id)
-        assert row is not None
-        assert row.task_id is not None
-        status = services.api.task_status(row.task_id)
-        assert status.audio is not None
-        assert status.audio.url is not None
-        audio = services.api.http.get(status.audio.url).content
-        key = song_key(row.source_name, row.task_id)
+        row, audio = download_whole(services, job_id)
+        key = song_key(row.source_name, row.task_id or "")
         services.s3.put_object(Bucket=settings.audio_bucket_name, Key=key, Body=audio)
         services.table.client.update_item(
             TableName=services.table.table_name,
