@@ -310,7 +310,14 @@ def _retry_later(
 def _end(services: Services, row: Row, state: JobState, report: PollReport, **fields: Any) -> None:
     """Record the terminal state (still due, for its notification), then announce it."""
     now = services.clock()
-    changes = {"state": state.value, "finished_at": now, "notified": False, "due_at": now, **fields}
+    changes = {
+        "state": state.value,
+        "finished_at": now,
+        "notified": False,
+        "due_at": now,
+        "previous_state": None,  # a resubmission, if this was one, is over
+        **fields,
+    }
     if not services.table.update_claimed(row, changes):
         logger.warning("the row changed under this run (lease lost); left to the other run")
         return

@@ -44,6 +44,13 @@ class QueuedRequest:
 
 
 @dataclass(frozen=True)
+class ResubmitRequest:
+    """`{"resubmit": "job-…"}`: the owner asks to pay again for an ended job."""
+
+    job_id: str
+
+
+@dataclass(frozen=True)
 class UnreadableMessage:
     """A message that is neither a request nor an S3 notification: it becomes a FAILED job."""
 
@@ -91,7 +98,7 @@ def lyric_objects(notification: Mapping[str, Any]) -> list[LyricObject]:
 
 def read_message(
     body: str, message_id: str
-) -> list[LyricObject] | QueuedRequest | UnreadableMessage | None:
+) -> list[LyricObject] | QueuedRequest | ResubmitRequest | UnreadableMessage | None:
     """Classify one SQS message body. None means there is nothing to do (s3:TestEvent)."""
     try:
         decoded: Any = json.loads(body)
@@ -116,4 +123,6 @@ def read_message(
             body,
             message_id,
         )
+    if set(decoded) == {"resubmit"} and isinstance(decoded["resubmit"], str):
+        return ResubmitRequest(decoded["resubmit"])
     return QueuedRequest(decoded, message_id)

@@ -18,6 +18,7 @@ from .services import Services
 from .sources import (
     LyricObject,
     QueuedRequest,
+    ResubmitRequest,
     UnreadableMessage,
     job_id_for,
     lyric_objects,
@@ -79,6 +80,37 @@ def submit_request(services: Services, job: Job, request: SongRequest) -> Outcom
         )
         count("DuplicatesSkipped")
         return Outcome.DUPLICATE
+    return _pay(services, job, attempt, request)
+
+
+def resubmit(services: Services, job_id: str) -> Outcome:
+    """The owner's explicit resubmission of an UNKNOWN, FAILED or TIMED_OUT job.
+
+    It pays again, on purpose; a job that is running, completed, or whose last
+    notification is not out yet is left alone.
+    """
+    logger.thread_safe_append_keys(job_id=job_id)
+    row = services.table.get(job_id)
+    if row is None:
+        logger.warning("resubmit asked for a job that does not exist")
+        return Outcome.SKIPPED
+    attempt = services.table.start_resubmission(
+        job_id, services.clock(), services.settings.submit_lease_seconds
+    )
+    if attempt is None or row.request_json is None:
+        logger.warning(
+            "resubmit refused: only ended, notified jobs with a valid request can be resent",
+            extra={"state": row.state.value, "notified": row.notified},
+        )
+        return Outcome.SKIPPED
+    count("SongsResubmitted")
+    logger.info("resubmitting on request", extra={"previous_state": row.state.value})
+    request = parse_request(json.loads(row.request_json), services.settings.model)
+    return _pay(services, Job(row.job_id, row.source, row.source_name), attempt, request)
+
+
+def _pay(services: Services, job: Job, attempt: str, request: SongRequest) -> Outcome:
+    """Call the API for a job whose SUBMITTING row this attempt holds."""
     try:
         task_id = services.api.submit(request)
     except MusicApiError as exc:
@@ -199,6 +231,8 @@ def handle_message(services: Services, body: str, message_id: str) -> list[Outco
         return [_reject(services, job, found.reason)]
     if isinstance(found, QueuedRequest):
         return [submit_queued(services, found)]
+    if isinstance(found, ResubmitRequest):
+        return [resubmit(services, found.job_id)]
     return [submit_lyric_object(services, obj) for obj in found]
 
 

@@ -58,6 +58,8 @@ class Row:
     duration_seconds: float | None = None
     notified: bool = False
     attempt: str | None = None
+    previous_state: JobState | None = None
+    resubmits: int = 0
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Row:
@@ -89,6 +91,8 @@ class Row:
             duration_seconds=n("duration_seconds"),
             notified=bool(item.get("notified", {}).get("BOOL", False)),
             attempt=s("attempt"),
+            previous_state=JobState(p) if (p := s("previous_state")) else None,
+            resubmits=int(n("resubmits") or 0),
         )
 
 
@@ -186,12 +190,17 @@ class TaskTable:
         return attempt if created else None
 
     def release_submission(self, job_id: str, attempt: str) -> bool:
-        """Forget a submission the API surely refused, so a redelivery may try again."""
+        """Undo a submission the API surely refused, so a redelivery may try again.
+
+        A first submission's row is deleted; a resubmission's row goes back to the state
+        it had, as it was before the resubmit message came.
+        """
         try:
             self.client.delete_item(
                 TableName=self.table_name,
                 Key={"job_id": _s(job_id)},
-                ConditionExpression="#state = :submitting AND attempt = :attempt",
+                ConditionExpression="#state = :submitting AND attempt = :attempt"
+                " AND attribute_not_exists(previous_state)",
                 ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues={
                     ":submitting": _s(JobState.SUBMITTING.value),
@@ -199,14 +208,73 @@ class TaskTable:
                 },
             )
         except self.client.exceptions.ConditionalCheckFailedException:
-            return False
+            row = self.get(job_id)
+            if row is None or row.previous_state is None:
+                return False
+            return self._update_submitting(
+                job_id,
+                attempt,
+                {
+                    "state": row.previous_state.value,
+                    "previous_state": None,
+                    "notified": True,
+                    "open_shard": None,
+                    "due_at": None,
+                },
+            )
         return True
+
+    def start_resubmission(self, job_id: str, now: float, lease_seconds: float) -> str | None:
+        """Take an ended, notified job back to SUBMITTING for the owner's explicit resubmit.
+
+        Returns the new attempt token, or None when the job is not in a state that may be
+        resubmitted (running, completed, or its last notification not out yet).
+        """
+        attempt = uuid.uuid4().hex
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"job_id": _s(job_id)},
+                UpdateExpression=(
+                    "SET previous_state = #state, #state = :submitting, attempt = :attempt,"
+                    " open_shard = :open, due_at = :lease, polls = :zero, bad_bodies = :zero,"
+                    " resubmits = if_not_exists(resubmits, :zero) + :one, notified = :no"
+                    " REMOVE task_id, #error, finished_at, submitted_at, song_key, song_bytes,"
+                    " duration_seconds, api_status, expires_at"
+                ),
+                ConditionExpression=(
+                    "#state IN (:unknown, :failed, :timed_out) AND notified = :yes"
+                    " AND attribute_exists(request_json)"
+                ),
+                ExpressionAttributeNames={"#state": "state", "#error": "error"},
+                ExpressionAttributeValues={
+                    ":submitting": _s(JobState.SUBMITTING.value),
+                    ":attempt": _s(attempt),
+                    ":open": _s(OPEN_SHARD),
+                    ":lease": _n(now + lease_seconds),
+                    ":zero": {"N": "0"},
+                    ":one": {"N": "1"},
+                    ":no": {"BOOL": False},
+                    ":yes": {"BOOL": True},
+                    ":unknown": _s(JobState.UNKNOWN.value),
+                    ":failed": _s(JobState.FAILED.value),
+                    ":timed_out": _s(JobState.TIMED_OUT.value),
+                },
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return None
+        return attempt
 
     def mark_pending(
         self, job_id: str, attempt: str, task_id: str, now: float, first_due: float
     ) -> bool:
         """The API took the job: from now on the poll function follows its task."""
-        fields: Fields = {"state": JobState.PENDING.value, "task_id": task_id, "submitted_at": now}
+        fields: Fields = {
+            "state": JobState.PENDING.value,
+            "task_id": task_id,
+            "submitted_at": now,
+            "previous_state": None,
+        }
         return self._update_submitting(job_id, attempt, {**fields, "due_at": first_due})
 
     def settle_submission(
@@ -221,6 +289,7 @@ class TaskTable:
             "error": error,
             "finished_at": now,
             "notified": False,
+            "previous_state": None,
         }
         return self._update_submitting(job_id, attempt, {**fields, "due_at": now})
 

@@ -1,0 +1,86 @@
+"""The explicit resubmission: `{"resubmit": "job-…"}` on the jobs queue pays again, on purpose."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lyrics_to_song.poll import poll_due
+from lyrics_to_song.submit import Outcome, RetryLater, handle_message
+from lyrics_to_song.task_rows import JobState
+from tests.integration.moto_cloud import Cloud
+from tests.support import song_request
+
+
+def unknown_job(cloud: Cloud) -> str:
+    """A job whose first submission got a 502: UNKNOWN, notified, not resent."""
+    cloud.emulator.faults.server_error = 1
+    cloud.emulator.faults.server_error_status = 502
+    assert handle_message(cloud.services, json.dumps(song_request(request_id="r1")), "m1") == [
+        Outcome.REJECTED
+    ]
+    (note,) = cloud.notifications()
+    assert note["status"] == "UNKNOWN"
+    return str(note["job_id"])
+
+
+def resubmit(cloud: Cloud, job_id: str) -> list[Outcome]:
+    return handle_message(cloud.services, json.dumps({"resubmit": job_id}), "m-resubmit")
+
+
+def test_an_unknown_job_is_resubmitted_and_finishes(cloud: Cloud) -> None:
+    job_id = unknown_job(cloud)
+    assert resubmit(cloud, job_id) == [Outcome.SUBMITTED]
+    row = cloud.services.table.get(job_id)
+    assert row is not None
+    assert row.state is JobState.PENDING
+    assert row.resubmits == 1
+    assert row.error is None
+    assert len(cloud.emulator.submissions) == 1, "paid once: the first call never arrived"
+    cloud.clock.advance(31)
+    poll_due(cloud.services, lambda: 900_000)
+    (note,) = cloud.notifications()
+    assert (note["job_id"], note["status"]) == (job_id, "COMPLETED")
+    assert note["error"] is None
+
+
+@pytest.mark.parametrize("state", ["PENDING", "COMPLETED"])
+def test_a_running_or_finished_job_is_not_resubmitted(cloud: Cloud, state: str) -> None:
+    handle_message(cloud.services, json.dumps(song_request()), "m1")
+    job_id = cloud.only_row().job_id
+    if state == "COMPLETED":
+        cloud.clock.advance(31)
+        poll_due(cloud.services, lambda: 900_000)
+        cloud.notifications()
+    assert resubmit(cloud, job_id) == [Outcome.SKIPPED]
+    row = cloud.services.table.get(job_id)
+    assert row is not None
+    assert row.state.value == state
+    assert len(cloud.emulator.submissions) == 1
+
+
+def test_a_job_without_a_valid_request_or_an_unknown_id_is_not_resubmitted(cloud: Cloud) -> None:
+    handle_message(cloud.services, json.dumps({"prompt": "no lyrics"}), "m1")
+    rejected = cloud.only_row()
+    assert rejected.state is JobState.FAILED
+    assert resubmit(cloud, rejected.job_id) == [Outcome.SKIPPED]
+    assert resubmit(cloud, "job-does-not-exist") == [Outcome.SKIPPED]
+    assert cloud.emulator.submissions == []
+
+
+def test_a_refused_resubmission_puts_the_job_back_as_it_was(cloud: Cloud) -> None:
+    job_id = unknown_job(cloud)
+    cloud.emulator.faults.rate_limit_prompt = "indie"  # every attempt answers 429
+    with pytest.raises(RetryLater):
+        resubmit(cloud, job_id)
+    row = cloud.services.table.get(job_id)
+    assert row is not None
+    assert row.state is JobState.UNKNOWN
+    assert row.notified
+    assert row.previous_state is None
+    assert cloud.notifications() == [], "nothing ended, so nothing is announced"
+    due, _ = cloud.services.table.due(cloud.clock.now + 10_000, 10)
+    assert due == [], "the row is out of the due index again"
+    cloud.emulator.faults.rate_limit_prompt = ""
+    assert resubmit(cloud, job_id) == [Outcome.SUBMITTED], "the redelivered message goes through"
