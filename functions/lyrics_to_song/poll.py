@@ -195,27 +195,21 @@ def _follow_task(services: Services, row: Row, report: PollReport) -> None:
         )
         return
     assert status.audio is not None
+    bucket = services.settings.audio_bucket_name
     try:
         saved = _save_song(services, row, status.audio)
+        now = services.clock()
+        sidecar = sidecar_body(
+            row, saved, bucket=bucket, saved_at=now, duration=status.duration_seconds
+        )
+        write_sidecar(services.s3, bucket, sidecar, saved.key)
     except AudioGone as exc:
         _end(services, row, JobState.FAILED, report, error=str(exc))
         return
     except (httpx.HTTPError, OSError, ClientError) as exc:
         logger.warning(
-            "saving the song failed; retried on the next poll", extra={"error": repr(exc)}
-        )
-        _retry_later(services, row, report, _steps(services, TRANSIENT_RETRY_STEPS))
-        return
-    now = services.clock()
-    bucket = services.settings.audio_bucket_name
-    sidecar = sidecar_body(
-        row, saved, bucket=bucket, saved_at=now, duration=status.duration_seconds
-    )
-    try:
-        write_sidecar(services.s3, bucket, sidecar, saved.key)
-    except ClientError as exc:
-        logger.warning(
-            "saving the sidecar failed; retried on the next poll", extra={"error": repr(exc)}
+            "saving the song or its sidecar failed; retried on the next poll",
+            extra={"error": repr(exc)},
         )
         _retry_later(services, row, report, _steps(services, TRANSIENT_RETRY_STEPS))
         return

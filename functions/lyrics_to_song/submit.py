@@ -97,12 +97,13 @@ def resubmit(services: Services, job_id: str) -> Outcome:
     attempt = services.table.start_resubmission(
         job_id, services.clock(), services.settings.submit_lease_seconds
     )
-    if attempt is None or row.request_json is None:
+    if attempt is None:
         logger.warning(
             "resubmit refused: only ended, notified jobs with a valid request can be resent",
             extra={"state": row.state.value, "notified": row.notified},
         )
         return Outcome.SKIPPED
+    assert row.request_json is not None  # start_resubmission requires one
     count("SongsResubmitted")
     logger.info("resubmitting on request", extra={"previous_state": row.state.value})
     request = parse_request(json.loads(row.request_json), services.settings.model)

@@ -274,8 +274,9 @@ class TaskTable:
             "task_id": task_id,
             "submitted_at": now,
             "previous_state": None,
+            "due_at": first_due,
         }
-        return self._update_submitting(job_id, attempt, {**fields, "due_at": first_due})
+        return self._update_submitting(job_id, attempt, fields)
 
     def settle_submission(
         self, job_id: str, attempt: str, state: JobState, *, error: str, now: float
@@ -290,8 +291,9 @@ class TaskTable:
             "finished_at": now,
             "notified": False,
             "previous_state": None,
+            "due_at": now,
         }
-        return self._update_submitting(job_id, attempt, {**fields, "due_at": now})
+        return self._update_submitting(job_id, attempt, fields)
 
     def _update_submitting(self, job_id: str, attempt: str, fields: Fields) -> bool:
         """Change a SUBMITTING row, only if it is still the one this attempt wrote."""

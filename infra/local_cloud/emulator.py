@@ -132,6 +132,13 @@ class MusicApiEmulator:
             json.dumps(body), status=status, headers=headers, content_type="application/json"
         )
 
+    def _rate_limited(self) -> Response:
+        return self._json(
+            429,
+            _envelope(429, "Too Many Requests: rate limit exceeded"),
+            {"Retry-After": str(self.faults.retry_after_seconds)},
+        )
+
     def _guarded(self, request: Request, call: Callable[[Request], Response]) -> Response:
         """Faults and the key check that stand before every API call."""
         slow = self.faults.slow_seconds
@@ -140,11 +147,7 @@ class MusicApiEmulator:
         with self._lock:
             if self.faults.rate_limit > 0:
                 self.faults.rate_limit -= 1
-                return self._json(
-                    429,
-                    _envelope(429, "Too Many Requests: rate limit exceeded"),
-                    {"Retry-After": str(self.faults.retry_after_seconds)},
-                )
+                return self._rate_limited()
             if self.faults.server_error > 0:
                 self.faults.server_error -= 1
                 status = self.faults.server_error_status
@@ -166,11 +169,7 @@ class MusicApiEmulator:
             return self._json(400, _envelope(400, "Bad Request: body must be JSON."))
         marker = self.faults.rate_limit_prompt
         if marker and marker in str(body.get("prompt", "")):
-            return self._json(
-                429,
-                _envelope(429, "Too Many Requests: rate limit exceeded"),
-                {"Retry-After": str(self.faults.retry_after_seconds)},
-            )
+            return self._rate_limited()
         for name in ("prompt", "lyrics"):
             if not isinstance(body.get(name), str) or not body[name].strip():
                 return self._json(400, _envelope(400, f"Bad Request: '{name}' is required."))
