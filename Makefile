@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 LYRICS ?=
 REAL_API ?=
 
-.PHONY: demo test lint fmt bench emulator build deploy clean
+.PHONY: demo local test lint fmt bench emulator build deploy clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml
 ## demo: the whole pipeline on the local stack; LYRICS=file.txt for your own, REAL_API=1 (with MUSIC_API_KEY) for the real API
 demo: $(STAMP)
 	$(PY) -m local_cloud.demo $(if $(LYRICS),--lyrics "$(LYRICS)") $(if $(REAL_API),--real-api)
+
+## local: keep the local stack running for `lyrics-to-song --local ...` (Ctrl-C stops it)
+local: $(STAMP)
+	$(PY) -m local_cloud.serve
 
 ## test: the whole suite, offline
 test: $(STAMP)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ class Stack:
     arns: dict[str, str]
     environments: dict[str, dict[str, str]]
     template: dict[str, Any] = field(repr=False)
+    outputs: dict[str, str] = field(default_factory=dict)
 
     def client(self, service: str) -> Any:
         return boto3.client(  # type: ignore[call-overload]
@@ -250,15 +252,40 @@ def provision(
     environments = {
         logical: function_environment(template, logical, p.resolver) for logical in FUNCTIONS
     }
-    return Stack(stack_name, endpoint_url, p.refs, p.arns, environments, template)
+    outputs = {}
+    for name, spec in template.get("Outputs", {}).items():
+        try:
+            outputs[name] = str(p.resolver.resolve(spec["Value"]))
+        except KeyError:  # an output of a resource moto does not hold (the dashboard)
+            continue
+    return Stack(stack_name, endpoint_url, p.refs, p.arns, environments, template, outputs)
+
+
+def register_outputs(stack: Stack) -> None:
+    """Record the stack in moto's CloudFormation, outputs and all, as a deploy would.
+
+    Clients that find a deployed stack by its name and outputs (the command line) then
+    find the local one the same way. The stack holds one placeholder resource: the real
+    ones were made directly above, which moto's CloudFormation cannot do from a SAM
+    template.
+    """
+    body = {
+        "Resources": {"Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {name: {"Value": value} for name, value in stack.outputs.items()},
+    }
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*WaitConditionHandle.*")
+        stack.client("cloudformation").create_stack(
+            StackName=stack.name, TemplateBody=json.dumps(body)
+        )
 
 
 class MotoServer:
-    """moto's server on a free loopback port."""
+    """moto's server on loopback, on a free port unless one is given."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.url = f"http://{host}:{port}"

@@ -1,0 +1,1 @@
+"""The `lyrics-to-song` command: submit lyrics, follow jobs and fetch songs from a stack."""

@@ -1,0 +1,212 @@
+"""What the commands do to a stack: plain functions over the stack's clients."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from lyrics_to_song.config import DEFAULT_MODEL, DEFAULT_PROMPT
+from lyrics_to_song.lyric_files import LYRIC_FILE_SUFFIXES, parse_lyric_file
+from lyrics_to_song.requests import InvalidRequest, parse_request
+from lyrics_to_song.sources import LyricObject, job_id_for
+from lyrics_to_song.task_rows import JobState, Row
+
+from .stack_target import CliError, Cloud, ExitCode
+
+# The functions' default size cap (LYRICS_MAX_BYTES); a deployed stack may set another.
+LYRICS_MAX_BYTES = 64 * 1024
+RESUBMITTABLE = (JobState.UNKNOWN, JobState.FAILED, JobState.TIMED_OUT)
+_JOB_ID = re.compile(r"^job-[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job_id: str
+    where: str  # the S3 object or the queue the job went to
+
+
+def check_job_id(job_id: str) -> str:
+    if not _JOB_ID.match(job_id):
+        raise CliError(
+            f"{job_id!r} is not a job id (they look like job- and 32 hex digits)", ExitCode.USAGE
+        )
+    return job_id
+
+
+def submit_file(cloud: Cloud, path: Path, *, key: str | None, prompt: str | None) -> Submitted:
+    """Upload a lyric file; the submit function picks it up from the bucket's event."""
+    key = key or path.name
+    if not key.lower().endswith(LYRIC_FILE_SUFFIXES):
+        raise CliError(
+            f"{key}: lyric files end in {' or '.join(LYRIC_FILE_SUFFIXES)}; others are ignored",
+            ExitCode.USAGE,
+        )
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}", ExitCode.USAGE) from None
+    if len(data) > LYRICS_MAX_BYTES:
+        raise CliError(
+            f"{path} is {len(data)} bytes; lyric files may be at most {LYRICS_MAX_BYTES}",
+            ExitCode.USAGE,
+        )
+    if prompt is not None and not prompt.isascii():
+        raise CliError(
+            "--prompt travels as S3 metadata, which is ASCII only: put a non-ASCII prompt "
+            "in the file's front matter instead (README: Lyric files)",
+            ExitCode.USAGE,
+        )
+    try:  # the same checks the submit function makes, before anything is uploaded
+        parse_lyric_file(
+            key,
+            data,
+            metadata_prompt=prompt,
+            default_prompt=DEFAULT_PROMPT,
+            default_model=DEFAULT_MODEL,
+        )
+    except InvalidRequest as exc:
+        raise CliError(str(exc), ExitCode.USAGE) from None
+    extra: dict[str, Any] = {"Metadata": {"prompt": prompt}} if prompt else {}
+    response = cloud.s3.put_object(Bucket=cloud.lyrics_bucket, Key=key, Body=data, **extra)
+    etag = response["ETag"].strip('"')
+    job_id = LyricObject(cloud.lyrics_bucket, key, etag, len(data)).job_id
+    return Submitted(job_id, f"s3://{cloud.lyrics_bucket}/{key}")
+
+
+def submit_request(cloud: Cloud, body: dict[str, Any]) -> Submitted:
+    """Queue a song request; a request id is added when there is none, to name the job."""
+    body = {"request_id": f"cli-{uuid.uuid4().hex}", **body}
+    try:
+        parse_request(body, DEFAULT_MODEL)
+    except InvalidRequest as exc:
+        raise CliError(f"invalid song request: {exc}", ExitCode.USAGE) from None
+    cloud.sqs.send_message(
+        QueueUrl=cloud.jobs_queue_url, MessageBody=json.dumps(body, ensure_ascii=False)
+    )
+    return Submitted(job_id_for("request:" + body["request_id"]), cloud.jobs_queue_url)
+
+
+def find_job(cloud: Cloud, job_id: str) -> Row | None:
+    item = cloud.dynamodb.get_item(
+        TableName=cloud.tasks_table, Key={"job_id": {"S": job_id}}, ConsistentRead=True
+    ).get("Item")
+    return Row.from_item(item) if item else None
+
+
+def get_job(cloud: Cloud, job_id: str) -> Row:
+    row = find_job(cloud, check_job_id(job_id))
+    if row is None:
+        raise CliError(
+            f"no job {job_id} in stack {cloud.stack_name!r} (a new job shows up once the "
+            "submit function has taken it; ended jobs are kept for TERMINAL_TTL_DAYS)",
+            ExitCode.NOT_FOUND,
+        )
+    return row
+
+
+def list_jobs(cloud: Cloud, *, state: JobState | None, limit: int) -> list[Row]:
+    """The newest jobs first, optionally of one state.
+
+    The table holds one row per job for TERMINAL_TTL_DAYS, so a scan stays small.
+    """
+    kwargs: dict[str, Any] = {"TableName": cloud.tasks_table}
+    if state is not None:
+        kwargs |= {
+            "FilterExpression": "#state = :state",
+            "ExpressionAttributeNames": {"#state": "state"},
+            "ExpressionAttributeValues": {":state": {"S": state.value}},
+        }
+    rows: list[Row] = []
+    for page in cloud.dynamodb.get_paginator("scan").paginate(**kwargs):
+        rows.extend(Row.from_item(item) for item in page.get("Items", []))
+    rows.sort(key=lambda row: row.created_at, reverse=True)
+    return rows[:limit]
+
+
+def wait_for(
+    cloud: Cloud,
+    job_id: str,
+    *,
+    timeout: float,
+    interval: float,
+    on_change: Callable[[Row | None, float], None],
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Row:
+    """Read the job until it ends; `on_change` hears each new state (None: not taken yet)."""
+    check_job_id(job_id)
+    started = clock()
+    last: tuple[Any, ...] | None = None
+    while True:
+        row = find_job(cloud, job_id)
+        view = (row.state, row.polls, row.notified) if row else None
+        if view != last:
+            last = view
+            on_change(row, clock() - started)
+        if row is not None and row.state.terminal:
+            return row
+        if clock() - started >= timeout:
+            state = row.state.value if row else "not taken by the submit function yet"
+            raise CliError(
+                f"gave up after {timeout:.0f} s: job {job_id} is still {state}; "
+                "wait again later, it goes on",
+                ExitCode.TIMEOUT,
+            )
+        sleep(interval)
+
+
+def song_key_of(row: Row) -> str:
+    """Where a completed job's song is; a CliError says why there is none."""
+    if row.state is not JobState.COMPLETED or not row.song_key:
+        raise CliError(
+            f"job {row.job_id} has no song: it is {row.state.value}"
+            + (f" ({row.error})" if row.error else ""),
+            ExitCode.ENDED_BADLY,
+        )
+    return row.song_key
+
+
+def fetch(cloud: Cloud, key: str, out: BinaryIO) -> int:
+    """Stream a song from the songs bucket into `out`; returns its size."""
+    body = cloud.s3.get_object(Bucket=cloud.songs_bucket, Key=key)["Body"]
+    size = 0
+    for chunk in body.iter_chunks(1024 * 1024):
+        out.write(chunk)
+        size += len(chunk)
+    return size
+
+
+def check_resubmittable(row: Row) -> None:
+    """The same rule the submit function applies; checked first to say why not."""
+    if row.state not in RESUBMITTABLE:
+        raise CliError(
+            f"job {row.job_id} is {row.state.value}: only "
+            f"{', '.join(s.value for s in RESUBMITTABLE)} jobs can be resubmitted",
+            ExitCode.ENDED_BADLY,
+        )
+    if not row.notified:
+        raise CliError(
+            f"job {row.job_id} is still being wrapped up (its notification is not out yet); "
+            "try again in a minute",
+            ExitCode.ENDED_BADLY,
+        )
+    if not row.request_json:
+        raise CliError(
+            f"job {row.job_id} never had a valid request ({row.error}); fix the input and "
+            "submit it as a new job",
+            ExitCode.ENDED_BADLY,
+        )
+
+
+def resubmit(cloud: Cloud, row: Row) -> None:
+    """Ask the submit function to pay again for this job (README: Resubmitting a job)."""
+    check_resubmittable(row)
+    cloud.sqs.send_message(
+        QueueUrl=cloud.jobs_queue_url, MessageBody=json.dumps({"resubmit": row.job_id})
+    )

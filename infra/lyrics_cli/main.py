@@ -1,0 +1,286 @@
+"""`lyrics-to-song`: argument parsing, output and exit codes; the work is in jobs.py."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lyrics_to_song.task_rows import JobState
+
+from . import jobs, views
+from .stack_target import DEFAULT_STACK_NAME, CliError, Cloud, ExitCode, aws_errors, connect
+
+STACK_ENV = "LYRICS_TO_SONG_STACK"
+
+
+def _common(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """Options every command takes, before or after its name."""
+
+    def default(value: Any) -> Any:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--stack",
+        default=default(os.environ.get(STACK_ENV, DEFAULT_STACK_NAME)),
+        help=f"CloudFormation stack name (default ${STACK_ENV} or {DEFAULT_STACK_NAME})",
+    )
+    parser.add_argument("--region", default=default(None), help="AWS region of the stack")
+    parser.add_argument(
+        "--endpoint-url", default=default(None), help="AWS endpoint (moto, LocalStack)"
+    )
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        default=default(False),
+        help="use the local stack of `make local` (moto on 127.0.0.1:4566)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=default(False), help="machine-readable output"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lyrics-to-song",
+        description="Turn lyrics into songs with a lyrics-to-song stack, and follow the jobs.",
+        epilog="exit codes: 0 ok, 1 job failed / timed out / unknown outcome, 2 bad usage or "
+        "input, 3 no such job, 4 stack not found / no credentials / AWS error, 5 wait timed out",
+    )
+    _common(parser, defaults=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        _common(sub, defaults=False)
+        return sub
+
+    submit = command("submit", "upload a lyric file, or queue a request from --prompt/--lyrics")
+    submit.add_argument("file", nargs="?", type=Path, help="lyric file (.txt or .json)")
+    submit.add_argument("--prompt", help="style and mood of the song")
+    submit.add_argument("--lyrics", help="the lyrics ('-' reads them from standard input)")
+    submit.add_argument("--key", help="S3 key for the file (default: its name)")
+    submit.add_argument("--request-id", help="your id for a queued request (repeats are ignored)")
+    submit.add_argument("--bitrate", type=int, help="32000, 64000, 128000 or 256000")
+    submit.add_argument("--sample-rate", type=int, help="16000, 24000, 32000 or 44100")
+    submit.add_argument("--model", help="model name (default: the stack's)")
+    submit.add_argument("--wait", action="store_true", help="then wait for the song")
+    _wait_options(submit)
+
+    status = command("status", "show one job")
+    status.add_argument("job", help="job id (job-…)")
+
+    listing = command("list", "list jobs, newest first")
+    listing.add_argument(
+        "--status", choices=[s.value for s in JobState], type=str.upper, help="only this state"
+    )
+    listing.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+
+    wait = command("wait", "show progress until the job has its song or has failed")
+    wait.add_argument("job", help="job id (job-…)")
+    _wait_options(wait)
+
+    fetch = command("fetch", "download the song of a completed job")
+    fetch.add_argument("job", help="job id (job-…)")
+    fetch.add_argument(
+        "-o", "--output", help="file to write ('-' for standard output; default: the song's name)"
+    )
+
+    resubmit = command("resubmit", "pay again for a FAILED, TIMED_OUT or UNKNOWN job")
+    resubmit.add_argument("job", help="job id (job-…)")
+    resubmit.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+    # Listed for --help; main() hands their arguments to the local stack's tools unparsed.
+    commands.add_parser(
+        "demo", help="run the whole pipeline on this machine and write an MP3 (dev extras)"
+    )
+    commands.add_parser("local", help="keep the local stack running for --local (dev extras)")
+    return parser
+
+
+def _wait_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeout", type=float, default=900.0, help="give up after this many seconds (900)"
+    )
+    parser.add_argument("--interval", type=float, default=5.0, help="seconds between checks (5)")
+
+
+class Output:
+    """Text for people on stdout, progress on stderr, or one JSON document for scripts."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+
+    def result(self, text: str, data: Any) -> None:
+        print(json.dumps(data, indent=2, ensure_ascii=False) if self.as_json else text)
+
+    def progress(self, text: str) -> None:
+        if not self.as_json:
+            print(text, file=sys.stderr, flush=True)
+
+
+def _submit(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
+    if args.file is not None:
+        if args.lyrics is not None:
+            raise CliError("give a FILE or --lyrics, not both", ExitCode.USAGE)
+        submitted = jobs.submit_file(cloud, args.file, key=args.key, prompt=args.prompt)
+    else:
+        if args.lyrics is None or args.prompt is None:
+            raise CliError("give a lyric FILE, or both --prompt and --lyrics", ExitCode.USAGE)
+        lyrics = sys.stdin.read() if args.lyrics == "-" else args.lyrics
+        body: dict[str, Any] = {"prompt": args.prompt, "lyrics": lyrics}
+        for name in ("request_id", "bitrate", "sample_rate", "model"):
+            if getattr(args, name) is not None:
+                body[name] = getattr(args, name)
+        submitted = jobs.submit_request(cloud, body)
+    if args.wait:
+        out.progress(f"submitted {submitted.job_id} to {submitted.where}")
+        return _wait(cloud, submitted.job_id, args, out)
+    out.result(
+        f"{submitted.job_id}  submitted to {submitted.where}\n"
+        f"follow it with: lyrics-to-song wait {submitted.job_id}",
+        {"job_id": submitted.job_id, "submitted_to": submitted.where},
+    )
+    return ExitCode.OK
+
+
+def _wait(cloud: Cloud, job_id: str, args: argparse.Namespace, out: Output) -> ExitCode:
+    row = jobs.wait_for(
+        cloud,
+        job_id,
+        timeout=args.timeout,
+        interval=args.interval,
+        on_change=lambda row, elapsed: out.progress(views.progress(row, elapsed)),
+    )
+    out.result(views.describe(row, cloud.songs_bucket), views.job_dict(row, cloud.songs_bucket))
+    return ExitCode.OK if row.state is JobState.COMPLETED else ExitCode.ENDED_BADLY
+
+
+def _fetch(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
+    row = jobs.get_job(cloud, args.job)
+    key = jobs.song_key_of(row)
+    target = args.output or key.rsplit("/", 1)[-1]
+    if target == "-":
+        jobs.fetch(cloud, key, sys.stdout.buffer)
+        return ExitCode.OK
+    path = Path(target)
+    partial = path.with_name(path.name + ".part")  # no half-written song under its name
+    try:
+        with partial.open("wb") as sink:
+            size = jobs.fetch(cloud, key, sink)
+        partial.replace(path)
+    except OSError as exc:
+        raise CliError(f"cannot write {target}: {exc.strerror}", ExitCode.USAGE) from None
+    finally:
+        partial.unlink(missing_ok=True)
+    out.result(
+        f"wrote {target} ({size} bytes)", {"job_id": row.job_id, "file": target, "bytes": size}
+    )
+    return ExitCode.OK
+
+
+def _resubmit(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
+    row = jobs.get_job(cloud, args.job)
+    jobs.check_resubmittable(row)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CliError(
+                "resubmitting pays for a new song: confirm with --yes when not at a terminal",
+                ExitCode.USAGE,
+            )
+        answer = input(
+            f"job {row.job_id} is {row.state.value}: {row.error}\n"
+            "Resubmit it? This pays for a new song. [y/N] "
+        )
+        if answer.strip().lower() not in ("y", "yes"):
+            raise CliError("not resubmitted", ExitCode.USAGE)
+    jobs.resubmit(cloud, row)
+    out.result(
+        f"{row.job_id}  resubmission queued; follow it with: lyrics-to-song wait {row.job_id}",
+        {"job_id": row.job_id, "resubmitted": True},
+    )
+    return ExitCode.OK
+
+
+def _run(args: argparse.Namespace, out: Output) -> ExitCode:
+    cloud = connect(
+        args.stack, region=args.region, endpoint_url=args.endpoint_url, local=args.local
+    )
+    if args.command == "submit":
+        return _submit(cloud, args, out)
+    if args.command == "status":
+        row = jobs.get_job(cloud, args.job)
+        out.result(views.describe(row, cloud.songs_bucket), views.job_dict(row, cloud.songs_bucket))
+        return ExitCode.OK
+    if args.command == "list":
+        state = JobState(args.status) if args.status else None
+        rows = jobs.list_jobs(cloud, state=state, limit=args.limit)
+        out.result(views.table(rows), [views.job_dict(r, cloud.songs_bucket) for r in rows])
+        return ExitCode.OK
+    if args.command == "wait":
+        return _wait(cloud, args.job, args, out)
+    if args.command == "fetch":
+        return _fetch(cloud, args, out)
+    return _resubmit(cloud, args, out)
+
+
+def _local_tool(name: str, argv: list[str]) -> int:
+    """`demo` and `local` run the local stack, which needs the dev extras (moto)."""
+    try:
+        if name == "demo":
+            from local_cloud.demo import main as tool
+        else:
+            from local_cloud.serve import main as tool
+    except ImportError as exc:
+        print(
+            f"error: `{name}` needs the local stack's packages ({exc.name} is missing): "
+            "pip install 'lyrics-to-song[dev]', or run `make demo` in the repository",
+            file=sys.stderr,
+        )
+        return ExitCode.ENVIRONMENT
+    return tool(argv)
+
+
+LOCAL_TOOLS = ("demo", "local")
+_VALUE_OPTIONS = ("--stack", "--region", "--endpoint-url")
+
+
+def _local_tool_call(argv: list[str]) -> tuple[str, list[str]] | None:
+    """`demo ARGS` or `local ARGS`: everything after the name goes to that tool as is."""
+    skip = False
+    for i, token in enumerate(argv):
+        if skip:
+            skip = False
+        elif token in _VALUE_OPTIONS:
+            skip = True
+        elif not token.startswith("-"):
+            return (token, argv[i + 1 :]) if token in LOCAL_TOOLS else None
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    tool = _local_tool_call(argv)
+    if tool is not None:
+        return _local_tool(*tool)
+    args = build_parser().parse_args(argv)
+    out = Output(args.json)
+    try:
+        return _run(args, out)
+    except CliError as exc:
+        code = exc.code
+        message = str(exc)
+    except (ClientError, BotoCoreError) as exc:
+        error = aws_errors(exc, args.endpoint_url)
+        code, message = error.code, str(error)
+    except KeyboardInterrupt:
+        return 130
+    if out.as_json:
+        print(json.dumps({"error": message, "exit_code": int(code)}))
+    print(f"error: {message}", file=sys.stderr)
+    return code

@@ -1,0 +1,212 @@
+"""The `lyrics-to-song` command, run as a user runs it, against a running local stack."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local_cloud.emulator import MusicApiEmulator
+from local_cloud.serve import LocalService
+from tests.e2e.local_pipeline import mp3_info
+
+pytestmark = pytest.mark.e2e
+
+LYRICS = "[Verse]\nStreetlights hum a silver tune\n[Chorus]\nNeon rain, neon rain\n"
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@dataclass
+class Cli:
+    service: LocalService
+    env: dict[str, str]
+
+    @property
+    def emulator(self) -> MusicApiEmulator:
+        return self.service.emulator
+
+    def __call__(self, *args: str, stdin: str = "", timeout: float = 60) -> Run:
+        """The installed command, in its own process, pointed at the local stack."""
+        target = ["--endpoint-url", self.service.endpoint_url, "--stack", self.service.stack.name]
+        done = subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
+            [sys.executable, "-m", "lyrics_cli", *target, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+            check=False,
+        )
+        return Run(done.returncode, done.stdout, done.stderr)
+
+    def submit_request(self, prompt: str = "warm synth-pop") -> str:
+        run = self("submit", "--prompt", prompt, "--lyrics", LYRICS, "--json")
+        assert run.code == 0, run.err
+        job_id: str = run.json()["job_id"]
+        return job_id
+
+
+@pytest.fixture(scope="module")
+def service() -> Iterator[LocalService]:
+    emulator = MusicApiEmulator(completion_delay=0.5, audio_seconds=1.0)
+    running = LocalService(port=0, stack_name="cli", emulator=emulator, tick_seconds=0.2)
+    yield running.start()
+    running.stop()
+    assert not running.errors
+
+
+@pytest.fixture
+def cli(service: LocalService, tmp_path: Path) -> Iterator[Cli]:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    yield Cli(service, env)
+    service.emulator.faults.fail_tasks = False
+    service.emulator.faults.never_finish = False
+
+
+def test_submit_a_file_wait_and_fetch_the_song(cli: Cli, tmp_path: Path) -> None:
+    lyric_file = tmp_path / "city lights.txt"
+    lyric_file.write_text("---\nprompt: dreamy synth-pop\n---\n" + LYRICS)
+
+    submitted = cli("submit", str(lyric_file))
+    assert submitted.code == 0, submitted.err
+    job_id = submitted.out.split()[0]
+    assert job_id.startswith("job-")
+
+    waited = cli("wait", job_id, "--interval", "0.2")
+    assert waited.code == 0, waited.err
+    assert "COMPLETED" in waited.out
+    assert "the music API is making the song" in waited.err  # progress goes to stderr
+
+    song = tmp_path / "out.mp3"
+    fetched = cli("fetch", job_id, "-o", str(song))
+    assert fetched.code == 0, fetched.err
+    task_id = cli("status", job_id, "--json").json()["task_id"]
+    assert song.read_bytes() == cli.emulator.audio_bytes(task_id)
+    assert not (tmp_path / "out.mp3.part").exists()
+    assert cli.emulator.submissions[-1]["prompt"] == "dreamy synth-pop"
+
+
+def test_queued_request_with_json_output_and_list(cli: Cli) -> None:
+    run = cli(
+        "submit", "--prompt", "lofi beats", "--lyrics", "-", "--wait", "--interval", "0.2",
+        "--json", stdin=LYRICS,
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    job = run.json()
+    assert job["state"] == "COMPLETED"
+    assert job["song"]["s3_uri"].endswith(".mp3")
+    assert cli.emulator.submissions[-1]["lyrics"] == LYRICS.strip()
+
+    newest = cli("list", "--status", "completed", "--limit", "1", "--json").json()
+    assert [j["job_id"] for j in newest] == [job["job_id"]]
+    everything = cli("list", "--json").json()
+    created = [j["created_at"] for j in everything]
+    assert created == sorted(created, reverse=True)
+    assert "COMPLETED" in cli("list").out
+
+
+def test_a_failed_job_is_resubmitted_only_when_confirmed(cli: Cli, tmp_path: Path) -> None:
+    cli.emulator.faults.fail_tasks = True
+    job_id = cli.submit_request("doomed ballad")
+    waited = cli("wait", job_id, "--interval", "0.2")
+    assert waited.code == 1
+    assert "FAILED" in waited.out
+    assert cli("fetch", job_id, "-o", str(tmp_path / "none.mp3")).code == 1
+    assert not (tmp_path / "none.mp3").exists()
+    paid = len(cli.emulator.submissions)
+
+    refused = cli("resubmit", job_id)  # stdin is not a terminal and there is no --yes
+    assert refused.code == 2
+    assert "--yes" in refused.err
+    assert cli("status", job_id, "--json").json()["state"] == "FAILED"
+    assert len(cli.emulator.submissions) == paid
+
+    cli.emulator.faults.fail_tasks = False
+    assert cli("resubmit", job_id, "--yes").code == 0
+    again = cli("wait", job_id, "--interval", "0.2", "--json")
+    assert again.code == 0, again.err
+    assert again.json()["resubmits"] == 1
+    assert len(cli.emulator.submissions) == paid + 1
+
+
+def test_wait_gives_up_with_its_own_exit_code(cli: Cli) -> None:
+    cli.emulator.faults.never_finish = True
+    job_id = cli.submit_request("endless drone")
+    run = cli("wait", job_id, "--timeout", "2", "--interval", "0.2")
+    assert run.code == 5
+    assert "still" in run.err
+
+
+def test_bad_input_is_refused_before_anything_is_sent(cli: Cli, tmp_path: Path) -> None:
+    paid = len(cli.emulator.submissions)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n")
+    run = cli("submit", str(empty))
+    assert run.code == 2
+    assert "empty" in run.err
+    objects = cli.service.stack.client("s3").list_objects_v2(
+        Bucket=cli.service.stack.lyrics_bucket, Prefix="empty"
+    )
+    assert objects.get("KeyCount", 0) == 0
+
+    run = cli("submit", "--prompt", "x", "--lyrics", LYRICS, "--bitrate", "1", "--json")
+    assert run.code == 2
+    assert "bitrate" in run.json()["error"]
+    assert cli("submit", "--lyrics", LYRICS).code == 2  # a request needs a prompt
+    assert cli("submit", str(tmp_path / "missing.txt")).code == 2
+    assert len(cli.emulator.submissions) == paid
+
+
+def test_clear_errors_for_unknown_jobs_stacks_and_credentials(cli: Cli) -> None:
+    unknown = cli("status", "job-" + "0" * 32)
+    assert unknown.code == 3
+    assert "no job" in unknown.err
+    assert cli("status", "not-a-job").code == 2
+
+    other_stack = cli("list", "--stack", "nowhere")
+    assert other_stack.code == 4
+    assert "stack 'nowhere' not found" in other_stack.err
+
+    no_keys = {k: v for k, v in cli.env.items() if not k.startswith("AWS_ACCESS")}
+    no_keys |= {"AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent"}
+    run = subprocess.run(
+        [sys.executable, "-m", "lyrics_cli", "--region", "us-east-1", "list"],
+        capture_output=True,
+        text=True,
+        env={**no_keys, "AWS_EC2_METADATA_DISABLED": "true"},
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 4
+    assert "no AWS credentials" in run.stderr
+
+
+def test_demo_command_writes_an_mp3(cli: Cli, tmp_path: Path) -> None:
+    run = cli("demo", "--out", str(tmp_path), "--delay", "0.5", "--timeout", "60", timeout=120)
+    assert run.code == 0, run.out + run.err
+    songs = list(tmp_path.glob("*.mp3"))
+    assert len(songs) == 1
+    assert mp3_info(songs[0].read_bytes()).length > 0

@@ -1,0 +1,146 @@
+"""The command line's logic against moto in-process: finding the stack, waiting, rules."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from moto import mock_aws
+
+from local_cloud.stack import Stack, provision, register_outputs
+from lyrics_cli import jobs, views
+from lyrics_cli.main import _local_tool_call
+from lyrics_cli.stack_target import CliError, Cloud, ExitCode, connect
+from lyrics_to_song.task_rows import JobState, Row, TaskTable
+from tests.support import FakeClock
+
+
+@pytest.fixture
+def stack() -> Iterator[Stack]:
+    with mock_aws():
+        stack = provision(endpoint_url=None, stack_name="songs")
+        register_outputs(stack)
+        yield stack
+
+
+def test_connect_finds_the_resources_by_the_stack_outputs(stack: Stack) -> None:
+    cloud = connect("songs", region="us-east-1")
+    assert (cloud.lyrics_bucket, cloud.songs_bucket, cloud.tasks_table) == (
+        stack.lyrics_bucket,
+        stack.songs_bucket,
+        stack.tasks_table,
+    )
+    assert cloud.jobs_queue_url == stack.jobs_queue_url
+
+
+def test_connect_names_what_is_missing(stack: Stack) -> None:
+    with pytest.raises(CliError, match="stack 'elsewhere' not found in us-east-1") as missing:
+        connect("elsewhere", region="us-east-1")
+    assert missing.value.code is ExitCode.ENVIRONMENT
+
+    body = {
+        "Resources": {"Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {"LyricsBucketName": {"Value": "b"}},
+    }
+    stack.client("cloudformation").create_stack(StackName="other", TemplateBody=json.dumps(body))
+    with pytest.raises(CliError, match="SongsBucketName, JobsQueueUrl, TasksTableName"):
+        connect("other", region="us-east-1")
+
+
+def _pending_row(cloud: Cloud, clock: FakeClock) -> str:
+    table = TaskTable(cloud.dynamodb, cloud.tasks_table)
+    job_id = "job-" + "a" * 32
+    attempt = table.start_submission(
+        job_id,
+        source="sqs:r1",
+        source_name="r1",
+        request_json="{}",
+        model="minimax-music",
+        now=clock(),
+        lease_seconds=60,
+    )
+    assert attempt is not None
+    assert table.mark_pending(job_id, attempt, "task-1", clock(), clock() + 20)
+    return job_id
+
+
+def test_wait_reports_each_change_and_gives_up_at_its_timeout(
+    stack: Stack, clock: FakeClock
+) -> None:
+    cloud = connect("songs", region="us-east-1")
+    job_id = _pending_row(cloud, clock)
+    seen: list[tuple[JobState | None, float]] = []
+
+    with pytest.raises(CliError, match="still PENDING") as gave_up:
+        jobs.wait_for(
+            cloud,
+            job_id,
+            timeout=30,
+            interval=5,
+            on_change=lambda row, elapsed: seen.append((row.state if row else None, elapsed)),
+            clock=clock,
+            sleep=clock.advance,
+        )
+    assert gave_up.value.code is ExitCode.TIMEOUT
+    assert seen == [(JobState.PENDING, 0.0)]  # one line, not one per check
+
+    missing = "job-" + "b" * 32
+    with pytest.raises(CliError, match="not taken by the submit function yet"):
+        jobs.wait_for(
+            cloud,
+            missing,
+            timeout=10,
+            interval=5,
+            on_change=lambda row, elapsed: seen.append((None, elapsed)),
+            clock=clock,
+            sleep=clock.advance,
+        )
+
+
+@pytest.mark.parametrize(
+    ("state", "notified", "request_json", "allowed"),
+    [
+        (JobState.FAILED, True, "{}", True),
+        (JobState.UNKNOWN, True, "{}", True),
+        (JobState.TIMED_OUT, True, "{}", True),
+        (JobState.COMPLETED, True, "{}", False),
+        (JobState.PENDING, False, "{}", False),
+        (JobState.FAILED, False, "{}", False),  # its notification is not out yet
+        (JobState.FAILED, True, None, False),  # bad input: nothing to send again
+    ],
+)
+def test_resubmission_rules(
+    state: JobState, notified: bool, request_json: str | None, allowed: bool
+) -> None:
+    row = Row(
+        job_id="job-" + "c" * 32,
+        state=state,
+        source="s",
+        source_name="s",
+        created_at=0.0,
+        request_json=request_json,
+        notified=notified,
+        error="boom",
+    )
+    if allowed:
+        jobs.check_resubmittable(row)
+    else:
+        with pytest.raises(CliError) as refused:
+            jobs.check_resubmittable(row)
+        assert refused.value.code is ExitCode.ENDED_BADLY
+
+
+def test_demo_and_local_take_their_arguments_unparsed() -> None:
+    assert _local_tool_call(["demo", "--out", "x"]) == ("demo", ["--out", "x"])
+    assert _local_tool_call(["--stack", "demo", "local", "--port", "1"]) == (
+        "local",
+        ["--port", "1"],
+    )
+    assert _local_tool_call(["--local", "status", "demo"]) is None
+
+
+def test_song_sizes_read_naturally() -> None:
+    assert views.size_text(48_483) == "48 kB"
+    assert views.size_text(5_300_000) == "5.3 MB"
+    assert views.size_text(None) == "size unknown"
