@@ -19,6 +19,8 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     tasks_table_name: str
+    spending_table_name: str
+    jobs_queue_url: str
     audio_bucket_name: str
     notify_topic_arn: str
     event_bus_name: str
@@ -36,6 +38,9 @@ class Settings:
     first_poll_delay_seconds: int
     poll_backoff_seconds: int
     terminal_ttl_days: int
+    max_songs_per_day: int
+    max_songs_in_flight: int
+    in_flight_retry_seconds: int
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -83,6 +88,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"environment variable NOTIFY_TOPIC_ARN must be an ARN, got {topic!r}")
     return Settings(
         tasks_table_name=_required(env, "TASKS_TABLE_NAME"),
+        spending_table_name=_required(env, "SPENDING_TABLE_NAME"),
+        jobs_queue_url=_required(env, "JOBS_QUEUE_URL"),
         audio_bucket_name=_required(env, "AUDIO_BUCKET_NAME"),
         notify_topic_arn=topic,
         event_bus_name=env.get("EVENT_BUS_NAME", "").strip() or "default",
@@ -100,4 +107,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         first_poll_delay_seconds=_int(env, "FIRST_POLL_DELAY_SECONDS", 20, 0, 3600),
         poll_backoff_seconds=_int(env, "POLL_BACKOFF_SECONDS", 15, 1, 3600),
         terminal_ttl_days=_int(env, "TERMINAL_TTL_DAYS", 90, 1, 3650),
+        max_songs_per_day=_int(env, "MAX_SONGS_PER_DAY", 200, 1, 1_000_000),
+        # MiniMax runs at most 20 tasks at once per account.
+        max_songs_in_flight=_int(env, "MAX_SONGS_IN_FLIGHT", 20, 1, 1000),
+        # How long a job over the in-flight cap waits on the queue (SQS delays up to 900 s).
+        in_flight_retry_seconds=_int(env, "IN_FLIGHT_RETRY_SECONDS", 60, 0, 900),
     )

@@ -9,20 +9,25 @@ from typing import TYPE_CHECKING
 
 from .config import Settings
 from .music_api import ErrorKind, MusicApiClient, MusicApiError
+from .spending import Budget
 from .task_rows import TaskTable
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
 
 
 @dataclass
 class Services:
     settings: Settings
     table: TaskTable
+    budget: Budget
     s3: S3Client
     sns: SNSClient
+    sqs: SQSClient
     events: EventBridgeClient
     api: MusicApiClient
     clock: Callable[[], float] = field(default=time.time)
@@ -56,16 +61,29 @@ def api_key_source(settings: Settings, secrets_client: object | None = None) -> 
     return fetch
 
 
+def budget_of(settings: Settings, dynamodb: DynamoDBClient) -> Budget:
+    return Budget(
+        dynamodb,
+        settings.spending_table_name,
+        per_day=settings.max_songs_per_day,
+        in_flight=settings.max_songs_in_flight,
+        in_flight_retry_seconds=settings.in_flight_retry_seconds,
+    )
+
+
 def build_services(settings: Settings) -> Services:
     """Real clients for a Lambda (or the local stack: boto3 honours AWS_ENDPOINT_URL)."""
     import boto3
 
     session = boto3.session.Session()
+    dynamodb = session.client("dynamodb")
     return Services(
         settings=settings,
-        table=TaskTable(session.client("dynamodb"), settings.tasks_table_name),
+        table=TaskTable(dynamodb, settings.tasks_table_name),
+        budget=budget_of(settings, dynamodb),
         s3=session.client("s3"),
         sns=session.client("sns"),
+        sqs=session.client("sqs"),
         events=session.client("events"),
         api=MusicApiClient(
             settings.api_base_url,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -24,7 +25,10 @@ from .sources import (
     lyric_objects,
     read_message,
 )
-from .task_rows import JobState
+from .spending import Cap, day_of
+from .task_rows import JobState, TransactionRefused
+
+CAP_METRICS = {Cap.DAILY: "DeferredByDailyCap", Cap.IN_FLIGHT: "DeferredByInFlightCap"}
 
 
 class Outcome(StrEnum):
@@ -32,6 +36,7 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"  # the job already has a row: nothing paid
     REJECTED = "rejected"  # unusable input: FAILED, notified, nothing paid
     SKIPPED = "skipped"  # nothing to do (s3:TestEvent)
+    DEFERRED = "deferred"  # a spending cap is reached: back on the queue, unpaid
 
 
 class RetryLater(Exception):
@@ -43,6 +48,66 @@ class Job:
     job_id: str
     source: str
     source_name: str
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A SUBMITTING row this invocation wrote, and the day whose cap it counts against."""
+
+    token: str
+    day: str
+
+
+def _start(
+    services: Services, job_id: str, write: Callable[[list[dict[str, Any]]], str | None]
+) -> Attempt | None:
+    """Write the SUBMITTING row together with its share of both spending caps.
+
+    None when the job already has a row. When the in-flight cap refuses, the places of
+    jobs that have ended since are freed and the write is tried once more; a cap still
+    reached raises OverBudget, and nothing was written or paid.
+    """
+    budget = services.budget
+    freed = False
+    while True:
+        now = services.clock()
+        try:
+            token = write(budget.reservation(job_id, now))
+        except TransactionRefused as refused:
+            over = budget.refused(refused.failed, now)
+            if over.cap is Cap.IN_FLIGHT and not freed:
+                freed = True
+                if _free_ended_places(services):
+                    continue
+            logger.warning(
+                "spending cap reached: the job waits in the queue, unpaid",
+                extra={"cap": over.cap.value, "reason": str(over), "retry_in": over.retry_after},
+            )
+            count(CAP_METRICS[over.cap])
+            raise over from None
+        return Attempt(token, day_of(now)) if token else None
+
+
+def _free_ended_places(services: Services) -> bool:
+    """Drop the in-flight holders whose rows say they ended; True if any place came free."""
+    holders = services.budget.holders()
+    ended = holders - services.table.in_flight(holders)
+    services.budget.drop(ended)
+    if ended:
+        logger.info("freed the in-flight places of ended jobs", extra={"freed": len(ended)})
+    return bool(ended)
+
+
+def defer(services: Services, body: str, delay: int) -> None:
+    """Put a message that must wait back on the jobs queue, as a new message.
+
+    A new message starts its receive count again, so a wait of hours (the daily cap)
+    never ends in the dead-letter queue; a duplicate from a crash in between is harmless,
+    since the job's identity comes from the message.
+    """
+    services.sqs.send_message(
+        QueueUrl=services.settings.jobs_queue_url, MessageBody=body, DelaySeconds=delay
+    )
 
 
 def _reject(services: Services, job: Job, reason: str) -> Outcome:
@@ -62,15 +127,20 @@ def _reject(services: Services, job: Job, reason: str) -> Outcome:
 def submit_request(services: Services, job: Job, request: SongRequest) -> Outcome:
     """Write the row, then pay: the order that makes a redelivery harmless."""
     logger.thread_safe_append_keys(job_id=job.job_id)
-    now = services.clock()
-    attempt = services.table.start_submission(
+    request_json = json.dumps(request.as_item(), ensure_ascii=False, sort_keys=True)
+    attempt = _start(
+        services,
         job.job_id,
-        source=job.source,
-        source_name=job.source_name,
-        request_json=json.dumps(request.as_item(), ensure_ascii=False, sort_keys=True),
-        model=request.model,
-        now=now,
-        lease_seconds=services.settings.submit_lease_seconds,
+        lambda also: services.table.start_submission(
+            job.job_id,
+            source=job.source,
+            source_name=job.source_name,
+            request_json=request_json,
+            model=request.model,
+            now=services.clock(),
+            lease_seconds=services.settings.submit_lease_seconds,
+            also=also,
+        ),
     )
     if attempt is None:
         existing = services.table.get(job.job_id)
@@ -94,8 +164,12 @@ def resubmit(services: Services, job_id: str) -> Outcome:
     if row is None:
         logger.warning("resubmit asked for a job that does not exist")
         return Outcome.SKIPPED
-    attempt = services.table.start_resubmission(
-        job_id, services.clock(), services.settings.submit_lease_seconds
+    attempt = _start(
+        services,
+        job_id,
+        lambda also: services.table.start_resubmission(
+            job_id, services.clock(), services.settings.submit_lease_seconds, also=also
+        ),
     )
     if attempt is None:
         logger.warning(
@@ -110,7 +184,7 @@ def resubmit(services: Services, job_id: str) -> Outcome:
     return _pay(services, Job(row.job_id, row.source, row.source_name), attempt, request)
 
 
-def _pay(services: Services, job: Job, attempt: str, request: SongRequest) -> Outcome:
+def _pay(services: Services, job: Job, attempt: Attempt, request: SongRequest) -> Outcome:
     """Call the API for a job whose SUBMITTING row this attempt holds."""
     try:
         task_id = services.api.submit(request)
@@ -124,7 +198,7 @@ def _pay(services: Services, job: Job, attempt: str, request: SongRequest) -> Ou
     logger.thread_safe_append_keys(task_id=task_id)
     now = services.clock()
     first_due = now + services.settings.first_poll_delay_seconds
-    if not services.table.mark_pending(job.job_id, attempt, task_id, now, first_due):
+    if not services.table.mark_pending(job.job_id, attempt.token, task_id, now, first_due):
         # Only possible if this call outlived the submit lease and the row was settled
         # as UNKNOWN meanwhile: keep the task id where an operator will find it.
         logger.error("submitted, but the row was already settled; see task_id")
@@ -133,19 +207,23 @@ def _pay(services: Services, job: Job, attempt: str, request: SongRequest) -> Ou
     return Outcome.SUBMITTED
 
 
-def _submission_failed(services: Services, job: Job, attempt: str, exc: MusicApiError) -> Outcome:
+def _submission_failed(
+    services: Services, job: Job, attempt: Attempt, exc: MusicApiError
+) -> Outcome:
     table = services.table
     log = {"api_status": exc.status, "error": str(exc), "raw_body": exc.raw_body}
     if exc.maybe_accepted:
         # It may have been accepted and billed: never retry blindly (README: unknown outcome).
         logger.error("submission outcome unknown: not retried", extra=log)
         return _settle(services, job, attempt, JobState.UNKNOWN, f"outcome unknown: {exc}")
+    # From here on the API surely did not take the job: nothing was paid.
+    services.budget.refund(attempt.day)
     if exc.kind is ErrorKind.PERMANENT:
         logger.warning("API refused the request", extra=log)
         return _settle(
             services, job, attempt, JobState.FAILED, f"the API refused the request: {exc}"
         )
-    table.release_submission(job.job_id, attempt)
+    table.release_submission(job.job_id, attempt.token)
     if exc.kind is ErrorKind.ACCOUNT:
         logger.error(
             "API account problem: the job waits in the queue until the key or credits are fixed",
@@ -158,9 +236,9 @@ def _submission_failed(services: Services, job: Job, attempt: str, exc: MusicApi
     raise RetryLater(str(exc))
 
 
-def _settle(services: Services, job: Job, attempt: str, state: JobState, error: str) -> Outcome:
+def _settle(services: Services, job: Job, attempt: Attempt, state: JobState, error: str) -> Outcome:
     table = services.table
-    if table.settle_submission(job.job_id, attempt, state, error=error, now=services.clock()):
+    if table.settle_submission(job.job_id, attempt.token, state, error=error, now=services.clock()):
         row = table.get(job.job_id)
         if row is not None:
             ended(services, row)

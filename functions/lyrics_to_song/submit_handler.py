@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from typing import Any
@@ -19,7 +20,8 @@ from .config import load_settings
 from .observability import count, logger, metrics, tracer
 from .services import Services, build_services
 from .sources import is_s3_notification
-from .submit import handle_message, handle_s3_event
+from .spending import OverBudget
+from .submit import Outcome, defer, handle_message, handle_s3_event
 
 # Leave room for one more API call (its read timeout) plus the row writes.
 MIN_REMAINING_MS = 40_000
@@ -46,6 +48,9 @@ def _submit_record(record: SQSRecord, context: LambdaContext) -> list[str]:
         if context.get_remaining_time_in_millis() < MIN_REMAINING_MS:
             raise NotEnoughTime("too little time left in this invocation")
         return [o.value for o in handle_message(services(), record.body, record.message_id)]
+    except OverBudget as over:
+        defer(services(), record.body, over.retry_after)
+        return [Outcome.DEFERRED.value]
     finally:
         logger.thread_safe_clear_keys()
 
@@ -56,7 +61,12 @@ def _submit_record(record: SQSRecord, context: LambdaContext) -> list[str]:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     count("RecordsReceived", len(event.get("Records", [])))
     if is_s3_notification(event):
-        outcomes = handle_s3_event(services(), event)
+        try:
+            outcomes = handle_s3_event(services(), event)
+        except OverBudget as over:
+            # The files wait on the jobs queue (those already submitted come back as duplicates).
+            defer(services(), json.dumps(event), over.retry_after)
+            outcomes = [Outcome.DEFERRED]
         return {"outcomes": [o.value for o in outcomes]}
     services()  # fail fast, once, on bad configuration
 

@@ -22,6 +22,17 @@ OPEN_SHARD = "OPEN"
 Fields = dict[str, str | float | int | bool | None]
 
 
+class TransactionRefused(Exception):
+    """A write made with other items (`also`) was refused because of those items.
+
+    `failed` holds their positions in `also`.
+    """
+
+    def __init__(self, failed: list[int]) -> None:
+        super().__init__(f"refused by transaction item(s) {failed}")
+        self.failed = failed
+
+
 class JobState(StrEnum):
     SUBMITTING = "SUBMITTING"  # the row is written; the API call is under way
     PENDING = "PENDING"  # the API took it; the poll function follows it
@@ -155,6 +166,50 @@ class TaskTable:
             return False
         return True
 
+    def _write_with(self, write: dict[str, Any], also: list[dict[str, Any]]) -> bool:
+        """One conditional write (`{"Put": ...}` or `{"Update": ...}`) and `also`, all or none.
+
+        False when the write's own condition failed (it wins over the others);
+        TransactionRefused when only items of `also` did.
+        """
+        try:
+            self.client.transact_write_items(TransactItems=[write, *also])  # type: ignore[list-item]
+        except self.client.exceptions.TransactionCanceledException as exc:
+            reasons = exc.response.get("CancellationReasons", [])
+            failed = [i for i, r in enumerate(reasons) if r.get("Code") not in (None, "None")]
+            if not failed:
+                raise  # a conflict or throttling: the caller's retry applies
+            if failed[0] == 0:
+                return False
+            raise TransactionRefused([i - 1 for i in failed]) from None
+        return True
+
+    def in_flight(self, job_ids: set[str]) -> set[str]:
+        """Those of the jobs whose rows say they are still being submitted or made.
+
+        A job whose row could not be read is counted as in flight (the safe side).
+        """
+        keys = [{"job_id": _s(job_id)} for job_id in sorted(job_ids)]
+        running: set[str] = set()
+        for start in range(0, len(keys), 100):
+            response = self.client.batch_get_item(
+                RequestItems={
+                    self.table_name: {
+                        "Keys": keys[start : start + 100],
+                        "ProjectionExpression": "job_id, #state",
+                        "ExpressionAttributeNames": {"#state": "state"},
+                        "ConsistentRead": True,
+                    }
+                }
+            )
+            for item in response["Responses"].get(self.table_name, []):
+                if item["state"]["S"] in (JobState.SUBMITTING.value, JobState.PENDING.value):
+                    running.add(item["job_id"]["S"])
+            unread = response.get("UnprocessedKeys", {}).get(self.table_name)
+            if unread:
+                running.update(key["job_id"]["S"] for key in unread["Keys"])
+        return running
+
     def start_submission(
         self,
         job_id: str,
@@ -165,28 +220,36 @@ class TaskTable:
         model: str,
         now: float,
         lease_seconds: float,
+        also: list[dict[str, Any]] | None = None,
     ) -> str | None:
         """Write the SUBMITTING row before any money is spent.
 
         Returns the attempt token, or None when the job already has a row (a redelivery or
         a duplicate event): then nothing more may be paid for it. The row is due when its
         lease ends, so a submission cut short by a crash is settled by the poll function.
+        `also` (the spending caps' items) is written in the same transaction.
         """
         attempt = uuid.uuid4().hex
-        created = self._put_new(
-            {
-                "job_id": _s(job_id),
-                "state": _s(JobState.SUBMITTING.value),
-                "source": _s(source),
-                "source_name": _s(source_name),
-                "request_json": _s(request_json),
-                "model": _s(model),
-                "attempt": _s(attempt),
-                "created_at": _n(now),
-                "open_shard": _s(OPEN_SHARD),
-                "due_at": _n(now + lease_seconds),
+        item = {
+            "job_id": _s(job_id),
+            "state": _s(JobState.SUBMITTING.value),
+            "source": _s(source),
+            "source_name": _s(source_name),
+            "request_json": _s(request_json),
+            "model": _s(model),
+            "attempt": _s(attempt),
+            "created_at": _n(now),
+            "open_shard": _s(OPEN_SHARD),
+            "due_at": _n(now + lease_seconds),
+        }
+        put = {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": item,
+                "ConditionExpression": "attribute_not_exists(job_id)",
             }
-        )
+        }
+        created = self._write_with(put, also) if also else self._put_new(item)
         return attempt if created else None
 
     def release_submission(self, job_id: str, attempt: str) -> bool:
@@ -224,43 +287,53 @@ class TaskTable:
             )
         return True
 
-    def start_resubmission(self, job_id: str, now: float, lease_seconds: float) -> str | None:
+    def start_resubmission(
+        self,
+        job_id: str,
+        now: float,
+        lease_seconds: float,
+        also: list[dict[str, Any]] | None = None,
+    ) -> str | None:
         """Take an ended, notified job back to SUBMITTING for the owner's explicit resubmit.
 
         Returns the new attempt token, or None when the job is not in a state that may be
-        resubmitted (running, completed, or its last notification not out yet).
+        resubmitted (running, completed, or its last notification not out yet). `also` is
+        written in the same transaction.
         """
         attempt = uuid.uuid4().hex
+        update: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": {"job_id": _s(job_id)},
+            "UpdateExpression": (
+                "SET previous_state = #state, #state = :submitting, attempt = :attempt,"
+                " open_shard = :open, due_at = :lease, polls = :zero, bad_bodies = :zero,"
+                " resubmits = if_not_exists(resubmits, :zero) + :one, notified = :no"
+                " REMOVE task_id, #error, finished_at, submitted_at, song_key, song_bytes,"
+                " duration_seconds, api_status, expires_at"
+            ),
+            "ConditionExpression": (
+                "#state IN (:unknown, :failed, :timed_out) AND notified = :yes"
+                " AND attribute_exists(request_json)"
+            ),
+            "ExpressionAttributeNames": {"#state": "state", "#error": "error"},
+            "ExpressionAttributeValues": {
+                ":submitting": _s(JobState.SUBMITTING.value),
+                ":attempt": _s(attempt),
+                ":open": _s(OPEN_SHARD),
+                ":lease": _n(now + lease_seconds),
+                ":zero": {"N": "0"},
+                ":one": {"N": "1"},
+                ":no": {"BOOL": False},
+                ":yes": {"BOOL": True},
+                ":unknown": _s(JobState.UNKNOWN.value),
+                ":failed": _s(JobState.FAILED.value),
+                ":timed_out": _s(JobState.TIMED_OUT.value),
+            },
+        }
+        if also:
+            return attempt if self._write_with({"Update": update}, also) else None
         try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key={"job_id": _s(job_id)},
-                UpdateExpression=(
-                    "SET previous_state = #state, #state = :submitting, attempt = :attempt,"
-                    " open_shard = :open, due_at = :lease, polls = :zero, bad_bodies = :zero,"
-                    " resubmits = if_not_exists(resubmits, :zero) + :one, notified = :no"
-                    " REMOVE task_id, #error, finished_at, submitted_at, song_key, song_bytes,"
-                    " duration_seconds, api_status, expires_at"
-                ),
-                ConditionExpression=(
-                    "#state IN (:unknown, :failed, :timed_out) AND notified = :yes"
-                    " AND attribute_exists(request_json)"
-                ),
-                ExpressionAttributeNames={"#state": "state", "#error": "error"},
-                ExpressionAttributeValues={
-                    ":submitting": _s(JobState.SUBMITTING.value),
-                    ":attempt": _s(attempt),
-                    ":open": _s(OPEN_SHARD),
-                    ":lease": _n(now + lease_seconds),
-                    ":zero": {"N": "0"},
-                    ":one": {"N": "1"},
-                    ":no": {"BOOL": False},
-                    ":yes": {"BOOL": True},
-                    ":unknown": _s(JobState.UNKNOWN.value),
-                    ":failed": _s(JobState.FAILED.value),
-                    ":timed_out": _s(JobState.TIMED_OUT.value),
-                },
-            )
+            self.client.update_item(**update)
         except self.client.exceptions.ConditionalCheckFailedException:
             return None
         return attempt

@@ -19,7 +19,7 @@ from local_cloud.emulator import MusicApiEmulator
 from local_cloud.stack import Stack
 from lyrics_to_song.config import load_settings
 from lyrics_to_song.music_api import MusicApiClient
-from lyrics_to_song.services import Services
+from lyrics_to_song.services import Services, budget_of
 from lyrics_to_song.task_rows import Row, TaskTable
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"  # smaller sizes, for a quick look
@@ -59,8 +59,10 @@ def services_for(
     return Services(
         settings=settings,
         table=TaskTable(stack.client("dynamodb"), stack.tasks_table),
+        budget=budget_of(settings, stack.client("dynamodb")),
         s3=stack.client("s3"),
         sns=stack.client("sns"),
+        sqs=stack.client("sqs"),
         events=stack.client("events"),
         api=MusicApiClient(api_url, lambda: api_key, http=httpx.Client(limits=limits)),
     )

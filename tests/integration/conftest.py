@@ -12,7 +12,7 @@ from local_cloud.emulator import MusicApiEmulator
 from local_cloud.stack import provision
 from lyrics_to_song.config import load_settings
 from lyrics_to_song.music_api import MusicApiClient
-from lyrics_to_song.services import Services, api_key_source
+from lyrics_to_song.services import Services, api_key_source, budget_of
 from lyrics_to_song.task_rows import TaskTable
 from tests.integration.moto_cloud import Cloud
 from tests.support import FakeClock
@@ -31,8 +31,10 @@ def cloud(
         services = Services(
             settings=settings,
             table=TaskTable(stack.client("dynamodb"), stack.tasks_table),
+            budget=budget_of(settings, stack.client("dynamodb")),
             s3=stack.client("s3"),
             sns=stack.client("sns"),
+            sqs=stack.client("sqs"),
             events=stack.client("events"),
             # The same in-process transport, with the key read from the stack's secret.
             api=MusicApiClient(

@@ -106,6 +106,8 @@ def test_timeouts_leave_room_for_the_work(cfn: dict[str, Any]) -> None:
     submit_lease = load_settings(
         {
             "TASKS_TABLE_NAME": "t",
+            "SPENDING_TABLE_NAME": "s",
+            "JOBS_QUEUE_URL": "q",
             "AUDIO_BUCKET_NAME": "b",
             "NOTIFY_TOPIC_ARN": "arn:x",
             "MUSIC_API_KEY": "k",

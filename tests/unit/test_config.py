@@ -6,6 +6,8 @@ from lyrics_to_song.config import ConfigError, load_settings
 
 BASE = {
     "TASKS_TABLE_NAME": "tasks",
+    "SPENDING_TABLE_NAME": "spending",
+    "JOBS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/jobs",
     "AUDIO_BUCKET_NAME": "songs",
     "NOTIFY_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:topic",
     "MUSIC_API_KEY": "aio_local",
@@ -18,9 +20,20 @@ def test_defaults() -> None:
     assert settings.model == "minimax-music"
     assert settings.max_task_age_seconds == 1800
     assert settings.api_key_secret_arn is None
+    assert settings.max_songs_per_day == 200
+    assert settings.max_songs_in_flight == 20  # MiniMax runs 20 tasks at once per account
 
 
-@pytest.mark.parametrize("name", ["TASKS_TABLE_NAME", "AUDIO_BUCKET_NAME", "NOTIFY_TOPIC_ARN"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "TASKS_TABLE_NAME",
+        "SPENDING_TABLE_NAME",
+        "JOBS_QUEUE_URL",
+        "AUDIO_BUCKET_NAME",
+        "NOTIFY_TOPIC_ARN",
+    ],
+)
 def test_a_missing_variable_is_named(name: str) -> None:
     env = {k: v for k, v in BASE.items() if k != name}
     with pytest.raises(ConfigError, match=name):
@@ -34,6 +47,7 @@ def test_a_missing_variable_is_named(name: str) -> None:
         ("NOTIFY_TOPIC_ARN", "my-topic", "NOTIFY_TOPIC_ARN must be an ARN"),
         ("MAX_TASK_AGE_SECONDS", "soon", "MAX_TASK_AGE_SECONDS must be a whole number, got 'soon'"),
         ("LYRICS_MAX_BYTES", "10", "LYRICS_MAX_BYTES must be between 1024 and 1048576, got 10"),
+        ("MAX_SONGS_IN_FLIGHT", "0", "MAX_SONGS_IN_FLIGHT must be between 1 and 1000, got 0"),
     ],
 )
 def test_a_malformed_variable_is_named(name: str, value: str, message: str) -> None:

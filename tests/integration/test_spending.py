@@ -1,0 +1,172 @@
+"""Spending caps: beyond the daily or the in-flight cap, jobs wait unpaid and go on later."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from typing import Any
+
+import pytest
+
+from lyrics_to_song.poll import poll_due
+from lyrics_to_song.spending import Cap, OverBudget, day_of
+from lyrics_to_song.submit import Outcome, RetryLater, handle_message, resubmit
+from lyrics_to_song.task_rows import JobState
+from tests.integration.moto_cloud import Cloud
+from tests.support import song_request
+
+PLENTY = lambda: 10**9  # noqa: E731 - remaining milliseconds of a poll run
+
+
+def caps(cloud: Cloud, per_day: int = 100, in_flight: int = 100) -> None:
+    cloud.services.budget = dataclasses.replace(
+        cloud.services.budget, per_day=per_day, in_flight=in_flight
+    )
+
+
+def request(n: int) -> str:
+    return json.dumps(song_request(request_id=f"order-{n}", lyrics=f"song number {n}"))
+
+
+def submit(cloud: Cloud, n: int) -> list[Outcome] | OverBudget:
+    try:
+        return handle_message(cloud.services, request(n), f"m{n}")
+    except OverBudget as over:
+        return over
+
+
+def test_beyond_the_daily_cap_jobs_wait_unpaid_until_the_next_day(
+    cloud: Cloud, caplog: pytest.LogCaptureFixture
+) -> None:
+    caps(cloud, per_day=3)
+    outcomes = [submit(cloud, n) for n in range(5)]
+    assert outcomes[:3] == [[Outcome.SUBMITTED]] * 3
+    for over in outcomes[3:]:
+        assert isinstance(over, OverBudget)
+        assert over.cap is Cap.DAILY
+        assert "daily cap of 3 songs" in str(over)
+        assert over.retry_after == 900  # looked at again every 15 minutes
+    assert len(cloud.emulator.submissions) == 3
+    assert len(cloud.rows()) == 3  # nothing written for the waiting jobs: no FAILED, no row
+    assert cloud.notifications() == []
+    assert cloud.services.budget.submitted_on(day_of(cloud.clock.now)) == 3
+    assert "spending cap reached: the job waits in the queue, unpaid" in caplog.text
+
+    cloud.clock.advance(86_400)
+    assert submit(cloud, 3) == [Outcome.SUBMITTED]
+    assert len(cloud.emulator.submissions) == 4
+
+
+def test_a_runaway_producer_cannot_spend_past_the_cap(cloud: Cloud) -> None:
+    caps(cloud, per_day=2)
+    event = cloud.put_lyrics("loop.txt", b"[Verse]\nagain and again")
+    # The same file, over and over: one job, paid once, never deferred.
+    for i in range(20):
+        assert handle_message(cloud.services, json.dumps(event), f"same{i}")[0] in (
+            Outcome.SUBMITTED,
+            Outcome.DUPLICATE,
+        )
+    # New files in a loop: two paid, the rest wait.
+    waited = 0
+    for i in range(20):
+        new = cloud.put_lyrics(f"loop-{i}.txt", f"[Verse]\nverse {i}".encode())
+        try:
+            handle_message(cloud.services, json.dumps(new), f"new{i}")
+        except OverBudget:
+            waited += 1
+    assert len(cloud.emulator.submissions) == 2
+    assert waited == 19
+
+
+def test_beyond_the_in_flight_cap_jobs_wait_until_a_song_ends(cloud: Cloud) -> None:
+    caps(cloud, in_flight=2)
+    assert submit(cloud, 0) == [Outcome.SUBMITTED]
+    assert submit(cloud, 1) == [Outcome.SUBMITTED]
+    over = submit(cloud, 2)
+    assert isinstance(over, OverBudget)
+    assert over.cap is Cap.IN_FLIGHT
+    assert over.retry_after == cloud.services.settings.in_flight_retry_seconds
+    assert len(cloud.emulator.submissions) == 2
+
+    cloud.clock.advance(60)  # both songs are done; the poll function ends the jobs
+    report = poll_due(cloud.services, PLENTY)
+    assert report.completed == 2
+    # The ended jobs still hold their places; the next submission frees them and goes on.
+    assert cloud.services.budget.holders() == {r.job_id for r in cloud.rows()}
+    assert submit(cloud, 2) == [Outcome.SUBMITTED]
+    assert submit(cloud, 3) == [Outcome.SUBMITTED]
+    running = {r.job_id for r in cloud.rows() if r.state is JobState.PENDING}
+    assert cloud.services.budget.holders() == running
+    assert len(running) == 2
+
+
+def test_a_refused_submission_gives_its_song_back_to_the_day(cloud: Cloud) -> None:
+    caps(cloud, per_day=1)
+    cloud.emulator.faults.server_error = 100
+    cloud.emulator.faults.server_error_status = 503  # surely not accepted
+    with pytest.raises(RetryLater):
+        submit(cloud, 0)
+    assert cloud.services.budget.submitted_on(day_of(cloud.clock.now)) == 0
+    cloud.emulator.faults.server_error = 0
+    assert submit(cloud, 0) == [Outcome.SUBMITTED]  # the retry is not blocked by the cap
+    assert cloud.services.budget.submitted_on(day_of(cloud.clock.now)) == 1
+
+
+def test_a_resubmission_counts_against_the_caps(cloud: Cloud) -> None:
+    caps(cloud, per_day=1)
+    cloud.emulator.faults.fail_tasks = True
+    assert submit(cloud, 0) == [Outcome.SUBMITTED]
+    cloud.clock.advance(60)
+    assert poll_due(cloud.services, PLENTY).failed == 1
+    cloud.emulator.faults.fail_tasks = False
+    job_id = cloud.only_row().job_id
+
+    with pytest.raises(OverBudget):
+        resubmit(cloud.services, job_id)
+    assert cloud.only_row().state is JobState.FAILED  # as it was, nothing paid
+    cloud.clock.advance(86_400)
+    assert resubmit(cloud.services, job_id) is Outcome.SUBMITTED
+    assert len(cloud.emulator.submissions) == 2
+
+
+def test_the_submit_function_puts_a_waiting_job_back_on_the_queue(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lyrics_to_song import submit_handler
+
+    caps(cloud, per_day=1)
+    monkeypatch.setattr(submit_handler, "services", lambda: cloud.services)
+    sqs = cloud.stack.client("sqs")
+    queue = cloud.stack.jobs_queue_url
+    sqs.purge_queue(QueueUrl=queue)
+    records: list[dict[str, Any]] = [
+        {
+            "messageId": f"m{n}",
+            "receiptHandle": f"r{n}",
+            "body": request(n),
+            "attributes": {},
+            "messageAttributes": {},
+            "md5OfBody": "",
+            "eventSource": "aws:sqs",
+            "eventSourceARN": cloud.stack.arns["JobsQueue"],
+            "awsRegion": "us-east-1",
+        }
+        for n in range(3)
+    ]
+
+    class Context:
+        function_name = "submit"
+        memory_limit_in_mb = 512
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:submit"
+        aws_request_id = "req-1"
+
+        def get_remaining_time_in_millis(self) -> int:
+            return 60_000
+
+    logging.getLogger("lyrics-to-song").setLevel(logging.WARNING)
+    response = submit_handler.handler({"Records": records}, Context())
+    assert response["batchItemFailures"] == []  # nothing goes to the dead-letter count
+    assert len(cloud.emulator.submissions) == 1
+    attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
+    assert int(attributes["ApproximateNumberOfMessagesDelayed"]) == 2
