@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -228,6 +229,32 @@ def _key_filter(config: Mapping[str, Any]) -> dict[str, Any]:
     return {"Filter": {"Key": {"FilterRules": config["Filter"]["S3Key"]["Rules"]}}}
 
 
+_dynamodb_lock = threading.RLock()
+
+
+def serialize_dynamodb() -> None:
+    """Let moto's DynamoDB answer one request at a time, as a consistent store would.
+
+    moto (5.1) is not safe under concurrent requests: a TransactWriteItems that is
+    refused puts back a copy of each whole table taken when it began, undoing every
+    write other requests made meanwhile, and a query can meet a table changing under it.
+    The functions run concurrent requests on purpose (a batch's records, overlapping
+    polls), so the local stack makes moto take them in turn. Idempotent.
+    """
+    from moto.dynamodb.responses import DynamoHandler
+
+    call = DynamoHandler.call_action
+    if getattr(call, "serialized", False):
+        return
+
+    def serialized(self: DynamoHandler) -> Any:
+        with _dynamodb_lock:
+            return call(self)
+
+    serialized.serialized = True  # type: ignore[attr-defined]
+    DynamoHandler.call_action = serialized  # type: ignore[method-assign]
+
+
 def provision(
     endpoint_url: str | None,
     stack_name: str = "lyrics-to-song",
@@ -235,6 +262,7 @@ def provision(
     parameters: Mapping[str, str] | None = None,
 ) -> Stack:
     """Create in moto every resource of the template that the functions touch."""
+    serialize_dynamodb()
     template = load_template(template_path)
     session = boto3.session.Session(
         aws_access_key_id="testing",
