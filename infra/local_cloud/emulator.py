@@ -14,9 +14,11 @@ import argparse
 import dataclasses
 import json
 import logging
+import random
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +30,8 @@ from .audio import make_mp3
 
 ALLOWED_BITRATES = (32000, 60000, 64000, 128000, 256000)
 ALLOWED_SAMPLE_RATES = (16000, 24000, 32000, 44100)
+# What a random API fault may be: "cut" does the work, then drops the connection mid-answer.
+API_FAULTS = ("429", "500", "503", "malformed", "cut")
 STATUS_SHAPES = ("audio_url", "output", "response_data", "result", "hex", "flat")
 
 
@@ -45,6 +49,12 @@ class Faults:
     fail_tasks: bool = False  # tasks end as failed
     never_finish: bool = False  # tasks stay IN_PROGRESS
     expire_audio: bool = False  # download links answer 403
+    # Faults at random (seeded), for the chaos run; each one injected is counted.
+    chaos_rate: float = 0.0  # this share of API calls: a 429, a 5xx, a malformed body or a cut
+    fail_rate: float = 0.0  # this share of new tasks end as failed
+    broken_download_rate: float = 0.0  # this share of downloads stop halfway
+    slow_download_rate: float = 0.0  # this share of downloads wait slow_download_seconds first
+    slow_download_seconds: float = 0.5
 
 
 @dataclass
@@ -74,9 +84,19 @@ class MusicApiEmulator:
     submissions: list[dict[str, Any]] = field(default_factory=list)
     downloads: list[str] = field(default_factory=list)
     base_url: str = "http://127.0.0.1"
+    seed: int = 0
+    injected: Counter[str] = field(default_factory=Counter)  # random faults, by kind
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self._random = random.Random(self.seed)
+
+    def _chance(self, rate: float, kind: str) -> bool:
+        """True for `rate` of the calls (under the lock); counts the fault it stands for."""
+        if rate <= 0 or self._random.random() >= rate:
+            return False
+        self.injected[kind] += 1
+        return True
 
     # --- what tests and the demo read ---------------------------------------------------
     def audio_bytes(self, task_id: str) -> bytes:
@@ -101,8 +121,9 @@ class MusicApiEmulator:
         """Start a task as an accepted submission would (no checks, no faults)."""
         task_id = f"n74{uuid.uuid4().hex[:12]}_minimax"
         with self._lock:
+            fail = self.faults.fail_tasks or self._chance(self.faults.fail_rate, "failed task")
             self.tasks[task_id] = EmulatedTask(
-                task_id, dict(body), self.clock(), self.faults.fail_tasks, self.faults.never_finish
+                task_id, dict(body), self.clock(), fail, self.faults.never_finish
             )
             self.submissions.append(dict(body))
         return task_id
@@ -154,14 +175,28 @@ class MusicApiEmulator:
                 return self._json(status, _envelope(status, "Internal error, please retry"))
             if self.faults.malformed > 0:
                 self.faults.malformed -= 1
-                return Response(
-                    "<html><body>502 Bad Gateway</body></html>",
-                    status=200,
-                    content_type="text/html",
-                )
+                return self._malformed()
+            kind = ""
+            if self.faults.chaos_rate and self._random.random() < self.faults.chaos_rate:
+                kind = self._random.choice(API_FAULTS)
+                self.injected[kind] += 1
+        if kind == "429":
+            return self._rate_limited()
+        if kind in ("500", "503"):
+            return self._json(int(kind), _envelope(int(kind), "Internal error, please retry"))
+        if kind == "malformed":
+            return self._malformed()
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return self._json(401, _envelope(401, "Unauthorized: invalid API key"))
-        return call(request)
+        response = call(request)
+        if kind == "cut":  # the work is done (a submission is taken), the answer is lost
+            return _cut_short(response)
+        return response
+
+    def _malformed(self) -> Response:
+        return Response(
+            "<html><body>502 Bad Gateway</body></html>", status=200, content_type="text/html"
+        )
 
     def _submit(self, request: Request) -> Response:
         body = request.get_json(silent=True)
@@ -238,18 +273,23 @@ class MusicApiEmulator:
                 "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
                 status=403,
             )
-        if self.faults.slow_seconds:
-            time.sleep(self.faults.slow_seconds)
+        with self._lock:
+            slow = self._chance(self.faults.slow_download_rate, "slow download")
+            broken = self._chance(self.faults.broken_download_rate, "broken download")
+        wait = self.faults.slow_seconds + (self.faults.slow_download_seconds if slow else 0)
+        if wait:
+            time.sleep(wait)
         with self._lock:
             self.downloads.append(task_id)
         size = self.audio_size if self.audio_size is not None else len(self.audio_bytes(task_id))
-        return Response(
+        response = Response(
             self.audio_chunks(task_id),
             status=200,
             content_type="audio/mpeg",
             headers={"Content-Length": str(size)},
             direct_passthrough=True,
         )
+        return _cut_short(response) if broken else response
 
     def _control(self, request: Request) -> Response:
         if request.path == "/_emulator/faults" and request.method == "POST":
@@ -262,12 +302,39 @@ class MusicApiEmulator:
         return self._json(404, _envelope(404, "unknown control path"))
 
 
+class ConnectionCut(Exception):
+    """Raised inside a response body: the server drops the connection mid-answer."""
+
+
+def _cut_short(response: Response) -> Response:
+    """The same answer, but the connection drops after half of its body."""
+    body = b"".join(response.iter_encoded())
+
+    def half_then_drop() -> Iterator[bytes]:
+        yield body[: len(body) // 2]
+        raise ConnectionCut("connection dropped by the emulator")
+
+    return Response(
+        half_then_drop(),
+        status=response.status_code,
+        headers={**dict(response.headers), "Content-Length": str(len(body))},
+        direct_passthrough=True,
+    )
+
+
+def _not_a_planned_cut(record: logging.LogRecord) -> bool:
+    """The server's traceback for a connection the emulator dropped on purpose is noise."""
+    return ConnectionCut.__name__ not in record.getMessage()
+
+
 class RunningEmulator:
     """The emulator served over loopback on a thread; `url` is its base URL."""
 
     def __init__(self, emulator: MusicApiEmulator, host: str = "127.0.0.1", port: int = 0) -> None:
         self.emulator = emulator
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+        server_log = logging.getLogger("werkzeug")
+        server_log.setLevel(logging.WARNING)  # no line per request
+        server_log.addFilter(_not_a_planned_cut)
         self.server: BaseWSGIServer = make_server(host, port, emulator, threaded=True)
         self.url = f"http://{host}:{self.server.server_port}"
         emulator.base_url = self.url
