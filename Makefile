@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 LYRICS ?=
 REAL_API ?=
 
-.PHONY: demo local test lint fmt bench emulator build deploy clean
+.PHONY: demo local test lint fmt bench chaos emulator build deploy clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ fmt: $(STAMP)
 ## bench: speed and memory, each against its baseline in the same run (BENCH_QUICK=1: smaller)
 bench: $(STAMP)
 	$(PY) -m tests.bench $(BENCH)
+
+## chaos: 240 jobs through the local stack under faults, duplicates, overlap and kills (CHAOS="--jobs N --seed S")
+chaos: $(STAMP)
+	$(PY) -m tests.chaos $(CHAOS)
 
 ## emulator: serve the music API emulator on 127.0.0.1:8787
 emulator: $(STAMP)

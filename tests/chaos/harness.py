@@ -1,0 +1,427 @@
+"""The chaos run: many jobs through the local stack while everything that can go wrong does.
+
+The emulator injects API faults at random (429, 500, 503, malformed bodies, answers cut
+off after the work was done), fails tasks, and breaks or slows downloads. The harness
+sends duplicate deliveries, runs two pollers at once, kills handlers between their
+steps, and resubmits some ended jobs. Then it checks what the package promises:
+one terminal state and one notification per ending, at most one paid submission per
+job and resubmission, songs byte-identical to what the API served, a reason for every
+job without a song, and no half-uploaded object left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from local_cloud.emulator import Faults, MusicApiEmulator, RunningEmulator
+from local_cloud.runtime import LocalLambda
+from local_cloud.stack import MotoServer, Stack, provision
+from lyrics_to_song.sources import LyricObject, job_id_for
+from lyrics_to_song.task_rows import JobState, Row
+from tests.support import s3_notification
+
+# Short leases and waits, so that what a crash leaves behind is picked up within the run.
+FUNCTION_ENV = {
+    "POWERTOOLS_LOG_LEVEL": "CRITICAL",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "FIRST_POLL_DELAY_SECONDS": "0",
+    "POLL_BACKOFF_SECONDS": "1",
+    "SUBMIT_LEASE_SECONDS": "10",
+    "POLL_LEASE_SECONDS": "30",
+    "IN_FLIGHT_RETRY_SECONDS": "1",
+    "MAX_SONGS_IN_FLIGHT": "8",  # below the jobs in flight, so the cap is met too
+    "MAX_SONGS_PER_DAY": "100000",
+}
+
+
+@dataclass(frozen=True)
+class ChaosSettings:
+    jobs: int = 240
+    seed: int = 7
+    duplicate_rate: float = 0.3  # jobs whose message is delivered twice
+    bad_input_rate: float = 0.06
+    kill_rate: float = 0.06  # at each kill point, this share of the passes is killed
+    api_fault_rate: float = 0.15
+    fail_rate: float = 0.1
+    broken_download_rate: float = 0.1
+    slow_download_rate: float = 0.1
+    resubmits: int = 6  # ended jobs without a song, resubmitted on purpose
+    timeout: float = 900.0
+
+
+class Killed(Exception):
+    """A handler stopped between two steps, as a killed Lambda would."""
+
+
+@dataclass
+class PlannedJob:
+    number: int
+    kind: str  # "file", "request" or "bad"
+    job_id: str = ""
+
+
+@dataclass
+class Outcome:
+    """What the run did and what it found; `failures` is empty when every promise held."""
+
+    settings: ChaosSettings
+    jobs: list[PlannedJob]
+    rows: dict[str, Row]
+    duplicates_sent: int
+    overlapping_poll_runs: int
+    kills: Counter[str]
+    deferred: int
+    injected: Counter[str]
+    resubmitted: list[str]
+    seconds: float
+    failures: list[str] = field(default_factory=list)
+
+    def table(self) -> str:
+        states = Counter(row.state.value for row in self.rows.values())
+        kinds = Counter(job.kind for job in self.jobs)
+        api = ", ".join(
+            f"{k} {self.injected[k]}" for k in ("429", "500", "503", "malformed", "cut")
+        )
+        lines = [
+            ("jobs", f"{len(self.jobs)} ({kinds['file']} files, {kinds['request']} queued "
+             f"requests, {kinds['bad']} bad inputs)"),
+            ("duplicate deliveries", str(self.duplicates_sent)),
+            ("API faults injected", api),
+            ("failed tasks", str(self.injected["failed task"])),
+            ("downloads broken / slow",
+             f"{self.injected['broken download']} / {self.injected['slow download']}"),
+            ("handlers killed", ", ".join(f"{k} {n}" for k, n in sorted(self.kills.items()))
+             or "0"),
+            ("overlapping poll runs", str(self.overlapping_poll_runs)),
+            ("deferred by a spending cap", str(self.deferred)),
+            ("resubmitted on purpose", str(len(self.resubmitted))),
+            ("end states", ", ".join(f"{k} {n}" for k, n in sorted(states.items()))),
+            ("time", f"{self.seconds:.0f} s"),
+            ("promises", "all held" if not self.failures else f"{len(self.failures)} broken"),
+        ]  # fmt: skip
+        width = max(len(name) for name, _ in lines)
+        body = "\n".join(f"| {name:<{width}} | {value} |" for name, value in lines)
+        return f"| {'what':<{width}} | chaos run |\n| {'-' * width} | --- |\n{body}"
+
+
+class KillSwitch:
+    """Patches the functions' steps so a share of the passes through them is killed."""
+
+    def __init__(self, rate: float, seed: int) -> None:
+        self.rate = rate
+        self.random = random.Random(seed)
+        self.kills: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def maybe_kill(self, point: str) -> None:
+        with self._lock:
+            if self.random.random() >= self.rate:
+                return
+            self.kills[point] += 1
+        raise Killed(point)
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        """Kill points: after the paid call, after the song is saved (before its sidecar),
+        before a job's end is written, and before its notification."""
+        from lyrics_to_song import closing, poll, task_rows
+
+        def before(point: str, call: Callable[..., Any], when: Callable[..., bool]) -> Any:
+            def killed(*args: Any, **kwargs: Any) -> Any:
+                if when(*args, **kwargs):
+                    self.maybe_kill(point)
+                return call(*args, **kwargs)
+
+            return killed
+
+        def always(*_: Any, **__: Any) -> bool:
+            return True
+
+        def ending(_table: Any, _row: Row, fields: dict[str, Any]) -> bool:
+            return "state" in fields
+
+        with ExitStack() as patches:
+            for owner, name, point, when in (
+                (task_rows.TaskTable, "mark_pending", "after the paid call", always),
+                (poll, "write_sidecar", "after the song was saved", always),
+                (task_rows.TaskTable, "update_claimed", "before the end is written", ending),
+                (closing, "publish", "before the notification", always),
+            ):
+                patches.enter_context(
+                    replaced(owner, name, before(point, getattr(owner, name), when))
+                )
+            yield
+
+
+@contextmanager
+def replaced(owner: object, name: str, value: Any) -> Iterator[None]:
+    original = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
+def lyrics_for(number: int) -> str:
+    return f"[Verse]\nchaos line for job {number}\n[Chorus]\nhold on, hold on ({number})"
+
+
+def marker_of(body: dict[str, Any]) -> int | None:
+    """Which planned job a submission the emulator saw belongs to."""
+    text = str(body.get("lyrics", ""))
+    start = text.rfind("(")
+    return int(text[start + 1 : -1]) if start >= 0 and text.endswith(")") else None
+
+
+class ChaosRun:
+    def __init__(self, settings: ChaosSettings, say: Callable[[str], None] = print) -> None:
+        self.settings = settings
+        self.say = say
+        self.random = random.Random(settings.seed)
+        self.emulator = MusicApiEmulator(
+            completion_delay=1.0,
+            audio_seconds=0.5,
+            seed=settings.seed,
+            faults=Faults(
+                chaos_rate=settings.api_fault_rate,
+                fail_rate=settings.fail_rate,
+                broken_download_rate=settings.broken_download_rate,
+                slow_download_rate=settings.slow_download_rate,
+                slow_download_seconds=0.5,
+                retry_after_seconds=1,
+            ),
+        )
+        self.kill_switch = KillSwitch(settings.kill_rate, settings.seed + 1)
+        self.duplicates_sent = 0
+        self.overlapping = 0
+        self.deferred = 0
+        self.resubmitted: list[str] = []
+
+    # --- producing the jobs -----------------------------------------------------------
+    def produce(self, stack: Stack) -> list[PlannedJob]:
+        s3, sqs = stack.client("s3"), stack.client("sqs")
+        planned: list[PlannedJob] = []
+        for number in range(self.settings.jobs):
+            roll = self.random.random()
+            kind = "bad" if roll < self.settings.bad_input_rate else ("file", "request")[number % 2]
+            job = PlannedJob(number, kind)
+            twice = self.random.random() < self.settings.duplicate_rate
+            if kind == "request" or (kind == "bad" and number % 2):
+                request_id = f"chaos-{number}"
+                body: dict[str, Any] = {
+                    "request_id": request_id,
+                    "prompt": "chaotic pop",
+                    "lyrics": lyrics_for(number),
+                }
+                if kind == "bad":
+                    body["bitrate"] = 12345  # not a bitrate the model takes
+                job.job_id = job_id_for("request:" + request_id)
+                for _ in range(2 if twice else 1):
+                    sqs.send_message(QueueUrl=stack.jobs_queue_url, MessageBody=json.dumps(body))
+            else:
+                key = f"chaos/song {number}.txt"
+                data = lyrics_for(number).encode() if kind == "file" else b"\x00\xff binary"
+                etag = s3.put_object(Bucket=stack.lyrics_bucket, Key=key, Body=data)["ETag"]
+                job.job_id = LyricObject(stack.lyrics_bucket, key, etag.strip('"'), None).job_id
+                if twice:  # S3 delivers the same event again
+                    event = s3_notification(stack.lyrics_bucket, key, etag.strip('"'), len(data))
+                    sqs.send_message(QueueUrl=stack.jobs_queue_url, MessageBody=json.dumps(event))
+            self.duplicates_sent += int(twice)
+            planned.append(job)
+        return planned
+
+    # --- driving the functions ----------------------------------------------------------
+    def turn(self, runtime: LocalLambda) -> None:
+        """One turn of the event sources: a submit batch, then one or two poll runs at once."""
+        runtime.deliver_jobs(retry_delay_seconds=1)  # a killed record comes back in 1 s
+        pollers = 2 if self.random.random() < 0.5 else 1
+        self.overlapping += pollers - 1
+        threads = [
+            threading.Thread(target=self._poll_once, args=(runtime,)) for _ in range(pollers)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    @staticmethod
+    def _poll_once(runtime: LocalLambda) -> None:
+        with contextlib.suppress(Exception):  # a poll run that died: the next one cleans up
+            runtime.run_schedule()
+
+    def rows(self, stack: Stack) -> dict[str, Row]:
+        ddb = stack.client("dynamodb")
+        found: dict[str, Row] = {}
+        for page in ddb.get_paginator("scan").paginate(TableName=stack.tasks_table):
+            for item in page["Items"]:
+                row = Row.from_item(item)
+                found[row.job_id] = row
+        return found
+
+    def settled(self, jobs: list[PlannedJob], rows: dict[str, Row]) -> bool:
+        wanted_resubmits = Counter(self.resubmitted)
+        for job in jobs:
+            row = rows.get(job.job_id)
+            if row is None or not row.state.terminal or not row.notified:
+                return False
+            if row.resubmits < wanted_resubmits[job.job_id]:
+                return False
+        return True
+
+    def drive(
+        self, stack: Stack, runtime: LocalLambda, jobs: list[PlannedJob], until: float
+    ) -> None:
+        last_report = 0.0
+        while time.monotonic() < until:
+            self.turn(runtime)
+            rows = self.rows(stack)
+            if self.settled(jobs, rows):
+                return
+            if time.monotonic() - last_report > 10:
+                last_report = time.monotonic()
+                ended = sum(1 for j in jobs if (r := rows.get(j.job_id)) and r.notified)
+                self.say(f"  ... {ended}/{len(jobs)} jobs ended and notified")
+
+    def resubmit_some(self, stack: Stack, jobs: list[PlannedJob]) -> None:
+        rows = self.rows(stack)
+        candidates = [
+            job.job_id
+            for job in jobs
+            if (row := rows[job.job_id]).state in (JobState.FAILED, JobState.UNKNOWN)
+            and row.request_json
+        ]
+        sqs = stack.client("sqs")
+        for job_id in candidates[: self.settings.resubmits]:
+            sqs.send_message(
+                QueueUrl=stack.jobs_queue_url, MessageBody=json.dumps({"resubmit": job_id})
+            )
+            self.resubmitted.append(job_id)
+
+    def run(self) -> Outcome:
+        started = time.monotonic()
+        until = started + self.settings.timeout
+        moto = MotoServer()
+        try:
+            with RunningEmulator(self.emulator) as api:
+                stack = provision(moto.url, stack_name="chaos")
+                stack.client("secretsmanager").put_secret_value(
+                    SecretId=stack.secret_arn, SecretString=self.emulator.api_key
+                )
+                notes_url = self._watch(stack)
+                runtime = LocalLambda(stack, {**FUNCTION_ENV, "MUSIC_API_BASE_URL": api.url})
+                jobs = self.produce(stack)
+                self.say(f"sent {len(jobs)} jobs ({self.duplicates_sent} of them twice)")
+                with self.kill_switch.installed(), self._counting_deferrals():
+                    self.drive(stack, runtime, jobs, until)
+                    self.resubmit_some(stack, jobs)
+                    self.say(f"resubmitting {len(self.resubmitted)} ended jobs on purpose")
+                    self.drive(stack, runtime, jobs, until)
+                # A last few turns without kills: anything extra (a second notification,
+                # a second paid call) would show up now.
+                for _ in range(3):
+                    self.turn(runtime)
+                outcome = Outcome(
+                    settings=self.settings,
+                    jobs=jobs,
+                    rows=self.rows(stack),
+                    duplicates_sent=self.duplicates_sent,
+                    overlapping_poll_runs=self.overlapping,
+                    kills=self.kill_switch.kills,
+                    deferred=self.deferred,
+                    injected=self.emulator.injected,
+                    resubmitted=self.resubmitted,
+                    seconds=time.monotonic() - started,
+                )
+                outcome.failures = self.check(stack, outcome, self._notifications(stack, notes_url))
+                return outcome
+        finally:
+            moto.stop()
+
+    @contextmanager
+    def _counting_deferrals(self) -> Iterator[None]:
+        from lyrics_to_song import submit_handler
+
+        defer = getattr(submit_handler, "defer")  # noqa: B009 - not re-exported for mypy
+
+        def counted(*args: Any, **kwargs: Any) -> None:
+            self.deferred += 1
+            defer(*args, **kwargs)
+
+        with replaced(submit_handler, "defer", counted):
+            yield
+
+    # --- checking the promises -----------------------------------------------------------
+    @staticmethod
+    def _watch(stack: Stack) -> str:
+        sqs = stack.client("sqs")
+        url: str = sqs.create_queue(QueueName="chaos-notifications")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        stack.client("sns").subscribe(TopicArn=stack.topic_arn, Protocol="sqs", Endpoint=arn)
+        return url
+
+    @staticmethod
+    def _notifications(stack: Stack, url: str) -> list[dict[str, Any]]:
+        sqs = stack.client("sqs")
+        found: list[dict[str, Any]] = []
+        while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            for message in batch:
+                found.append(json.loads(json.loads(message["Body"])["Message"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return found
+
+    def check(self, stack: Stack, outcome: Outcome, notes: list[dict[str, Any]]) -> list[str]:
+        failures: list[str] = []
+        notes_by_job: dict[str, list[str]] = {}
+        for note in notes:
+            notes_by_job.setdefault(note["job_id"], []).append(note["status"])
+        paid = Counter(marker_of(body) for body in self.emulator.submissions)
+        resubmits = Counter(self.resubmitted)
+        s3 = stack.client("s3")
+        for job in outcome.jobs:
+            row = outcome.rows.get(job.job_id)
+            name = f"job {job.number} ({job.kind}, {job.job_id})"
+            if row is None:
+                failures.append(f"{name}: no row: the job was lost")
+                continue
+            endings = 1 + row.resubmits
+            if not row.state.terminal or not row.notified:
+                failures.append(f"{name}: ended as {row.state.value}, notified={row.notified}")
+            got = notes_by_job.get(job.job_id, [])
+            if len(got) != endings:
+                failures.append(f"{name}: {len(got)} notifications for {endings} ending(s)")
+            elif got[-1] != row.state.value:
+                failures.append(f"{name}: last notification says {got[-1]}, row {row.state}")
+            allowed = 0 if job.kind == "bad" else 1 + resubmits[job.job_id]
+            if paid[job.number] > allowed:
+                failures.append(f"{name}: {paid[job.number]} paid submissions, {allowed} allowed")
+            if row.state is JobState.COMPLETED:
+                assert row.song_key
+                assert row.task_id
+                stored = s3.get_object(Bucket=stack.songs_bucket, Key=row.song_key)["Body"].read()
+                if stored != self.emulator.audio_bytes(row.task_id):
+                    failures.append(f"{name}: the song in S3 differs from what the API served")
+            elif not (row.error or "").strip():
+                failures.append(f"{name}: {row.state.value} without a reason")
+        partial = s3.list_multipart_uploads(Bucket=stack.songs_bucket).get("Uploads", [])
+        if partial:
+            failures.append(
+                f"{len(partial)} multipart upload(s) left unfinished in the songs bucket"
+            )
+        strangers = set(paid) - {job.number for job in outcome.jobs}
+        if strangers:
+            failures.append(f"submissions that belong to no job: {sorted(map(str, strangers))}")
+        return failures

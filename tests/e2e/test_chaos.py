@@ -1,0 +1,29 @@
+"""A smaller chaos run (`make chaos` runs the full one): every promise under faults."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.chaos.harness import ChaosRun, ChaosSettings
+
+pytestmark = pytest.mark.e2e
+
+
+def test_every_promise_holds_under_faults_duplicates_overlap_and_kills() -> None:
+    outcome = ChaosRun(ChaosSettings(jobs=40, seed=11, resubmits=3, timeout=300), say=print).run()
+    print(outcome.table())
+    assert outcome.failures == []
+    # The run was hard enough to mean something.
+    assert sum(outcome.kills.values()) > 0
+    assert outcome.duplicates_sent > 0
+    assert outcome.overlapping_poll_runs > 0
+    assert outcome.deferred > 0
+    assert outcome.resubmitted
+    assert outcome.injected["cut"] > 0
+    assert outcome.injected["broken download"] > 0
+    states = {row.state.value for row in outcome.rows.values()}
+    assert {"COMPLETED", "FAILED"} <= states
+    # Overlapping invocations set the functions' environment; none of it stays behind.
+    assert "AWS_ENDPOINT_URL" not in os.environ
