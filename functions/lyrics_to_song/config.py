@@ -25,6 +25,7 @@ class Settings:
     notify_topic_arn: str
     event_bus_name: str
     api_base_url: str
+    api_timeout_seconds: int
     api_key_secret_arn: str | None
     api_key: str | None
     model: str
@@ -94,6 +95,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         notify_topic_arn=topic,
         event_bus_name=env.get("EVENT_BUS_NAME", "").strip() or "default",
         api_base_url=base_url.rstrip("/"),
+        # At most 30: the submit function keeps 40 s for one call when it starts a record.
+        api_timeout_seconds=_int(env, "MUSIC_API_TIMEOUT_SECONDS", 30, 1, 30),
         api_key_secret_arn=secret_arn,
         api_key=api_key,
         model=env.get("MUSIC_MODEL", "").strip() or DEFAULT_MODEL,

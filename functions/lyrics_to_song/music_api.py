@@ -20,9 +20,9 @@ from .requests import SongRequest
 
 SUBMIT_PATH = "/api/v1/audio/music"
 STATUS_PATH = "/api/v1/tasks/{task_id}"
-DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0)
+DEFAULT_READ_TIMEOUT = 30.0
 # A status answer is small and quick; a short timeout keeps a poll run's worst case bounded.
-STATUS_TIMEOUT = httpx.Timeout(connect=5.0, read=10.0, write=5.0, pool=5.0)
+STATUS_READ_TIMEOUT = 10.0
 RAW_BODY_LOG_LIMIT = 2000
 
 _RUNNING = {"in_progress", "pending", "processing", "queued", "running", "submitted", "created"}
@@ -264,11 +264,17 @@ class MusicApiClient:
         http: httpx.Client | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._sent_key = ""
-        self.http = http or httpx.Client(timeout=DEFAULT_TIMEOUT)
+        self.http = http or httpx.Client(
+            timeout=httpx.Timeout(connect=5.0, read=read_timeout, write=10.0, pool=5.0)
+        )
+        self._status_timeout = httpx.Timeout(
+            connect=5.0, read=min(read_timeout, STATUS_READ_TIMEOUT), write=5.0, pool=5.0
+        )
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
 
@@ -346,7 +352,7 @@ class MusicApiClient:
                 response = self.http.get(
                     self.base_url + STATUS_PATH.format(task_id=task_id),
                     headers=self._headers(),
-                    timeout=STATUS_TIMEOUT,
+                    timeout=self._status_timeout,
                 )
             except httpx.HTTPError as exc:
                 raise MusicApiError(

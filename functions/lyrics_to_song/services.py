@@ -91,5 +91,6 @@ def build_services(settings: Settings) -> Services:
                 settings,
                 session.client("secretsmanager") if settings.api_key_secret_arn else None,
             ),
+            read_timeout=settings.api_timeout_seconds,
         ),
     )

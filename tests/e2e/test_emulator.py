@@ -74,3 +74,24 @@ def test_an_unknown_task_is_a_404_in_the_envelope(served: MusicApiEmulator) -> N
         client(running.url, served.api_key).task_status("nope")
     assert caught.value.kind is ErrorKind.PERMANENT
     assert "task nope does not exist" in str(caught.value)
+
+
+def test_the_client_waits_as_long_as_its_read_timeout(served: MusicApiEmulator) -> None:
+    """MUSIC_API_TIMEOUT_SECONDS: a submission answered later is an unknown outcome."""
+    served.faults.slow_seconds = 1.5
+    with RunningEmulator(served) as running:
+        api = MusicApiClient(
+            running.url,
+            lambda: served.api_key,
+            read_timeout=1,
+            retry=RetryPolicy(attempts=2, base_delay=0.01),
+        )
+        with pytest.raises(MusicApiError) as submitted:
+            api.submit(REQUEST)
+        assert submitted.value.maybe_accepted
+        assert "ReadTimeout" in str(submitted.value)
+        task_id = served.create_task(REQUEST.api_body())
+        with pytest.raises(MusicApiError) as status:
+            api.task_status(task_id)
+        assert status.value.kind is ErrorKind.TRANSIENT
+        assert not status.value.maybe_accepted

@@ -47,6 +47,7 @@ def test_a_missing_variable_is_named(name: str) -> None:
         ("NOTIFY_TOPIC_ARN", "my-topic", "NOTIFY_TOPIC_ARN must be an ARN"),
         ("MAX_TASK_AGE_SECONDS", "soon", "MAX_TASK_AGE_SECONDS must be a whole number, got 'soon'"),
         ("LYRICS_MAX_BYTES", "10", "LYRICS_MAX_BYTES must be between 1024 and 1048576, got 10"),
+        ("MUSIC_API_TIMEOUT_SECONDS", "60", "MUSIC_API_TIMEOUT_SECONDS must be between 1 and 30"),
         ("MAX_SONGS_IN_FLIGHT", "0", "MAX_SONGS_IN_FLIGHT must be between 1 and 1000, got 0"),
     ],
 )
