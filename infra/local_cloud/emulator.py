@@ -30,8 +30,9 @@ from .audio import make_mp3
 
 ALLOWED_BITRATES = (32000, 60000, 64000, 128000, 256000)
 ALLOWED_SAMPLE_RATES = (16000, 24000, 32000, 44100)
-# What a random API fault may be: "cut" does the work, then drops the connection mid-answer.
-API_FAULTS = ("429", "500", "503", "malformed", "cut")
+# What a random API fault may be: "cut" does the work, then drops the connection mid-answer;
+# "stall" answers only after stall_seconds (past the client's read timeout, if it is short).
+API_FAULTS = ("429", "500", "503", "malformed", "cut", "stall")
 STATUS_SHAPES = ("audio_url", "output", "response_data", "result", "hex", "flat")
 
 
@@ -55,6 +56,7 @@ class Faults:
     broken_download_rate: float = 0.0  # this share of downloads stop halfway
     slow_download_rate: float = 0.0  # this share of downloads wait slow_download_seconds first
     slow_download_seconds: float = 0.5
+    stall_seconds: float = 3.0
 
 
 @dataclass
@@ -180,6 +182,8 @@ class MusicApiEmulator:
             if self.faults.chaos_rate and self._random.random() < self.faults.chaos_rate:
                 kind = self._random.choice(API_FAULTS)
                 self.injected[kind] += 1
+        if kind == "stall":
+            time.sleep(self.faults.stall_seconds)
         if kind == "429":
             return self._rate_limited()
         if kind in ("500", "503"):

@@ -1,12 +1,12 @@
 """The chaos run: many jobs through the local stack while everything that can go wrong does.
 
 The emulator injects API faults at random (429, 500, 503, malformed bodies, answers cut
-off after the work was done), fails tasks, and breaks or slows downloads. The harness
-sends duplicate deliveries, runs two pollers at once, kills handlers between their
-steps, and resubmits some ended jobs. Then it checks what the package promises:
-one terminal state and one notification per ending, at most one paid submission per
-job and resubmission, songs byte-identical to what the API served, a reason for every
-job without a song, and no half-uploaded object left behind.
+off after the work was done, answers later than the client waits), fails tasks, and
+breaks or slows downloads. The harness sends duplicate deliveries, runs two pollers at
+once, kills handlers between their steps, and resubmits some ended jobs. Then it checks
+what the package promises: one terminal state and one notification per ending, at most
+one paid submission per job and resubmission, songs byte-identical to what the API
+served, a reason for every job without a song, and no half-uploaded object left behind.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from local_cloud.emulator import Faults, MusicApiEmulator, RunningEmulator
+from local_cloud.emulator import API_FAULTS, Faults, MusicApiEmulator, RunningEmulator
 from local_cloud.runtime import LocalLambda
 from local_cloud.stack import MotoServer, Stack, provision
 from lyrics_to_song.sources import LyricObject, job_id_for
@@ -40,6 +40,7 @@ FUNCTION_ENV = {
     "IN_FLIGHT_RETRY_SECONDS": "1",
     "MAX_SONGS_IN_FLIGHT": "8",  # below the jobs in flight, so the cap is met too
     "MAX_SONGS_PER_DAY": "100000",
+    "MUSIC_API_TIMEOUT_SECONDS": "2",  # the emulator's stalls (3 s) are timeouts
 }
 
 
@@ -88,9 +89,7 @@ class Outcome:
     def table(self) -> str:
         states = Counter(row.state.value for row in self.rows.values())
         kinds = Counter(job.kind for job in self.jobs)
-        api = ", ".join(
-            f"{k} {self.injected[k]}" for k in ("429", "500", "503", "malformed", "cut")
-        )
+        api = ", ".join(f"{k} {self.injected[k]}" for k in API_FAULTS)
         lines = [
             ("jobs", f"{len(self.jobs)} ({kinds['file']} files, {kinds['request']} queued "
              f"requests, {kinds['bad']} bad inputs)"),
