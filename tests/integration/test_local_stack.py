@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
+import pytest
+from moto import mock_aws
+
+from local_cloud.stack import provision
 from local_cloud.template import load_template
 from tests.integration.moto_cloud import Cloud
 
@@ -39,3 +46,23 @@ def test_table_queues_and_notifications_come_from_the_template(cloud: Cloud) -> 
     assert env["AUDIO_BUCKET_NAME"] == stack.songs_bucket
     assert env["MUSIC_API_KEY_SECRET_ARN"] == stack.secret_arn
     assert stack.environments["PollFunction"]["POLL_LEASE_SECONDS"] == "300"
+
+
+def test_detailed_tracing_is_off_unless_the_owner_asks() -> None:
+    with mock_aws():
+        default = provision(None, stack_name="quiet").environments["PollFunction"]
+        detailed = provision(
+            None, stack_name="traced", parameters={"DetailedTracing": "true"}
+        ).environments["SubmitFunction"]
+    assert default["POWERTOOLS_TRACE_DISABLED"] == "true"
+    assert detailed["POWERTOOLS_TRACE_DISABLED"] == "false"
+
+
+@pytest.mark.parametrize(("disabled", "loaded"), [("true", False), ("false", True)])
+def test_the_xray_sdk_is_loaded_only_for_detailed_tracing(disabled: str, loaded: bool) -> None:
+    code = "import sys, lyrics_to_song.submit_handler; print('aws_xray_sdk' in sys.modules)"
+    env = {**os.environ, "POWERTOOLS_TRACE_DISABLED": disabled, "AWS_LAMBDA_FUNCTION_NAME": "t"}
+    out = subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == str(loaded)
