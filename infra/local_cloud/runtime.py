@@ -144,10 +144,7 @@ class LocalLambda:
             self.stack.refs[logical_id], float(self.stack.function_property(logical_id, "Timeout"))
         )
         with _environment.applied(env):
-            try:
-                return self._handler(logical_id)(event, context)
-            finally:
-                _drop_unpublished_metrics()
+            return self._handler(logical_id)(event, context)
 
     def deliver_jobs(self, retry_delay_seconds: int | None = None) -> BatchResult:
         """One poll of the SQS event source; returns what was delivered and what failed.
@@ -197,13 +194,6 @@ class LocalLambda:
     def run_schedule(self) -> Any:
         """One tick of the poll function's schedule."""
         return self.invoke("PollFunction", scheduler_event(self.stack.refs["PollFunction"]))
-
-
-def _drop_unpublished_metrics() -> None:
-    """With POWERTOOLS_METRICS_DISABLED, Powertools (3.37) keeps every metric in memory and
-    prints them all once a metric has 100 values; a local run drops them after each call."""
-    if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true":
-        import_module("lyrics_to_song.observability").metrics.clear_metrics()
 
 
 def sqs_record(message: Mapping[str, Any], queue_arn: str) -> dict[str, Any]:
