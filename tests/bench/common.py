@@ -126,7 +126,7 @@ def moto_process() -> Iterator[str]:
     """moto's server in a process of its own (its memory and CPU are not the function's)."""
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-p", str(port)],
+        [sys.executable, "-m", "local_cloud.moto_server", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
