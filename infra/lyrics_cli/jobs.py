@@ -136,15 +136,22 @@ def wait_for(
     timeout: float,
     interval: float,
     on_change: Callable[[Row | None, float], None],
+    resubmits: int = 0,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Row:
-    """Read the job until it ends; `on_change` hears each new state (None: not taken yet)."""
+    """Read the job until it ends; `on_change` hears each new state (None: not taken yet).
+
+    With `resubmits`, the job's earlier ending does not count until it has been
+    resubmitted that many times (a resubmission waits on the queue for a moment).
+    """
     check_job_id(job_id)
     started = clock()
     last: tuple[Any, ...] | None = None
     while True:
         row = find_job(cloud, job_id)
+        if row is not None and row.resubmits < resubmits:
+            row = None  # the resubmission is not taken yet
         view = (row.state, row.polls, row.notified) if row else None
         if view != last:
             last = view

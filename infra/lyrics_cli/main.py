@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     resubmit = command("resubmit", "pay again for a FAILED, TIMED_OUT or UNKNOWN job")
     resubmit.add_argument("job", help="job id (job-…)")
     resubmit.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    resubmit.add_argument("--wait", action="store_true", help="then wait for the new ending")
+    _wait_options(resubmit)
 
     # Listed for --help; main() hands their arguments to the local stack's tools unparsed.
     commands.add_parser(
@@ -149,13 +151,16 @@ def _submit(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
     return ExitCode.OK
 
 
-def _wait(cloud: Cloud, job_id: str, args: argparse.Namespace, out: Output) -> ExitCode:
+def _wait(
+    cloud: Cloud, job_id: str, args: argparse.Namespace, out: Output, resubmits: int = 0
+) -> ExitCode:
     row = jobs.wait_for(
         cloud,
         job_id,
         timeout=args.timeout,
         interval=args.interval,
         on_change=lambda row, elapsed: out.progress(views.progress(row, elapsed)),
+        resubmits=resubmits,
     )
     out.result(views.describe(row, cloud.songs_bucket), views.job_dict(row, cloud.songs_bucket))
     return ExitCode.OK if row.state is JobState.COMPLETED else ExitCode.ENDED_BADLY
@@ -200,6 +205,9 @@ def _resubmit(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
         if answer.strip().lower() not in ("y", "yes"):
             raise CliError("not resubmitted", ExitCode.USAGE)
     jobs.resubmit(cloud, row)
+    if args.wait:
+        out.progress(f"resubmission of {row.job_id} queued")
+        return _wait(cloud, row.job_id, args, out, resubmits=row.resubmits + 1)
     out.result(
         f"{row.job_id}  resubmission queued; follow it with: lyrics-to-song wait {row.job_id}",
         {"job_id": row.job_id, "resubmitted": True},

@@ -37,6 +37,10 @@ def run() -> list[Result]:
                 "POLL_BACKOFF_SECONDS": "1",
                 "POWERTOOLS_LOG_LEVEL": "ERROR",
                 "POWERTOOLS_METRICS_DISABLED": "true",
+                # Room for all of them today. The in-flight cap stays at its default (20);
+                # a job over it looks again as often as the emulator's songs finish.
+                "MAX_SONGS_PER_DAY": str(SONGS),
+                "IN_FLIGHT_RETRY_SECONDS": str(int(COMPLETION_SECONDS)),
             },
         )
         runtime.deliver_jobs()  # the s3:TestEvent

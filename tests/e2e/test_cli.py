@@ -145,8 +145,7 @@ def test_a_failed_job_is_resubmitted_only_when_confirmed(cli: Cli, tmp_path: Pat
     assert len(cli.emulator.submissions) == paid
 
     cli.emulator.faults.fail_tasks = False
-    assert cli("resubmit", job_id, "--yes").code == 0
-    again = cli("wait", job_id, "--interval", "0.2", "--json")
+    again = cli("resubmit", job_id, "--yes", "--wait", "--interval", "0.2", "--json")
     assert again.code == 0, again.err
     assert again.json()["resubmits"] == 1
     assert len(cli.emulator.submissions) == paid + 1

@@ -144,3 +144,28 @@ def test_song_sizes_read_naturally() -> None:
     assert views.size_text(48_483) == "48 kB"
     assert views.size_text(5_300_000) == "5.3 MB"
     assert views.size_text(None) == "size unknown"
+
+
+def test_waiting_on_a_resubmission_ignores_the_earlier_ending(
+    stack: Stack, clock: FakeClock
+) -> None:
+    cloud = connect("songs", region="us-east-1")
+    job_id = "job-" + "d" * 32
+    table = TaskTable(cloud.dynamodb, cloud.tasks_table)
+    assert table.record_rejected(job_id, source="s", source_name="s", error="x", now=clock())
+
+    def wait(resubmits: int) -> Row:
+        return jobs.wait_for(
+            cloud,
+            job_id,
+            timeout=10,
+            interval=5,
+            on_change=lambda row, elapsed: None,
+            resubmits=resubmits,
+            clock=clock,
+            sleep=clock.advance,
+        )
+
+    assert wait(0).state is JobState.FAILED  # plain wait: the job has ended
+    with pytest.raises(CliError, match="not taken by the submit function yet"):
+        wait(1)  # after a resubmit: that ending is the old one
