@@ -37,10 +37,11 @@ def run() -> list[Result]:
                 "POLL_BACKOFF_SECONDS": "1",
                 "POWERTOOLS_LOG_LEVEL": "ERROR",
                 "POWERTOOLS_METRICS_DISABLED": "true",
-                # Room for all of them today. The in-flight cap stays at its default (20);
-                # a job over it looks again as often as the emulator's songs finish.
+                # The machinery's throughput, not the spending policy's: room for all of
+                # them at once (with the default 20 in flight, the API's own limit, 20 songs
+                # per song length is the most any setup gets).
                 "MAX_SONGS_PER_DAY": str(SONGS),
-                "IN_FLIGHT_RETRY_SECONDS": str(int(COMPLETION_SECONDS)),
+                "MAX_SONGS_IN_FLIGHT": str(SONGS),
             },
         )
         runtime.deliver_jobs()  # the s3:TestEvent
