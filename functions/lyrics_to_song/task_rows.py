@@ -7,6 +7,8 @@ send) carry `open_shard` and `due_at`; those two keys make up the sparse index
 
 from __future__ import annotations
 
+import random
+import time
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
@@ -16,6 +18,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 DUE_INDEX = "open-by-due"
+CONFLICT_ATTEMPTS = 5
 OPEN_SHARD = "OPEN"
 
 # Plain attributes to set on a row; None removes the attribute.
@@ -170,19 +173,26 @@ class TaskTable:
         """One conditional write (`{"Put": ...}` or `{"Update": ...}`) and `also`, all or none.
 
         False when the write's own condition failed (it wins over the others);
-        TransactionRefused when only items of `also` did.
+        TransactionRefused when only items of `also` did. A transaction that met another
+        one on the same item (every submission updates the caps' two items) is tried
+        again a few times, after a short random wait.
         """
-        try:
-            self.client.transact_write_items(TransactItems=[write, *also])  # type: ignore[list-item]
-        except self.client.exceptions.TransactionCanceledException as exc:
-            reasons = exc.response.get("CancellationReasons", [])
-            failed = [i for i, r in enumerate(reasons) if r.get("Code") not in (None, "None")]
-            if not failed:
-                raise  # a conflict or throttling: the caller's retry applies
-            if failed[0] == 0:
-                return False
-            raise TransactionRefused([i - 1 for i in failed]) from None
-        return True
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                self.client.transact_write_items(TransactItems=[write, *also])  # type: ignore[list-item]
+            except self.client.exceptions.TransactionCanceledException as exc:
+                codes = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+                failed = [i for i, code in enumerate(codes) if code == "ConditionalCheckFailed"]
+                if failed:
+                    if failed[0] == 0:
+                        return False
+                    raise TransactionRefused([i - 1 for i in failed]) from None
+                if "TransactionConflict" not in codes or attempt == CONFLICT_ATTEMPTS:
+                    raise  # throttling or a lasting conflict: the message is retried later
+                time.sleep(random.uniform(0.02, 0.1) * attempt)  # noqa: S311 - jitter
+            else:
+                return True
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def in_flight(self, job_ids: set[str]) -> set[str]:
         """Those of the jobs whose rows say they are still being submitted or made.
