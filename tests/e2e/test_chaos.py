@@ -12,7 +12,17 @@ pytestmark = pytest.mark.e2e
 
 
 def test_every_promise_holds_under_faults_duplicates_overlap_and_kills() -> None:
-    outcome = ChaosRun(ChaosSettings(jobs=40, seed=11, resubmits=3, timeout=300), say=print).run()
+    # Fewer jobs than `make chaos`, so more faults each, enough that every kind shows up.
+    settings = ChaosSettings(
+        jobs=40,
+        seed=11,
+        api_fault_rate=0.3,
+        broken_download_rate=0.25,
+        kill_rate=0.1,
+        resubmits=3,
+        timeout=300,
+    )
+    outcome = ChaosRun(settings, say=print).run()
     print(outcome.table())
     assert outcome.failures == []
     # The run was hard enough to mean something.
