@@ -130,6 +130,18 @@ def test_a_resubmission_counts_against_the_caps(cloud: Cloud) -> None:
     assert len(cloud.emulator.submissions) == 2
 
 
+class Context:
+    """What the submit handler and Powertools read of the Lambda context."""
+
+    function_name = "submit"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:submit"
+    aws_request_id = "req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
 def test_the_submit_function_puts_a_waiting_job_back_on_the_queue(
     cloud: Cloud, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -155,18 +167,32 @@ def test_the_submit_function_puts_a_waiting_job_back_on_the_queue(
         for n in range(3)
     ]
 
-    class Context:
-        function_name = "submit"
-        memory_limit_in_mb = 512
-        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:submit"
-        aws_request_id = "req-1"
-
-        def get_remaining_time_in_millis(self) -> int:
-            return 60_000
-
     logging.getLogger("lyrics-to-song").setLevel(logging.WARNING)
     response = submit_handler.handler({"Records": records}, Context())
     assert response["batchItemFailures"] == []  # nothing goes to the dead-letter count
     assert len(cloud.emulator.submissions) == 1
     attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
     assert int(attributes["ApproximateNumberOfMessagesDelayed"]) == 2
+
+
+def test_files_sent_straight_to_the_function_wait_on_the_queue_too(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lyrics_to_song import submit_handler
+
+    caps(cloud, per_day=1)
+    monkeypatch.setattr(submit_handler, "services", lambda: cloud.services)
+    sqs = cloud.stack.client("sqs")
+    queue = cloud.stack.jobs_queue_url
+    first = cloud.put_lyrics("one.txt", b"[Verse]\nfirst")
+    second = cloud.put_lyrics("two.txt", b"[Verse]\nsecond")
+    sqs.purge_queue(QueueUrl=queue)  # the bucket's own notifications: sent straight instead
+
+    logging.getLogger("lyrics-to-song").setLevel(logging.WARNING)
+    assert submit_handler.handler(first, Context())["outcomes"] == ["submitted"]
+    assert submit_handler.handler(second, Context())["outcomes"] == ["deferred"]
+    assert len(cloud.emulator.submissions) == 1
+    waiting = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0, AttributeNames=["All"])
+    attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
+    assert int(attributes["ApproximateNumberOfMessagesDelayed"]) == 1  # seen in 15 minutes
+    assert waiting.get("Messages", []) == []
