@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 DEFAULT_API_BASE_URL = "https://apiin.one"
 DEFAULT_MODEL = "minimax-music"
 DEFAULT_PROMPT = "A warm pop song with clear vocals"
+DEFAULT_LYRICS_MAX_BYTES = 64 * 1024
 
 
 class ConfigError(ValueError):
@@ -101,7 +102,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         api_key=api_key,
         model=env.get("MUSIC_MODEL", "").strip() or DEFAULT_MODEL,
         default_prompt=env.get("DEFAULT_PROMPT", "").strip() or DEFAULT_PROMPT,
-        lyrics_max_bytes=_int(env, "LYRICS_MAX_BYTES", 64 * 1024, 1024, 1024 * 1024),
+        lyrics_max_bytes=_int(env, "LYRICS_MAX_BYTES", DEFAULT_LYRICS_MAX_BYTES, 1024, 1024 * 1024),
         max_task_age_seconds=_int(env, "MAX_TASK_AGE_SECONDS", 1800, 1, 7 * 24 * 3600),
         presign_expires_seconds=_int(env, "PRESIGN_EXPIRES_SECONDS", 24 * 3600, 60, 7 * 24 * 3600),
         submit_lease_seconds=_int(env, "SUBMIT_LEASE_SECONDS", 120, 10, 3600),

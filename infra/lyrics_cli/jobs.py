@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from lyrics_to_song.config import DEFAULT_MODEL, DEFAULT_PROMPT
+from lyrics_to_song.config import DEFAULT_LYRICS_MAX_BYTES, DEFAULT_MODEL, DEFAULT_PROMPT
 from lyrics_to_song.lyric_files import LYRIC_FILE_SUFFIXES, parse_lyric_file
 from lyrics_to_song.requests import InvalidRequest, parse_request
 from lyrics_to_song.sources import LyricObject, job_id_for
@@ -19,8 +19,6 @@ from lyrics_to_song.task_rows import JobState, Row
 
 from .stack_target import CliError, Cloud, ExitCode
 
-# The functions' default size cap (LYRICS_MAX_BYTES); a deployed stack may set another.
-LYRICS_MAX_BYTES = 64 * 1024
 RESUBMITTABLE = (JobState.UNKNOWN, JobState.FAILED, JobState.TIMED_OUT)
 _JOB_ID = re.compile(r"^job-[0-9a-f]{32}$")
 
@@ -51,9 +49,10 @@ def submit_file(cloud: Cloud, path: Path, *, key: str | None, prompt: str | None
         data = path.read_bytes()
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror}", ExitCode.USAGE) from None
-    if len(data) > LYRICS_MAX_BYTES:
+    # The functions' default cap; a deployed stack may set another (LYRICS_MAX_BYTES).
+    if len(data) > DEFAULT_LYRICS_MAX_BYTES:
         raise CliError(
-            f"{path} is {len(data)} bytes; lyric files may be at most {LYRICS_MAX_BYTES}",
+            f"{path} is {len(data)} bytes; lyric files may be at most {DEFAULT_LYRICS_MAX_BYTES}",
             ExitCode.USAGE,
         )
     if prompt is not None and not prompt.isascii():
