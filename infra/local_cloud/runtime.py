@@ -10,17 +10,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import import_module
 from typing import Any
 
-from .stack import REGION, Stack, aws_environment
+from .stack import REGION, Stack, aws_environment, environment
 
 # Powertools settings for local runs: no X-Ray daemon here.
 LOCAL_POWERTOOLS = {"POWERTOOLS_TRACE_DISABLED": "true"}
@@ -56,42 +54,6 @@ class LocalContext:
         return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))
 
 
-class _SharedEnvironment:
-    """Environment variables set for the invocations under way, put back after the last.
-
-    Two invocations may run at once (overlapping poll runs, on threads); each setting and
-    restoring the variables on its own would leave the other's values behind.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._active = 0
-        self._saved: dict[str, str | None] = {}
-
-    @contextmanager
-    def applied(self, values: Mapping[str, str]) -> Iterator[None]:
-        with self._lock:
-            for name in values:
-                self._saved.setdefault(name, os.environ.get(name))
-            os.environ.update(values)
-            self._active += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._active -= 1
-                if self._active == 0:
-                    for name, old in self._saved.items():
-                        if old is None:
-                            os.environ.pop(name, None)
-                        else:
-                            os.environ[name] = old
-                    self._saved.clear()
-
-
-_environment = _SharedEnvironment()
-
-
 @dataclass
 class BatchResult:
     received: int
@@ -124,7 +86,7 @@ class LocalLambda:
 
     def cold_start(self, logical_id: str) -> None:
         """Forget the function's cached settings and clients, as a new Lambda instance would."""
-        with _environment.applied(self._environment(logical_id)):
+        with environment(self._environment(logical_id)):
             module = import_module(self._handler(logical_id).__module__)
             level = os.environ.get("POWERTOOLS_LOG_LEVEL")
             if level:  # the module may have been imported before, under other settings
@@ -143,7 +105,7 @@ class LocalLambda:
         context = LocalContext(
             self.stack.refs[logical_id], float(self.stack.function_property(logical_id, "Timeout"))
         )
-        with _environment.applied(env):
+        with environment(env):
             return self._handler(logical_id)(event, context)
 
     def deliver_jobs(self, retry_delay_seconds: int | None = None) -> BatchResult:

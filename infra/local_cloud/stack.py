@@ -322,16 +322,38 @@ class MotoServer:
         self._server.stop()
 
 
-@contextmanager
-def environment(values: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables for a block and put the old ones back after."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = old
+class _SharedEnvironment:
+    """Environment variables set for the blocks under way, put back after the last.
+
+    Two blocks may run at once (overlapping invocations, on threads); each setting and
+    restoring the variables on its own would leave the other's values behind.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active = 0
+        self._saved: dict[str, str | None] = {}
+
+    @contextmanager
+    def applied(self, values: Mapping[str, str]) -> Iterator[None]:
+        with self._lock:
+            for name in values:
+                self._saved.setdefault(name, os.environ.get(name))
+            os.environ.update(values)
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active -= 1
+                if self._active == 0:
+                    for name, old in self._saved.items():
+                        if old is None:
+                            os.environ.pop(name, None)
+                        else:
+                            os.environ[name] = old
+                    self._saved.clear()
+
+
+# Set environment variables for a block and put the old ones back after the last block.
+environment = _SharedEnvironment().applied
