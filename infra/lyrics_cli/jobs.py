@@ -15,7 +15,7 @@ from lyrics_to_song.config import DEFAULT_LYRICS_MAX_BYTES, DEFAULT_MODEL, DEFAU
 from lyrics_to_song.lyric_files import LYRIC_FILE_SUFFIXES, parse_lyric_file
 from lyrics_to_song.requests import InvalidRequest, parse_request
 from lyrics_to_song.sources import LyricObject, job_id_for
-from lyrics_to_song.task_rows import JobState, Row
+from lyrics_to_song.task_rows import JobState, Row, TaskTable
 
 from .stack_target import CliError, Cloud, ExitCode
 
@@ -92,10 +92,7 @@ def submit_request(cloud: Cloud, body: dict[str, Any]) -> Submitted:
 
 
 def find_job(cloud: Cloud, job_id: str) -> Row | None:
-    item = cloud.dynamodb.get_item(
-        TableName=cloud.tasks_table, Key={"job_id": {"S": job_id}}, ConsistentRead=True
-    ).get("Item")
-    return Row.from_item(item) if item else None
+    return TaskTable(cloud.dynamodb, cloud.tasks_table).get(job_id)
 
 
 def get_job(cloud: Cloud, job_id: str) -> Row:
