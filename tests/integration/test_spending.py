@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from local_cloud.runtime import LocalContext
 from lyrics_to_song.poll import poll_due
 from lyrics_to_song.spending import Cap, OverBudget, day_of
 from lyrics_to_song.submit import Outcome, RetryLater, handle_message, resubmit
@@ -130,28 +131,28 @@ def test_a_resubmission_counts_against_the_caps(cloud: Cloud) -> None:
     assert len(cloud.emulator.submissions) == 2
 
 
-class Context:
-    """What the submit handler and Powertools read of the Lambda context."""
-
-    function_name = "submit"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:submit"
-    aws_request_id = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
-
-
-def test_the_submit_function_puts_a_waiting_job_back_on_the_queue(
-    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def handler_module(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The submit function's entry point on this cloud, with one song allowed a day."""
     from lyrics_to_song import submit_handler
 
     caps(cloud, per_day=1)
     monkeypatch.setattr(submit_handler, "services", lambda: cloud.services)
-    sqs = cloud.stack.client("sqs")
-    queue = cloud.stack.jobs_queue_url
-    sqs.purge_queue(QueueUrl=queue)
+    logging.getLogger("lyrics-to-song").setLevel(logging.WARNING)
+    return submit_handler
+
+
+def delayed_messages(cloud: Cloud) -> int:
+    attributes = cloud.stack.client("sqs").get_queue_attributes(
+        QueueUrl=cloud.stack.jobs_queue_url, AttributeNames=["All"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessagesDelayed"])
+
+
+def test_the_submit_function_puts_a_waiting_job_back_on_the_queue(
+    cloud: Cloud, handler_module: Any
+) -> None:
+    cloud.stack.client("sqs").purge_queue(QueueUrl=cloud.stack.jobs_queue_url)
     records: list[dict[str, Any]] = [
         {
             "messageId": f"m{n}",
@@ -167,32 +168,25 @@ def test_the_submit_function_puts_a_waiting_job_back_on_the_queue(
         for n in range(3)
     ]
 
-    logging.getLogger("lyrics-to-song").setLevel(logging.WARNING)
-    response = submit_handler.handler({"Records": records}, Context())
+    response = handler_module.handler({"Records": records}, LocalContext("submit", 60))
     assert response["batchItemFailures"] == []  # nothing goes to the dead-letter count
     assert len(cloud.emulator.submissions) == 1
-    attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
-    assert int(attributes["ApproximateNumberOfMessagesDelayed"]) == 2
+    assert delayed_messages(cloud) == 2
 
 
 def test_files_sent_straight_to_the_function_wait_on_the_queue_too(
-    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+    cloud: Cloud, handler_module: Any
 ) -> None:
-    from lyrics_to_song import submit_handler
-
-    caps(cloud, per_day=1)
-    monkeypatch.setattr(submit_handler, "services", lambda: cloud.services)
     sqs = cloud.stack.client("sqs")
     queue = cloud.stack.jobs_queue_url
     first = cloud.put_lyrics("one.txt", b"[Verse]\nfirst")
     second = cloud.put_lyrics("two.txt", b"[Verse]\nsecond")
     sqs.purge_queue(QueueUrl=queue)  # the bucket's own notifications: sent straight instead
 
-    logging.getLogger("lyrics-to-song").setLevel(logging.WARNING)
-    assert submit_handler.handler(first, Context())["outcomes"] == ["submitted"]
-    assert submit_handler.handler(second, Context())["outcomes"] == ["deferred"]
+    context = LocalContext("submit", 60)
+    assert handler_module.handler(first, context)["outcomes"] == ["submitted"]
+    assert handler_module.handler(second, context)["outcomes"] == ["deferred"]
     assert len(cloud.emulator.submissions) == 1
-    waiting = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0, AttributeNames=["All"])
-    attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
-    assert int(attributes["ApproximateNumberOfMessagesDelayed"]) == 1  # seen in 15 minutes
+    waiting = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0)
+    assert delayed_messages(cloud) == 1  # seen in 15 minutes
     assert waiting.get("Messages", []) == []
