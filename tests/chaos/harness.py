@@ -22,6 +22,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from local_cloud.demo import read_notifications, subscribe_watch_queue
 from local_cloud.emulator import API_FAULTS, Faults, MusicApiEmulator, RunningEmulator
 from local_cloud.runtime import LocalLambda
 from local_cloud.stack import MotoServer, Stack, provision
@@ -316,7 +317,7 @@ class ChaosRun:
                 stack.client("secretsmanager").put_secret_value(
                     SecretId=stack.secret_arn, SecretString=self.emulator.api_key
                 )
-                notes_url = self._watch(stack)
+                notes_url = subscribe_watch_queue(stack)
                 runtime = LocalLambda(stack, {**FUNCTION_ENV, "MUSIC_API_BASE_URL": api.url})
                 jobs = self.produce(stack)
                 self.say(f"sent {len(jobs)} jobs ({self.duplicates_sent} of them twice)")
@@ -361,25 +362,11 @@ class ChaosRun:
 
     # --- checking the promises -----------------------------------------------------------
     @staticmethod
-    def _watch(stack: Stack) -> str:
-        sqs = stack.client("sqs")
-        url: str = sqs.create_queue(QueueName="chaos-notifications")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        stack.client("sns").subscribe(TopicArn=stack.topic_arn, Protocol="sqs", Endpoint=arn)
-        return url
-
-    @staticmethod
     def _notifications(stack: Stack, url: str) -> list[dict[str, Any]]:
-        sqs = stack.client("sqs")
+        """Everything the topic published: the watch queue read until it is empty."""
         found: list[dict[str, Any]] = []
-        while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
-            "Messages", []
-        ):
-            for message in batch:
-                found.append(json.loads(json.loads(message["Body"])["Message"]))
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        while batch := read_notifications(stack, url):
+            found.extend(batch)
         return found
 
     def check(self, stack: Stack, outcome: Outcome, notes: list[dict[str, Any]]) -> list[str]:
