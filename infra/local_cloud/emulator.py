@@ -88,10 +88,12 @@ class MusicApiEmulator:
     base_url: str = "http://127.0.0.1"
     seed: int = 0
     injected: Counter[str] = field(default_factory=Counter)  # random faults, by kind
+    most_at_once: int = 0  # the most API calls (submit or status) answered at the same time
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._random = random.Random(self.seed)
+        self._answering = 0
 
     def _chance(self, rate: float, kind: str) -> bool:
         """True for `rate` of the calls (under the lock); counts the fault it stands for."""
@@ -163,6 +165,17 @@ class MusicApiEmulator:
         )
 
     def _guarded(self, request: Request, call: Callable[[Request], Response]) -> Response:
+        """An API call, counted while it is answered (the real API limits calls at once)."""
+        with self._lock:
+            self._answering += 1
+            self.most_at_once = max(self.most_at_once, self._answering)
+        try:
+            return self._faulted(request, call)
+        finally:
+            with self._lock:
+                self._answering -= 1
+
+    def _faulted(self, request: Request, call: Callable[[Request], Response]) -> Response:
         """Faults and the key check that stand before every API call."""
         slow = self.faults.slow_seconds
         if slow:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -249,6 +250,19 @@ def test_polling_stops_taking_tasks_when_time_runs_short(cloud: Cloud) -> None:
     assert report.completed == 1
     assert report.stopped_early
     assert poll(cloud).completed == 2
+
+
+def test_the_poll_follows_at_most_poll_concurrency_tasks_at_once(cloud: Cloud) -> None:
+    for i in range(7):
+        submit(cloud, request_id=f"r{i}")
+    cloud.clock.advance(31)
+    settings = dataclasses.replace(cloud.services.settings, poll_concurrency=3)
+    services = dataclasses.replace(cloud.services, settings=settings)
+    cloud.emulator.most_at_once = 0  # the submissions above came one by one
+    cloud.emulator.faults.slow_seconds = 0.2  # long enough for the workers to overlap
+    report = poll_due(services, lambda: 900_000)
+    assert report.completed == 7
+    assert cloud.emulator.most_at_once == 3
 
 
 def test_a_failed_upload_is_retried_on_a_later_poll(cloud: Cloud) -> None:
