@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -212,3 +213,47 @@ def download_whole(services: Services, job_id: str) -> tuple[Row, bytes]:
     assert status.audio is not None
     assert status.audio.url is not None
     return row, services.api.http.get(status.audio.url).content
+
+
+@dataclass
+class MotoCpu:
+    """CPU time moto spent answering requests in this process's threads."""
+
+    seconds: float = 0.0
+    requests: int = 0
+
+
+@contextmanager
+def moto_cpu(services: Services) -> Iterator[MotoCpu]:
+    """Measure the CPU in-process moto spends on the services' requests while the block runs.
+
+    moto answers a request inside botocore's `before-send` event, in the calling thread;
+    the time from just before that to `before-parse` is moto's, not the function's.
+    """
+    spent = MotoCpu()
+    lock = threading.Lock()
+    started = threading.local()
+
+    def start(**_: Any) -> None:
+        started.at = time.thread_time()
+
+    def stop(**_: Any) -> None:
+        at = getattr(started, "at", None)
+        if at is None:
+            return
+        started.at = None
+        with lock:
+            spent.seconds += time.thread_time() - at
+            spent.requests += 1
+
+    used = (services.table.client, services.s3, services.sns, services.events)
+    clients = {id(c): c for c in used}
+    for client in clients.values():
+        client.meta.events.register_first("before-send", start)
+        client.meta.events.register("before-parse", stop)
+    try:
+        yield spent
+    finally:
+        for client in clients.values():
+            client.meta.events.unregister("before-send", start)
+            client.meta.events.unregister("before-parse", stop)
