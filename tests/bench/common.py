@@ -79,6 +79,12 @@ class EmulatorProcess:
     def faults(self, **changes: object) -> None:
         httpx.post(f"{self.url}/_emulator/faults", json=changes).raise_for_status()
 
+    def submissions(self) -> list[dict[str, object]]:
+        answer = httpx.get(f"{self.url}/_emulator/submissions")
+        answer.raise_for_status()
+        sent: list[dict[str, object]] = answer.json()
+        return sent
+
     def create_task(self, body: dict[str, object]) -> str:
         answer = httpx.post(
             f"{self.url}/api/v1/audio/music",
