@@ -58,6 +58,9 @@ class PollReport:
     notified: int = 0
     errors: int = 0
     stopped_early: bool = False
+    # The API asked us to slow down (429, 503) or refused the account (401, 402): the
+    # run takes no more tasks, since each would only meet the same answer.
+    api_pushed_back: bool = False
 
     def add(self, other: PollReport) -> None:
         for item in dataclasses.fields(self):
@@ -82,7 +85,8 @@ def poll_due(
     The due keys are read first (the index holds keys only, so a page is thousands of
     them), then up to `POLL_CONCURRENCY` tasks are followed at once. Before each new
     task the remaining time is checked: when it runs short, the rest waits for the
-    next run.
+    next run. So does the rest once the API pushes back, rather than hearing the same
+    refusal once per task.
     """
     report = PollReport()
     workers = services.settings.poll_concurrency
@@ -100,6 +104,12 @@ def poll_due(
             if remaining_ms() < reserve_ms:
                 report.stopped_early = True
                 logger.warning("little time left: the other due tasks wait for the next run")
+                break
+            if report.api_pushed_back:
+                logger.warning(
+                    "the API is pushing back (rate limit, unavailable or account): "
+                    "the other due tasks wait for the next run"
+                )
                 break
             report.due += 1
             running.add(pool.submit(_take, services, job_id, due_at))
@@ -240,6 +250,7 @@ def _status_unavailable(
             extra=extra,
         )
         count("AccountErrors")
+        report.api_pushed_back = True
         _retry_later(services, row, report, _steps(services, ACCOUNT_RETRY_STEPS), check_age=False)
         return
     if exc.malformed:
@@ -266,6 +277,8 @@ def _status_unavailable(
         return
     logger.warning("status request failed; retried on the next poll", extra=extra)
     count("TransientErrors")
+    if exc.status in (429, 503):
+        report.api_pushed_back = True
     _retry_later(
         services, row, report, max(_steps(services, TRANSIENT_RETRY_STEPS), exc.retry_after or 0.0)
     )

@@ -11,7 +11,13 @@ from urllib.parse import urlparse
 import pytest
 from botocore.exceptions import ClientError
 
-from lyrics_to_song.poll import MAX_BAD_BODIES, PollReport, poll_due, process_row
+from lyrics_to_song.poll import (
+    ACCOUNT_RETRY_STEPS,
+    MAX_BAD_BODIES,
+    PollReport,
+    poll_due,
+    process_row,
+)
 from lyrics_to_song.submit import handle_message
 from lyrics_to_song.task_rows import JobState
 from tests.integration.moto_cloud import Cloud
@@ -166,6 +172,38 @@ def test_a_bad_key_keeps_the_task_pending(cloud: Cloud) -> None:
     assert row is not None
     assert row.state is JobState.PENDING
     assert cloud.notifications() == []
+
+
+@pytest.mark.parametrize("push_back", ["rate limit", "bad key"])
+def test_the_run_takes_no_more_tasks_once_the_api_pushes_back(cloud: Cloud, push_back: str) -> None:
+    for i in range(5):
+        submit(cloud, request_id=f"r{i}")
+    cloud.clock.advance(31)
+    key = cloud.emulator.api_key
+    if push_back == "rate limit":
+        cloud.emulator.faults.rate_limit = 1000  # every call, retries included
+    else:
+        cloud.emulator.api_key = "aio_rotated"
+    settings = dataclasses.replace(cloud.services.settings, poll_concurrency=1)
+    report = poll_due(dataclasses.replace(cloud.services, settings=settings), PLENTY)
+    assert report.api_pushed_back
+    assert (report.due, report.retry_later) == (1, 1)
+    still_due, _ = cloud.services.table.due(cloud.clock.now, 100)
+    assert len(still_due) == 4, "the other tasks were not asked about; the next run takes them"
+
+    cloud.emulator.faults.rate_limit = 0
+    cloud.emulator.api_key = key
+    cloud.clock.advance(ACCOUNT_RETRY_STEPS * cloud.services.settings.poll_backoff_seconds + 1)
+    assert poll(cloud).completed == 5
+
+
+def test_a_rate_limit_the_retries_ride_out_does_not_stop_the_run(cloud: Cloud) -> None:
+    for i in range(3):
+        submit(cloud, request_id=f"r{i}")
+    cloud.clock.advance(31)
+    cloud.emulator.faults.rate_limit = 2
+    report = poll(cloud)
+    assert (report.completed, report.api_pushed_back) == (3, False)
 
 
 def test_a_submission_cut_short_by_a_crash_ends_as_unknown(cloud: Cloud) -> None:
