@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
@@ -69,6 +70,7 @@ def _parts(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
             pending.clear()
             held = 0
             yield part
+            del part  # not held while the next part is gathered
     if pending:
         yield b"".join(pending)
 
@@ -83,30 +85,39 @@ def stream_to_s3(
     metadata: dict[str, str],
     part_size: int = PART_SIZE,
 ) -> SavedSong:
-    """Upload an iterable of byte chunks; at most one part is held in memory.
+    """Upload an iterable of byte chunks, holding about two parts' worth at most.
 
     A song that fits in one part is a single PUT; a larger one is a multipart upload,
-    aborted on any error so no partial object or orphaned parts are left behind.
+    aborted on any error so no partial object or orphaned parts are left behind. One
+    chunk past the first part tells the two apart, so a second part is never read
+    ahead.
     """
-    parts = _parts(chunks, part_size)
-    first = next(parts, b"")
-    second = next(parts, None)
+    source = iter(chunks)
+    first = next(_parts(source, part_size), b"")
+    after = next(source, None)
     meta = s3_metadata(metadata)
-    if second is None:
+    if after is None:
         s3.put_object(Bucket=bucket, Key=key, Body=first, ContentType=content_type, Metadata=meta)
         return SavedSong(key, len(first), content_type)
     upload_id = s3.create_multipart_upload(
         Bucket=bucket, Key=key, ContentType=content_type, Metadata=meta
     )["UploadId"]
+
+    def send(number: int, body: bytes) -> CompletedPartTypeDef:
+        answer = s3.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
+        )
+        return {"ETag": answer["ETag"], "PartNumber": number}
+
     try:
-        done: list[CompletedPartTypeDef] = []
-        total = 0
-        for number, body in enumerate(_chain(first, second, parts), start=1):
-            etag = s3.upload_part(
-                Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
-            )["ETag"]
-            done.append({"ETag": etag, "PartNumber": number})
+        done = [send(1, first)]
+        total = len(first)
+        del first  # each part is let go once it is sent
+        rest = _parts(itertools.chain([after], source), part_size)
+        for number, body in enumerate(rest, start=2):
+            done.append(send(number, body))
             total += len(body)
+            del body
         s3.complete_multipart_upload(
             Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": done}
         )
@@ -114,12 +125,6 @@ def stream_to_s3(
         s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
         raise
     return SavedSong(key, total, content_type)
-
-
-def _chain(first: bytes, second: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    yield first
-    yield second
-    yield from rest
 
 
 def presigned_url(s3: S3Client, bucket: str, key: str, expires_seconds: int) -> str:

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 
-from lyrics_to_song.song_store import _parts, hex_chunks, s3_metadata, song_key
+from lyrics_to_song.song_store import _parts, hex_chunks, s3_metadata, song_key, stream_to_s3
 
 
 @pytest.mark.parametrize(
@@ -49,3 +52,58 @@ def test_parts_are_at_least_the_part_size_but_the_last() -> None:
 
 def test_metadata_is_made_ascii() -> None:
     assert s3_metadata({"source": "s3://b/Café.txt"}) == {"source": "s3://b/Caf%C3%A9.txt"}
+
+
+class PartRecorder:
+    """Records, at each S3 call, how many chunks the download had been read up to."""
+
+    def __init__(self, pulled: list[int]) -> None:
+        self.pulled = pulled
+        self.calls: list[tuple[str, int]] = []
+
+    def put_object(self, **_: Any) -> dict[str, Any]:
+        self.calls.append(("put", len(self.pulled)))
+        return {}
+
+    def create_multipart_upload(self, **_: Any) -> dict[str, Any]:
+        return {"UploadId": "u"}
+
+    def upload_part(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append((f"part {kwargs['PartNumber']}", len(self.pulled)))
+        return {"ETag": "e"}
+
+    def complete_multipart_upload(self, **_: Any) -> dict[str, Any]:
+        return {}
+
+
+def _download(pulled: list[int], count: int) -> Iterator[bytes]:
+    for i in range(count):
+        pulled.append(i)
+        yield bytes([i]) * 4
+
+
+@pytest.mark.parametrize(
+    ("chunks", "calls"),
+    [
+        # Parts of two chunks: each is sent with at most one chunk read past it.
+        (10, [("part 1", 3), ("part 2", 4), ("part 3", 6), ("part 4", 8), ("part 5", 10)]),
+        (2, [("put", 2)]),
+        (3, [("part 1", 3), ("part 2", 3)]),
+    ],
+)
+def test_the_download_is_read_no_further_ahead_than_one_chunk(
+    chunks: int, calls: list[tuple[str, int]]
+) -> None:
+    pulled: list[int] = []
+    s3 = PartRecorder(pulled)
+    saved = stream_to_s3(
+        s3,  # type: ignore[arg-type]
+        "bucket",
+        "songs/x.mp3",
+        _download(pulled, chunks),
+        content_type="audio/mpeg",
+        metadata={},
+        part_size=8,
+    )
+    assert s3.calls == calls
+    assert saved.size == 4 * chunks
