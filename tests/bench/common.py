@@ -187,9 +187,15 @@ def _rss_bytes() -> int:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+@dataclass
+class PeakMemory:
+    growth: int = 0  # bytes above the resident memory at the start
+    resident: int = 0  # bytes, the whole process at its peak
+
+
 @contextmanager
-def peak_rss_growth() -> Iterator[list[int]]:
-    """Sample this process's resident memory every 2 ms; yields [growth in bytes] when done."""
+def peak_memory() -> Iterator[PeakMemory]:
+    """Sample this process's resident memory every 2 ms; the figures are set when done."""
     baseline = _rss_bytes()
     peak = [baseline]
     stop = threading.Event()
@@ -201,13 +207,14 @@ def peak_rss_growth() -> Iterator[list[int]]:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    result = [0]
+    result = PeakMemory()
     try:
         yield result
     finally:
         stop.set()
         sampler.join()
-        result[0] = max(peak[0], _rss_bytes()) - baseline
+        result.resident = max(peak[0], _rss_bytes())
+        result.growth = result.resident - baseline
 
 
 def download_whole(services: Services, job_id: str) -> tuple[Row, bytes]:
