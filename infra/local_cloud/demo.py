@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import sys
 import time
@@ -19,6 +18,7 @@ from typing import Any
 from .emulator import MusicApiEmulator, RunningEmulator
 from .runtime import LocalLambda
 from .stack import MotoServer, Stack, provision
+from .watch import read_notifications, subscribe_queue
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_LYRICS = ROOT / "examples" / "neon-rain.txt"
@@ -26,29 +26,6 @@ DEFAULT_LYRICS = ROOT / "examples" / "neon-rain.txt"
 
 def say(step: str, text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {step:<10} {text}", flush=True)
-
-
-def subscribe_watch_queue(stack: Stack) -> str:
-    """An SQS queue on the notification topic, so the demo sees what a subscriber sees."""
-    sqs, sns = stack.client("sqs"), stack.client("sns")
-    url = sqs.create_queue(QueueName="demo-notifications")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    sns.subscribe(TopicArn=stack.topic_arn, Protocol="sqs", Endpoint=arn)
-    return str(url)
-
-
-def read_notifications(stack: Stack, queue_url: str) -> list[dict[str, Any]]:
-    sqs = stack.client("sqs")
-    found = []
-    for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
-        "Messages", []
-    ):
-        envelope = json.loads(message["Body"])
-        found.append(json.loads(envelope["Message"]))
-        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-    return found
 
 
 def describe_mp3(data: bytes) -> str:
@@ -105,11 +82,9 @@ def run(args: argparse.Namespace) -> int:
             f"provisioned from template.yaml: lyrics bucket {stack.lyrics_bucket}, "
             f"songs bucket {stack.songs_bucket}, table {stack.tasks_table}",
         )
-        stack.client("secretsmanager").put_secret_value(
-            SecretId=stack.secret_arn, SecretString=api_key
-        )
+        stack.store_api_key(api_key)
         say("secret", "API key stored in the Secrets Manager secret the functions read")
-        watch_url = subscribe_watch_queue(stack)
+        watch_url = subscribe_queue(stack, "demo-notifications")
         runtime = LocalLambda(stack, extra_env)
 
         key = lyrics.name

@@ -40,9 +40,7 @@ class LocalService:
         self.api = RunningEmulator(self.emulator)
         self.stack: Stack = provision(self.moto.url, stack_name=stack_name)
         register_outputs(self.stack)
-        self.stack.client("secretsmanager").put_secret_value(
-            SecretId=self.stack.secret_arn, SecretString=self.emulator.api_key
-        )
+        self.stack.store_api_key(self.emulator.api_key)
         self.runtime = LocalLambda(
             self.stack,
             {

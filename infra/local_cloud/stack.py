@@ -80,6 +80,10 @@ class Stack:
     def secret_arn(self) -> str:
         return self.refs["MusicApiKeySecret"]
 
+    def store_api_key(self, key: str) -> None:
+        """Put the music API key in the secret the functions read it from."""
+        self.client("secretsmanager").put_secret_value(SecretId=self.secret_arn, SecretString=key)
+
     def function_property(self, logical_id: str, name: str) -> Any:
         return self.template["Resources"][logical_id]["Properties"].get(name)
 

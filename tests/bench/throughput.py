@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 from local_cloud.runtime import LocalLambda
 from local_cloud.stack import provision
+from local_cloud.watch import read_notifications, subscribe_queue
 
 from .common import QUICK, Result, emulator_process, moto_process
 
@@ -20,15 +20,9 @@ def run() -> list[Result]:
         emulator_process("--delay", str(COMPLETION_SECONDS)) as emulator,
     ):
         stack = provision(moto_url, stack_name="bench-throughput")
-        stack.client("secretsmanager").put_secret_value(
-            SecretId=stack.secret_arn, SecretString=emulator.api_key
-        )
-        sqs, s3 = stack.client("sqs"), stack.client("s3")
-        watch = sqs.create_queue(QueueName="bench-watch")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=watch, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        stack.client("sns").subscribe(TopicArn=stack.topic_arn, Protocol="sqs", Endpoint=arn)
+        stack.store_api_key(emulator.api_key)
+        s3 = stack.client("s3")
+        watch = subscribe_queue(stack, "bench-watch")
         runtime = LocalLambda(
             stack,
             {
@@ -59,12 +53,8 @@ def run() -> list[Result]:
             while runtime.deliver_jobs(retry_delay_seconds=0).received:
                 pass
             runtime.run_schedule()
-            for message in sqs.receive_message(QueueUrl=watch, MaxNumberOfMessages=10).get(
-                "Messages", []
-            ):
-                status = json.loads(json.loads(message["Body"])["Message"])["status"]
-                statuses[status] = statuses.get(status, 0) + 1
-                sqs.delete_message(QueueUrl=watch, ReceiptHandle=message["ReceiptHandle"])
+            for note in read_notifications(stack, watch):
+                statuses[note["status"]] = statuses.get(note["status"], 0) + 1
         elapsed = time.perf_counter() - started
     done = statuses.get("COMPLETED", 0)
     return [

@@ -22,10 +22,10 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from local_cloud.demo import read_notifications, subscribe_watch_queue
 from local_cloud.emulator import API_FAULTS, Faults, MusicApiEmulator, RunningEmulator
 from local_cloud.runtime import LocalLambda
 from local_cloud.stack import MotoServer, Stack, provision
+from local_cloud.watch import read_notifications, subscribe_queue
 from lyrics_to_song.sources import LyricObject, job_id_for
 from lyrics_to_song.task_rows import JobState, Row
 from tests.support import s3_notification
@@ -314,10 +314,8 @@ class ChaosRun:
         try:
             with RunningEmulator(self.emulator) as api:
                 stack = provision(moto.url, stack_name="chaos")
-                stack.client("secretsmanager").put_secret_value(
-                    SecretId=stack.secret_arn, SecretString=self.emulator.api_key
-                )
-                notes_url = subscribe_watch_queue(stack)
+                stack.store_api_key(self.emulator.api_key)
+                notes_url = subscribe_queue(stack, "chaos-notifications")
                 runtime = LocalLambda(stack, {**FUNCTION_ENV, "MUSIC_API_BASE_URL": api.url})
                 jobs = self.produce(stack)
                 self.say(f"sent {len(jobs)} jobs ({self.duplicates_sent} of them twice)")
@@ -342,7 +340,7 @@ class ChaosRun:
                     resubmitted=self.resubmitted,
                     seconds=time.monotonic() - started,
                 )
-                outcome.failures = self.check(stack, outcome, self._notifications(stack, notes_url))
+                outcome.failures = self.check(stack, outcome, read_notifications(stack, notes_url))
                 return outcome
         finally:
             moto.stop()
@@ -361,14 +359,6 @@ class ChaosRun:
             yield
 
     # --- checking the promises -----------------------------------------------------------
-    @staticmethod
-    def _notifications(stack: Stack, url: str) -> list[dict[str, Any]]:
-        """Everything the topic published: the watch queue read until it is empty."""
-        found: list[dict[str, Any]] = []
-        while batch := read_notifications(stack, url):
-            found.extend(batch)
-        return found
-
     def check(self, stack: Stack, outcome: Outcome, notes: list[dict[str, Any]]) -> list[str]:
         failures: list[str] = []
         notes_by_job: dict[str, list[str]] = {}

@@ -10,6 +10,7 @@ import pytest
 from local_cloud.emulator import MusicApiEmulator, RunningEmulator
 from local_cloud.runtime import LocalLambda
 from local_cloud.stack import MotoServer, provision
+from local_cloud.watch import subscribe_queue
 from tests.e2e.local_pipeline import Pipeline
 
 _stack_numbers = itertools.count()
@@ -39,15 +40,8 @@ def pipeline(
 ) -> Iterator[Pipeline]:
     with RunningEmulator(emulator) as running:
         stack = provision(moto_server.url, stack_name=f"e2e{next(_stack_numbers)}")
-        stack.client("secretsmanager").put_secret_value(
-            SecretId=stack.secret_arn, SecretString=emulator.api_key
-        )
-        sqs = stack.client("sqs")
-        watch_url = sqs.create_queue(QueueName=f"{stack.name}-watch")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=watch_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        stack.client("sns").subscribe(TopicArn=stack.topic_arn, Protocol="sqs", Endpoint=arn)
+        stack.store_api_key(emulator.api_key)
+        watch_url = subscribe_queue(stack, f"{stack.name}-watch")
         env = {
             "MUSIC_API_BASE_URL": running.url,
             "FIRST_POLL_DELAY_SECONDS": "0",

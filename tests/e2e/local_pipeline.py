@@ -13,6 +13,7 @@ from mutagen.mp3 import MP3
 from local_cloud.emulator import MusicApiEmulator
 from local_cloud.runtime import LocalLambda
 from local_cloud.stack import Stack
+from local_cloud.watch import read_notifications
 
 
 @dataclass
@@ -33,13 +34,8 @@ class Pipeline:
         self.stack.client("sqs").send_message(QueueUrl=self.stack.jobs_queue_url, MessageBody=text)
 
     def notifications(self) -> list[dict[str, Any]]:
-        sqs = self.stack.client("sqs")
-        for message in sqs.receive_message(QueueUrl=self.watch_url, MaxNumberOfMessages=10).get(
-            "Messages", []
-        ):
-            envelope = json.loads(message["Body"])
-            self.seen.append(json.loads(envelope["Message"]))
-            sqs.delete_message(QueueUrl=self.watch_url, ReceiptHandle=message["ReceiptHandle"])
+        """Every notification seen so far."""
+        self.seen.extend(read_notifications(self.stack, self.watch_url))
         return self.seen
 
     def run(self, expected: int, timeout: float = 30.0) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from moto import mock_aws
 
 from local_cloud.emulator import MusicApiEmulator
 from local_cloud.stack import provision
+from local_cloud.watch import subscribe_queue
 from lyrics_to_song.config import load_settings
 from lyrics_to_song.music_api import MusicApiClient
 from lyrics_to_song.services import Services, api_key_source, budget_of
@@ -24,8 +25,7 @@ def cloud(
 ) -> Iterator[Cloud]:
     with mock_aws():
         stack = provision(endpoint_url=None)
-        sm = stack.client("secretsmanager")
-        sm.put_secret_value(SecretId=stack.secret_arn, SecretString=emulator.api_key)
+        stack.store_api_key(emulator.api_key)
         env = {**stack.environments["PollFunction"], "MUSIC_API_BASE_URL": "http://api.test"}
         settings = load_settings(env)
         services = Services(
@@ -38,16 +38,15 @@ def cloud(
             events=stack.client("events"),
             # The same in-process transport, with the key read from the stack's secret.
             api=MusicApiClient(
-                "http://api.test", api_key_source(settings, sm), http=api.http, sleep=sleeps.append
+                "http://api.test",
+                api_key_source(settings, stack.client("secretsmanager")),
+                http=api.http,
+                sleep=sleeps.append,
             ),
             clock=clock,
         )
+        watch_url = subscribe_queue(stack, "watch")
         sqs = stack.client("sqs")
-        watch_url = sqs.create_queue(QueueName="watch")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=watch_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        stack.client("sns").subscribe(TopicArn=stack.topic_arn, Protocol="sqs", Endpoint=arn)
         # What an automation rule on the default bus would receive.
         events_url = sqs.create_queue(QueueName="events")["QueueUrl"]
         events_arn = sqs.get_queue_attributes(QueueUrl=events_url, AttributeNames=["QueueArn"])[

@@ -8,6 +8,7 @@ from typing import Any
 
 from local_cloud.emulator import MusicApiEmulator
 from local_cloud.stack import Stack
+from local_cloud.watch import read_envelopes
 from lyrics_to_song.services import Services
 from lyrics_to_song.task_rows import Row
 from tests.support import FakeClock, s3_notification
@@ -24,20 +25,12 @@ class Cloud:
 
     def notifications(self) -> list[dict[str, Any]]:
         """Everything the topic has published since the last call."""
-        sqs = self.stack.client("sqs")
-        found: list[dict[str, Any]] = []
-        while True:
-            batch = sqs.receive_message(QueueUrl=self.watch_url, MaxNumberOfMessages=10).get(
-                "Messages", []
-            )
-            if not batch:
-                return found
-            for message in batch:
-                envelope = json.loads(message["Body"])
-                body = json.loads(envelope["Message"])
-                body["_status_attribute"] = envelope["MessageAttributes"]["status"]["Value"]
-                found.append(body)
-                sqs.delete_message(QueueUrl=self.watch_url, ReceiptHandle=message["ReceiptHandle"])
+        found = []
+        for envelope in read_envelopes(self.stack, self.watch_url):
+            body: dict[str, Any] = json.loads(envelope["Message"])
+            body["_status_attribute"] = envelope["MessageAttributes"]["status"]["Value"]
+            found.append(body)
+        return found
 
     def events(self) -> list[dict[str, Any]]:
         """The EventBridge events a rule on the default bus received since the last call."""
