@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 from .music_api import ErrorKind, MusicApiClient, MusicApiError
@@ -13,7 +13,6 @@ from .spending import Budget
 from .task_rows import TaskTable
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
@@ -61,36 +60,49 @@ def api_key_source(settings: Settings, secrets_client: object | None = None) -> 
     return fetch
 
 
-def budget_of(settings: Settings, dynamodb: DynamoDBClient) -> Budget:
-    return Budget(
-        dynamodb,
-        settings.spending_table_name,
-        per_day=settings.max_songs_per_day,
-        in_flight=settings.max_songs_in_flight,
-        in_flight_retry_seconds=settings.in_flight_retry_seconds,
-    )
-
-
-def build_services(settings: Settings) -> Services:
-    """Real clients for a Lambda (or the local stack: boto3 honours AWS_ENDPOINT_URL)."""
-    import boto3
-
-    session = boto3.session.Session()
-    dynamodb = session.client("dynamodb")
+def build_services(
+    settings: Settings,
+    *,
+    client: Callable[[str], Any] | None = None,
+    api: MusicApiClient | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Services:
+    """The clients a function works with: boto3's in a Lambda (and on the local stack,
+    as boto3 honours AWS_ENDPOINT_URL); tests and benchmarks hand in their own."""
+    client = client or _boto3_clients()
+    dynamodb = client("dynamodb")
+    if api is None:
+        secrets = client("secretsmanager") if settings.api_key_secret_arn else None
+        api = MusicApiClient(
+            settings.api_base_url,
+            api_key_source(settings, secrets),
+            read_timeout=settings.api_timeout_seconds,
+        )
     return Services(
         settings=settings,
         table=TaskTable(dynamodb, settings.tasks_table_name),
-        budget=budget_of(settings, dynamodb),
-        s3=session.client("s3"),
-        sns=session.client("sns"),
-        sqs=session.client("sqs"),
-        events=session.client("events"),
-        api=MusicApiClient(
-            settings.api_base_url,
-            api_key_source(
-                settings,
-                session.client("secretsmanager") if settings.api_key_secret_arn else None,
-            ),
-            read_timeout=settings.api_timeout_seconds,
+        budget=Budget(
+            dynamodb,
+            settings.spending_table_name,
+            per_day=settings.max_songs_per_day,
+            in_flight=settings.max_songs_in_flight,
+            in_flight_retry_seconds=settings.in_flight_retry_seconds,
         ),
+        s3=client("s3"),
+        sns=client("sns"),
+        sqs=client("sqs"),
+        events=client("events"),
+        api=api,
+        clock=clock,
     )
+
+
+def _boto3_clients() -> Callable[[str], Any]:
+    import boto3
+
+    session = boto3.session.Session()
+
+    def client(service: str) -> Any:
+        return session.client(service)  # type: ignore[call-overload]
+
+    return client

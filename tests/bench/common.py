@@ -20,8 +20,8 @@ from local_cloud.emulator import MusicApiEmulator
 from local_cloud.stack import Stack
 from lyrics_to_song.config import load_settings
 from lyrics_to_song.music_api import MusicApiClient
-from lyrics_to_song.services import Services, budget_of
-from lyrics_to_song.task_rows import Row, TaskTable
+from lyrics_to_song.services import Services, build_services
+from lyrics_to_song.task_rows import Row
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"  # smaller sizes, for a quick look
 
@@ -57,16 +57,8 @@ def services_for(
     env.pop("MUSIC_API_KEY_SECRET_ARN")
     settings = load_settings({**env, "MUSIC_API_KEY": api_key})
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
-    return Services(
-        settings=settings,
-        table=TaskTable(stack.client("dynamodb"), stack.tasks_table),
-        budget=budget_of(settings, stack.client("dynamodb")),
-        s3=stack.client("s3"),
-        sns=stack.client("sns"),
-        sqs=stack.client("sqs"),
-        events=stack.client("events"),
-        api=MusicApiClient(api_url, lambda: api_key, http=httpx.Client(limits=limits)),
-    )
+    api = MusicApiClient(api_url, lambda: api_key, http=httpx.Client(limits=limits))
+    return build_services(settings, client=stack.client, api=api)
 
 
 @dataclass

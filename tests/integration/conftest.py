@@ -13,8 +13,7 @@ from local_cloud.stack import provision
 from local_cloud.watch import subscribe_queue
 from lyrics_to_song.config import load_settings
 from lyrics_to_song.music_api import MusicApiClient
-from lyrics_to_song.services import Services, api_key_source, budget_of
-from lyrics_to_song.task_rows import TaskTable
+from lyrics_to_song.services import api_key_source, build_services
 from tests.integration.moto_cloud import Cloud
 from tests.support import FakeClock
 
@@ -28,23 +27,14 @@ def cloud(
         stack.store_api_key(emulator.api_key)
         env = {**stack.environments["PollFunction"], "MUSIC_API_BASE_URL": "http://api.test"}
         settings = load_settings(env)
-        services = Services(
-            settings=settings,
-            table=TaskTable(stack.client("dynamodb"), stack.tasks_table),
-            budget=budget_of(settings, stack.client("dynamodb")),
-            s3=stack.client("s3"),
-            sns=stack.client("sns"),
-            sqs=stack.client("sqs"),
-            events=stack.client("events"),
-            # The same in-process transport, with the key read from the stack's secret.
-            api=MusicApiClient(
-                "http://api.test",
-                api_key_source(settings, stack.client("secretsmanager")),
-                http=api.http,
-                sleep=sleeps.append,
-            ),
-            clock=clock,
+        # The same in-process transport, with the key read from the stack's secret.
+        api_client = MusicApiClient(
+            "http://api.test",
+            api_key_source(settings, stack.client("secretsmanager")),
+            http=api.http,
+            sleep=sleeps.append,
         )
+        services = build_services(settings, client=stack.client, api=api_client, clock=clock)
         watch_url = subscribe_queue(stack, "watch")
         sqs = stack.client("sqs")
         # What an automation rule on the default bus would receive.
