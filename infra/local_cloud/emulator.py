@@ -186,8 +186,7 @@ class MusicApiEmulator:
                 return self._rate_limited()
             if self.faults.server_error > 0:
                 self.faults.server_error -= 1
-                status = self.faults.server_error_status
-                return self._json(status, _envelope(status, "Internal error, please retry"))
+                return self._server_error(self.faults.server_error_status)
             if self.faults.malformed > 0:
                 self.faults.malformed -= 1
                 return self._malformed()
@@ -200,7 +199,7 @@ class MusicApiEmulator:
         if kind == "429":
             return self._rate_limited()
         if kind in ("500", "503"):
-            return self._json(int(kind), _envelope(int(kind), "Internal error, please retry"))
+            return self._server_error(int(kind))
         if kind == "malformed":
             return self._malformed()
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
@@ -209,6 +208,9 @@ class MusicApiEmulator:
         if kind == "cut":  # the work is done (a submission is taken), the answer is lost
             return _cut_short(response)
         return response
+
+    def _server_error(self, status: int) -> Response:
+        return self._json(status, _envelope(status, "Internal error, please retry"))
 
     def _malformed(self) -> Response:
         return Response(
