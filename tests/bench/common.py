@@ -139,9 +139,10 @@ def moto_process() -> Iterator[str]:
 
 
 def seed_pending(
-    services: Services, emulator: EmulatorProcess, count: int, prefix: str
+    services: Services, emulator: EmulatorProcess, count: int, prefix: str, *, due: bool = True
 ) -> list[str]:
-    """`count` submitted tasks, their rows PENDING and due now."""
+    """`count` submitted tasks, their rows PENDING and due now (or, with due=False, out
+    of the due index: for a baseline that a poll run must leave alone)."""
     now = services.clock()
     job_ids = []
     for i in range(count):
@@ -160,6 +161,12 @@ def seed_pending(
         )
         assert attempt is not None
         services.table.mark_pending(job_id, attempt, task_id, now - 60, now - 1)
+        if not due:
+            services.table.client.update_item(
+                TableName=services.table.table_name,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression="REMOVE open_shard, due_at",
+            )
         job_ids.append(job_id)
     return job_ids
 

@@ -95,14 +95,8 @@ def _save(
         stack = provision(moto_url, stack_name=name)
         services = services_for(stack, emulator.url, emulator.api_key)
         songs = songs or services.settings.poll_concurrency  # 0: as many as a run takes at once
-        job_ids = seed_pending(services, emulator, songs, name)
-        if save is whole_save:  # the poll function must not take them
-            for job_id in job_ids:
-                services.table.client.update_item(
-                    TableName=services.table.table_name,
-                    Key={"job_id": {"S": job_id}},
-                    UpdateExpression="REMOVE open_shard, due_at",
-                )
+        # The baseline's rows are left out of the due index: no poll run takes them.
+        job_ids = seed_pending(services, emulator, songs, name, due=save is streamed_save)
         with peak_memory() as peak:
             keys = save(services, job_ids)
         identical = True
