@@ -31,8 +31,13 @@ def submit(cloud: Cloud, **overrides: object) -> str:
     return cloud.rows()[-1].job_id
 
 
-def poll(cloud: Cloud) -> PollReport:
-    return poll_due(cloud.services, PLENTY)
+def poll(cloud: Cloud, workers: int | None = None) -> PollReport:
+    """One poll run; with `workers`, that POLL_CONCURRENCY instead of the stack's."""
+    services = cloud.services
+    if workers is not None:
+        settings = dataclasses.replace(services.settings, poll_concurrency=workers)
+        services = dataclasses.replace(services, settings=settings)
+    return poll_due(services, PLENTY)
 
 
 def test_a_finished_song_is_saved_marked_and_announced(cloud: Cloud) -> None:
@@ -184,8 +189,7 @@ def test_the_run_takes_no_more_tasks_once_the_api_pushes_back(cloud: Cloud, push
         cloud.emulator.faults.rate_limit = 1000  # every call, retries included
     else:
         cloud.emulator.api_key = "aio_rotated"
-    settings = dataclasses.replace(cloud.services.settings, poll_concurrency=1)
-    report = poll_due(dataclasses.replace(cloud.services, settings=settings), PLENTY)
+    report = poll(cloud, workers=1)
     assert report.api_pushed_back
     assert (report.due, report.retry_later) == (1, 1)
     still_due, _ = cloud.services.table.due(cloud.clock.now, 100)
@@ -294,11 +298,9 @@ def test_the_poll_follows_at_most_poll_concurrency_tasks_at_once(cloud: Cloud) -
     for i in range(7):
         submit(cloud, request_id=f"r{i}")
     cloud.clock.advance(31)
-    settings = dataclasses.replace(cloud.services.settings, poll_concurrency=3)
-    services = dataclasses.replace(cloud.services, settings=settings)
     cloud.emulator.most_at_once = 0  # the submissions above came one by one
     cloud.emulator.faults.slow_seconds = 0.2  # long enough for the workers to overlap
-    report = poll_due(services, lambda: 900_000)
+    report = poll(cloud, workers=3)
     assert report.completed == 7
     assert cloud.emulator.most_at_once == 3
 
