@@ -59,9 +59,9 @@ class Attempt:
 
 
 def _start(
-    services: Services, job_id: str, write: Callable[[list[dict[str, Any]]], str | None]
+    services: Services, job_id: str, write: Callable[[list[dict[str, Any]], float], str | None]
 ) -> Attempt | None:
-    """Write the SUBMITTING row together with its share of both spending caps.
+    """Write the SUBMITTING row (`write(caps_items, now)`) with its share of both caps.
 
     None when the job already has a row. When the in-flight cap refuses, the places of
     jobs that have ended since are freed and the write is tried once more; a cap still
@@ -72,7 +72,7 @@ def _start(
     while True:
         now = services.clock()
         try:
-            token = write(budget.reservation(job_id, now))
+            token = write(budget.reservation(job_id, now), now)
         except TransactionRefused as refused:
             over = budget.refused(refused.failed, now)
             if over.cap is Cap.IN_FLIGHT and not freed:
@@ -131,13 +131,13 @@ def submit_request(services: Services, job: Job, request: SongRequest) -> Outcom
     attempt = _start(
         services,
         job.job_id,
-        lambda also: services.table.start_submission(
+        lambda also, now: services.table.start_submission(
             job.job_id,
             source=job.source,
             source_name=job.source_name,
             request_json=request_json,
             model=request.model,
-            now=services.clock(),
+            now=now,
             lease_seconds=services.settings.submit_lease_seconds,
             also=also,
         ),
@@ -167,8 +167,8 @@ def resubmit(services: Services, job_id: str) -> Outcome:
     attempt = _start(
         services,
         job_id,
-        lambda also: services.table.start_resubmission(
-            job_id, services.clock(), services.settings.submit_lease_seconds, also=also
+        lambda also, now: services.table.start_resubmission(
+            job_id, now, services.settings.submit_lease_seconds, also=also
         ),
     )
     if attempt is None:
