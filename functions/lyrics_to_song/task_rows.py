@@ -49,6 +49,10 @@ class JobState(StrEnum):
         return self not in (JobState.SUBMITTING, JobState.PENDING)
 
 
+# Ended without a song: the states an owner may resubmit from (README: Resubmitting a job).
+RESUBMITTABLE = (JobState.UNKNOWN, JobState.FAILED, JobState.TIMED_OUT)
+
+
 @dataclass(frozen=True)
 class Row:
     """A task row as the functions use it."""
@@ -213,7 +217,7 @@ class TaskTable:
                 }
             )
             for item in response["Responses"].get(self.table_name, []):
-                if item["state"]["S"] in (JobState.SUBMITTING.value, JobState.PENDING.value):
+                if not JobState(item["state"]["S"]).terminal:
                     running.add(item["job_id"]["S"])
             unread = response.get("UnprocessedKeys", {}).get(self.table_name)
             if unread:
@@ -311,6 +315,9 @@ class TaskTable:
         written in the same transaction.
         """
         attempt = uuid.uuid4().hex
+        resubmittable = {
+            f":ended_{state.value.lower()}": _s(state.value) for state in RESUBMITTABLE
+        }
         update: dict[str, Any] = {
             "TableName": self.table_name,
             "Key": {"job_id": _s(job_id)},
@@ -322,7 +329,7 @@ class TaskTable:
                 " duration_seconds, api_status, expires_at"
             ),
             "ConditionExpression": (
-                "#state IN (:unknown, :failed, :timed_out) AND notified = :yes"
+                f"#state IN ({', '.join(resubmittable)}) AND notified = :yes"
                 " AND attribute_exists(request_json)"
             ),
             "ExpressionAttributeNames": {"#state": "state", "#error": "error"},
@@ -335,9 +342,7 @@ class TaskTable:
                 ":one": {"N": "1"},
                 ":no": {"BOOL": False},
                 ":yes": {"BOOL": True},
-                ":unknown": _s(JobState.UNKNOWN.value),
-                ":failed": _s(JobState.FAILED.value),
-                ":timed_out": _s(JobState.TIMED_OUT.value),
+                **resubmittable,
             },
         }
         if also:

@@ -15,11 +15,10 @@ from lyrics_to_song.config import DEFAULT_LYRICS_MAX_BYTES, DEFAULT_MODEL, DEFAU
 from lyrics_to_song.lyric_files import LYRIC_FILE_SUFFIXES, parse_lyric_file
 from lyrics_to_song.requests import InvalidRequest, parse_request
 from lyrics_to_song.sources import LyricObject, job_id_for
-from lyrics_to_song.task_rows import JobState, Row, TaskTable
+from lyrics_to_song.task_rows import RESUBMITTABLE, JobState, Row, TaskTable
 
 from .stack_target import CliError, Cloud, ExitCode
 
-RESUBMITTABLE = (JobState.UNKNOWN, JobState.FAILED, JobState.TIMED_OUT)
 _JOB_ID = re.compile(r"^job-[0-9a-f]{32}$")
 
 
