@@ -1,4 +1,4 @@
-"""Helpers shared by the test suites: a clock the tests move, and event builders."""
+"""Helpers shared by the test suites: a clock the tests move, event builders, seeded rows."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus
+
+from lyrics_to_song.data.caps import Budget
+from lyrics_to_song.data.task_table import Started, TaskTable
 
 
 @dataclass
@@ -69,3 +72,32 @@ def sqs_event(*bodies: Any) -> dict[str, Any]:
             }
         )
     return {"Records": records}
+
+
+def seed_row(
+    table: TaskTable,
+    budget: Budget,
+    job_id: str,
+    *,
+    now: float,
+    lease_seconds: float = 60,
+    task_id: str | None = None,
+    first_due: float | None = None,
+) -> Started:
+    """A job's row as the submit function writes it: SUBMITTING, or PENDING with `task_id`
+    (submitted at `now`, first due at `first_due`)."""
+    started = table.start(
+        job_id,
+        source=f"sqs:{job_id}",
+        source_name=job_id,
+        request_json="{}",
+        model="minimax-music",
+        now=now,
+        lease_seconds=lease_seconds,
+        reservation=budget.reserve(job_id, now),
+    )
+    assert isinstance(started, Started), started
+    if task_id is not None:
+        due = now + 20 if first_due is None else first_due
+        assert table.submitted(job_id, started.attempt, task_id=task_id, now=now, first_due=due)
+    return started

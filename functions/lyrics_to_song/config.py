@@ -7,14 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+from .errors import ConfigError
+
 DEFAULT_API_BASE_URL = "https://apiin.one"
 DEFAULT_MODEL = "minimax-music"
 DEFAULT_PROMPT = "A warm pop song with clear vocals"
 DEFAULT_LYRICS_MAX_BYTES = 64 * 1024
-
-
-class ConfigError(ValueError):
-    """A configuration variable is missing or malformed; the message names it."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .requests import InvalidRequest, SongRequest, json_type, parse_request
+from .errors import InvalidRequest
+from .requests import SongRequest, json_type, parse_request
 
 LYRIC_FILE_SUFFIXES = (".txt", ".json")
 FRONT_MATTER_FIELDS = ("prompt", "bitrate", "sample_rate", "model")

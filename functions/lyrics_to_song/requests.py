@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import InvalidRequest
+
 ALLOWED_BITRATES = (32000, 60000, 64000, 128000, 256000)
 ALLOWED_SAMPLE_RATES = (16000, 24000, 32000, 44100)
 DEFAULT_BITRATE = 256000
@@ -44,10 +46,6 @@ def is_valid_request_id(value: Any) -> bool:
         and bool(_REQUEST_ID_PATTERN.match(value))
         and len(value) <= MAX_REQUEST_ID_CHARS
     )
-
-
-class InvalidRequest(ValueError):
-    """Input a user must fix: the message names the field and the rule it broke."""
 
 
 @dataclass(frozen=True)

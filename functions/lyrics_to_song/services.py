@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .config import Settings
-from .music_api import ErrorKind, MusicApiClient, MusicApiError
-from .spending import Budget
-from .task_rows import TaskTable
+from .data.caps import Budget
+from .data.task_table import TaskTable
+from .errors import ErrorKind, MusicApiError
+from .music_api import MusicApiClient
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from .data.rows import Row
 from .song_store import SavedSong, s3_metadata
-from .task_rows import Row
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -13,7 +13,17 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
-from .requests import InvalidRequest, json_type
+from .errors import InvalidRequest
+from .requests import is_valid_request_id, json_type
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as its source names it: its identity, where it came from, a name for its song."""
+
+    job_id: str
+    source: str
+    source_name: str
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,10 @@ class LyricObject:
         # Same file content under the same key is the same job (S3 may deliver twice).
         return job_id_for(f"s3:{self.bucket}/{self.key}#{self.etag}")
 
+    @property
+    def job(self) -> Job:
+        return Job(self.job_id, self.source, self.key)
+
 
 @dataclass(frozen=True)
 class QueuedRequest:
@@ -41,6 +55,15 @@ class QueuedRequest:
 
     body: Any
     message_id: str
+
+    @property
+    def job(self) -> Job:
+        """The producer's `request_id` names the job; without one, the request's content does."""
+        request_id = self.body.get("request_id")
+        if is_valid_request_id(request_id):
+            return Job(job_id_for("request:" + request_id), f"sqs:{request_id}", request_id)
+        canonical = json.dumps(self.body, sort_keys=True, ensure_ascii=False)
+        return Job(job_id_for("body:" + canonical), f"sqs:message/{self.message_id}", "request")
 
 
 @dataclass(frozen=True)
@@ -59,8 +82,8 @@ class UnreadableMessage:
     message_id: str
 
     @property
-    def job_id(self) -> str:
-        return job_id_for("message:" + self.raw)
+    def job(self) -> Job:
+        return Job(job_id_for("message:" + self.raw), f"sqs:message/{self.message_id}", "message")
 
 
 def job_id_for(identity: str) -> str:

@@ -4,29 +4,29 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .closing import ended
+from .announce import ended
+from .data.caps import Cap
+from .data.rows import JobState
+from .data.task_table import AlreadyKnown, Started, StartResult
+from .errors import ErrorKind, InvalidRequest, MusicApiError, OverBudget, RetryLater
 from .lyric_files import parse_lyric_file
-from .music_api import ErrorKind, MusicApiError
 from .observability import count, logger
-from .requests import InvalidRequest, SongRequest, is_valid_request_id, parse_request
+from .requests import SongRequest, parse_request
 from .services import Services
 from .sources import (
+    Job,
     LyricObject,
     QueuedRequest,
     ResubmitRequest,
     UnreadableMessage,
-    job_id_for,
     lyric_objects,
     read_message,
 )
-from .spending import Cap, day_of
-from .task_rows import JobState, TransactionRefused
 
 CAP_METRICS = {Cap.DAILY: "DeferredByDailyCap", Cap.IN_FLIGHT: "DeferredByInFlightCap"}
 
@@ -34,58 +34,40 @@ CAP_METRICS = {Cap.DAILY: "DeferredByDailyCap", Cap.IN_FLIGHT: "DeferredByInFlig
 class Outcome(StrEnum):
     SUBMITTED = "submitted"
     DUPLICATE = "duplicate"  # the job already has a row: nothing paid
-    REJECTED = "rejected"  # unusable input: FAILED, notified, nothing paid
-    SKIPPED = "skipped"  # nothing to do (s3:TestEvent)
+    REJECTED = "rejected"  # unusable input, or the API refused it: FAILED, notified, unpaid
+    UNKNOWN = "unknown"  # the submission may have reached the API: UNKNOWN, notified, not resent
+    SKIPPED = "skipped"  # nothing to do (s3:TestEvent, a resubmit that may not be)
     DEFERRED = "deferred"  # a spending cap is reached: back on the queue, unpaid
 
 
-class RetryLater(Exception):
-    """This record must go back to the queue (transient or account-level trouble)."""
-
-
-@dataclass(frozen=True)
-class Job:
-    job_id: str
-    source: str
-    source_name: str
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """A SUBMITTING row this invocation wrote, and the day whose cap it counts against."""
-
-    token: str
-    day: str
-
-
 def _start(
-    services: Services, job_id: str, write: Callable[[list[dict[str, Any]], float], str | None]
-) -> Attempt | None:
-    """Write the SUBMITTING row (`write(caps_items, now)`) with its share of both caps.
+    services: Services, job_id: str, write: Callable[[float], StartResult]
+) -> Started | None:
+    """Write the SUBMITTING row (`write(now)`) with its share of both caps.
 
     None when the job already has a row. When the in-flight cap refuses, the places of
     jobs that have ended since are freed and the write is tried once more; a cap still
     reached raises OverBudget, and nothing was written or paid.
     """
-    budget = services.budget
     freed = False
     while True:
         now = services.clock()
-        try:
-            token = write(budget.reservation(job_id, now), now)
-        except TransactionRefused as refused:
-            over = budget.refused(refused.failed, now)
-            if over.cap is Cap.IN_FLIGHT and not freed:
-                freed = True
-                if _free_ended_places(services):
-                    continue
-            logger.warning(
-                "spending cap reached: the job waits in the queue, unpaid",
-                extra={"cap": over.cap.value, "reason": str(over), "retry_in": over.retry_after},
-            )
-            count(CAP_METRICS[over.cap])
-            raise over from None
-        return Attempt(token, day_of(now)) if token else None
+        result = write(now)
+        if isinstance(result, Started):
+            return result
+        if isinstance(result, AlreadyKnown):
+            return None
+        if result.cap is Cap.IN_FLIGHT and not freed:
+            freed = True
+            if _free_ended_places(services):
+                continue
+        over = services.budget.over(result.cap, now)
+        logger.warning(
+            "spending cap reached: the job waits in the queue, unpaid",
+            extra={"cap": over.cap.value, "reason": str(over), "retry_in": over.retry_after},
+        )
+        count(CAP_METRICS[over.cap])
+        raise over
 
 
 def _free_ended_places(services: Services) -> bool:
@@ -113,15 +95,14 @@ def defer(services: Services, body: str, delay: int) -> None:
 def _reject(services: Services, job: Job, reason: str) -> Outcome:
     now = services.clock()
     logger.warning("job rejected", extra={"reason": reason, "source": job.source})
-    if services.table.record_rejected(
+    row = services.table.reject(
         job.job_id, source=job.source, source_name=job.source_name, error=reason, now=now
-    ):
-        count("SongsRejected")
-        row = services.table.get(job.job_id)
-        if row is not None:
-            ended(services, row)
-        return Outcome.REJECTED
-    return Outcome.DUPLICATE
+    )
+    if row is None:
+        return Outcome.DUPLICATE
+    count("SongsRejected")
+    ended(services, row)
+    return Outcome.REJECTED
 
 
 def submit_request(services: Services, job: Job, request: SongRequest) -> Outcome:
@@ -131,7 +112,7 @@ def submit_request(services: Services, job: Job, request: SongRequest) -> Outcom
     attempt = _start(
         services,
         job.job_id,
-        lambda also, now: services.table.start_submission(
+        lambda now: services.table.start(
             job.job_id,
             source=job.source,
             source_name=job.source_name,
@@ -139,7 +120,7 @@ def submit_request(services: Services, job: Job, request: SongRequest) -> Outcom
             model=request.model,
             now=now,
             lease_seconds=services.settings.submit_lease_seconds,
-            also=also,
+            reservation=services.budget.reserve(job.job_id, now),
         ),
     )
     if attempt is None:
@@ -167,8 +148,11 @@ def resubmit(services: Services, job_id: str) -> Outcome:
     attempt = _start(
         services,
         job_id,
-        lambda also, now: services.table.start_resubmission(
-            job_id, now, services.settings.submit_lease_seconds, also=also
+        lambda now: services.table.restart(
+            job_id,
+            now=now,
+            lease_seconds=services.settings.submit_lease_seconds,
+            reservation=services.budget.reserve(job_id, now),
         ),
     )
     if attempt is None:
@@ -177,14 +161,14 @@ def resubmit(services: Services, job_id: str) -> Outcome:
             extra={"state": row.state.value, "notified": row.notified},
         )
         return Outcome.SKIPPED
-    assert row.request_json is not None  # start_resubmission requires one
+    assert row.request_json is not None  # restart requires one
     count("SongsResubmitted")
     logger.info("resubmitting on request", extra={"previous_state": row.state.value})
     request = parse_request(json.loads(row.request_json), services.settings.model)
     return _pay(services, Job(row.job_id, row.source, row.source_name), attempt, request)
 
 
-def _pay(services: Services, job: Job, attempt: Attempt, request: SongRequest) -> Outcome:
+def _pay(services: Services, job: Job, attempt: Started, request: SongRequest) -> Outcome:
     """Call the API for a job whose SUBMITTING row this attempt holds."""
     try:
         task_id = services.api.submit(request)
@@ -198,7 +182,9 @@ def _pay(services: Services, job: Job, attempt: Attempt, request: SongRequest) -
     logger.thread_safe_append_keys(task_id=task_id)
     now = services.clock()
     first_due = now + services.settings.first_poll_delay_seconds
-    if not services.table.mark_pending(job.job_id, attempt.token, task_id, now, first_due):
+    if not services.table.submitted(
+        job.job_id, attempt.attempt, task_id=task_id, now=now, first_due=first_due
+    ):
         # Only possible if this call outlived the submit lease and the row was settled
         # as UNKNOWN meanwhile: keep the task id where an operator will find it.
         logger.error("submitted, but the row was already settled; see task_id")
@@ -208,7 +194,7 @@ def _pay(services: Services, job: Job, attempt: Attempt, request: SongRequest) -
 
 
 def _submission_failed(
-    services: Services, job: Job, attempt: Attempt, exc: MusicApiError
+    services: Services, job: Job, attempt: Started, exc: MusicApiError
 ) -> Outcome:
     table = services.table
     log = {"api_status": exc.status, "error": str(exc), "raw_body": exc.raw_body}
@@ -223,7 +209,7 @@ def _submission_failed(
         return _settle(
             services, job, attempt, JobState.FAILED, f"the API refused the request: {exc}"
         )
-    table.release_submission(job.job_id, attempt.token)
+    table.release(job.job_id, attempt.attempt)
     if exc.kind is ErrorKind.ACCOUNT:
         logger.error(
             "API account problem: the job waits in the queue until the key or credits are fixed",
@@ -236,18 +222,19 @@ def _submission_failed(
     raise RetryLater(str(exc))
 
 
-def _settle(services: Services, job: Job, attempt: Attempt, state: JobState, error: str) -> Outcome:
-    table = services.table
-    if table.settle_submission(job.job_id, attempt.token, state, error=error, now=services.clock()):
-        row = table.get(job.job_id)
-        if row is not None:
-            ended(services, row)
-    return Outcome.REJECTED
+def _settle(services: Services, job: Job, attempt: Started, state: JobState, error: str) -> Outcome:
+    """End a submission that cannot go on; announced unless another run settled it first."""
+    row = services.table.settle(
+        job.job_id, attempt.attempt, state, error=error, now=services.clock()
+    )
+    if row is not None:
+        ended(services, row)
+    return Outcome.UNKNOWN if state is JobState.UNKNOWN else Outcome.REJECTED
 
 
 def submit_lyric_object(services: Services, obj: LyricObject) -> Outcome:
     """Read a lyric file (at most the size cap) and submit it."""
-    job = Job(obj.job_id, obj.source, obj.key)
+    job = obj.job
     logger.thread_safe_append_keys(job_id=job.job_id)
     settings = services.settings
     cap = settings.lyrics_max_bytes
@@ -284,15 +271,9 @@ def submit_lyric_object(services: Services, obj: LyricObject) -> Outcome:
 
 
 def submit_queued(services: Services, queued: QueuedRequest) -> Outcome:
-    body = queued.body
-    request_id = body.get("request_id")
-    if is_valid_request_id(request_id):
-        job = Job(job_id_for("request:" + request_id), f"sqs:{request_id}", request_id)
-    else:
-        canonical = json.dumps(body, sort_keys=True, ensure_ascii=False)
-        job = Job(job_id_for("body:" + canonical), f"sqs:message/{queued.message_id}", "request")
+    job = queued.job
     try:
-        request = parse_request(body, services.settings.model)
+        request = parse_request(queued.body, services.settings.model)
     except InvalidRequest as exc:
         logger.thread_safe_append_keys(job_id=job.job_id)
         return _reject(services, job, f"invalid song request: {exc}")
@@ -305,7 +286,7 @@ def handle_message(services: Services, body: str, message_id: str) -> list[Outco
     if found is None:
         return [Outcome.SKIPPED]
     if isinstance(found, UnreadableMessage):
-        job = Job(found.job_id, f"sqs:message/{message_id}", "message")
+        job = found.job
         logger.thread_safe_append_keys(job_id=job.job_id)
         return [_reject(services, job, found.reason)]
     if isinstance(found, QueuedRequest):
@@ -318,3 +299,22 @@ def handle_message(services: Services, body: str, message_id: str) -> list[Outco
 def handle_s3_event(services: Services, event: dict[str, Any]) -> list[Outcome]:
     """S3 notifications delivered to the function directly (not through the queue)."""
     return [submit_lyric_object(services, obj) for obj in lyric_objects(event)]
+
+
+def submit_record(services: Services, body: str, message_id: str) -> list[Outcome]:
+    """One record of a jobs-queue batch; over a cap, its message waits on the queue again."""
+    try:
+        return handle_message(services, body, message_id)
+    except OverBudget as over:
+        defer(services, body, over.retry_after)
+        return [Outcome.DEFERRED]
+
+
+def submit_s3_event(services: Services, event: dict[str, Any]) -> list[Outcome]:
+    """S3 notifications sent to the function directly; over a cap, the files wait on the
+    jobs queue (those already submitted come back as duplicates)."""
+    try:
+        return handle_s3_event(services, event)
+    except OverBudget as over:
+        defer(services, json.dumps(event), over.retry_after)
+        return [Outcome.DEFERRED]

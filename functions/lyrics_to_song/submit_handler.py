@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from typing import Any
@@ -17,11 +16,11 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .config import load_settings
+from .errors import RetryLater
 from .observability import count, logger, metrics, tracer
 from .services import Services, build_services
 from .sources import is_s3_notification
-from .spending import OverBudget
-from .submit import Outcome, defer, handle_message, handle_s3_event
+from .submit import submit_record, submit_s3_event
 
 # Leave room for one more API call (its read timeout) plus the row writes.
 MIN_REMAINING_MS = 40_000
@@ -38,19 +37,12 @@ def services() -> Services:
     return build_services(load_settings())
 
 
-class NotEnoughTime(Exception):
-    """Too little of the invocation is left to start a paid call: the record goes back."""
-
-
 def _submit_record(record: SQSRecord, context: LambdaContext) -> list[str]:
     logger.thread_safe_clear_keys()
     try:
         if context.get_remaining_time_in_millis() < MIN_REMAINING_MS:
-            raise NotEnoughTime("too little time left in this invocation")
-        return [o.value for o in handle_message(services(), record.body, record.message_id)]
-    except OverBudget as over:
-        defer(services(), record.body, over.retry_after)
-        return [Outcome.DEFERRED.value]
+            raise RetryLater("too little time left in this invocation to start a paid call")
+        return [o.value for o in submit_record(services(), record.body, record.message_id)]
     finally:
         logger.thread_safe_clear_keys()
 
@@ -61,13 +53,7 @@ def _submit_record(record: SQSRecord, context: LambdaContext) -> list[str]:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     count("RecordsReceived", len(event.get("Records", [])))
     if is_s3_notification(event):
-        try:
-            outcomes = handle_s3_event(services(), event)
-        except OverBudget as over:
-            # The files wait on the jobs queue (those already submitted come back as duplicates).
-            defer(services(), json.dumps(event), over.retry_after)
-            outcomes = [Outcome.DEFERRED]
-        return {"outcomes": [o.value for o in outcomes]}
+        return {"outcomes": [o.value for o in submit_s3_event(services(), event)]}
     services()  # fail fast, once, on bad configuration
 
     async def record_handler(record: SQSRecord) -> list[str]:

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from lyrics_to_song.config import DEFAULT_LYRICS_MAX_BYTES, DEFAULT_MODEL, DEFAULT_PROMPT
+from lyrics_to_song.data.rows import RESUBMITTABLE, JobState, Row
+from lyrics_to_song.data.task_table import TaskTable
+from lyrics_to_song.errors import InvalidRequest
 from lyrics_to_song.lyric_files import LYRIC_FILE_SUFFIXES, parse_lyric_file
-from lyrics_to_song.requests import InvalidRequest, parse_request
+from lyrics_to_song.requests import parse_request
 from lyrics_to_song.sources import LyricObject, job_id_for
-from lyrics_to_song.task_rows import RESUBMITTABLE, JobState, Row, TaskTable
 
 from .stack_target import CliError, Cloud, ExitCode
 
@@ -110,16 +112,7 @@ def list_jobs(cloud: Cloud, *, state: JobState | None, limit: int) -> list[Row]:
 
     The table holds one row per job for TERMINAL_TTL_DAYS, so a scan stays small.
     """
-    kwargs: dict[str, Any] = {"TableName": cloud.tasks_table}
-    if state is not None:
-        kwargs |= {
-            "FilterExpression": "#state = :state",
-            "ExpressionAttributeNames": {"#state": "state"},
-            "ExpressionAttributeValues": {":state": {"S": state.value}},
-        }
-    rows: list[Row] = []
-    for page in cloud.dynamodb.get_paginator("scan").paginate(**kwargs):
-        rows.extend(Row.from_item(item) for item in page.get("Items", []))
+    rows = list(TaskTable(cloud.dynamodb, cloud.tasks_table).rows(state))
     rows.sort(key=lambda row: row.created_at, reverse=True)
     return rows[:limit]
 

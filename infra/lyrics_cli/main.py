@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lyrics_to_song.task_rows import JobState
+from lyrics_to_song.data.rows import JobState
 
 from . import jobs, views
 from .stack_target import DEFAULT_STACK_NAME, CliError, Cloud, ExitCode, aws_errors, connect

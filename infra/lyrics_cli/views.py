@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from lyrics_to_song.task_rows import Row
+from lyrics_to_song.data.rows import Row
 
 
 def when(seconds: float | None) -> str | None:

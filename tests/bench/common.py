@@ -19,9 +19,10 @@ import httpx
 from local_cloud.emulator import MusicApiEmulator
 from local_cloud.stack import Stack
 from lyrics_to_song.config import load_settings
+from lyrics_to_song.data.rows import Row
 from lyrics_to_song.music_api import MusicApiClient
 from lyrics_to_song.services import Services, build_services
-from lyrics_to_song.task_rows import Row
+from tests.support import seed_row
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"  # smaller sizes, for a quick look
 
@@ -150,23 +151,17 @@ def seed_pending(
         task_id = emulator.create_task(
             {"prompt": "bench", "lyrics": "la", "sample_rate": 44100, "bitrate": 128000}
         )
-        attempt = services.table.start_submission(
+        seed_row(
+            services.table,
+            services.budget,
             job_id,
-            source=f"sqs:{job_id}",
-            source_name=job_id,
-            request_json="{}",
-            model="minimax-music",
             now=now - 60,
             lease_seconds=120,
+            task_id=task_id,
+            first_due=now - 1,
         )
-        assert attempt is not None
-        services.table.mark_pending(job_id, attempt, task_id, now - 60, now - 1)
         if not due:
-            services.table.client.update_item(
-                TableName=services.table.table_name,
-                Key={"job_id": {"S": job_id}},
-                UpdateExpression="REMOVE open_shard, due_at",
-            )
+            services.table.mark_notified(job_id, expires_at=now + 86400)  # out of the index
         job_ids.append(job_id)
     return job_ids
 

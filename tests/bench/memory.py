@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 from local_cloud.stack import provision
 from local_cloud.template import load_template
+from lyrics_to_song.data.rows import JobState
 from lyrics_to_song.poll import poll_due
 from lyrics_to_song.services import Services
-from lyrics_to_song.task_rows import JobState
 
 from .common import (
     QUICK,

@@ -26,8 +26,8 @@ from local_cloud.emulator import API_FAULTS, Faults, MusicApiEmulator, RunningEm
 from local_cloud.runtime import LocalLambda
 from local_cloud.stack import MotoServer, Stack, provision
 from local_cloud.watch import read_notifications, subscribe_queue
+from lyrics_to_song.data.rows import JobState, Row
 from lyrics_to_song.sources import LyricObject, job_id_for
-from lyrics_to_song.task_rows import JobState, Row
 from tests.support import s3_notification
 
 # Short leases and waits, so that what a crash leaves behind is picked up within the run.
@@ -133,7 +133,8 @@ class KillSwitch:
     def installed(self) -> Iterator[None]:
         """Kill points: after the paid call, after the song is saved (before its sidecar),
         before a job's end is written, and before its notification."""
-        from lyrics_to_song import closing, poll, task_rows
+        from lyrics_to_song import announce, follow
+        from lyrics_to_song.data.task_table import TaskTable
 
         def before(point: str, call: Callable[..., Any], when: Callable[..., bool]) -> Any:
             def killed(*args: Any, **kwargs: Any) -> Any:
@@ -146,15 +147,12 @@ class KillSwitch:
         def always(*_: Any, **__: Any) -> bool:
             return True
 
-        def ending(_table: Any, _row: Row, fields: dict[str, Any]) -> bool:
-            return "state" in fields
-
         with ExitStack() as patches:
             for owner, name, point, when in (
-                (task_rows.TaskTable, "mark_pending", "after the paid call", always),
-                (poll, "write_sidecar", "after the song was saved", always),
-                (task_rows.TaskTable, "update_claimed", "before the end is written", ending),
-                (closing, "publish", "before the notification", always),
+                (TaskTable, "submitted", "after the paid call", always),
+                (follow, "write_sidecar", "after the song was saved", always),
+                (TaskTable, "end", "before the end is written", always),
+                (announce, "publish", "before the notification", always),
             ):
                 patches.enter_context(
                     replaced(owner, name, before(point, getattr(owner, name), when))
@@ -347,15 +345,15 @@ class ChaosRun:
 
     @contextmanager
     def _counting_deferrals(self) -> Iterator[None]:
-        from lyrics_to_song import submit_handler
+        from lyrics_to_song import submit
 
-        defer = getattr(submit_handler, "defer")  # noqa: B009 - not re-exported for mypy
+        defer = submit.defer
 
         def counted(*args: Any, **kwargs: Any) -> None:
             self.deferred += 1
             defer(*args, **kwargs)
 
-        with replaced(submit_handler, "defer", counted):
+        with replaced(submit, "defer", counted):
             yield
 
     # --- checking the promises -----------------------------------------------------------

@@ -6,7 +6,8 @@ import httpx
 import pytest
 
 from local_cloud.emulator import MusicApiEmulator, RunningEmulator
-from lyrics_to_song.music_api import ErrorKind, MusicApiClient, MusicApiError, RetryPolicy
+from lyrics_to_song.errors import ErrorKind, MusicApiError
+from lyrics_to_song.music_api import MusicApiClient, RetryPolicy
 from lyrics_to_song.requests import parse_request
 from tests.e2e.local_pipeline import mp3_info
 from tests.support import song_request

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -9,9 +10,15 @@ from typing import Any
 from local_cloud.emulator import MusicApiEmulator
 from local_cloud.stack import Stack
 from local_cloud.watch import read_envelopes
+from lyrics_to_song.data.rows import Row
+from lyrics_to_song.follow import PollReport
+from lyrics_to_song.poll import poll_due
 from lyrics_to_song.services import Services
-from lyrics_to_song.task_rows import Row
-from tests.support import FakeClock, s3_notification
+from lyrics_to_song.submit import Outcome, handle_message
+from tests.support import FakeClock, s3_notification, song_request
+
+# Remaining milliseconds of a fresh poll invocation: time never runs short.
+FRESH_INVOCATION_MS = 900_000
 
 
 @dataclass
@@ -43,6 +50,24 @@ class Cloud:
                 found.append(json.loads(message["Body"]))
                 sqs.delete_message(QueueUrl=self.events_url, ReceiptHandle=message["ReceiptHandle"])
         return found
+
+    def submit(self, **overrides: object) -> str:
+        """Submit a song request (`overrides` on the test one) and return its job id."""
+        handle_message(self.services, json.dumps(song_request(**overrides)), "m1")
+        return self.rows()[-1].job_id
+
+    def send(self, message: object, message_id: str = "m1") -> list[Outcome]:
+        """One message on the jobs queue, as the submit function takes it."""
+        body = message if isinstance(message, str) else json.dumps(message)
+        return handle_message(self.services, body, message_id)
+
+    def poll(self, workers: int | None = None) -> PollReport:
+        """One poll run with time to spare; with `workers`, that POLL_CONCURRENCY."""
+        services = self.services
+        if workers is not None:
+            settings = dataclasses.replace(services.settings, poll_concurrency=workers)
+            services = dataclasses.replace(services, settings=settings)
+        return poll_due(services, lambda: FRESH_INVOCATION_MS)
 
     def rows(self) -> list[Row]:
         items = self.stack.client("dynamodb").scan(TableName=self.stack.tasks_table)["Items"]

@@ -12,8 +12,10 @@ from local_cloud.stack import Stack, provision, register_outputs
 from lyrics_cli import jobs, views
 from lyrics_cli.main import _local_tool_call
 from lyrics_cli.stack_target import CliError, Cloud, ExitCode, connect
-from lyrics_to_song.task_rows import JobState, Row, TaskTable
-from tests.support import FakeClock
+from lyrics_to_song.data.caps import Budget
+from lyrics_to_song.data.rows import JobState, Row
+from lyrics_to_song.data.task_table import TaskTable
+from tests.support import FakeClock, seed_row
 
 
 @pytest.fixture
@@ -48,20 +50,12 @@ def test_connect_names_what_is_missing(stack: Stack) -> None:
         connect("other", region="us-east-1")
 
 
-def _pending_row(cloud: Cloud, clock: FakeClock) -> str:
+def _pending_row(stack: Stack, cloud: Cloud, clock: FakeClock) -> str:
     table = TaskTable(cloud.dynamodb, cloud.tasks_table)
+    spending = stack.environments["SubmitFunction"]["SPENDING_TABLE_NAME"]
+    budget = Budget(cloud.dynamodb, spending, per_day=100, in_flight=100)
     job_id = "job-" + "a" * 32
-    attempt = table.start_submission(
-        job_id,
-        source="sqs:r1",
-        source_name="r1",
-        request_json="{}",
-        model="minimax-music",
-        now=clock(),
-        lease_seconds=60,
-    )
-    assert attempt is not None
-    assert table.mark_pending(job_id, attempt, "task-1", clock(), clock() + 20)
+    seed_row(table, budget, job_id, now=clock(), task_id="task-1")
     return job_id
 
 
@@ -69,7 +63,7 @@ def test_wait_reports_each_change_and_gives_up_at_its_timeout(
     stack: Stack, clock: FakeClock
 ) -> None:
     cloud = connect("songs", region="us-east-1")
-    job_id = _pending_row(cloud, clock)
+    job_id = _pending_row(stack, cloud, clock)
     seen: list[tuple[JobState | None, float]] = []
 
     with pytest.raises(CliError, match="still PENDING") as gave_up:
@@ -152,7 +146,7 @@ def test_waiting_on_a_resubmission_ignores_the_earlier_ending(
     cloud = connect("songs", region="us-east-1")
     job_id = "job-" + "d" * 32
     table = TaskTable(cloud.dynamodb, cloud.tasks_table)
-    assert table.record_rejected(job_id, source="s", source_name="s", error="x", now=clock())
+    assert table.reject(job_id, source="s", source_name="s", error="x", now=clock())
 
     def wait(resubmits: int) -> Row:
         return jobs.wait_for(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import logging
@@ -11,39 +10,17 @@ from urllib.parse import urlparse
 import pytest
 from botocore.exceptions import ClientError
 
-from lyrics_to_song.poll import (
-    ACCOUNT_RETRY_STEPS,
-    MAX_BAD_BODIES,
-    PollReport,
-    poll_due,
-    process_row,
-)
-from lyrics_to_song.submit import handle_message
-from lyrics_to_song.task_rows import JobState
+from lyrics_to_song.data.rows import JobState
+from lyrics_to_song.follow import ACCOUNT_RETRY_STEPS, MAX_BAD_BODIES, PollReport, process_row
+from lyrics_to_song.poll import poll_due
 from tests.integration.moto_cloud import Cloud
-from tests.support import song_request
-
-PLENTY = lambda: 900_000  # noqa: E731 - remaining milliseconds of a fresh invocation
-
-
-def submit(cloud: Cloud, **overrides: object) -> str:
-    handle_message(cloud.services, json.dumps(song_request(**overrides)), "m1")
-    return cloud.rows()[-1].job_id
-
-
-def poll(cloud: Cloud, workers: int | None = None) -> PollReport:
-    """One poll run; with `workers`, that POLL_CONCURRENCY instead of the stack's."""
-    services = cloud.services
-    if workers is not None:
-        settings = dataclasses.replace(services.settings, poll_concurrency=workers)
-        services = dataclasses.replace(services, settings=settings)
-    return poll_due(services, PLENTY)
+from tests.support import seed_row
 
 
 def test_a_finished_song_is_saved_marked_and_announced(cloud: Cloud) -> None:
-    job_id = submit(cloud, request_id="order-9", sample_rate=32000, bitrate=128000)
+    job_id = cloud.submit(request_id="order-9", sample_rate=32000, bitrate=128000)
     cloud.clock.advance(31)
-    report = poll(cloud)
+    report = cloud.poll()
     assert (report.completed, report.notified) == (1, 1)
     row = cloud.services.table.get(job_id)
     assert row is not None
@@ -70,22 +47,22 @@ def test_a_finished_song_is_saved_marked_and_announced(cloud: Cloud) -> None:
     assert note["duration_seconds"] == 1.0
     assert note["error"] is None
     # It has left the due index: the next run has nothing to do.
-    assert poll(cloud) == PollReport()
+    assert cloud.poll() == PollReport()
 
 
 def test_a_running_task_is_polled_again_later_with_backoff(cloud: Cloud) -> None:
     cloud.emulator.faults.never_finish = True
-    job_id = submit(cloud)
+    job_id = cloud.submit()
     step = cloud.services.settings.poll_backoff_seconds
-    assert poll(cloud).due == 0, "not due before the first poll delay"
+    assert cloud.poll().due == 0, "not due before the first poll delay"
     cloud.clock.advance(cloud.services.settings.first_poll_delay_seconds)
-    assert poll(cloud).running == 1
+    assert cloud.poll().running == 1
     row = cloud.services.table.get(job_id)
     assert row is not None
     assert row.polls == 1
     assert row.due_at == pytest.approx(cloud.clock.now + step)
     cloud.clock.advance(step)
-    assert poll(cloud).running == 1
+    assert cloud.poll().running == 1
     row = cloud.services.table.get(job_id)
     assert row is not None
     assert row.due_at == pytest.approx(cloud.clock.now + 2 * step)
@@ -94,9 +71,9 @@ def test_a_running_task_is_polled_again_later_with_backoff(cloud: Cloud) -> None
 
 def test_a_failed_task_ends_failed_with_the_apis_reason(cloud: Cloud) -> None:
     cloud.emulator.faults.fail_tasks = True
-    job_id = submit(cloud)
+    job_id = cloud.submit()
     cloud.clock.advance(31)
-    assert poll(cloud).failed == 1
+    assert cloud.poll().failed == 1
     (note,) = cloud.notifications()
     assert note["status"] == "FAILED"
     assert note["job_id"] == job_id
@@ -106,12 +83,12 @@ def test_a_failed_task_ends_failed_with_the_apis_reason(cloud: Cloud) -> None:
 
 def test_a_task_that_never_finishes_times_out(cloud: Cloud) -> None:
     cloud.emulator.faults.never_finish = True
-    submit(cloud)
+    cloud.submit()
     limit = cloud.services.settings.max_task_age_seconds
     cloud.clock.advance(limit - 10)
-    assert poll(cloud).running == 1
+    assert cloud.poll().running == 1
     cloud.clock.advance(400)
-    assert poll(cloud).timed_out == 1
+    assert cloud.poll().timed_out == 1
     (note,) = cloud.notifications()
     assert note["status"] == "TIMED_OUT"
     assert f"within {limit} seconds" in note["error"]
@@ -120,9 +97,9 @@ def test_a_task_that_never_finishes_times_out(cloud: Cloud) -> None:
 @pytest.mark.parametrize("shape", ["audio_url", "output", "response_data", "result", "hex", "flat"])
 def test_every_known_answer_shape_gives_the_same_song(cloud: Cloud, shape: str) -> None:
     cloud.emulator.status_shape = shape
-    job_id = submit(cloud)
+    job_id = cloud.submit()
     cloud.clock.advance(31)
-    assert poll(cloud).completed == 1
+    assert cloud.poll().completed == 1
     row = cloud.services.table.get(job_id)
     assert row is not None
     assert row.song_key
@@ -135,10 +112,10 @@ def test_every_known_answer_shape_gives_the_same_song(cloud: Cloud, shape: str) 
 
 
 def test_an_expired_audio_link_fails_the_job(cloud: Cloud) -> None:
-    submit(cloud)
+    cloud.submit()
     cloud.emulator.faults.expire_audio = True
     cloud.clock.advance(31)
-    assert poll(cloud).failed == 1
+    assert cloud.poll().failed == 1
     (note,) = cloud.notifications()
     assert "download link no longer works (HTTP 403)" in note["error"]
 
@@ -146,33 +123,33 @@ def test_an_expired_audio_link_fails_the_job(cloud: Cloud) -> None:
 def test_malformed_status_answers_are_retried_then_fail_the_job(
     cloud: Cloud, caplog: pytest.LogCaptureFixture
 ) -> None:
-    job_id = submit(cloud)
+    job_id = cloud.submit()
     cloud.clock.advance(31)
     cloud.emulator.faults.malformed = MAX_BAD_BODIES * 3  # every call, including in-call retries
     for _ in range(MAX_BAD_BODIES - 1):
-        assert poll(cloud).retry_later == 1
+        assert cloud.poll().retry_later == 1
         cloud.clock.advance(60)
     row = cloud.services.table.get(job_id)
     assert row is not None
     assert row.state is JobState.PENDING
     assert row.bad_bodies == MAX_BAD_BODIES - 1
-    assert poll(cloud).failed == 1
+    assert cloud.poll().failed == 1
     (note,) = cloud.notifications()
     assert f"could not be read {MAX_BAD_BODIES} times in a row" in note["error"]
 
 
 def test_one_malformed_answer_among_good_ones_costs_nothing(cloud: Cloud) -> None:
-    submit(cloud)
+    cloud.submit()
     cloud.clock.advance(31)
     cloud.emulator.faults.malformed = 1  # retried within the call
-    assert poll(cloud).completed == 1
+    assert cloud.poll().completed == 1
 
 
 def test_a_bad_key_keeps_the_task_pending(cloud: Cloud) -> None:
-    job_id = submit(cloud)
+    job_id = cloud.submit()
     cloud.emulator.api_key = "aio_rotated"
     cloud.clock.advance(cloud.services.settings.max_task_age_seconds + 1)
-    assert poll(cloud).retry_later == 1
+    assert cloud.poll().retry_later == 1
     row = cloud.services.table.get(job_id)
     assert row is not None
     assert row.state is JobState.PENDING
@@ -182,14 +159,14 @@ def test_a_bad_key_keeps_the_task_pending(cloud: Cloud) -> None:
 @pytest.mark.parametrize("push_back", ["rate limit", "bad key"])
 def test_the_run_takes_no_more_tasks_once_the_api_pushes_back(cloud: Cloud, push_back: str) -> None:
     for i in range(5):
-        submit(cloud, request_id=f"r{i}")
+        cloud.submit(request_id=f"r{i}")
     cloud.clock.advance(31)
     key = cloud.emulator.api_key
     if push_back == "rate limit":
         cloud.emulator.faults.rate_limit = 1000  # every call, retries included
     else:
         cloud.emulator.api_key = "aio_rotated"
-    report = poll(cloud, workers=1)
+    report = cloud.poll(workers=1)
     assert report.api_pushed_back
     assert (report.due, report.retry_later) == (1, 1)
     still_due, _ = cloud.services.table.due(cloud.clock.now, 100)
@@ -198,33 +175,29 @@ def test_the_run_takes_no_more_tasks_once_the_api_pushes_back(cloud: Cloud, push
     cloud.emulator.faults.rate_limit = 0
     cloud.emulator.api_key = key
     cloud.clock.advance(ACCOUNT_RETRY_STEPS * cloud.services.settings.poll_backoff_seconds + 1)
-    assert poll(cloud).completed == 5
+    assert cloud.poll().completed == 5
 
 
 def test_a_rate_limit_the_retries_ride_out_does_not_stop_the_run(cloud: Cloud) -> None:
     for i in range(3):
-        submit(cloud, request_id=f"r{i}")
+        cloud.submit(request_id=f"r{i}")
     cloud.clock.advance(31)
     cloud.emulator.faults.rate_limit = 2
-    report = poll(cloud)
+    report = cloud.poll()
     assert (report.completed, report.api_pushed_back) == (3, False)
 
 
 def test_a_submission_cut_short_by_a_crash_ends_as_unknown(cloud: Cloud) -> None:
-    table = cloud.services.table
-    attempt = table.start_submission(
+    seed_row(
+        cloud.services.table,
+        cloud.services.budget,
         "job-crashed",
-        source="sqs:x",
-        source_name="x",
-        request_json="{}",
-        model="minimax-music",
         now=cloud.clock.now,
         lease_seconds=cloud.services.settings.submit_lease_seconds,
     )
-    assert attempt
-    assert poll(cloud).due == 0, "still within the submit lease"
+    assert cloud.poll().due == 0, "still within the submit lease"
     cloud.clock.advance(cloud.services.settings.submit_lease_seconds + 1)
-    assert poll(cloud).unknown == 1
+    assert cloud.poll().unknown == 1
     (note,) = cloud.notifications()
     assert note["status"] == "UNKNOWN"
     assert "not sent again" in note["error"]
@@ -232,7 +205,7 @@ def test_a_submission_cut_short_by_a_crash_ends_as_unknown(cloud: Cloud) -> None
 
 
 def test_two_overlapping_runs_take_a_task_once(cloud: Cloud) -> None:
-    job_id = submit(cloud)
+    job_id = cloud.submit()
     cloud.clock.advance(31)
     (due,), _ = cloud.services.table.due(cloud.clock.now, 10)
     first = cloud.services.table.claim(job_id, due[1], cloud.clock.now + 300)
@@ -242,30 +215,30 @@ def test_two_overlapping_runs_take_a_task_once(cloud: Cloud) -> None:
     report = PollReport()
     process_row(cloud.services, first, report)
     assert report.completed == 1
-    assert poll(cloud) == PollReport()
+    assert cloud.poll() == PollReport()
     assert len(cloud.notifications()) == 1
     assert len(cloud.emulator.downloads) == 1
 
 
-def test_a_crash_before_the_notification_is_finished_by_the_next_run(cloud: Cloud) -> None:
-    job_id = submit(cloud)
+def test_a_crash_before_the_notification_is_finished_by_the_next_run(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = cloud.submit()
     cloud.clock.advance(31)
-    sns = cloud.services.sns
-    real_publish = sns.publish
 
     def crash(**kwargs: object) -> None:
         raise ConnectionError("the function died here")
 
-    sns.publish = crash  # type: ignore[method-assign,assignment]
-    assert poll(cloud).errors == 1
-    sns.publish = real_publish  # type: ignore[method-assign]
+    with monkeypatch.context() as patched:
+        patched.setattr(cloud.services.sns, "publish", crash)
+        assert cloud.poll().errors == 1
     row = cloud.services.table.get(job_id)
     assert row is not None
     assert row.state is JobState.COMPLETED
     assert not row.notified
     assert cloud.notifications() == []
     cloud.clock.advance(cloud.services.settings.poll_lease_seconds + 1)
-    report = poll(cloud)
+    report = cloud.poll()
     assert (report.notified, report.completed) == (1, 0)
     assert [n["status"] for n in cloud.notifications()] == ["COMPLETED"]
     assert len(cloud.emulator.downloads) == 1, "the song is not fetched twice"
@@ -273,11 +246,11 @@ def test_a_crash_before_the_notification_is_finished_by_the_next_run(cloud: Clou
 
 def test_only_due_rows_are_read(cloud: Cloud) -> None:
     for i in range(12):
-        submit(cloud, request_id=f"r{i}")
+        cloud.submit(request_id=f"r{i}")
     cloud.clock.advance(31)
-    poll(cloud)
+    cloud.poll()
     assert [r.state for r in cloud.rows()].count(JobState.COMPLETED) == 12
-    submit(cloud, request_id="late")
+    cloud.submit(request_id="late")
     cloud.clock.advance(31)
     due, _ = cloud.services.table.due(cloud.clock.now, 100)
     assert len(due) == 1, "finished rows are not in the index"
@@ -285,52 +258,54 @@ def test_only_due_rows_are_read(cloud: Cloud) -> None:
 
 def test_polling_stops_taking_tasks_when_time_runs_short(cloud: Cloud) -> None:
     for i in range(3):
-        submit(cloud, request_id=f"r{i}")
+        cloud.submit(request_id=f"r{i}")
     cloud.clock.advance(31)
     budget = iter([900_000, 10_000, 10_000])
     report = poll_due(cloud.services, lambda: next(budget))
     assert report.completed == 1
     assert report.stopped_early
-    assert poll(cloud).completed == 2
+    assert cloud.poll().completed == 2
 
 
 def test_the_poll_follows_at_most_poll_concurrency_tasks_at_once(cloud: Cloud) -> None:
     for i in range(7):
-        submit(cloud, request_id=f"r{i}")
+        cloud.submit(request_id=f"r{i}")
     cloud.clock.advance(31)
     cloud.emulator.most_at_once = 0  # the submissions above came one by one
     cloud.emulator.faults.slow_seconds = 0.2  # long enough for the workers to overlap
-    report = poll(cloud, workers=3)
+    report = cloud.poll(workers=3)
     assert report.completed == 7
     assert cloud.emulator.most_at_once == 3
 
 
-def test_a_failed_upload_is_retried_on_a_later_poll(cloud: Cloud) -> None:
-    job_id = submit(cloud)
+def test_a_failed_upload_is_retried_on_a_later_poll(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = cloud.submit()
     cloud.clock.advance(31)
-    s3 = cloud.services.s3
-    real_put = s3.put_object
 
     def throttled(**kwargs: object) -> object:
         raise ClientError(
             {"Error": {"Code": "SlowDown", "Message": "reduce your rate"}}, "PutObject"
         )
 
-    s3.put_object = throttled  # type: ignore[method-assign,assignment]
-    assert poll(cloud).retry_later == 1
-    s3.put_object = real_put  # type: ignore[method-assign]
+    with monkeypatch.context() as patched:
+        patched.setattr(cloud.services.s3, "put_object", throttled)
+        assert cloud.poll().retry_later == 1
     row = cloud.services.table.get(job_id)
     assert row is not None
     assert row.state is JobState.PENDING
     assert cloud.notifications() == []
     cloud.clock.advance(2 * cloud.services.settings.poll_backoff_seconds)
-    assert poll(cloud).completed == 1
+    assert cloud.poll().completed == 1
     assert len(cloud.notifications()) == 1
 
 
-def test_one_tasks_unexpected_error_does_not_stop_the_others(cloud: Cloud) -> None:
-    first = submit(cloud, request_id="first")
-    submit(cloud, request_id="second")
+def test_one_tasks_unexpected_error_does_not_stop_the_others(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = cloud.submit(request_id="first")
+    cloud.submit(request_id="second")
     cloud.clock.advance(31)
     broken_task = cloud.services.table.get(first).task_id  # type: ignore[union-attr]
     real_status = cloud.services.api.task_status
@@ -340,18 +315,18 @@ def test_one_tasks_unexpected_error_does_not_stop_the_others(cloud: Cloud) -> No
             raise RuntimeError("bug")
         return real_status(task_id)
 
-    cloud.services.api.task_status = status  # type: ignore[method-assign,assignment]
-    report = poll(cloud)
+    with monkeypatch.context() as patched:
+        patched.setattr(cloud.services.api, "task_status", status)
+        report = cloud.poll()
     assert (report.errors, report.completed) == (1, 1)
-    cloud.services.api.task_status = real_status  # type: ignore[method-assign]
-    assert poll(cloud).due == 0, "the broken one keeps its lease"
+    assert cloud.poll().due == 0, "the broken one keeps its lease"
     cloud.clock.advance(cloud.services.settings.poll_lease_seconds + 1)
-    assert poll(cloud).completed == 1
+    assert cloud.poll().completed == 1
 
 
 def test_every_log_line_about_a_task_names_its_job_and_task(cloud: Cloud) -> None:
     for i in range(4):
-        submit(cloud, request_id=f"r{i}")
+        cloud.submit(request_id=f"r{i}")
     cloud.clock.advance(31)
     function_logger = logging.getLogger("lyrics-to-song")
     lines = io.StringIO()
@@ -359,7 +334,7 @@ def test_every_log_line_about_a_task_names_its_job_and_task(cloud: Cloud) -> Non
     capture.setFormatter(function_logger.handlers[0].formatter)
     function_logger.addHandler(capture)
     try:
-        assert poll(cloud).completed == 4
+        assert cloud.poll().completed == 4
     finally:
         function_logger.removeHandler(capture)
     records = [json.loads(line) for line in lines.getvalue().splitlines()]
@@ -371,26 +346,26 @@ def test_every_log_line_about_a_task_names_its_job_and_task(cloud: Cloud) -> Non
 
 
 def test_server_errors_are_not_mistaken_for_unreadable_answers(cloud: Cloud) -> None:
-    job_id = submit(cloud)
+    job_id = cloud.submit()
     cloud.clock.advance(31)
     cloud.emulator.faults.server_error = 3 * (MAX_BAD_BODIES + 1)  # every call, retries too
     for _ in range(MAX_BAD_BODIES + 1):
-        assert poll(cloud).retry_later == 1
+        assert cloud.poll().retry_later == 1
         cloud.clock.advance(60)
     row = cloud.services.table.get(job_id)
     assert row is not None
     assert row.state is JobState.PENDING, "503s are waited out until the task is too old"
     assert row.bad_bodies == 0
-    assert poll(cloud).completed == 1
+    assert cloud.poll().completed == 1
 
 
 def test_each_ended_job_is_an_eventbridge_event_too(cloud: Cloud) -> None:
     cloud.emulator.faults.fail_tasks = True
-    failed = submit(cloud, request_id="fails")
+    failed = cloud.submit(request_id="fails")
     cloud.emulator.faults.fail_tasks = False
-    done = submit(cloud, request_id="works")
+    done = cloud.submit(request_id="works")
     cloud.clock.advance(31)
-    assert poll(cloud).notified == 2
+    assert cloud.poll().notified == 2
     events = {e["detail"]["job_id"]: e for e in cloud.events()}
     assert set(events) == {failed, done}
     for event in events.values():
@@ -405,9 +380,9 @@ def test_each_ended_job_is_an_eventbridge_event_too(cloud: Cloud) -> None:
 
 
 def test_a_sidecar_lies_next_to_each_song(cloud: Cloud) -> None:
-    job_id = submit(cloud, request_id="with-sidecar", bitrate=64000, metadata={"customer": "c9"})
+    job_id = cloud.submit(request_id="with-sidecar", bitrate=64000, metadata={"customer": "c9"})
     cloud.clock.advance(31)
-    poll(cloud)
+    cloud.poll()
     row = cloud.services.table.get(job_id)
     assert row is not None
     assert row.song_key is not None

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from lyrics_to_song.poll import poll_due
-from lyrics_to_song.submit import Outcome, RetryLater, handle_message
-from lyrics_to_song.task_rows import JobState
+from lyrics_to_song.data.rows import JobState
+from lyrics_to_song.errors import RetryLater
+from lyrics_to_song.submit import Outcome, handle_message
 from tests.integration.moto_cloud import Cloud
 from tests.support import song_request
 
@@ -18,7 +18,7 @@ def unknown_job(cloud: Cloud) -> str:
     cloud.emulator.faults.server_error = 1
     cloud.emulator.faults.server_error_status = 502
     assert handle_message(cloud.services, json.dumps(song_request(request_id="r1")), "m1") == [
-        Outcome.REJECTED
+        Outcome.UNKNOWN
     ]
     (note,) = cloud.notifications()
     assert note["status"] == "UNKNOWN"
@@ -39,7 +39,7 @@ def test_an_unknown_job_is_resubmitted_and_finishes(cloud: Cloud) -> None:
     assert row.error is None
     assert len(cloud.emulator.submissions) == 1, "paid once: the first call never arrived"
     cloud.clock.advance(31)
-    poll_due(cloud.services, lambda: 900_000)
+    cloud.poll()
     (note,) = cloud.notifications()
     assert (note["job_id"], note["status"]) == (job_id, "COMPLETED")
     assert note["error"] is None
@@ -51,7 +51,7 @@ def test_a_running_or_finished_job_is_not_resubmitted(cloud: Cloud, state: str) 
     job_id = cloud.only_row().job_id
     if state == "COMPLETED":
         cloud.clock.advance(31)
-        poll_due(cloud.services, lambda: 900_000)
+        cloud.poll()
         cloud.notifications()
     assert resubmit(cloud, job_id) == [Outcome.SKIPPED]
     row = cloud.services.table.get(job_id)

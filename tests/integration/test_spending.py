@@ -10,14 +10,12 @@ from typing import Any
 import pytest
 
 from local_cloud.runtime import LocalContext
-from lyrics_to_song.poll import poll_due
-from lyrics_to_song.spending import Cap, OverBudget, day_of
-from lyrics_to_song.submit import Outcome, RetryLater, handle_message, resubmit
-from lyrics_to_song.task_rows import JobState
+from lyrics_to_song.data.caps import Cap, day_of
+from lyrics_to_song.data.rows import JobState
+from lyrics_to_song.errors import OverBudget, RetryLater
+from lyrics_to_song.submit import Outcome, handle_message, resubmit
 from tests.integration.moto_cloud import Cloud
 from tests.support import song_request
-
-PLENTY = lambda: 10**9  # noqa: E731 - remaining milliseconds of a poll run
 
 
 def caps(cloud: Cloud, per_day: int = 100, in_flight: int = 100) -> None:
@@ -91,7 +89,7 @@ def test_beyond_the_in_flight_cap_jobs_wait_until_a_song_ends(cloud: Cloud) -> N
     assert len(cloud.emulator.submissions) == 2
 
     cloud.clock.advance(60)  # both songs are done; the poll function ends the jobs
-    report = poll_due(cloud.services, PLENTY)
+    report = cloud.poll()
     assert report.completed == 2
     # The ended jobs still hold their places; the next submission frees them and goes on.
     assert cloud.services.budget.holders() == {r.job_id for r in cloud.rows()}
@@ -119,7 +117,7 @@ def test_a_resubmission_counts_against_the_caps(cloud: Cloud) -> None:
     cloud.emulator.faults.fail_tasks = True
     assert submit(cloud, 0) == [Outcome.SUBMITTED]
     cloud.clock.advance(60)
-    assert poll_due(cloud.services, PLENTY).failed == 1
+    assert cloud.poll().failed == 1
     cloud.emulator.faults.fail_tasks = False
     job_id = cloud.only_row().job_id
 

@@ -7,10 +7,11 @@ import json
 
 import pytest
 
-from lyrics_to_song.music_api import ErrorKind, MusicApiClient
+from lyrics_to_song.data.rows import JobState
+from lyrics_to_song.errors import ErrorKind, RetryLater
+from lyrics_to_song.music_api import MusicApiClient
 from lyrics_to_song.services import api_key_source
-from lyrics_to_song.submit import Outcome, RetryLater, handle_message, handle_s3_event
-from lyrics_to_song.task_rows import JobState
+from lyrics_to_song.submit import Outcome, handle_message, handle_s3_event
 from tests.integration.moto_cloud import Cloud
 from tests.support import s3_notification, song_request
 
@@ -189,7 +190,7 @@ def test_a_server_error_on_submit_ends_as_unknown_and_is_not_resent(cloud: Cloud
     cloud.emulator.faults.server_error = 1
     cloud.emulator.faults.server_error_status = 502
     body = json.dumps(song_request())
-    assert handle_message(cloud.services, body, "m1") == [Outcome.REJECTED]
+    assert handle_message(cloud.services, body, "m1") == [Outcome.UNKNOWN]
     row = cloud.only_row()
     assert row.state is JobState.UNKNOWN
     assert "outcome unknown" in (row.error or "")
@@ -200,7 +201,7 @@ def test_a_server_error_on_submit_ends_as_unknown_and_is_not_resent(cloud: Cloud
 
 
 def test_error_kinds_cover_the_documented_codes() -> None:
-    from lyrics_to_song.music_api import classify_status
+    from lyrics_to_song.api_answers import classify_status
 
     assert [classify_status(c) for c in (400, 401, 402, 404, 429, 500, 503)] == [
         ErrorKind.PERMANENT,
@@ -226,12 +227,14 @@ def test_a_secret_without_a_value_keeps_the_job_waiting(cloud: Cloud) -> None:
     assert cloud.emulator.submissions == []
 
 
-def test_an_unexpected_error_mid_call_is_an_unknown_outcome(cloud: Cloud) -> None:
+def test_an_unexpected_error_mid_call_is_an_unknown_outcome(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(request: object) -> str:
         raise KeyError("bug")
 
-    cloud.services.api.submit = broken  # type: ignore[method-assign]
-    assert handle_message(cloud.services, json.dumps(song_request()), "m1") == [Outcome.REJECTED]
+    monkeypatch.setattr(cloud.services.api, "submit", broken)
+    assert handle_message(cloud.services, json.dumps(song_request()), "m1") == [Outcome.UNKNOWN]
     assert cloud.only_row().state is JobState.UNKNOWN
     (note,) = cloud.notifications()
     assert "unexpected KeyError" in note["error"]

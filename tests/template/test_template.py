@@ -13,9 +13,9 @@ from samtranslator.translator.translator import Translator
 
 from local_cloud.template import load_template
 from lyrics_to_song.config import load_settings
+from lyrics_to_song.data.task_table import DUE_INDEX
 from lyrics_to_song.poll import RESERVE_MS
 from lyrics_to_song.submit_handler import MIN_REMAINING_MS
-from lyrics_to_song.task_rows import DUE_INDEX
 
 
 class _ManagedPolicies(dict[str, str]):
@@ -260,16 +260,11 @@ def _emitted_metrics() -> set[str]:
     from pathlib import Path
 
     import lyrics_to_song
+    from lyrics_to_song.announce import ENDED_METRICS
 
-    names: set[str] = set()
-    for source in Path(lyrics_to_song.__file__).parent.glob("*.py"):
+    names: set[str] = set(ENDED_METRICS.values())
+    for source in Path(lyrics_to_song.__file__).parent.glob("**/*.py"):
         names |= set(re.findall(r'(?:count|seconds)\(\s*"(\w+)"', source.read_text()))
-    names |= set(
-        re.findall(
-            r'"(Songs\w+|Submissions\w+)"',
-            (Path(lyrics_to_song.__file__).parent / "closing.py").read_text(),
-        )
-    )
     return names
 
 

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from lyrics_to_song.config import ConfigError, load_settings
+from lyrics_to_song.config import load_settings
+from lyrics_to_song.errors import ConfigError
 
 BASE = {
     "TASKS_TABLE_NAME": "tasks",

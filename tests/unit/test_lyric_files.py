@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from lyrics_to_song.errors import InvalidRequest
 from lyrics_to_song.lyric_files import parse_lyric_file
-from lyrics_to_song.requests import InvalidRequest
 
 
 def parse(name: str, data: bytes, metadata_prompt: str | None = None):  # type: ignore[no-untyped-def]

@@ -4,7 +4,8 @@ from typing import Any
 
 import pytest
 
-from lyrics_to_song.requests import InvalidRequest, parse_request
+from lyrics_to_song.errors import InvalidRequest
+from lyrics_to_song.requests import parse_request
 from tests.support import song_request
 
 

@@ -61,7 +61,7 @@ def test_unreadable_messages_say_why_and_have_a_stable_job() -> None:
         found = read_message(body, "m")
         assert isinstance(found, UnreadableMessage), body
         assert reason in found.reason
-        assert found.job_id == read_message(body, "other-id").job_id  # type: ignore[union-attr]
+        assert found.job.job_id == read_message(body, "other-id").job.job_id  # type: ignore[union-attr]
 
 
 def test_direct_s3_events_are_recognised() -> None:

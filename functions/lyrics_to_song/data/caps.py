@@ -1,7 +1,8 @@
 """Spending caps: songs submitted per UTC day, and songs in flight at once.
 
 Both live in the spending table and are taken in the same transaction that writes a
-job's SUBMITTING row, so a row exists exactly when its share of both caps was taken:
+job's SUBMITTING row (`Reservation`, handed to the task table), so a row exists exactly
+when its share of both caps was taken:
 
 - `day#YYYY-MM-DD` counts the submissions of that day (`submitted`), refunded when the
   API surely refused one (nothing was paid);
@@ -19,6 +20,9 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from ..errors import OverBudget
+from .items import Item, item_of, strings, to_attr, whole
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
@@ -34,17 +38,62 @@ class Cap(StrEnum):
     IN_FLIGHT = "in-flight"
 
 
-class OverBudget(Exception):
-    """A cap is reached: the job must wait in the queue, unpaid, for `retry_after` s."""
-
-    def __init__(self, cap: Cap, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.cap = cap
-        self.retry_after = retry_after
-
-
 def day_of(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
+
+
+def _counter(name: str) -> Item:
+    return item_of({"counter": name})
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """One song of a day's cap and one place in flight, for one job.
+
+    The task table writes it in the transaction that writes the job's row; a job
+    already holding a place (a resubmission) keeps it rather than taking another.
+    """
+
+    job_id: str
+    day: str
+    table_name: str
+    per_day: int
+    in_flight: int
+    expires_at: int
+
+    # The caps in the order of `writes`.
+    CAPS = (Cap.DAILY, Cap.IN_FLIGHT)
+
+    def writes(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": _counter(DAY_PREFIX + self.day),
+                    "UpdateExpression": "ADD submitted :one SET expires_at = :expires",
+                    "ConditionExpression": "attribute_not_exists(submitted) OR submitted < :cap",
+                    "ExpressionAttributeValues": {
+                        ":one": to_attr(1),
+                        ":cap": to_attr(self.per_day),
+                        ":expires": to_attr(self.expires_at),
+                    },
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": _counter(IN_FLIGHT_KEY),
+                    "UpdateExpression": "ADD holders :job",
+                    "ConditionExpression": "attribute_not_exists(holders)"
+                    " OR size(holders) < :cap OR contains(holders, :job_id)",
+                    "ExpressionAttributeValues": {
+                        ":job": to_attr(frozenset([self.job_id])),
+                        ":job_id": to_attr(self.job_id),
+                        ":cap": to_attr(self.in_flight),
+                    },
+                }
+            },
+        ]
 
 
 @dataclass(frozen=True)
@@ -57,45 +106,21 @@ class Budget:
     in_flight: int
     in_flight_retry_seconds: int = 60  # songs take 30-90 s
 
-    def reservation(self, job_id: str, now: float) -> list[dict[str, Any]]:
-        """The transaction items that take one song of today's cap and one place in flight.
-
-        A job already holding a place (a resubmission) keeps it rather than taking another.
-        """
+    def reserve(self, job_id: str, now: float) -> Reservation:
+        """What the job's row must take with it: a song of today's cap, a place in flight."""
         expires = datetime.fromtimestamp(now, UTC) + timedelta(days=DAY_ITEM_TTL_DAYS)
-        return [
-            {
-                "Update": {
-                    "TableName": self.table_name,
-                    "Key": {"counter": {"S": DAY_PREFIX + day_of(now)}},
-                    "UpdateExpression": "ADD submitted :one SET expires_at = :expires",
-                    "ConditionExpression": "attribute_not_exists(submitted) OR submitted < :cap",
-                    "ExpressionAttributeValues": {
-                        ":one": {"N": "1"},
-                        ":cap": {"N": str(self.per_day)},
-                        ":expires": {"N": str(int(expires.timestamp()))},
-                    },
-                }
-            },
-            {
-                "Update": {
-                    "TableName": self.table_name,
-                    "Key": {"counter": {"S": IN_FLIGHT_KEY}},
-                    "UpdateExpression": "ADD holders :job",
-                    "ConditionExpression": "attribute_not_exists(holders)"
-                    " OR size(holders) < :cap OR contains(holders, :job_id)",
-                    "ExpressionAttributeValues": {
-                        ":job": {"SS": [job_id]},
-                        ":job_id": {"S": job_id},
-                        ":cap": {"N": str(self.in_flight)},
-                    },
-                }
-            },
-        ]
+        return Reservation(
+            job_id=job_id,
+            day=day_of(now),
+            table_name=self.table_name,
+            per_day=self.per_day,
+            in_flight=self.in_flight,
+            expires_at=int(expires.timestamp()),
+        )
 
-    def refused(self, failed: list[int], now: float) -> OverBudget:
-        """Which cap refused a reservation (by the failed items' positions), as an error."""
-        if 0 in failed:
+    def over(self, cap: Cap, now: float) -> OverBudget:
+        """The error that says a cap is reached, and how long the job waits."""
+        if cap is Cap.DAILY:
             return OverBudget(
                 Cap.DAILY,
                 f"the daily cap of {self.per_day} songs is reached for {day_of(now)} (UTC)",
@@ -113,30 +138,29 @@ class Budget:
         with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
             self.client.update_item(
                 TableName=self.table_name,
-                Key={"counter": {"S": DAY_PREFIX + day}},
+                Key=_counter(DAY_PREFIX + day),
                 UpdateExpression="ADD submitted :minus_one",
                 ConditionExpression="submitted > :zero",
-                ExpressionAttributeValues={":minus_one": {"N": "-1"}, ":zero": {"N": "0"}},
+                ExpressionAttributeValues={":minus_one": to_attr(-1), ":zero": to_attr(0)},
             )
 
-    def submitted_on(self, day: str) -> int:
-        item = self.client.get_item(
-            TableName=self.table_name, Key={"counter": {"S": DAY_PREFIX + day}}, ConsistentRead=True
+    def _read(self, name: str) -> Item:
+        return self.client.get_item(
+            TableName=self.table_name, Key=_counter(name), ConsistentRead=True
         ).get("Item", {})
-        return int(item.get("submitted", {}).get("N", "0"))
+
+    def submitted_on(self, day: str) -> int:
+        return whole(self._read(DAY_PREFIX + day), "submitted") or 0
 
     def holders(self) -> set[str]:
-        item = self.client.get_item(
-            TableName=self.table_name, Key={"counter": {"S": IN_FLIGHT_KEY}}, ConsistentRead=True
-        ).get("Item", {})
-        return set(item.get("holders", {}).get("SS", []))
+        return strings(self._read(IN_FLIGHT_KEY), "holders")
 
     def drop(self, job_ids: set[str]) -> None:
         """Free the places of jobs that have ended."""
         if job_ids:
             self.client.update_item(
                 TableName=self.table_name,
-                Key={"counter": {"S": IN_FLIGHT_KEY}},
+                Key=_counter(IN_FLIGHT_KEY),
                 UpdateExpression="DELETE holders :jobs",
-                ExpressionAttributeValues={":jobs": {"SS": sorted(job_ids)}},
+                ExpressionAttributeValues={":jobs": to_attr(frozenset(job_ids))},
             )

@@ -1,19 +1,70 @@
-"""The one notification each job gets when it ends, published to SNS."""
+"""Announcing the end of a job: one notification (SNS) and one event (EventBridge), then
+the row leaves the due index.
+
+The body's schema is in the README (Notifications).
+"""
 
 from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any
 
+from .data.rows import JobState, Row
+from .observability import count, logger
 from .sidecar import sidecar_key
-from .task_rows import Row
+from .song_store import presigned_url
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_sns import SNSClient
 
+    from .services import Services
+
 EVENT_SOURCE = "lyrics-to-song"
 EVENT_DETAIL_TYPE = "Song Job Ended"
+# Counted once, when a job reaches the state (not when a notification is sent again).
+ENDED_METRICS = {
+    JobState.COMPLETED: "SongsCompleted",
+    JobState.FAILED: "SongsFailed",
+    JobState.TIMED_OUT: "SongsTimedOut",
+    JobState.UNKNOWN: "SubmissionsUnknown",
+}
+
+
+def ended(services: Services, row: Row) -> None:
+    """A job has just reached its terminal state: count it and announce it."""
+    count(ENDED_METRICS[row.state])
+    announce(services, row)
+
+
+def announce(services: Services, row: Row) -> None:
+    """Publish the job's notification and event, then close the row.
+
+    A crash before the row is closed leaves it due with `notified` false, and the next
+    poll sends them then; the row is never closed without them.
+    """
+    settings = services.settings
+    url = (
+        presigned_url(
+            services.s3, settings.audio_bucket_name, row.song_key, settings.presign_expires_seconds
+        )
+        if row.song_key
+        else None
+    )
+    body = notification_body(row, songs_bucket=settings.audio_bucket_name, song_url=url)
+    message_id = publish(services.sns, settings.notify_topic_arn, body)
+    event_id = put_event(services.events, settings.event_bus_name, body)
+    expires_at = services.clock() + settings.terminal_ttl_days * 86400
+    services.table.mark_notified(row.job_id, expires_at=expires_at)
+    logger.info(
+        "notification sent",
+        extra={
+            "status": row.state.value,
+            "sns_message_id": message_id,
+            "event_id": event_id,
+            "error": row.error,
+        },
+    )
 
 
 def notification_body(row: Row, *, songs_bucket: str, song_url: str | None) -> dict[str, Any]:

@@ -1,0 +1,197 @@
+"""Reading the API's answers: the envelope, the task status, and where the audio is.
+
+The status body is not published, so it is read tolerantly (docs/music-api.md, "Status
+answers"): the status case-insensitively, the audio wherever the known shapes of the
+same backend put it. What cannot be understood raises a MusicApiError that carries the
+raw body, so the task is kept and the body logged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import httpx
+
+from .errors import ErrorKind, MusicApiError
+
+RAW_BODY_LOG_LIMIT = 2000
+
+_RUNNING = {"in_progress", "pending", "processing", "queued", "running", "submitted", "created"}
+_DONE = {"completed", "complete", "success", "succeeded", "finished", "done"}
+_FAILED = {"failed", "failure", "error", "cancelled", "canceled", "expired"}
+
+
+class TaskState(StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class AudioSource:
+    url: str | None = None
+    hex_data: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    state: TaskState
+    raw_status: str
+    audio: AudioSource | None = None
+    error: str | None = None
+    duration_seconds: float | None = None
+
+
+def classify_status(status: int) -> ErrorKind:
+    if status in (401, 402, 403):
+        return ErrorKind.ACCOUNT
+    if status == 429 or status >= 500 or status in (408, 409, 425):
+        return ErrorKind.TRANSIENT
+    return ErrorKind.PERMANENT
+
+
+def retry_after_of(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def clip(text: str) -> str:
+    return text if len(text) <= RAW_BODY_LOG_LIMIT else text[:RAW_BODY_LOG_LIMIT] + "…"
+
+
+def read_envelope(response: httpx.Response) -> Any:
+    """Return the `data` (or the whole body for flat shapes) of a successful answer.
+
+    Raises MusicApiError when the HTTP status or the envelope's `code` says it failed;
+    the two can disagree, and an error in either counts.
+    """
+    text = response.text
+    try:
+        body: Any = json.loads(text) if text.strip() else None
+    except json.JSONDecodeError:
+        body = None
+    code: int | None = None
+    message = ""
+    if isinstance(body, Mapping):
+        raw_code = body.get("code")
+        if isinstance(raw_code, int) and not isinstance(raw_code, bool):
+            code = raw_code
+        raw_message = body.get("message") or body.get("msg") or body.get("error")
+        message = raw_message if isinstance(raw_message, str) else ""
+    failing = [s for s in (code, response.status_code) if s is not None and s >= 400]
+    if failing:
+        status = failing[0]  # the envelope's code is the more specific when both fail
+        detail = message or clip(text) or response.reason_phrase
+        raise MusicApiError(
+            classify_status(status),
+            f"API answered {status}: {detail}",
+            status=status,
+            retry_after=retry_after_of(response),
+            raw_body=clip(text),
+        )
+    if not isinstance(body, Mapping):
+        raise MusicApiError(
+            ErrorKind.TRANSIENT,
+            f"API answered {response.status_code} with a body that is not a JSON object",
+            status=response.status_code,
+            raw_body=clip(text),
+            malformed=True,
+        )
+    data = body.get("data")
+    return data if isinstance(data, Mapping) else body
+
+
+def first_str(data: Mapping[str, Any], *names: str) -> str | None:
+    for name in names:
+        value = data.get(name)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def _is_hex(text: str) -> bool:
+    return (
+        len(text) % 2 == 0
+        and len(text) >= 2
+        and all(c in "0123456789abcdefABCDEF" for c in text[:64])
+    )
+
+
+def _audio_from(value: Any) -> AudioSource | None:
+    if isinstance(value, str):
+        if value.startswith(("http://", "https://")):
+            return AudioSource(url=value)
+        if _is_hex(value):
+            return AudioSource(hex_data=value)
+        return None
+    if isinstance(value, Mapping):
+        for key in ("audio_url", "url", "audio_file", "audio"):
+            found = _audio_from(value.get(key))
+            if found:
+                return found
+    if isinstance(value, list) and value:
+        return _audio_from(value[0])
+    return None
+
+
+def find_audio(data: Mapping[str, Any]) -> AudioSource | None:
+    """Find the song in any of the known shapes (docs/music-api.md, "Status answers")."""
+    for key in ("audio_url", "output", "response_data", "result", "audio", "audio_file"):
+        found = _audio_from(data.get(key))
+        if found:
+            return found
+    return None
+
+
+def _duration(data: Mapping[str, Any]) -> float | None:
+    for holder, key, scale in (
+        (data, "duration", 1.0),
+        (data, "audio_duration", 1.0),
+        (data.get("extra_info"), "music_duration", 0.001),  # MiniMax reports milliseconds
+        (data.get("output"), "duration", 1.0),
+    ):
+        if isinstance(holder, Mapping):
+            value = holder.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+                return float(value) * scale
+    return None
+
+
+def parse_task_status(data: Mapping[str, Any], raw: str) -> TaskStatus:
+    """Read a status body. Raises MusicApiError (transient, with the raw body) if it can't."""
+    raw_status = first_str(data, "status", "state", "task_status")
+    if raw_status is None:
+        raise MusicApiError(
+            ErrorKind.TRANSIENT, "status body has no status", raw_body=clip(raw), malformed=True
+        )
+    normalized = raw_status.lower()
+    if normalized in _RUNNING:
+        return TaskStatus(TaskState.RUNNING, raw_status)
+    if normalized in _FAILED:
+        error = first_str(data, "error", "fail_message", "error_message", "fail_reason", "message")
+        return TaskStatus(TaskState.FAILED, raw_status, error=error or f"task {raw_status}")
+    if normalized in _DONE:
+        audio = find_audio(data)
+        if audio is None:
+            raise MusicApiError(
+                ErrorKind.TRANSIENT,
+                f"task is {raw_status} but no audio was found in the body",
+                raw_body=clip(raw),
+                malformed=True,
+            )
+        return TaskStatus(TaskState.DONE, raw_status, audio=audio, duration_seconds=_duration(data))
+    raise MusicApiError(
+        ErrorKind.TRANSIENT,
+        f"unknown task status {raw_status!r}",
+        raw_body=clip(raw),
+        malformed=True,
+    )

@@ -1,0 +1,93 @@
+"""A job's row in the tasks table, and how it is read from a DynamoDB item.
+
+The states and their meaning are in the README (How it works: Job states).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from .items import flag, number, text, whole
+
+
+class JobState(StrEnum):
+    SUBMITTING = "SUBMITTING"  # the row is written; the API call is under way
+    PENDING = "PENDING"  # the API took it; the poll function follows it
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    UNKNOWN = "UNKNOWN"  # the submission may or may not have reached the API
+
+    @property
+    def terminal(self) -> bool:
+        return self not in (JobState.SUBMITTING, JobState.PENDING)
+
+
+# Ended without a song: the states an owner may resubmit from (README: Resubmitting a job).
+RESUBMITTABLE = (JobState.UNKNOWN, JobState.FAILED, JobState.TIMED_OUT)
+
+
+@dataclass(frozen=True)
+class Row:
+    """A task row as the functions use it."""
+
+    job_id: str
+    state: JobState
+    source: str
+    source_name: str
+    created_at: float
+    due_at: float | None = None
+    request_json: str | None = None
+    model: str | None = None
+    task_id: str | None = None
+    submitted_at: float | None = None
+    finished_at: float | None = None
+    polls: int = 0
+    bad_bodies: int = 0
+    error: str | None = None
+    song_key: str | None = None
+    song_bytes: int | None = None
+    duration_seconds: float | None = None
+    notified: bool = False
+    attempt: str | None = None
+    previous_state: JobState | None = None
+    resubmits: int = 0
+    api_status: str | None = None
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Row:
+        return cls(
+            job_id=item["job_id"]["S"],
+            state=JobState(item["state"]["S"]),
+            source=text(item, "source") or "",
+            source_name=text(item, "source_name") or "",
+            created_at=number(item, "created_at") or 0.0,
+            due_at=number(item, "due_at"),
+            request_json=text(item, "request_json"),
+            model=text(item, "model"),
+            task_id=text(item, "task_id"),
+            submitted_at=number(item, "submitted_at"),
+            finished_at=number(item, "finished_at"),
+            polls=whole(item, "polls") or 0,
+            bad_bodies=whole(item, "bad_bodies") or 0,
+            error=text(item, "error"),
+            song_key=text(item, "song_key"),
+            song_bytes=whole(item, "song_bytes"),
+            duration_seconds=number(item, "duration_seconds"),
+            notified=flag(item, "notified"),
+            attempt=text(item, "attempt"),
+            previous_state=JobState(p) if (p := text(item, "previous_state")) else None,
+            resubmits=whole(item, "resubmits") or 0,
+            api_status=text(item, "api_status"),
+        )
+
+
+@dataclass(frozen=True)
+class Song:
+    """What a completed job's row records of its song."""
+
+    key: str
+    size: int
+    duration_seconds: float | None = None

@@ -1,0 +1,432 @@
+"""The tasks table: one row per job, and every change of its state a named, conditional write.
+
+    (no row) ──start──► SUBMITTING ──submitted──► PENDING ──end──► COMPLETED | FAILED | TIMED_OUT
+        │                   │  └──settle──► FAILED | UNKNOWN            ▲  (reschedule,
+        └──reject──► FAILED └──release──► (no row, or as it was)       │   record_check ...)
+    ended, notified ──restart──► SUBMITTING (the owner's resubmission)  │
+    ended ──mark_notified──► leaves the due index, expires (TTL)        claim (a poll run's lease)
+
+Rows that still need work (a task to poll, a submission to settle, a notification to
+send) carry `open_shard` and `due_at`; those two keys make up the sparse index
+`open-by-due`, so a poll reads only due rows and never scans the table.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .caps import Cap, Reservation
+from .items import Fields, Item, item_of, text, to_attr, transact, update_clause
+from .rows import RESUBMITTABLE, JobState, Row, Song
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+DUE_INDEX = "open-by-due"
+OPEN_SHARD = "OPEN"
+
+
+@dataclass(frozen=True)
+class Started:
+    """The row is written with its reservation: this attempt may pay for the job."""
+
+    attempt: str
+    day: str  # whose daily cap it counts against
+
+
+@dataclass(frozen=True)
+class AlreadyKnown:
+    """The job has a row already (or may not be restarted): nothing more may be paid."""
+
+
+@dataclass(frozen=True)
+class CapReached:
+    """A spending cap refused the reservation: nothing was written."""
+
+    cap: Cap
+
+
+StartResult = Started | AlreadyKnown | CapReached
+
+
+def _ending(state: JobState, now: float, error: str | None, song: Song | None) -> Fields:
+    """What every end of a job writes. It stays due until its notification is out."""
+    return {
+        "state": state.value,
+        "finished_at": now,
+        "error": error,
+        "song_key": song.key if song else None,
+        "song_bytes": song.size if song else None,
+        "duration_seconds": song.duration_seconds if song else None,
+        "notified": False,
+        "previous_state": None,  # a resubmission, if this was one, is over
+        "due_at": now,
+    }
+
+
+class TaskTable:
+    """Data access for the tasks table; takes its client, holds no other state."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self.client = client
+        self.table_name = table_name
+
+    # --- reading ---------------------------------------------------------------------
+    def get(self, job_id: str) -> Row | None:
+        item = self.client.get_item(
+            TableName=self.table_name, Key=self._key(job_id), ConsistentRead=True
+        ).get("Item")
+        return Row.from_item(item) if item else None
+
+    def rows(self, state: JobState | None = None) -> Iterator[Row]:
+        """Every row (a scan), optionally of one state."""
+        kwargs: dict[str, Any] = {"TableName": self.table_name}
+        if state is not None:
+            kwargs |= {
+                "FilterExpression": "#state = :state",
+                "ExpressionAttributeNames": {"#state": "state"},
+                "ExpressionAttributeValues": {":state": to_attr(state.value)},
+            }
+        for page in self.client.get_paginator("scan").paginate(**kwargs):
+            yield from (Row.from_item(item) for item in page.get("Items", []))
+
+    def in_flight(self, job_ids: set[str]) -> set[str]:
+        """Those of the jobs whose rows say they are still being submitted or made.
+
+        A job whose row could not be read is counted as in flight (the safe side).
+        """
+        keys = [self._key(job_id) for job_id in sorted(job_ids)]
+        running: set[str] = set()
+        for start in range(0, len(keys), 100):
+            response = self.client.batch_get_item(
+                RequestItems={
+                    self.table_name: {
+                        "Keys": keys[start : start + 100],
+                        "ProjectionExpression": "job_id, #state",
+                        "ExpressionAttributeNames": {"#state": "state"},
+                        "ConsistentRead": True,
+                    }
+                }
+            )
+            for item in response["Responses"].get(self.table_name, []):
+                if not JobState(item["state"]["S"]).terminal:
+                    running.add(item["job_id"]["S"])
+            unread = response.get("UnprocessedKeys", {}).get(self.table_name)
+            if unread:
+                running.update(text(key, "job_id") or "" for key in unread["Keys"])
+        return running
+
+    def due(
+        self, now: float, limit: int, start_key: dict[str, Any] | None = None
+    ) -> tuple[list[tuple[str, float]], dict[str, Any] | None]:
+        """One page of (job_id, due_at) from the sparse index, earliest first."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": DUE_INDEX,
+            "KeyConditionExpression": "open_shard = :open AND due_at <= :now",
+            "ExpressionAttributeValues": {":open": to_attr(OPEN_SHARD), ":now": to_attr(now)},
+            "Limit": limit,
+        }
+        if start_key:
+            kwargs["ExclusiveStartKey"] = start_key
+        page = self.client.query(**kwargs)
+        rows = [(i["job_id"]["S"], float(i["due_at"]["N"])) for i in page.get("Items", [])]
+        return rows, page.get("LastEvaluatedKey")
+
+    # --- submitting ------------------------------------------------------------------
+    def start(
+        self,
+        job_id: str,
+        *,
+        source: str,
+        source_name: str,
+        request_json: str,
+        model: str,
+        now: float,
+        lease_seconds: float,
+        reservation: Reservation,
+    ) -> StartResult:
+        """Write the SUBMITTING row, with its reservation, before any money is spent.
+
+        AlreadyKnown when the job already has a row (a redelivery or a duplicate event).
+        The row is due when its lease ends, so a submission cut short by a crash is
+        settled by the poll function.
+        """
+        attempt = uuid.uuid4().hex
+        item = item_of(
+            {
+                "job_id": job_id,
+                "state": JobState.SUBMITTING.value,
+                "source": source,
+                "source_name": source_name,
+                "request_json": request_json,
+                "model": model,
+                "attempt": attempt,
+                "created_at": now,
+                "open_shard": OPEN_SHARD,
+                "due_at": now + lease_seconds,
+            }
+        )
+        put = {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": item,
+                "ConditionExpression": "attribute_not_exists(job_id)",
+            }
+        }
+        return self._start(put, attempt, reservation)
+
+    def restart(
+        self, job_id: str, *, now: float, lease_seconds: float, reservation: Reservation
+    ) -> StartResult:
+        """Take an ended, notified job back to SUBMITTING for the owner's explicit resubmit.
+
+        AlreadyKnown when the job is not in a state that may be resubmitted (running,
+        completed, or its last notification not out yet).
+        """
+        attempt = uuid.uuid4().hex
+        resubmittable = {
+            f":ended_{state.value.lower()}": to_attr(state.value) for state in RESUBMITTABLE
+        }
+        update = {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": self._key(job_id),
+                "UpdateExpression": (
+                    "SET previous_state = #state, #state = :submitting, attempt = :attempt,"
+                    " open_shard = :open, due_at = :lease, polls = :zero, bad_bodies = :zero,"
+                    " resubmits = if_not_exists(resubmits, :zero) + :one, notified = :no"
+                    " REMOVE task_id, #error, finished_at, submitted_at, song_key, song_bytes,"
+                    " duration_seconds, api_status, expires_at"
+                ),
+                "ConditionExpression": (
+                    f"#state IN ({', '.join(resubmittable)}) AND notified = :yes"
+                    " AND attribute_exists(request_json)"
+                ),
+                "ExpressionAttributeNames": {"#state": "state", "#error": "error"},
+                "ExpressionAttributeValues": {
+                    ":submitting": to_attr(JobState.SUBMITTING.value),
+                    ":attempt": to_attr(attempt),
+                    ":open": to_attr(OPEN_SHARD),
+                    ":lease": to_attr(now + lease_seconds),
+                    ":zero": to_attr(0),
+                    ":one": to_attr(1),
+                    ":no": to_attr(False),
+                    ":yes": to_attr(True),
+                    **resubmittable,
+                },
+            }
+        }
+        return self._start(update, attempt, reservation)
+
+    def _start(self, write: dict[str, Any], attempt: str, reservation: Reservation) -> StartResult:
+        refused = transact(self.client, [write, *reservation.writes()])
+        if refused is None:
+            return Started(attempt, reservation.day)
+        if refused == 0:  # the row's own condition wins over the caps'
+            return AlreadyKnown()
+        return CapReached(Reservation.CAPS[refused - 1])
+
+    def release(self, job_id: str, attempt: str) -> bool:
+        """Undo a submission the API surely refused, so a redelivery may try again.
+
+        A first submission's row is deleted; a resubmission's row goes back to the state
+        it had, as it was before the resubmit message came.
+        """
+        try:
+            self.client.delete_item(
+                TableName=self.table_name,
+                Key=self._key(job_id),
+                ConditionExpression="#state = :submitting AND attempt = :attempt"
+                " AND attribute_not_exists(previous_state)",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={
+                    ":submitting": to_attr(JobState.SUBMITTING.value),
+                    ":attempt": to_attr(attempt),
+                },
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            row = self.get(job_id)
+            if row is None or row.previous_state is None:
+                return False
+            fields: Fields = {
+                "state": row.previous_state.value,
+                "previous_state": None,
+                "notified": True,
+                "open_shard": None,
+                "due_at": None,
+            }
+            return self._update_submitting(job_id, attempt, fields) is not None
+        return True
+
+    def submitted(
+        self, job_id: str, attempt: str, *, task_id: str, now: float, first_due: float
+    ) -> bool:
+        """The API took the job: from now on the poll function follows its task."""
+        fields: Fields = {
+            "state": JobState.PENDING.value,
+            "task_id": task_id,
+            "submitted_at": now,
+            "previous_state": None,
+            "due_at": first_due,
+        }
+        return self._update_submitting(job_id, attempt, fields) is not None
+
+    def settle(
+        self, job_id: str, attempt: str, state: JobState, *, error: str, now: float
+    ) -> Row | None:
+        """End a submission that cannot go on (refused, or outcome unknown).
+
+        Returns the ended row, or None when this attempt no longer holds it.
+        """
+        return self._update_submitting(job_id, attempt, _ending(state, now, error, None))
+
+    def reject(
+        self, job_id: str, *, source: str, source_name: str, error: str, now: float
+    ) -> Row | None:
+        """A job whose input is unusable: FAILED from the start, due now for its notification.
+
+        None when the job already has a row.
+        """
+        item = item_of(
+            {
+                "job_id": job_id,
+                "source": source,
+                "source_name": source_name,
+                "created_at": now,
+                "open_shard": OPEN_SHARD,
+                **_ending(JobState.FAILED, now, error, None),
+            }
+        )
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=item,
+                ConditionExpression="attribute_not_exists(job_id)",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return None
+        return Row.from_item(item)
+
+    # --- following a task (a poll run holds the row by its lease) ---------------------
+    def claim(self, job_id: str, seen_due_at: float, lease_until: float) -> Row | None:
+        """Take a due row for this run by moving its due time past the lease.
+
+        Fails (None) when another run took it first or it changed since it was read.
+        """
+        try:
+            response = self.client.update_item(
+                TableName=self.table_name,
+                Key=self._key(job_id),
+                UpdateExpression="SET due_at = :lease",
+                ConditionExpression="due_at = :seen",
+                ExpressionAttributeValues={
+                    ":lease": to_attr(lease_until),
+                    ":seen": to_attr(seen_due_at),
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return None
+        return Row.from_item(response["Attributes"])
+
+    def reschedule(self, row: Row, due_at: float) -> bool:
+        """Look at a held row again at `due_at` (trouble on the way; nothing learned)."""
+        return self._update_held(row, {"due_at": due_at}) is not None
+
+    def record_check(self, row: Row, due_at: float, api_status: str) -> bool:
+        """A status check found the song still being made: count it, look again at `due_at`."""
+        fields: Fields = {
+            "due_at": due_at,
+            "polls": row.polls + 1,
+            "bad_bodies": 0,
+            "api_status": api_status,
+        }
+        return self._update_held(row, fields) is not None
+
+    def record_unreadable(self, row: Row, due_at: float) -> bool:
+        """A status answer could not be read: count it in a row, look again at `due_at`."""
+        return (
+            self._update_held(row, {"due_at": due_at, "bad_bodies": row.bad_bodies + 1}) is not None
+        )
+
+    def end(
+        self,
+        row: Row,
+        state: JobState,
+        *,
+        now: float,
+        error: str | None = None,
+        song: Song | None = None,
+    ) -> Row | None:
+        """Record a held row's terminal state; None when the lease was lost meanwhile."""
+        return self._update_held(row, _ending(state, now, error, song))
+
+    def mark_notified(self, job_id: str, expires_at: float) -> bool:
+        """The last write of a job: it leaves the index and expires later (TTL)."""
+        fields: Fields = {
+            "notified": True,
+            "open_shard": None,
+            "due_at": None,
+            "expires_at": int(expires_at),
+        }
+        return self._update(job_id, fields, condition="attribute_exists(job_id)") is not None
+
+    # --- plumbing --------------------------------------------------------------------
+    @staticmethod
+    def _key(job_id: str) -> Item:
+        return item_of({"job_id": job_id})
+
+    def _update_submitting(self, job_id: str, attempt: str, fields: Fields) -> Row | None:
+        """Change a SUBMITTING row, only if it is still the one this attempt wrote."""
+        return self._update(
+            job_id,
+            fields,
+            condition="#state = :expected AND attempt = :attempt",
+            extra_values={
+                ":expected": to_attr(JobState.SUBMITTING.value),
+                ":attempt": to_attr(attempt),
+            },
+        )
+
+    def _update_held(self, row: Row, fields: Fields) -> Row | None:
+        """Change a row this run holds (its due_at is still our lease)."""
+        assert row.due_at is not None
+        return self._update(
+            row.job_id,
+            fields,
+            condition="due_at = :held",
+            extra_values={":held": to_attr(row.due_at)},
+        )
+
+    def _update(
+        self,
+        job_id: str,
+        fields: Fields,
+        *,
+        condition: str,
+        extra_values: dict[str, Any] | None = None,
+    ) -> Row | None:
+        """A conditional update; the row as it is after it, or None if the condition failed."""
+        clause, names, values = update_clause(fields)
+        if "#state" in condition:
+            names["#state"] = "state"
+        values.update(extra_values or {})
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": self._key(job_id),
+            "UpdateExpression": clause,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ReturnValues": "ALL_NEW",
+        }
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        try:
+            response = self.client.update_item(**kwargs)
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return None
+        return Row.from_item(response["Attributes"])

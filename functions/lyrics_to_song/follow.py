@@ -1,0 +1,244 @@
+"""Following one task a poll run holds: ask its status, save the song, end and announce the job.
+
+What each answer leads to is in the README (How it works: What is retried, and what is not).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import httpx
+from botocore.exceptions import ClientError
+
+from .announce import announce, ended
+from .api_answers import TaskState, TaskStatus
+from .audio_download import save_song
+from .data.rows import JobState, Row, Song
+from .errors import AudioGone, ErrorKind, MusicApiError
+from .observability import count, logger, seconds
+from .services import Services
+from .sidecar import sidecar_body, write_sidecar
+
+MAX_BAD_BODIES = 5  # unreadable status bodies in a row before the job fails
+# Waits after trouble, as multiples of the poll backoff step (15 s by default).
+TRANSIENT_RETRY_STEPS = 2
+ACCOUNT_RETRY_STEPS = 20
+MAX_BACKOFF_SECONDS = 300.0
+_REPORT_FIELDS = {
+    JobState.COMPLETED: "completed",
+    JobState.FAILED: "failed",
+    JobState.TIMED_OUT: "timed_out",
+    JobState.UNKNOWN: "unknown",
+}
+
+
+@dataclass
+class PollReport:
+    due: int = 0
+    taken_by_other_run: int = 0
+    completed: int = 0
+    failed: int = 0
+    timed_out: int = 0
+    unknown: int = 0
+    running: int = 0
+    retry_later: int = 0
+    notified: int = 0
+    errors: int = 0
+    stopped_early: bool = False
+    # The API asked us to slow down (429, 503) or refused the account (401, 402): the
+    # run takes no more tasks, since each would only meet the same answer.
+    api_pushed_back: bool = False
+
+    def add(self, other: PollReport) -> None:
+        for item in dataclasses.fields(self):
+            mine, theirs = getattr(self, item.name), getattr(other, item.name)
+            setattr(self, item.name, (mine or theirs) if isinstance(mine, bool) else mine + theirs)
+
+
+def backoff(polls: int, step: float) -> float:
+    """Wait a little longer after each poll that found the song still running."""
+    return min(MAX_BACKOFF_SECONDS, step * (polls + 1))
+
+
+def process_row(services: Services, row: Row, report: PollReport) -> None:
+    """Take a held row one step further: announce it, settle it, or ask about its task."""
+    if row.state.terminal:
+        # Ended earlier, but its notification did not go out (a crash in between).
+        announce(services, row)
+        report.notified += 1
+        return
+    if row.state is JobState.SUBMITTING:
+        logger.error("a submission was cut short: its outcome is unknown, it is not resubmitted")
+        _end(
+            services,
+            row,
+            JobState.UNKNOWN,
+            report,
+            error="outcome unknown: the submit function stopped during the API call; "
+            "the song may or may not have been started, so it was not sent again",
+        )
+        return
+    _follow_task(services, row, report)
+
+
+def _follow_task(services: Services, row: Row, report: PollReport) -> None:
+    assert row.task_id is not None
+    try:
+        status = services.api.task_status(row.task_id)
+    except MusicApiError as exc:
+        _status_unavailable(services, row, exc, report)
+        return
+    if status.state is TaskState.FAILED:
+        _end(
+            services,
+            row,
+            JobState.FAILED,
+            report,
+            error=f"the API reported the task {status.raw_status}: {status.error}",
+        )
+    elif status.state is TaskState.RUNNING:
+        if _too_old(services, row):
+            _time_out(services, row, report)
+            return
+        report.running += 1
+        step = services.settings.poll_backoff_seconds
+        services.table.record_check(
+            row, services.clock() + backoff(row.polls, step), status.raw_status
+        )
+    else:
+        _song_ready(services, row, status, report)
+
+
+def _song_ready(services: Services, row: Row, status: TaskStatus, report: PollReport) -> None:
+    """Save the song and its sidecar, then end the job COMPLETED."""
+    assert status.audio is not None
+    bucket = services.settings.audio_bucket_name
+    try:
+        saved = save_song(services.api, services.s3, bucket, row, status.audio)
+        now = services.clock()
+        sidecar = sidecar_body(
+            row, saved, bucket=bucket, saved_at=now, duration=status.duration_seconds
+        )
+        write_sidecar(services.s3, bucket, sidecar, saved.key)
+    except AudioGone as exc:
+        _end(services, row, JobState.FAILED, report, error=str(exc))
+        return
+    except (httpx.HTTPError, OSError, ClientError) as exc:
+        logger.warning(
+            "saving the song or its sidecar failed; retried on the next poll",
+            extra={"error": repr(exc)},
+        )
+        _retry_later(services, row, report, _steps(services, TRANSIENT_RETRY_STEPS))
+        return
+    seconds("TimeToSong", now - (row.submitted_at or row.created_at))
+    logger.info("song saved", extra={"song_key": saved.key, "bytes": saved.size})
+    song = Song(saved.key, saved.size, status.duration_seconds)
+    _end(services, row, JobState.COMPLETED, report, song=song)
+
+
+def _status_unavailable(
+    services: Services, row: Row, exc: MusicApiError, report: PollReport
+) -> None:
+    extra = {"api_status": exc.status, "error": str(exc), "raw_body": exc.raw_body}
+    if exc.kind is ErrorKind.PERMANENT:
+        logger.warning("the API refused the status request", extra=extra)
+        _end(services, row, JobState.FAILED, report, error=f"status request refused: {exc}")
+        return
+    if exc.kind is ErrorKind.ACCOUNT:
+        logger.error(
+            "API account problem: the task is polled again once the key or credits are fixed",
+            extra=extra,
+        )
+        count("AccountErrors")
+        report.api_pushed_back = True
+        _retry_later(services, row, report, _steps(services, ACCOUNT_RETRY_STEPS), check_age=False)
+        return
+    if exc.malformed:
+        _unreadable(services, row, exc, report)
+        return
+    logger.warning("status request failed; retried on the next poll", extra=extra)
+    count("TransientErrors")
+    if exc.status in (429, 503):
+        report.api_pushed_back = True
+    _retry_later(
+        services, row, report, max(_steps(services, TRANSIENT_RETRY_STEPS), exc.retry_after or 0.0)
+    )
+
+
+def _unreadable(services: Services, row: Row, exc: MusicApiError, report: PollReport) -> None:
+    """A status body not understood: kept and logged; the job fails after a few in a row."""
+    bad = row.bad_bodies + 1
+    logger.error(
+        "status body not understood",
+        extra={
+            "api_status": exc.status,
+            "error": str(exc),
+            "raw_body": exc.raw_body,
+            "times_in_a_row": bad,
+        },
+    )
+    count("UnreadableStatusBodies")
+    if bad >= MAX_BAD_BODIES:
+        _end(
+            services,
+            row,
+            JobState.FAILED,
+            report,
+            error=f"the API's status answer could not be read {bad} times in a row: {exc}",
+        )
+        return
+    services.table.record_unreadable(
+        row, services.clock() + _steps(services, TRANSIENT_RETRY_STEPS)
+    )
+    report.retry_later += 1
+
+
+def _steps(services: Services, steps: int) -> float:
+    return float(services.settings.poll_backoff_seconds * steps)
+
+
+def _too_old(services: Services, row: Row) -> bool:
+    started = row.submitted_at or row.created_at
+    return services.clock() - started > services.settings.max_task_age_seconds
+
+
+def _time_out(services: Services, row: Row, report: PollReport) -> None:
+    limit = services.settings.max_task_age_seconds
+    _end(
+        services,
+        row,
+        JobState.TIMED_OUT,
+        report,
+        error=f"no song within {limit} seconds of submission",
+    )
+
+
+def _retry_later(
+    services: Services, row: Row, report: PollReport, delay: float, *, check_age: bool = True
+) -> None:
+    if check_age and _too_old(services, row):
+        _time_out(services, row, report)
+        return
+    report.retry_later += 1
+    services.table.reschedule(row, services.clock() + delay)
+
+
+def _end(
+    services: Services,
+    row: Row,
+    state: JobState,
+    report: PollReport,
+    *,
+    error: str | None = None,
+    song: Song | None = None,
+) -> None:
+    """Record the terminal state (still due, for its notification), then announce it."""
+    ended_row = services.table.end(row, state, now=services.clock(), error=error, song=song)
+    if ended_row is None:
+        logger.warning("the row changed under this run (lease lost); left to the other run")
+        return
+    field = _REPORT_FIELDS[state]
+    setattr(report, field, getattr(report, field) + 1)
+    ended(services, ended_row)
+    report.notified += 1
