@@ -23,15 +23,16 @@ demo: $(STAMP)
 local: $(STAMP)
 	$(PY) -m local_cloud.serve
 
-## test: the whole suite, offline
+## test: the whole suite, offline, with line and branch coverage of the code
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --cov --cov-report=term
 
-## lint: ruff, mypy and cfn-lint (with the serverless rules)
+## lint: ruff, mypy, complexity (xenon) and cfn-lint (with the serverless rules)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check functions infra tests
 	$(VENV)/bin/ruff format --check functions infra tests
 	$(VENV)/bin/mypy
+	$(VENV)/bin/xenon --max-absolute C --max-modules B --max-average A functions infra
 	$(VENV)/bin/cfn-lint template.yaml -a cfn_lint_serverless.rules
 
 fmt: $(STAMP)

@@ -47,6 +47,7 @@ class TaskStatus:
 
 
 def classify_status(status: int) -> ErrorKind:
+    """What an HTTP or envelope code means for the job (docs/music-api.md, "Errors")."""
     if status in (401, 402, 403):
         return ErrorKind.ACCOUNT
     if status == 429 or status >= 500 or status in (408, 409, 425):

@@ -11,6 +11,7 @@ from typing import Any
 
 from .errors import InvalidRequest
 
+# The API's fields and the model's limits: docs/music-api.md ("Endpoints", "Limits of the model").
 ALLOWED_BITRATES = (32000, 60000, 64000, 128000, 256000)
 ALLOWED_SAMPLE_RATES = (16000, 24000, 32000, 44100)
 DEFAULT_BITRATE = 256000

@@ -199,7 +199,7 @@ def _submission_failed(
     table = services.table
     log = {"api_status": exc.status, "error": str(exc), "raw_body": exc.raw_body}
     if exc.maybe_accepted:
-        # It may have been accepted and billed: never retry blindly (README: unknown outcome).
+        # It may have been accepted and billed: never retry blindly (docs/music-api.md, "Errors").
         logger.error("submission outcome unknown: not retried", extra=log)
         return _settle(services, job, attempt, JobState.UNKNOWN, f"outcome unknown: {exc}")
     # From here on the API surely did not take the job: nothing was paid.

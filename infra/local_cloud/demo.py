@@ -15,6 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lyrics_to_song.data.rows import JobState
+from lyrics_to_song.data.task_table import TaskTable
+
 from .emulator import MusicApiEmulator, RunningEmulator
 from .runtime import LocalLambda
 from .stack import MotoServer, Stack, provision
@@ -101,8 +104,8 @@ def follow(
     stack: Stack, runtime: LocalLambda, watch_url: str, out_dir: Path, args: argparse.Namespace
 ) -> int:
     """Drive the event sources until the notification arrives; report every change seen."""
-    ddb = stack.client("dynamodb")
-    seen: dict[str, tuple[str, ...]] = {}
+    tasks = TaskTable(stack.client("dynamodb"), stack.tasks_table)
+    seen: dict[str, tuple[object, ...]] = {}
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:
         batch = runtime.deliver_jobs(retry_delay_seconds=2)
@@ -113,24 +116,20 @@ def follow(
                 + (f"; {len(batch.failed)} go back to the queue" if batch.failed else ""),
             )
         runtime.run_schedule()
-        for item in ddb.scan(TableName=stack.tasks_table).get("Items", []):
-            view = tuple(
-                item.get(k, {}).get("S") or item.get(k, {}).get("N") or ""
-                for k in ("state", "task_id", "api_status", "polls", "error")
-            )
-            if seen.get(item["job_id"]["S"]) == view:
+        for row in tasks.rows():
+            view = (row.state, row.task_id, row.api_status, row.polls, row.error)
+            if seen.get(row.job_id) == view:
                 continue
-            seen[item["job_id"]["S"]] = view
-            state, task_id, api_status, polls, error = view
+            seen[row.job_id] = view
             detail = {
-                "PENDING": f"task {task_id}"
+                JobState.PENDING: f"task {row.task_id}"
                 + (
-                    f", API says {api_status} (poll {int(float(polls))})"
-                    if api_status
+                    f", API says {row.api_status} (poll {row.polls})"
+                    if row.api_status
                     else ", submitted"
                 )
-            }.get(state, error or "")
-            say("task", f"{item['job_id']['S']}: {state} {detail}".rstrip())
+            }.get(row.state, row.error or "")
+            say("task", f"{row.job_id}: {row.state.value} {detail}".rstrip())
         for note in read_notifications(stack, watch_url):
             say(
                 "notify",
