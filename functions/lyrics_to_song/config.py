@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+from .check_timing import PRIOR_SECONDS
 from .errors import ConfigError
 
 DEFAULT_API_BASE_URL = "https://apiin.one"
@@ -41,6 +42,9 @@ class Settings:
     max_songs_per_day: int
     max_songs_in_flight: int
     in_flight_retry_seconds: int
+    status_checks_per_minute: int
+    poll_watch_seconds: int
+    typical_song_seconds: tuple[float, float]
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -65,6 +69,27 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
             f"environment variable {name} must be between {low} and {high}, got {value}"
         )
     return value
+
+
+def _seconds_range(
+    env: Mapping[str, str], name: str, default: tuple[float, float]
+) -> tuple[float, float]:
+    """`LOW-HIGH` in seconds, e.g. `30-90`."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    low, _, high = raw.partition("-")
+    try:
+        bounds = (float(low), float(high))
+    except ValueError:
+        raise ConfigError(
+            f"environment variable {name} must be LOW-HIGH in seconds (like 30-90), got {raw!r}"
+        ) from None
+    if not 0 < bounds[0] < bounds[1] <= 3600:
+        raise ConfigError(
+            f"environment variable {name} must have 0 < LOW < HIGH <= 3600, got {raw!r}"
+        )
+    return bounds
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -114,4 +139,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_songs_in_flight=_int(env, "MAX_SONGS_IN_FLIGHT", 20, 1, 1000),
         # How long a job over the in-flight cap waits on the queue (SQS delays up to 900 s).
         in_flight_retry_seconds=_int(env, "IN_FLIGHT_RETRY_SECONDS", 60, 0, 900),
+        # MiniMax allows about 120 requests a minute; submissions need the rest
+        # (README: When songs are checked).
+        status_checks_per_minute=_int(env, "STATUS_CHECKS_PER_MINUTE", 80, 6, 6000),
+        # The schedule runs every minute: a poll run watches for most of its minute.
+        poll_watch_seconds=_int(env, "POLL_WATCH_SECONDS", 58, 0, 170),
+        typical_song_seconds=_seconds_range(env, "TYPICAL_SONG_SECONDS", PRIOR_SECONDS),
     )

@@ -6,6 +6,7 @@ What each answer leads to is in the README (How it works: What is retried, and w
 from __future__ import annotations
 
 import dataclasses
+import threading
 from dataclasses import dataclass
 
 import httpx
@@ -14,6 +15,7 @@ from botocore.exceptions import ClientError
 from .announce import announce, ended
 from .api_answers import TaskState, TaskStatus
 from .audio_download import save_song
+from .check_timing import CheckPolicy, likely_window
 from .data.rows import JobState, Row, Song
 from .errors import AudioGone, ErrorKind, MusicApiError
 from .observability import count, logger, seconds
@@ -24,7 +26,6 @@ MAX_BAD_BODIES = 5  # unreadable status bodies in a row before the job fails
 # Waits after trouble, as multiples of the poll backoff step (15 s by default).
 TRANSIENT_RETRY_STEPS = 2
 ACCOUNT_RETRY_STEPS = 20
-MAX_BACKOFF_SECONDS = 300.0
 _REPORT_FIELDS = {
     JobState.COMPLETED: "completed",
     JobState.FAILED: "failed",
@@ -45,10 +46,16 @@ class PollReport:
     retry_later: int = 0
     notified: int = 0
     errors: int = 0
+    sweeps: int = 0
+    status_checks: int = 0
+    too_early: int = 0  # looked at before its song could plausibly be ready: no request
+    waited_for_budget: int = 0  # due, but this window's status checks were spent
     stopped_early: bool = False
     # The API asked us to slow down (429, 503) or refused the account (401, 402): the
     # run takes no more tasks, since each would only meet the same answer.
     api_pushed_back: bool = False
+    account_problem: bool = False
+    budget_spent: bool = False  # STATUS_CHECKS_PER_MINUTE: this window has no room left
 
     def add(self, other: PollReport) -> None:
         for item in dataclasses.fields(self):
@@ -56,12 +63,31 @@ class PollReport:
             setattr(self, item.name, (mine or theirs) if isinstance(mine, bool) else mine + theirs)
 
 
-def backoff(polls: int, step: float) -> float:
-    """Wait a little longer after each poll that found the song still running."""
-    return min(MAX_BACKOFF_SECONDS, step * (polls + 1))
+class Pacing:
+    """When a poll run checks: each model's likely window, read once per run (or a fixed
+    policy, for the benchmark's baseline)."""
+
+    def __init__(self, services: Services, fixed: CheckPolicy | None = None) -> None:
+        self._services = services
+        self._fixed = fixed
+        self._policies: dict[str, CheckPolicy] = {}
+        self._lock = threading.Lock()
+
+    def policy(self, model: str | None) -> CheckPolicy:
+        if self._fixed is not None:
+            return self._fixed
+        name = model or self._services.settings.model
+        with self._lock:
+            if name not in self._policies:
+                recent = self._services.song_times.recent(name)
+                prior = self._services.settings.typical_song_seconds
+                self._policies[name] = likely_window(recent, prior)
+            return self._policies[name]
 
 
-def process_row(services: Services, row: Row, report: PollReport) -> None:
+def process_row(
+    services: Services, row: Row, report: PollReport, pacing: Pacing | None = None
+) -> None:
     """Take a held row one step further: announce it, settle it, or ask about its task."""
     if row.state.terminal:
         # Ended earlier, but its notification did not go out (a crash in between).
@@ -79,15 +105,29 @@ def process_row(services: Services, row: Row, report: PollReport) -> None:
             "the song may or may not have been started, so it was not sent again",
         )
         return
-    _follow_task(services, row, report)
+    _follow_task(services, row, report, (pacing or Pacing(services)).policy(row.model))
 
 
-def _follow_task(services: Services, row: Row, report: PollReport) -> None:
+def _follow_task(services: Services, row: Row, report: PollReport, policy: CheckPolicy) -> None:
     assert row.task_id is not None
+    now = services.clock()
+    submitted = row.submitted_at or row.created_at
+    if now - submitted < policy.earliest:
+        report.too_early += 1
+        services.table.reschedule(row, submitted + policy.earliest)
+        return
+    if not services.status_budget.take(now):
+        report.waited_for_budget += 1
+        report.budget_spent = True
+        services.table.reschedule(row, services.status_budget.next_window(now))
+        return
+    report.status_checks += 1
     try:
         status = services.api.task_status(row.task_id)
     except MusicApiError as exc:
-        _status_unavailable(services, row, exc, report)
+        # A check that learned nothing: the next one comes when it would have anyway.
+        again = submitted + policy.next_check(now - submitted, row.polls)
+        _status_unavailable(services, row, exc, report, again)
         return
     if status.state is TaskState.FAILED:
         _end(
@@ -102,10 +142,8 @@ def _follow_task(services: Services, row: Row, report: PollReport) -> None:
             _time_out(services, row, report)
             return
         report.running += 1
-        step = services.settings.poll_backoff_seconds
-        services.table.record_check(
-            row, services.clock() + backoff(row.polls, step), status.raw_status
-        )
+        next_age = policy.next_check(now - submitted, row.polls)
+        services.table.record_check(row, submitted + next_age, status.raw_status)
     else:
         _song_ready(services, row, status, report)
 
@@ -131,15 +169,19 @@ def _song_ready(services: Services, row: Row, status: TaskStatus, report: PollRe
         )
         _retry_later(services, row, report, _steps(services, TRANSIENT_RETRY_STEPS))
         return
-    seconds("TimeToSong", now - (row.submitted_at or row.created_at))
+    took = now - (row.submitted_at or row.created_at)
+    seconds("TimeToSong", took)
     logger.info("song saved", extra={"song_key": saved.key, "bytes": saved.size})
+    _learn(services, row, took)
     song = Song(saved.key, saved.size, status.duration_seconds)
     _end(services, row, JobState.COMPLETED, report, song=song)
 
 
 def _status_unavailable(
-    services: Services, row: Row, exc: MusicApiError, report: PollReport
+    services: Services, row: Row, exc: MusicApiError, report: PollReport, again: float
 ) -> None:
+    """No usable status: FAILED if the request is wrong; else looked at again (`again` at
+    the earliest), the account's trouble and unreadable bodies counted."""
     extra = {"api_status": exc.status, "error": str(exc), "raw_body": exc.raw_body}
     if exc.kind is ErrorKind.PERMANENT:
         logger.warning("the API refused the status request", extra=extra)
@@ -152,21 +194,25 @@ def _status_unavailable(
         )
         count("AccountErrors")
         report.api_pushed_back = True
+        report.account_problem = True
         _retry_later(services, row, report, _steps(services, ACCOUNT_RETRY_STEPS), check_age=False)
         return
     if exc.malformed:
-        _unreadable(services, row, exc, report)
+        _unreadable(services, row, exc, report, again)
         return
     logger.warning("status request failed; retried on the next poll", extra=extra)
     count("TransientErrors")
     if exc.status in (429, 503):
         report.api_pushed_back = True
-    _retry_later(
-        services, row, report, max(_steps(services, TRANSIENT_RETRY_STEPS), exc.retry_after or 0.0)
-    )
+    if exc.status == 429:
+        services.status_budget.slow_down(services.clock())
+    now = services.clock()
+    _retry_later(services, row, report, max(again - now, exc.retry_after or 0.0))
 
 
-def _unreadable(services: Services, row: Row, exc: MusicApiError, report: PollReport) -> None:
+def _unreadable(
+    services: Services, row: Row, exc: MusicApiError, report: PollReport, again: float
+) -> None:
     """A status body not understood: kept and logged; the job fails after a few in a row."""
     bad = row.bad_bodies + 1
     logger.error(
@@ -188,10 +234,16 @@ def _unreadable(services: Services, row: Row, exc: MusicApiError, report: PollRe
             error=f"the API's status answer could not be read {bad} times in a row: {exc}",
         )
         return
-    services.table.record_unreadable(
-        row, services.clock() + _steps(services, TRANSIENT_RETRY_STEPS)
-    )
+    services.table.record_unreadable(row, again)
     report.retry_later += 1
+
+
+def _learn(services: Services, row: Row, took: float) -> None:
+    """Keep the song's time for its model's likely window; a failure here loses no song."""
+    try:
+        services.song_times.record(row.model or services.settings.model, row.job_id, took)
+    except (ClientError, OSError) as exc:
+        logger.warning("the song's time could not be kept", extra={"error": repr(exc)})
 
 
 def _steps(services: Services, steps: int) -> float:

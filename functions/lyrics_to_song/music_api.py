@@ -130,7 +130,9 @@ class MusicApiClient:
         return result
 
     def task_status(self, task_id: str) -> TaskStatus:
-        def call() -> TaskStatus:
+        """The task's status, in one request: every status request counts against
+        STATUS_CHECKS_PER_MINUTE, and the poll run asks again within seconds anyway."""
+        try:
             try:
                 response = self.http.get(
                     self.base_url + STATUS_PATH.format(task_id=task_id),
@@ -141,11 +143,9 @@ class MusicApiClient:
                 raise MusicApiError(
                     ErrorKind.TRANSIENT, f"status request failed: {type(exc).__name__}"
                 ) from None
-            data = read_envelope(response)
-            return parse_task_status(data, response.text)
-
-        result: TaskStatus = self._with_retries(call)
-        return result
+            return parse_task_status(read_envelope(response), response.text)
+        except MusicApiError as raised:
+            raise raised.redacted(self._sent_key) from None
 
     def audio_headers(self, url: str) -> dict[str, str]:
         """Send the key with a download only to the API's own host, never to a third party."""

@@ -1,6 +1,9 @@
-"""The poll cycle: read the due rows, take each with a lease, follow several at once.
+"""The poll run: sweeps over the due rows, and the watch between them.
 
-What happens to one task is in `follow`.
+A sweep reads the due rows, takes each with a lease and follows several at once (what
+happens to one task is in `follow`). A run keeps watching for most of its minute: after
+a sweep it sleeps until the next open task is due and sweeps again, and it returns at
+once when nothing is open (README: When songs are checked).
 """
 
 from __future__ import annotations
@@ -9,7 +12,8 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from .follow import PollReport, process_row
+from .check_timing import CheckPolicy
+from .follow import Pacing, PollReport, process_row
 from .observability import count, logger
 from .services import Services
 
@@ -18,20 +22,70 @@ MAX_TASKS_PER_RUN = 5000  # a larger backlog is worked off over several runs
 # Stop taking tasks when less than this is left of the invocation: one task's worst case
 # (status call, then a download streamed into S3).
 RESERVE_MS = 60_000
+# Between two sweeps a run sleeps at least this long, so rows due in the past (taken by
+# another run a moment ago, or not yet gone from the eventually consistent index) never
+# make it spin.
+MIN_PAUSE_SECONDS = 1.0
+
+
+def watch(
+    services: Services,
+    remaining_ms: Callable[[], int],
+    *,
+    fixed_policy: CheckPolicy | None = None,
+) -> PollReport:
+    """Sweep, then sleep until the next open task is due, until POLL_WATCH_SECONDS pass.
+
+    Stops at once when nothing is open, when time runs short, or on an account problem
+    (every task would meet the same refusal until the owner fixes it).
+    """
+    slot_end = services.clock() + services.settings.poll_watch_seconds
+    pacing = Pacing(services, fixed_policy)
+    total = PollReport()
+    while True:
+        sweep = poll_due(services, remaining_ms, pacing=pacing)
+        total.add(sweep)
+        total.sweeps += 1
+        if sweep.stopped_early or sweep.account_problem:
+            return total
+        wake = _next_wake(services, sweep)
+        now = services.clock()
+        if wake is None or wake >= slot_end:
+            return total
+        if remaining_ms() - (wake - now) * 1000 < RESERVE_MS:
+            return total
+        services.sleep(wake - now)
+
+
+def _next_wake(services: Services, sweep: PollReport) -> float | None:
+    """When the next sweep has work: the next open row's due time, or later when this
+    window's status checks are spent or the API pushed back. None: nothing is open."""
+    due = services.table.next_due()
+    if due is None:
+        return None
+    now = services.clock()
+    wake = max(due, now + MIN_PAUSE_SECONDS)
+    if sweep.budget_spent or sweep.api_pushed_back:
+        wake = max(wake, services.status_budget.next_window(now))
+    return wake
 
 
 def poll_due(
-    services: Services, remaining_ms: Callable[[], int], reserve_ms: int = RESERVE_MS
+    services: Services,
+    remaining_ms: Callable[[], int],
+    reserve_ms: int = RESERVE_MS,
+    pacing: Pacing | None = None,
 ) -> PollReport:
-    """One poll cycle over the rows due now, until done or out of time.
+    """One sweep over the rows due now, until done or out of time.
 
     The due keys are read first (the index holds keys only, so a page is thousands of
     them), then up to `POLL_CONCURRENCY` tasks are followed at once. Before each new
     task the remaining time is checked: when it runs short, the rest waits for the
     next run. So does the rest once the API pushes back, rather than hearing the same
-    refusal once per task.
+    refusal once per task, and once this window's status checks are spent.
     """
     report = PollReport()
+    pacing = pacing or Pacing(services)
     workers = services.settings.poll_concurrency
     running: set[Future[PollReport]] = set()
 
@@ -54,8 +108,10 @@ def poll_due(
                     "the other due tasks wait for the next run"
                 )
                 break
+            if report.budget_spent:
+                break  # the rest stay due: taken, earliest first, once the window opens
             report.due += 1
-            running.add(pool.submit(_take, services, job_id, due_at))
+            running.add(pool.submit(_take, services, job_id, due_at, pacing))
         collect(wait(running).done)
     return report
 
@@ -73,7 +129,7 @@ def _due_keys(services: Services) -> list[tuple[str, float]]:
     return keys[:MAX_TASKS_PER_RUN]
 
 
-def _take(services: Services, job_id: str, due_at: float) -> PollReport:
+def _take(services: Services, job_id: str, due_at: float, pacing: Pacing) -> PollReport:
     """Claim one due row and follow it (in a worker thread); returns what happened."""
     report = PollReport()
     lease_until = services.clock() + services.settings.poll_lease_seconds
@@ -83,7 +139,7 @@ def _take(services: Services, job_id: str, due_at: float) -> PollReport:
         return report
     logger.thread_safe_append_keys(job_id=row.job_id, task_id=row.task_id)
     try:
-        process_row(services, row, report)
+        process_row(services, row, report, pacing)
     except Exception:
         # One task's trouble must not stop the others; this one keeps its lease and
         # is taken again when the lease ends.

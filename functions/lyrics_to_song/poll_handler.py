@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .config import load_settings
 from .observability import count, logger, metrics, tracer
-from .poll import poll_due
+from .poll import watch
 from .services import Services, build_services
 
 
@@ -24,7 +24,7 @@ def services() -> Services:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    report = poll_due(services(), context.get_remaining_time_in_millis)
+    report = watch(services(), context.get_remaining_time_in_millis)
     count("TasksDue", report.due)
-    logger.info("poll cycle done", extra=dataclasses.asdict(report))
+    logger.info("poll run done", extra=dataclasses.asdict(report))
     return dataclasses.asdict(report)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 from .data.caps import Budget
+from .data.pace import SongTimes, StatusBudget
 from .data.task_table import TaskTable
 from .errors import ErrorKind, MusicApiError
 from .music_api import MusicApiClient
@@ -30,7 +31,10 @@ class Services:
     sqs: SQSClient
     events: EventBridgeClient
     api: MusicApiClient
+    status_budget: StatusBudget
+    song_times: SongTimes
     clock: Callable[[], float] = field(default=time.time)
+    sleep: Callable[[float], None] = field(default=time.sleep)
 
 
 def api_key_source(settings: Settings, secrets_client: object | None = None) -> Callable[[], str]:
@@ -67,6 +71,7 @@ def build_services(
     client: Callable[[str], Any] | None = None,
     api: MusicApiClient | None = None,
     clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Services:
     """The clients a function works with: boto3's in a Lambda (and on the local stack,
     as boto3 honours AWS_ENDPOINT_URL); tests and benchmarks hand in their own."""
@@ -94,7 +99,12 @@ def build_services(
         sqs=client("sqs"),
         events=client("events"),
         api=api,
+        status_budget=StatusBudget(
+            dynamodb, settings.spending_table_name, settings.status_checks_per_minute
+        ),
+        song_times=SongTimes(dynamodb, settings.spending_table_name),
         clock=clock,
+        sleep=sleep,
     )
 
 

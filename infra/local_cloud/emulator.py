@@ -66,6 +66,11 @@ class EmulatedTask:
     created: float
     fail: bool
     never_finish: bool
+    seconds: float  # how long the song takes to make
+
+    @property
+    def ready_at(self) -> float:
+        return self.created + self.seconds
 
 
 def _envelope(code: int, message: str, data: Any = None) -> dict[str, Any]:
@@ -84,6 +89,10 @@ class MusicApiEmulator:
     clock: Callable[[], float] = time.monotonic
     tasks: dict[str, EmulatedTask] = field(default_factory=dict)
     submissions: list[dict[str, Any]] = field(default_factory=list)
+    # When each status request arrived (on `clock`), answered or refused.
+    status_calls: list[float] = field(default_factory=list)
+    # How long each new song takes; None: completion_delay for every song.
+    song_seconds: Callable[[], float] | None = None
     downloads: list[str] = field(default_factory=list)
     base_url: str = "http://127.0.0.1"
     seed: int = 0
@@ -103,6 +112,11 @@ class MusicApiEmulator:
         return True
 
     # --- what tests and the demo read ---------------------------------------------------
+    def status_calls_per_minute(self) -> Counter[int]:
+        """Status requests in each minute of `clock` (minute = int(time // 60))."""
+        with self._lock:
+            return Counter(int(t // 60) for t in self.status_calls)
+
     def audio_bytes(self, task_id: str) -> bytes:
         return b"".join(self.audio_chunks(task_id))
 
@@ -126,8 +140,9 @@ class MusicApiEmulator:
         task_id = f"n74{uuid.uuid4().hex[:12]}_minimax"
         with self._lock:
             fail = self.faults.fail_tasks or self._chance(self.faults.fail_rate, "failed task")
+            seconds = self.song_seconds() if self.song_seconds else self.completion_delay
             self.tasks[task_id] = EmulatedTask(
-                task_id, dict(body), self.clock(), fail, self.faults.never_finish
+                task_id, dict(body), self.clock(), fail, self.faults.never_finish, seconds
             )
             self.submissions.append(dict(body))
         return task_id
@@ -149,6 +164,8 @@ class MusicApiEmulator:
         if path == "/api/v1/audio/music" and request.method == "POST":
             return self._guarded(request, self._submit)
         if path.startswith("/api/v1/tasks/") and request.method == "GET":
+            with self._lock:
+                self.status_calls.append(self.clock())
             return self._guarded(request, self._status)
         return self._json(404, _envelope(404, f"Not Found: {request.method} {path}"))
 
@@ -248,7 +265,7 @@ class MusicApiEmulator:
             task = self.tasks.get(task_id)
         if task is None:
             return self._json(404, _envelope(404, f"Not Found: task {task_id} does not exist"))
-        if task.never_finish or self.clock() - task.created < self.completion_delay:
+        if task.never_finish or self.clock() < task.ready_at:
             return self._json(
                 200, _envelope(200, "success", {"task_id": task_id, "status": "IN_PROGRESS"})
             )

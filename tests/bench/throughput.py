@@ -29,6 +29,8 @@ def run() -> list[Result]:
                 "MUSIC_API_BASE_URL": emulator.url,
                 "FIRST_POLL_DELAY_SECONDS": "1",
                 "POLL_BACKOFF_SECONDS": "1",
+                "TYPICAL_SONG_SECONDS": "2-4",
+                "POLL_WATCH_SECONDS": "0",
                 "POWERTOOLS_LOG_LEVEL": "ERROR",
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 # The machinery's throughput, not the spending policy's: room for all of
@@ -36,6 +38,7 @@ def run() -> list[Result]:
                 # per song length is the most any setup gets).
                 "MAX_SONGS_PER_DAY": str(SONGS),
                 "MAX_SONGS_IN_FLIGHT": str(SONGS),
+                "STATUS_CHECKS_PER_MINUTE": "6000",
             },
         )
         runtime.deliver_jobs()  # the s3:TestEvent

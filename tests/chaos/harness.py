@@ -36,11 +36,14 @@ FUNCTION_ENV = {
     "POWERTOOLS_METRICS_DISABLED": "true",
     "FIRST_POLL_DELAY_SECONDS": "0",
     "POLL_BACKOFF_SECONDS": "1",
+    "TYPICAL_SONG_SECONDS": "1-3",  # the emulator's songs take 1 s
+    "POLL_WATCH_SECONDS": "3",  # each run watches a short slot; two runs overlap half the time
     "SUBMIT_LEASE_SECONDS": "10",
     "POLL_LEASE_SECONDS": "30",
     "IN_FLIGHT_RETRY_SECONDS": "1",
     "MAX_SONGS_IN_FLIGHT": "8",  # below the jobs in flight, so the cap is met too
     "MAX_SONGS_PER_DAY": "100000",
+    "STATUS_CHECKS_PER_MINUTE": "600",  # 240 jobs in a few minutes; the budget is met too
     "MUSIC_API_TIMEOUT_SECONDS": "2",  # the emulator's stalls (3 s) are timeouts
 }
 

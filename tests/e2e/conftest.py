@@ -46,6 +46,9 @@ def pipeline(
             "MUSIC_API_BASE_URL": running.url,
             "FIRST_POLL_DELAY_SECONDS": "0",
             "POLL_BACKOFF_SECONDS": "1",
+            # Songs here take 0.5 s; each invocation sweeps once, the test drives the ticks.
+            "TYPICAL_SONG_SECONDS": "0.5-2",
+            "POLL_WATCH_SECONDS": "0",
             **function_env,
         }
         runtime = LocalLambda(stack, env)

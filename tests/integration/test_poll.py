@@ -5,12 +5,15 @@ from __future__ import annotations
 import io
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
 import pytest
 from botocore.exceptions import ClientError
 
-from lyrics_to_song.data.rows import JobState
+from lyrics_to_song.check_timing import likely_window
+from lyrics_to_song.data.pace import SLOW_DOWN_SECONDS
+from lyrics_to_song.data.rows import JobState, Row
 from lyrics_to_song.follow import ACCOUNT_RETRY_STEPS, MAX_BAD_BODIES, PollReport, process_row
 from lyrics_to_song.poll import poll_due
 from tests.integration.moto_cloud import Cloud
@@ -50,22 +53,40 @@ def test_a_finished_song_is_saved_marked_and_announced(cloud: Cloud) -> None:
     assert cloud.poll() == PollReport()
 
 
-def test_a_running_task_is_polled_again_later_with_backoff(cloud: Cloud) -> None:
+def test_a_running_task_is_checked_only_when_it_can_be_ready_then_often_then_less(
+    cloud: Cloud,
+) -> None:
     cloud.emulator.faults.never_finish = True
     job_id = cloud.submit()
-    step = cloud.services.settings.poll_backoff_seconds
+    window = likely_window([], cloud.services.settings.typical_song_seconds)
+    submitted = cloud.clock.now
+
+    def row_now() -> Row:
+        row = cloud.services.table.get(job_id)
+        assert row is not None
+        return row
+
     assert cloud.poll().due == 0, "not due before the first poll delay"
     cloud.clock.advance(cloud.services.settings.first_poll_delay_seconds)
+    report = cloud.poll()
+    assert (report.too_early, report.status_checks) == (1, 0), "no request before the window"
+    assert row_now().due_at == pytest.approx(submitted + window.earliest)
+    cloud.clock.now = submitted + window.earliest
     assert cloud.poll().running == 1
-    row = cloud.services.table.get(job_id)
-    assert row is not None
-    assert row.polls == 1
-    assert row.due_at == pytest.approx(cloud.clock.now + step)
-    cloud.clock.advance(step)
-    assert cloud.poll().running == 1
-    row = cloud.services.table.get(job_id)
-    assert row is not None
-    assert row.due_at == pytest.approx(cloud.clock.now + 2 * step)
+    assert row_now().polls == 1
+    assert row_now().due_at == pytest.approx(cloud.clock.now + window.interval)
+    gaps = []
+    while cloud.clock.now - submitted < window.end + 120:
+        cloud.clock.now = row_now().due_at or 0.0
+        before = cloud.clock.now
+        assert cloud.poll().running == 1
+        gaps.append((before - submitted, (row_now().due_at or 0.0) - before))
+    in_window = [gap for age, gap in gaps if age < window.end]
+    after = [gap for age, gap in gaps if age >= window.end]
+    assert in_window == [pytest.approx(window.interval)] * len(in_window)
+    assert after == sorted(after), "sparser after it"
+    assert after[-1] > 4 * window.interval
+    assert len(cloud.emulator.status_calls) == row_now().polls
     assert cloud.notifications() == []
 
 
@@ -139,10 +160,18 @@ def test_malformed_status_answers_are_retried_then_fail_the_job(
 
 
 def test_one_malformed_answer_among_good_ones_costs_nothing(cloud: Cloud) -> None:
-    cloud.submit()
+    job_id = cloud.submit()
     cloud.clock.advance(31)
-    cloud.emulator.faults.malformed = 1  # retried within the call
+    cloud.emulator.faults.malformed = 1
+    assert cloud.poll().retry_later == 1
+    row = cloud.services.table.get(job_id)
+    assert row is not None
+    assert row.bad_bodies == 1
+    interval = likely_window([], cloud.services.settings.typical_song_seconds).interval
+    assert row.due_at == pytest.approx(cloud.clock.now + interval), "asked again at the pace"
+    cloud.clock.now = row.due_at or 0.0
     assert cloud.poll().completed == 1
+    assert [n["status"] for n in cloud.notifications()] == ["COMPLETED"]
 
 
 def test_a_bad_key_keeps_the_task_pending(cloud: Cloud) -> None:
@@ -178,13 +207,48 @@ def test_the_run_takes_no_more_tasks_once_the_api_pushes_back(cloud: Cloud, push
     assert cloud.poll().completed == 5
 
 
-def test_a_rate_limit_the_retries_ride_out_does_not_stop_the_run(cloud: Cloud) -> None:
+def test_a_rate_limit_on_a_status_check_lowers_the_pace_for_a_while(cloud: Cloud) -> None:
     for i in range(3):
         cloud.submit(request_id=f"r{i}")
     cloud.clock.advance(31)
-    cloud.emulator.faults.rate_limit = 2
-    report = cloud.poll()
-    assert (report.completed, report.api_pushed_back) == (3, False)
+    cloud.emulator.faults.rate_limit = 1
+    report = cloud.poll(workers=1)
+    assert (report.api_pushed_back, report.status_checks, report.completed) == (True, 1, 0)
+    assert len(cloud.emulator.status_calls) == 1, "a status check is one request, never retried"
+    budget = cloud.services.status_budget
+
+    def room_in_window(start: float) -> int:
+        taken = 0
+        while budget.take(start):
+            taken += 1
+        return taken
+
+    half = budget.per_window // 2
+    later = budget.next_window(cloud.clock.now)
+    assert room_in_window(later) == budget.per_window - half, "the coming windows hold half"
+    assert room_in_window(later + SLOW_DOWN_SECONDS) == budget.per_window, "then the full pace"
+
+
+def test_status_checks_stay_within_the_budget_with_two_runs_at_once(cloud: Cloud) -> None:
+    for i in range(20):
+        cloud.submit(request_id=f"r{i}")
+    cloud.clock.advance(31)
+    per_window = cloud.services.status_budget.per_window
+    assert per_window < 20
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first, second = pool.map(lambda _: cloud.poll(), range(2))
+    assert len(cloud.emulator.status_calls) == per_window, "both runs shared one budget"
+    assert first.status_checks + second.status_checks == per_window
+    assert first.budget_spent or second.budget_spent
+    still_due, _ = cloud.services.table.due(cloud.clock.now, 100)
+    assert len(still_due) == 20 - per_window - (first.waited_for_budget + second.waited_for_budget)
+    for _ in range(6):  # the next windows take the rest, earliest first
+        cloud.clock.now = cloud.services.status_budget.next_window(cloud.clock.now)
+        cloud.poll()
+    assert [r.state for r in cloud.rows()].count(JobState.COMPLETED) == 20
+    assert max(cloud.emulator.status_calls_per_minute().values()) <= (
+        cloud.services.settings.status_checks_per_minute
+    )
 
 
 def test_a_submission_cut_short_by_a_crash_ends_as_unknown(cloud: Cloud) -> None:
@@ -348,7 +412,7 @@ def test_every_log_line_about_a_task_names_its_job_and_task(cloud: Cloud) -> Non
 def test_server_errors_are_not_mistaken_for_unreadable_answers(cloud: Cloud) -> None:
     job_id = cloud.submit()
     cloud.clock.advance(31)
-    cloud.emulator.faults.server_error = 3 * (MAX_BAD_BODIES + 1)  # every call, retries too
+    cloud.emulator.faults.server_error = MAX_BAD_BODIES + 1  # every check
     for _ in range(MAX_BAD_BODIES + 1):
         assert cloud.poll().retry_later == 1
         cloud.clock.advance(60)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .caps import Cap, Reservation
-from .items import Fields, Item, item_of, text, to_attr, transact, update_clause
+from .items import Fields, Item, item_of, number, text, to_attr, transact, update_clause
 from .rows import RESUBMITTABLE, JobState, Row, Song
 
 if TYPE_CHECKING:
@@ -135,6 +135,18 @@ class TaskTable:
         page = self.client.query(**kwargs)
         rows = [(i["job_id"]["S"], float(i["due_at"]["N"])) for i in page.get("Items", [])]
         return rows, page.get("LastEvaluatedKey")
+
+    def next_due(self) -> float | None:
+        """When the earliest open row is due (maybe past); None when no row is open."""
+        page = self.client.query(
+            TableName=self.table_name,
+            IndexName=DUE_INDEX,
+            KeyConditionExpression="open_shard = :open",
+            ExpressionAttributeValues={":open": to_attr(OPEN_SHARD)},
+            ScanIndexForward=True,
+            Limit=1,
+        )
+        return number(page["Items"][0], "due_at") if page.get("Items") else None
 
     # --- submitting ------------------------------------------------------------------
     def start(
