@@ -45,6 +45,7 @@ class Settings:
     status_checks_per_minute: int
     poll_watch_seconds: int
     typical_song_seconds: tuple[float, float]
+    poll_wake_queue_url: str | None
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -145,4 +146,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         # The schedule runs every minute: a poll run watches for most of its minute.
         poll_watch_seconds=_int(env, "POLL_WATCH_SECONDS", 58, 0, 170),
         typical_song_seconds=_seconds_range(env, "TYPICAL_SONG_SECONDS", PRIOR_SECONDS),
+        poll_wake_queue_url=env.get("POLL_WAKE_QUEUE_URL", "").strip() or None,
     )

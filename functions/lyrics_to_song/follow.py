@@ -86,7 +86,11 @@ class Pacing:
 
 
 def process_row(
-    services: Services, row: Row, report: PollReport, pacing: Pacing | None = None
+    services: Services,
+    row: Row,
+    report: PollReport,
+    pacing: Pacing | None = None,
+    was_due: float | None = None,
 ) -> None:
     """Take a held row one step further: announce it, settle it, or ask about its task."""
     if row.state.terminal:
@@ -105,10 +109,13 @@ def process_row(
             "the song may or may not have been started, so it was not sent again",
         )
         return
-    _follow_task(services, row, report, (pacing or Pacing(services)).policy(row.model))
+    policy = (pacing or Pacing(services)).policy(row.model)
+    _follow_task(services, row, report, policy, was_due or services.clock())
 
 
-def _follow_task(services: Services, row: Row, report: PollReport, policy: CheckPolicy) -> None:
+def _follow_task(
+    services: Services, row: Row, report: PollReport, policy: CheckPolicy, was_due: float
+) -> None:
     assert row.task_id is not None
     now = services.clock()
     submitted = row.submitted_at or row.created_at
@@ -119,7 +126,8 @@ def _follow_task(services: Services, row: Row, report: PollReport, policy: Check
     if not services.status_budget.take(now):
         report.waited_for_budget += 1
         report.budget_spent = True
-        services.table.reschedule(row, services.status_budget.next_window(now))
+        # Back in its place in the queue: the longest-waiting rows are checked first.
+        services.table.reschedule(row, was_due)
         return
     report.status_checks += 1
     try:

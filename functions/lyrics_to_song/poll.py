@@ -26,45 +26,69 @@ RESERVE_MS = 60_000
 # another run a moment ago, or not yet gone from the eventually consistent index) never
 # make it spin.
 MIN_PAUSE_SECONDS = 1.0
+# ... and at most this long while anything is open: a row another run holds looks due
+# only when that run's lease ends, minutes away, though that run may return first.
+MAX_NAP_SECONDS = 5.0
 
 
 def watch(
     services: Services,
     remaining_ms: Callable[[], int],
     *,
+    woken: bool = False,
     fixed_policy: CheckPolicy | None = None,
 ) -> PollReport:
     """Sweep, then sleep until the next open task is due, until POLL_WATCH_SECONDS pass.
 
     Stops at once when nothing is open, when time runs short, or on an account problem
-    (every task would meet the same refusal until the owner fixes it).
+    (every task would meet the same refusal until the owner fixes it). A run `woken` by a
+    submission does nothing while another run watches.
     """
-    slot_end = services.clock() + services.settings.poll_watch_seconds
-    pacing = Pacing(services, fixed_policy)
+    settings = services.settings
     total = PollReport()
-    while True:
-        sweep = poll_due(services, remaining_ms, pacing=pacing)
-        total.add(sweep)
-        total.sweeps += 1
-        if sweep.stopped_early or sweep.account_problem:
-            return total
-        wake = _next_wake(services, sweep)
-        now = services.clock()
-        if wake is None or wake >= slot_end:
-            return total
-        if remaining_ms() - (wake - now) * 1000 < RESERVE_MS:
-            return total
-        services.sleep(wake - now)
+    started = services.clock()
+    if woken and services.poll_watch.until() > started:
+        return total
+    slot_end = started + settings.poll_watch_seconds
+    watching = settings.poll_watch_seconds > 0
+    if watching:
+        services.poll_watch.hold(slot_end)
+    pacing = Pacing(services, fixed_policy)
+    try:
+        while True:
+            sweep = poll_due(services, remaining_ms, pacing=pacing)
+            total.add(sweep)
+            total.sweeps += 1
+            if sweep.stopped_early or sweep.account_problem:
+                return total
+            wake = _next_wake(services, sweep)
+            if wake is None and watching:
+                # Nothing open: say so before leaving, then look once more, for a job
+                # submitted while it was seen to be watched.
+                services.poll_watch.release(slot_end, services.clock())
+                wake = _next_wake(services, sweep)
+                if wake is not None:
+                    services.poll_watch.hold(slot_end)
+            now = services.clock()
+            if wake is None or wake >= slot_end:
+                return total
+            if remaining_ms() - (wake - now) * 1000 < RESERVE_MS:
+                return total
+            services.sleep(wake - now)
+    finally:
+        if watching:
+            services.poll_watch.release(slot_end, services.clock())
 
 
 def _next_wake(services: Services, sweep: PollReport) -> float | None:
-    """When the next sweep has work: the next open row's due time, or later when this
-    window's status checks are spent or the API pushed back. None: nothing is open."""
+    """When to sweep again: at the next open row's due time (looking in again at least
+    every MAX_NAP_SECONDS), or later when this window's status checks are spent or the
+    API pushed back. None: nothing is open."""
     due = services.table.next_due()
     if due is None:
         return None
     now = services.clock()
-    wake = max(due, now + MIN_PAUSE_SECONDS)
+    wake = min(max(due, now + MIN_PAUSE_SECONDS), now + MAX_NAP_SECONDS)
     if sweep.budget_spent or sweep.api_pushed_back:
         wake = max(wake, services.status_budget.next_window(now))
     return wake
@@ -139,7 +163,7 @@ def _take(services: Services, job_id: str, due_at: float, pacing: Pacing) -> Pol
         return report
     logger.thread_safe_append_keys(job_id=row.job_id, task_id=row.task_id)
     try:
-        process_row(services, row, report, pacing)
+        process_row(services, row, report, pacing, was_due=due_at)
     except Exception:
         # One task's trouble must not stop the others; this one keeps its lease and
         # is taken again when the lease ends.

@@ -1,4 +1,5 @@
-"""Lambda entry point of the poll function, invoked by the EventBridge Scheduler schedule."""
+"""Lambda entry point of the poll function: the schedule's runs, and the runs a
+submission wakes through the poll-wake queue (SQS)."""
 
 from __future__ import annotations
 
@@ -20,11 +21,22 @@ def services() -> Services:
     return build_services(load_settings())
 
 
+def _is_wake(event: dict[str, Any]) -> bool:
+    records = event.get("Records")
+    return isinstance(records, list) and any(
+        isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in records
+    )
+
+
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    report = watch(services(), context.get_remaining_time_in_millis)
+    woken = _is_wake(event)
+    report = watch(services(), context.get_remaining_time_in_millis, woken=woken)
     count("TasksDue", report.due)
-    logger.info("poll run done", extra=dataclasses.asdict(report))
-    return dataclasses.asdict(report)
+    result: dict[str, Any] = dataclasses.asdict(report)
+    logger.info("poll run done", extra={**result, "woken": woken})
+    if woken:
+        result["batchItemFailures"] = []  # a wake is spent once a run has looked
+    return result

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 from .data.caps import Budget
-from .data.pace import SongTimes, StatusBudget
+from .data.pace import PollWatch, SongTimes, StatusBudget
 from .data.task_table import TaskTable
 from .errors import ErrorKind, MusicApiError
 from .music_api import MusicApiClient
@@ -33,6 +33,7 @@ class Services:
     api: MusicApiClient
     status_budget: StatusBudget
     song_times: SongTimes
+    poll_watch: PollWatch
     clock: Callable[[], float] = field(default=time.time)
     sleep: Callable[[float], None] = field(default=time.sleep)
 
@@ -103,6 +104,7 @@ def build_services(
             dynamodb, settings.spending_table_name, settings.status_checks_per_minute
         ),
         song_times=SongTimes(dynamodb, settings.spending_table_name),
+        poll_watch=PollWatch(dynamodb, settings.spending_table_name),
         clock=clock,
         sleep=sleep,
     )

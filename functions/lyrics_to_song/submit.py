@@ -182,15 +182,30 @@ def _pay(services: Services, job: Job, attempt: Started, request: SongRequest) -
     logger.thread_safe_append_keys(task_id=task_id)
     now = services.clock()
     first_due = now + services.settings.first_poll_delay_seconds
-    if not services.table.submitted(
+    if services.table.submitted(
         job.job_id, attempt.attempt, task_id=task_id, now=now, first_due=first_due
     ):
+        _wake_watch(services, job.job_id, first_due)
+    else:
         # Only possible if this call outlived the submit lease and the row was settled
         # as UNKNOWN meanwhile: keep the task id where an operator will find it.
         logger.error("submitted, but the row was already settled; see task_id")
     count("SongsSubmitted")
     logger.info("song submitted", extra={"source": job.source, "model": request.model})
     return Outcome.SUBMITTED
+
+
+def _wake_watch(services: Services, job_id: str, first_due: float) -> None:
+    """Wake a poll run when none will watch by the song's first check, rather than leave
+    it to the next scheduled run (README: When songs are checked). Best effort: the
+    schedule comes within a minute anyway."""
+    url = services.settings.poll_wake_queue_url
+    try:
+        if url is None or services.poll_watch.until() >= first_due:
+            return
+        services.sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"wake": job_id}))
+    except ClientError as exc:
+        logger.warning("could not wake a poll run; the schedule will", extra={"error": repr(exc)})
 
 
 def _submission_failed(

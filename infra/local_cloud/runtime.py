@@ -1,7 +1,8 @@
 """Lambda, played locally: the real handlers, invoked with the events AWS would send.
 
-- the SQS event source: receive a batch from the jobs queue, invoke the submit
-  function, delete what succeeded, leave the reported failures for redelivery;
+- the SQS event sources: receive a batch from the jobs queue (or the poll-wake queue),
+  invoke the submit (or poll) function, delete what succeeded, leave the reported
+  failures for redelivery;
 - the schedule: invoke the poll function with an EventBridge Scheduler event.
 """
 
@@ -109,13 +110,25 @@ class LocalLambda:
             return self._handler(logical_id)(event, context)
 
     def deliver_jobs(self, retry_delay_seconds: int | None = None) -> BatchResult:
-        """One poll of the SQS event source; returns what was delivered and what failed.
+        """One poll of the jobs queue's event source (the submit function)."""
+        return self.deliver("SubmitFunction", "Jobs", retry_delay_seconds)
+
+    def deliver_wakes(self) -> BatchResult:
+        """One poll of the poll-wake queue's event source (a poll run woken by a submission)."""
+        return self.deliver("PollFunction", "Wake")
+
+    def deliver(
+        self, logical_id: str, event_name: str, retry_delay_seconds: int | None = None
+    ) -> BatchResult:
+        """One poll of a function's SQS event source; returns what was delivered and what
+        failed.
 
         `retry_delay_seconds` shortens the wait before a failed record is seen again
         (the queue's visibility timeout applies when it is None, as on AWS).
         """
-        source = self.stack.sqs_event("SubmitFunction")
-        queue_url = self.stack.jobs_queue_url
+        source = self.stack.sqs_event(logical_id, event_name)
+        queue = source["Queue"]["Fn::GetAtt"][0]
+        queue_url = self.stack.refs[queue]
         messages = self.sqs.receive_message(
             QueueUrl=queue_url,
             MaxNumberOfMessages=int(source.get("BatchSize", 10)),
@@ -125,10 +138,10 @@ class LocalLambda:
         ).get("Messages", [])
         if not messages:
             return BatchResult(0, [], None)
-        queue_arn = self.stack.arns["JobsQueue"]
+        queue_arn = self.stack.arns[queue]
         event = {"Records": [sqs_record(m, queue_arn) for m in messages]}
         try:
-            response = self.invoke("SubmitFunction", event)
+            response = self.invoke(logical_id, event)
         except Exception:
             # A crashed invocation deletes nothing: the whole batch comes back.
             failed = [m["MessageId"] for m in messages]

@@ -87,13 +87,13 @@ class Stack:
     def function_property(self, logical_id: str, name: str) -> Any:
         return self.template["Resources"][logical_id]["Properties"].get(name)
 
-    def sqs_event(self, logical_id: str) -> dict[str, Any]:
-        """The SQS event source of a function, as the template declares it."""
-        for spec in (self.function_property(logical_id, "Events") or {}).values():
-            if spec["Type"] == "SQS":
-                props: dict[str, Any] = spec["Properties"]
-                return props
-        raise KeyError(f"{logical_id} has no SQS event")
+    def sqs_event(self, logical_id: str, name: str) -> dict[str, Any]:
+        """A function's SQS event source `name`, as the template declares it."""
+        spec = (self.function_property(logical_id, "Events") or {}).get(name, {})
+        if spec.get("Type") != "SQS":
+            raise KeyError(f"{logical_id} has no SQS event {name}")
+        props: dict[str, Any] = spec["Properties"]
+        return props
 
 
 def aws_environment(endpoint_url: str) -> dict[str, str]:

@@ -243,13 +243,15 @@ class ChaosRun:
 
     # --- driving the functions ----------------------------------------------------------
     def turn(self, runtime: LocalLambda) -> None:
-        """One turn of the event sources: a submit batch, then one or two poll runs at once."""
+        """One turn of the event sources: a submit batch, then one or two poll runs at once,
+        beside the runs that submissions woke."""
         runtime.deliver_jobs(retry_delay_seconds=1)  # a killed record comes back in 1 s
         pollers = 2 if self.random.random() < 0.5 else 1
         self.overlapping += pollers - 1
         threads = [
             threading.Thread(target=self._poll_once, args=(runtime,)) for _ in range(pollers)
         ]
+        threads.append(threading.Thread(target=self._wake_once, args=(runtime,)))
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -259,6 +261,11 @@ class ChaosRun:
     def _poll_once(runtime: LocalLambda) -> None:
         with contextlib.suppress(Exception):  # a poll run that died: the next one cleans up
             runtime.run_schedule()
+
+    @staticmethod
+    def _wake_once(runtime: LocalLambda) -> None:
+        with contextlib.suppress(Exception):  # a woken run that died: the schedule's runs go on
+            runtime.deliver_wakes()
 
     def rows(self, stack: Stack) -> dict[str, Row]:
         ddb = stack.client("dynamodb")

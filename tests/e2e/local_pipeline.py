@@ -43,6 +43,7 @@ class Pipeline:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.runtime.deliver_jobs(retry_delay_seconds=0)
+            self.runtime.deliver_wakes()
             self.runtime.run_schedule()
             if len(self.notifications()) >= expected:
                 break
@@ -50,6 +51,7 @@ class Pipeline:
         # A few more turns: anything extra (a second notification, a second call) shows up.
         for _ in range(3):
             self.runtime.deliver_jobs(retry_delay_seconds=0)
+            self.runtime.deliver_wakes()
             self.runtime.run_schedule()
         return self.notifications()
 

@@ -12,7 +12,7 @@ from local_cloud.stack import Stack
 from local_cloud.watch import read_envelopes
 from lyrics_to_song.data.rows import Row
 from lyrics_to_song.follow import PollReport
-from lyrics_to_song.poll import poll_due
+from lyrics_to_song.poll import poll_due, watch
 from lyrics_to_song.services import Services
 from lyrics_to_song.submit import Outcome, handle_message
 from tests.support import FakeClock, s3_notification, song_request
@@ -68,6 +68,13 @@ class Cloud:
             settings = dataclasses.replace(services.settings, poll_concurrency=workers)
             services = dataclasses.replace(services, settings=settings)
         return poll_due(services, lambda: FRESH_INVOCATION_MS)
+
+    def watch(self, *, woken: bool = False, timeout_seconds: float = 240) -> PollReport:
+        """One poll invocation as the schedule (or a wake) starts it, on the test's clock:
+        its sleeps move the clock, its remaining time runs down with it."""
+        services = dataclasses.replace(self.services, sleep=self.clock.advance)
+        ends = self.clock.now + timeout_seconds
+        return watch(services, lambda: int((ends - self.clock.now) * 1000), woken=woken)
 
     def rows(self) -> list[Row]:
         items = self.stack.client("dynamodb").scan(TableName=self.stack.tasks_table)["Items"]

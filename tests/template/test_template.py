@@ -83,12 +83,42 @@ def test_the_environment_satisfies_the_configuration_contract(sam: dict[str, Any
 def test_the_queue_feeds_the_submit_function_with_partial_batch_failures(
     cfn: dict[str, Any],
 ) -> None:
-    (mapping,) = resources(cfn, "AWS::Lambda::EventSourceMapping").values()
-    assert ref(mapping["EventSourceArn"]) == "JobsQueue"
+    mappings = {
+        ref(m["EventSourceArn"]): m
+        for m in resources(cfn, "AWS::Lambda::EventSourceMapping").values()
+    }
+    assert set(mappings) == {"JobsQueue", "PollWakeQueue"}
+    mapping = mappings["JobsQueue"]
     assert ref(mapping["FunctionName"]) == "SubmitFunction"
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert 1 <= mapping["BatchSize"] <= 10
     assert mapping["ScalingConfig"]["MaximumConcurrency"] <= 20, "within the API's concurrent tasks"
+
+
+def test_a_submission_can_wake_the_poll_function_and_it_keeps_a_budget(
+    cfn: dict[str, Any],
+) -> None:
+    wake = next(
+        m
+        for m in resources(cfn, "AWS::Lambda::EventSourceMapping").values()
+        if ref(m["EventSourceArn"]) == "PollWakeQueue"
+    )
+    assert ref(wake["FunctionName"]) == "PollFunction"
+    assert wake["ScalingConfig"]["MaximumConcurrency"] == 2, "the fewest Lambda allows"
+    functions = resources(cfn, "AWS::Lambda::Function")
+    submit_env = functions["SubmitFunction"]["Environment"]["Variables"]
+    assert ref(submit_env["POLL_WAKE_QUEUE_URL"]) == "PollWakeQueue"
+    queue = resources(cfn, "AWS::SQS::Queue")["PollWakeQueue"]
+    assert queue["VisibilityTimeout"] >= 6 * functions["PollFunction"]["Timeout"]
+    poll_env = functions["PollFunction"]["Environment"]["Variables"]
+    assert ref(poll_env["POLL_WATCH_SECONDS"]) == "PollWatchSeconds"
+    assert int(cfn["Parameters"]["PollWatchSeconds"]["Default"]) < 60, "within the minute"
+    assert ref(poll_env["STATUS_CHECKS_PER_MINUTE"]) == "StatusChecksPerMinute"
+    assert int(cfn["Parameters"]["StatusChecksPerMinute"]["Default"]) < 120, "the API's limit"
+    poll = [s for s in _statements(cfn, "PollFunctionRole") if "dynamodb:UpdateItem" in s["Action"]]
+    assert {"Fn::GetAtt": ["SpendingTable", "Arn"]} in [s["Resource"] for s in poll]
+    sends = [s for s in _statements(cfn, "SubmitFunctionRole") if s["Action"] == "sqs:SendMessage"]
+    assert {"Fn::GetAtt": ["PollWakeQueue", "Arn"]} in [s["Resource"] for s in sends]
 
 
 def test_timeouts_leave_room_for_the_work(cfn: dict[str, Any]) -> None:

@@ -1,10 +1,12 @@
 """The pace of status checks, kept in the spending table beside the caps.
 
-- `status#<window>` counts the status checks of one 10-second window (`calls`), for
+- `status#<window>` counts the status checks of one 4-second window (`calls`), for
   every poll run at once: a check is made only if its window has room, so the API never
-  hears more than STATUS_CHECKS_PER_MINUTE of them from this stack, and many songs in
-  flight spread their checks over the minute instead of bursting at its start. A 429
+  hears more than STATUS_CHECKS_PER_MINUTE of them from this stack in any 60 seconds,
+  and many songs in flight spread their checks over the minute instead of bursting. A 429
   fills the next windows halfway (once each): the pace drops for a while.
+- `poll-watch` says until when a poll run is watching (`until`), so that a submission
+  wakes a run only when nobody watches;
 - `song-times#<model>` holds the seconds from submission to song of that model's recent
   songs (`recent`, a map of at most SONG_TIMES_KEPT slots; a job always writes the same
   slot, so writing a song twice counts it once).
@@ -20,13 +22,15 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from .items import item_of, to_attr
+from .items import item_of, number, to_attr
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-WINDOW_SECONDS = 10
-WINDOWS_PER_MINUTE = 60 // WINDOW_SECONDS
+WINDOW_SECONDS = 4
+# Any 60 s, aligned or not, touches at most this many windows: each gets that share, so
+# no 60 s ever holds more than the budget.
+WINDOWS_IN_ANY_MINUTE = 60 // WINDOW_SECONDS + 1
 # After a 429, this long at half the pace.
 SLOW_DOWN_SECONDS = 120
 WINDOW_ITEM_TTL_SECONDS = 3600
@@ -43,7 +47,7 @@ class StatusBudget:
 
     @property
     def per_window(self) -> int:
-        return max(1, self.per_minute // WINDOWS_PER_MINUTE)
+        return max(1, self.per_minute // WINDOWS_IN_ANY_MINUTE)
 
     @staticmethod
     def window_of(now: float) -> int:
@@ -134,3 +138,43 @@ class SongTimes:
                 ExpressionAttributeValues={":empty": {"M": {}}},
             )
             self.client.update_item(**set_slot)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class PollWatch:
+    """Until when a poll run is watching (`poll-watch`, `until`): a submission made while
+    nobody watches wakes a run instead of waiting for the next scheduled one."""
+
+    client: DynamoDBClient
+    table_name: str
+
+    def until(self) -> float:
+        """The end of the longest watch under way; 0 when nobody has watched yet."""
+        item = self.client.get_item(
+            TableName=self.table_name, Key=item_of({"counter": "poll-watch"}), ConsistentRead=True
+        ).get("Item", {})
+        return number(item, "until") or 0.0
+
+    def hold(self, until: float) -> None:
+        """Say a run watches until then (a longer watch already under way stays)."""
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=item_of({"counter": "poll-watch"}),
+                UpdateExpression="SET #until = :until",
+                ConditionExpression="attribute_not_exists(#until) OR #until < :until",
+                ExpressionAttributeNames={"#until": "until"},
+                ExpressionAttributeValues={":until": to_attr(until)},
+            )
+
+    def release(self, held: float, now: float) -> None:
+        """A run that held the watch until `held` stops early: nobody watches any more."""
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=item_of({"counter": "poll-watch"}),
+                UpdateExpression="SET #until = :now",
+                ConditionExpression="#until = :held",
+                ExpressionAttributeNames={"#until": "until"},
+                ExpressionAttributeValues={":now": to_attr(now), ":held": to_attr(held)},
+            )
