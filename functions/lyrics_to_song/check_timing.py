@@ -24,7 +24,7 @@ EARLY_FACTOR = 0.8
 # Checks spread over the window; 15 keeps a 30-90 s window at one check every 4 s
 # (a song is seen about 2 s after it is ready, on average) and about 8 checks a song.
 CHECKS_PER_WINDOW = 15
-MIN_INTERVAL = 2.0
+MIN_INTERVAL = 1.0
 MAX_WINDOW_INTERVAL = 20.0
 # Past the window, the wait grows by half the time already spent past it, up to a minute.
 LATE_GROWTH = 0.5

@@ -11,6 +11,7 @@ import argparse
 import io
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -52,12 +53,15 @@ def run(args: argparse.Namespace) -> int:
         f"moto's server on {moto.url} (stands in for S3, SQS, DynamoDB, SNS, Secrets Manager)",
     )
     running: RunningEmulator | None = None
+    emulator: MusicApiEmulator | None = None
     extra_env = {
         "POWERTOOLS_LOG_LEVEL": "DEBUG" if args.verbose else "WARNING",
         "POWERTOOLS_METRICS_DISABLED": "true",
         "FIRST_POLL_DELAY_SECONDS": "1" if not args.real_api else "20",
         "POLL_BACKOFF_SECONDS": "1" if not args.real_api else "10",
     }
+    if not args.real_api:  # the emulator's songs take --delay seconds, not 30-90
+        extra_env["TYPICAL_SONG_SECONDS"] = f"{args.delay / 2:g}-{args.delay * 2:g}"
     try:
         if args.real_api:
             api_key = os.environ.get("MUSIC_API_KEY", "").strip()
@@ -93,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         key = lyrics.name
         stack.client("s3").put_object(Bucket=stack.lyrics_bucket, Key=key, Body=lyrics.read_bytes())
         say("upload", f"{lyrics} -> s3://{stack.lyrics_bucket}/{key}")
-        return follow(stack, runtime, watch_url, out_dir, args)
+        return follow(stack, runtime, watch_url, out_dir=out_dir, args=args, emulator=emulator)
     finally:
         if running:
             running.stop()
@@ -101,21 +105,50 @@ def run(args: argparse.Namespace) -> int:
 
 
 def follow(
-    stack: Stack, runtime: LocalLambda, watch_url: str, out_dir: Path, args: argparse.Namespace
+    stack: Stack,
+    runtime: LocalLambda,
+    watch_url: str,
+    *,
+    out_dir: Path,
+    args: argparse.Namespace,
+    emulator: MusicApiEmulator | None = None,
 ) -> int:
-    """Drive the event sources until the notification arrives; report every change seen."""
+    """Run the event sources as AWS would (the queues every second, the schedule every
+    minute) until the notification arrives; report every change seen."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    sources = threading.Thread(
+        target=runtime.serve,
+        args=(stop,),
+        kwargs={"schedule_seconds": args.schedule_every, "on_error": errors.append},
+        daemon=True,
+    )
+    sources.start()
+    try:
+        return _watch(
+            stack, watch_url, out_dir=out_dir, args=args, emulator=emulator, errors=errors
+        )
+    finally:
+        stop.set()
+        sources.join(timeout=5)
+
+
+def _watch(
+    stack: Stack,
+    watch_url: str,
+    *,
+    out_dir: Path,
+    args: argparse.Namespace,
+    emulator: MusicApiEmulator | None,
+    errors: list[BaseException],
+) -> int:
     tasks = TaskTable(stack.client("dynamodb"), stack.tasks_table)
     seen: dict[str, tuple[object, ...]] = {}
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:
-        batch = runtime.deliver_jobs(retry_delay_seconds=2)
-        if batch.received:
-            say(
-                "submit",
-                f"submit function got {batch.received} message(s) from the jobs queue"
-                + (f"; {len(batch.failed)} go back to the queue" if batch.failed else ""),
-            )
-        runtime.run_schedule()
+        for exc in errors:
+            say("error", f"{type(exc).__name__}: {exc}")
+        errors.clear()
         for row in tasks.rows():
             view = (row.state, row.task_id, row.api_status, row.polls, row.error)
             if seen.get(row.job_id) == view:
@@ -124,7 +157,7 @@ def follow(
             detail = {
                 JobState.PENDING: f"task {row.task_id}"
                 + (
-                    f", API says {row.api_status} (poll {row.polls})"
+                    f", API says {row.api_status} (status check {row.polls})"
                     if row.api_status
                     else ", submitted"
                 )
@@ -134,7 +167,8 @@ def follow(
             say(
                 "notify",
                 f"notification: status {note['status']}"
-                + (f", error: {note['error']}" if note.get("error") else ""),
+                + (f", error: {note['error']}" if note.get("error") else "")
+                + _how_soon(emulator, note),
             )
             if note["status"] != "COMPLETED":
                 return 1
@@ -146,9 +180,17 @@ def follow(
             say("song", f"saved {song['s3_uri']} ({len(data)} bytes)")
             say("done", f"wrote {target} ({describe_mp3(data)})")
             return 0
-        time.sleep(args.poll_every)
+        time.sleep(0.1)
     say("timeout", f"no notification within {args.timeout:.0f} s")
     return 1
+
+
+def _how_soon(emulator: MusicApiEmulator | None, note: dict[str, Any]) -> str:
+    """How long after the emulator finished the song it was announced."""
+    task = emulator.tasks.get(str(note.get("task_id"))) if emulator else None
+    if task is None:
+        return ""
+    return f", {time.monotonic() - task.ready_at:.1f} s after the API finished the song"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,7 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         "--delay", type=float, default=3.0, help="emulator: seconds until a song is ready"
     )
     parser.add_argument(
-        "--poll-every", type=float, default=1.0, help="seconds between schedule ticks"
+        "--schedule-every",
+        type=float,
+        default=60.0,
+        help="seconds between the poll function's scheduled runs (as on AWS: 60)",
     )
     parser.add_argument(
         "--timeout", type=float, default=None, help="give up after this many seconds"
@@ -178,8 +223,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.timeout is None:
         args.timeout = 900.0 if args.real_api else 120.0
-    if args.real_api and args.poll_every < 5:
-        args.poll_every = 10.0
     return run(args)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -169,6 +170,39 @@ class LocalLambda:
     def run_schedule(self) -> Any:
         """One tick of the poll function's schedule."""
         return self.invoke("PollFunction", scheduler_event(self.stack.refs["PollFunction"]))
+
+    def serve(
+        self,
+        stop: threading.Event,
+        *,
+        schedule_seconds: float = 60.0,
+        queue_seconds: float = 1.0,
+        on_error: Callable[[BaseException], None] = lambda exc: None,
+    ) -> None:
+        """Run the event sources as AWS does, until `stop` is set: the queues read every
+        `queue_seconds`, the schedule every `schedule_seconds`, each invocation on a
+        thread of its own (a poll run watches for most of its minute)."""
+
+        def invoke(call: Callable[[], Any]) -> None:
+            def run() -> None:
+                try:
+                    call()
+                except Exception as exc:  # a failed invocation; the next one goes on
+                    on_error(exc)
+
+            threading.Thread(target=run, daemon=True).start()
+
+        next_tick = time.monotonic()
+        while not stop.is_set():
+            if time.monotonic() >= next_tick:
+                invoke(self.run_schedule)
+                next_tick += schedule_seconds
+            try:
+                self.deliver_jobs(retry_delay_seconds=2)
+                invoke(self.deliver_wakes)
+            except Exception as exc:  # AWS unreachable for a moment: read again later
+                on_error(exc)
+            stop.wait(queue_seconds)
 
 
 def sqs_record(message: Mapping[str, Any], queue_arn: str) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 moto's server listens on a fixed loopback port (the command line's `--local`), the
 stack is provisioned from template.yaml and recorded in moto's CloudFormation with its
-outputs, and a thread plays the event sources: the jobs queue feeds the submit function
-and the schedule ticks the poll function, once a second.
+outputs, and a thread plays the event sources as AWS does: the queues feed the submit
+function (jobs) and the poll function (wakes) every second, and the schedule starts a
+poll run every minute.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import argparse
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from lyrics_cli.stack_target import DEFAULT_STACK_NAME, LOCAL_PORT
@@ -20,6 +21,7 @@ from lyrics_cli.stack_target import DEFAULT_STACK_NAME, LOCAL_PORT
 from .emulator import MusicApiEmulator, RunningEmulator
 from .runtime import LocalLambda
 from .stack import MotoServer, Stack, provision, register_outputs
+from .watch import read_notifications, subscribe_queue
 
 
 class LocalService:
@@ -35,6 +37,7 @@ class LocalService:
         extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self.emulator = emulator or MusicApiEmulator(completion_delay=5.0)
+        delay = self.emulator.completion_delay
         self.tick_seconds = tick_seconds
         self.moto = MotoServer(port)
         self.api = RunningEmulator(self.emulator)
@@ -49,6 +52,8 @@ class LocalService:
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 "FIRST_POLL_DELAY_SECONDS": "1",
                 "POLL_BACKOFF_SECONDS": "1",
+                # The emulator's songs take `completion_delay`, not the real 30-90 s.
+                "TYPICAL_SONG_SECONDS": f"{max(0.1, delay / 2):g}-{max(1.0, delay * 2):g}",
                 **(extra_env or {}),
             },
         )
@@ -60,22 +65,26 @@ class LocalService:
     def endpoint_url(self) -> str:
         return self.moto.url
 
-    def tick(self) -> tuple[int, dict[str, Any]]:
-        """One turn of the event sources: (messages delivered, the poll function's report)."""
-        batch = self.runtime.deliver_jobs(retry_delay_seconds=2)
-        report: dict[str, Any] = self.runtime.run_schedule()
-        return batch.received, report
-
-    def _run(self, on_tick: Any) -> None:
-        while not self._stop.is_set():
+    def _run(self, on_ended: Callable[[dict[str, Any]], None]) -> None:
+        watch_url = subscribe_queue(self.stack, "local-serve")
+        sources = threading.Thread(
+            target=self.runtime.serve,
+            args=(self._stop,),
+            kwargs={"queue_seconds": self.tick_seconds, "on_error": self.errors.append},
+            daemon=True,
+        )
+        sources.start()
+        while not self._stop.wait(self.tick_seconds):
             try:
-                on_tick(*self.tick())
+                for note in read_notifications(self.stack, watch_url):
+                    on_ended(note)
             except Exception as exc:  # keep serving; the caller sees what went wrong
                 self.errors.append(exc)
-            self._stop.wait(self.tick_seconds)
+        sources.join(timeout=5)
 
-    def start(self, on_tick: Any = lambda received, report: None) -> LocalService:
-        self._thread = threading.Thread(target=self._run, args=(on_tick,), daemon=True)
+    def start(self, on_ended: Callable[[dict[str, Any]], None] = print) -> LocalService:
+        """Play the event sources on a thread; `on_ended` hears each job's notification."""
+        self._thread = threading.Thread(target=self._run, args=(on_ended,), daemon=True)
         self._thread.start()
         return self
 
@@ -87,14 +96,10 @@ class LocalService:
         self.moto.stop()
 
 
-def _say(received: int, report: dict[str, Any]) -> None:
+def _say(note: dict[str, Any]) -> None:
     stamp = time.strftime("%H:%M:%S")
-    if received:
-        print(f"[{stamp}] submit  {received} message(s) from the jobs queue", flush=True)
-    ended = {k: report[k] for k in ("completed", "failed", "timed_out", "unknown") if report[k]}
-    if ended:
-        done = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in ended.items())
-        print(f"[{stamp}] poll    {done}", flush=True)
+    detail = note["song"]["s3_uri"] if note.get("song") else note.get("error")
+    print(f"[{stamp}] {note['job_id']} {note['status']}: {detail}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

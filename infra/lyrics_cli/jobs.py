@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from lyrics_to_song.check_timing import LikelyWindow
+from lyrics_to_song.check_timing import likely_window as learned_window
 from lyrics_to_song.config import DEFAULT_LYRICS_MAX_BYTES, DEFAULT_MODEL, DEFAULT_PROMPT
+from lyrics_to_song.data.pace import SongTimes
 from lyrics_to_song.data.rows import RESUBMITTABLE, JobState, Row
 from lyrics_to_song.data.task_table import TaskTable
 from lyrics_to_song.errors import InvalidRequest
@@ -154,6 +157,14 @@ def wait_for(
                 ExitCode.TIMEOUT,
             )
         sleep(interval)
+
+
+def likely_window(cloud: Cloud, model: str | None) -> LikelyWindow:
+    """When songs of the model are usually ready, as the poll function learns it."""
+    recent: list[float] = []
+    if cloud.spending_table:
+        recent = SongTimes(cloud.dynamodb, cloud.spending_table).recent(model or DEFAULT_MODEL)
+    return learned_window(recent)
 
 
 def song_key_of(row: Row) -> str:

@@ -6,12 +6,14 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lyrics_to_song.data.rows import JobState
+from lyrics_to_song.check_timing import LikelyWindow
+from lyrics_to_song.data.rows import JobState, Row
 
 from . import jobs, views
 from .stack_target import DEFAULT_STACK_NAME, CliError, Cloud, ExitCode, aws_errors, connect
@@ -154,12 +156,22 @@ def _submit(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
 def _wait(
     cloud: Cloud, job_id: str, args: argparse.Namespace, out: Output, resubmits: int = 0
 ) -> ExitCode:
+    windows: dict[str | None, LikelyWindow] = {}
+
+    def on_change(row: Row | None, elapsed: float) -> None:
+        estimate = None
+        if row is not None:
+            if row.model not in windows:
+                windows[row.model] = jobs.likely_window(cloud, row.model)
+            estimate = views.expected(row, windows[row.model], time.time())
+        out.progress(views.progress(row, elapsed, estimate))
+
     row = jobs.wait_for(
         cloud,
         job_id,
         timeout=args.timeout,
         interval=args.interval,
-        on_change=lambda row, elapsed: out.progress(views.progress(row, elapsed)),
+        on_change=on_change,
         resubmits=resubmits,
     )
     out.result(views.describe(row, cloud.songs_bucket), views.job_dict(row, cloud.songs_bucket))
@@ -223,7 +235,12 @@ def _run(args: argparse.Namespace, out: Output) -> ExitCode:
         return _submit(cloud, args, out)
     if args.command == "status":
         row = jobs.get_job(cloud, args.job)
-        out.result(views.describe(row, cloud.songs_bucket), views.job_dict(row, cloud.songs_bucket))
+        window = jobs.likely_window(cloud, row.model)
+        estimate = views.expected(row, window, time.time())
+        out.result(
+            views.describe(row, cloud.songs_bucket, estimate),
+            views.job_dict(row, cloud.songs_bucket, window),
+        )
         return ExitCode.OK
     if args.command == "list":
         state = JobState(args.status) if args.status else None

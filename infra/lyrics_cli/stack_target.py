@@ -62,6 +62,7 @@ class Cloud:
     songs_bucket: str
     jobs_queue_url: str
     tasks_table: str
+    spending_table: str | None  # None for a stack deployed before it was an output
     s3: S3Client
     sqs: SQSClient
     dynamodb: DynamoDBClient
@@ -139,6 +140,7 @@ def connect(
         songs_bucket=outputs["SongsBucketName"],
         jobs_queue_url=outputs["JobsQueueUrl"],
         tasks_table=outputs["TasksTableName"],
+        spending_table=outputs.get("SpendingTableName"),
         s3=client("s3"),
         sqs=client("sqs"),
         dynamodb=client("dynamodb"),

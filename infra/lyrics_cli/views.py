@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from lyrics_to_song.data.rows import Row
+from lyrics_to_song.check_timing import LikelyWindow
+from lyrics_to_song.data.rows import JobState, Row
 
 
 def when(seconds: float | None) -> str | None:
@@ -22,7 +23,35 @@ def size_text(size: int | None) -> str:
     return f"{size / 1e6:.1f} MB"
 
 
-def job_dict(row: Row, songs_bucket: str) -> dict[str, Any]:
+def expected(row: Row, window: LikelyWindow, now: float) -> str | None:
+    """When the song should be ready, for a job the API is making (None otherwise)."""
+    if row.state is not JobState.PENDING or row.submitted_at is None:
+        return None
+    age = now - row.submitted_at
+    learned = (
+        f"learned from {window.songs} songs"
+        if window.songs
+        else "API in One's figure, until 10 songs are done"
+    )
+    usual = f"usually ready {window.start:.0f}-{window.end:.0f} s after submission ({learned})"
+    if age < window.start:
+        return f"{age:.0f} s in; {usual}: in {window.start - age:.0f}-{window.end - age:.0f} s"
+    if age <= window.end:
+        return f"{age:.0f} s in; {usual}: within {window.end - age:.0f} s"
+    return f"{age:.0f} s in, longer than usual; {usual}"
+
+
+def expected_dict(row: Row, window: LikelyWindow) -> dict[str, Any] | None:
+    if row.state is not JobState.PENDING or row.submitted_at is None:
+        return None
+    return {
+        "from": when(row.submitted_at + window.start),
+        "by": when(row.submitted_at + window.end),
+        "learned_from_songs": window.songs,
+    }
+
+
+def job_dict(row: Row, songs_bucket: str, window: LikelyWindow | None = None) -> dict[str, Any]:
     """The job as `--json` prints it (README: The command line)."""
     return {
         "job_id": row.job_id,
@@ -47,11 +76,12 @@ def job_dict(row: Row, songs_bucket: str) -> dict[str, Any]:
         ),
         "notified": row.notified,
         "resubmits": row.resubmits,
+        "expected_ready": expected_dict(row, window) if window else None,
     }
 
 
-def describe(row: Row, songs_bucket: str) -> str:
-    """A few aligned lines about one job."""
+def describe(row: Row, songs_bucket: str, estimate: str | None = None) -> str:
+    """A few aligned lines about one job (`estimate`: when its song should be ready)."""
     lines = [
         ("job", row.job_id),
         ("state", row.state.value),
@@ -61,6 +91,7 @@ def describe(row: Row, songs_bucket: str) -> str:
         ("submitted", when(row.submitted_at)),
         ("finished", when(row.finished_at)),
         ("error", row.error),
+        ("expected", estimate),
     ]
     if row.song_key:
         size = size_text(row.song_bytes)
@@ -85,7 +116,7 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def progress(row: Row | None, elapsed: float) -> str:
+def progress(row: Row | None, elapsed: float, estimate: str | None = None) -> str:
     """One line for `wait` each time the job moves on."""
     if row is None:
         what = "queued: waiting for the submit function to take it"
@@ -93,6 +124,8 @@ def progress(row: Row | None, elapsed: float) -> str:
         what = row.state.value + (f": {row.error}" if row.error else "")
     elif row.task_id:
         what = f"{row.state.value}: the music API is making the song ({row.polls} checks so far)"
+        if estimate:
+            what += f"; {estimate}"
     else:
         what = f"{row.state.value}: sending it to the music API"
     return f"[{elapsed:5.0f} s] {what}"

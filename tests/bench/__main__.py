@@ -15,7 +15,7 @@ os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
 from .common import Result, table
 
-BENCHMARKS = ["poll_cycle", "submission", "memory", "reads", "cold_start", "throughput"]
+BENCHMARKS = ["wait", "poll_cycle", "submission", "memory", "reads", "cold_start", "throughput"]
 
 
 def machine() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 
@@ -13,6 +14,7 @@ from lyrics_cli import jobs, views
 from lyrics_cli.main import _local_tool_call
 from lyrics_cli.stack_target import CliError, Cloud, ExitCode, connect
 from lyrics_to_song.data.caps import Budget
+from lyrics_to_song.data.pace import SongTimes
 from lyrics_to_song.data.rows import JobState, Row
 from lyrics_to_song.data.task_table import TaskTable
 from tests.support import FakeClock, seed_row
@@ -163,3 +165,35 @@ def test_waiting_on_a_resubmission_ignores_the_earlier_ending(
     assert wait(0).state is JobState.FAILED  # plain wait: the job has ended
     with pytest.raises(CliError, match="not taken by the submit function yet"):
         wait(1)  # after a resubmit: that ending is the old one
+
+
+def test_a_pending_job_says_when_its_song_should_be_ready(stack: Stack, clock: FakeClock) -> None:
+    cloud = connect("songs", region="us-east-1")
+    job_id = _pending_row(stack, cloud, clock)
+    row = jobs.get_job(cloud, job_id)
+    window = jobs.likely_window(cloud, row.model)
+    assert (window.start, window.end, window.songs) == (30.0, 90.0, 0), "the documented prior"
+    assert views.expected(row, window, clock() + 12) == (
+        "12 s in; usually ready 30-90 s after submission (API in One's figure, until 10 songs "
+        "are done): in 18-78 s"
+    )
+    assert "longer than usual" in (views.expected(row, window, clock() + 95) or "")
+    assert views.job_dict(row, cloud.songs_bucket, window)["expected_ready"] == {
+        "from": views.when(clock() + 30),
+        "by": views.when(clock() + 90),
+        "learned_from_songs": 0,
+    }
+
+    assert cloud.spending_table is not None
+    times = SongTimes(cloud.dynamodb, cloud.spending_table)
+    for n in range(12):
+        times.record("minimax-music", f"job-{n}", 40.0 + n)
+    learned = jobs.likely_window(cloud, row.model)
+    assert learned.songs == 12
+    assert "learned from 12 songs" in (views.expected(row, learned, clock() + 5) or "")
+    progress = views.progress(row, 5.0, views.expected(row, learned, clock() + 5))
+    assert progress.startswith("[    5 s] PENDING: the music API is making the song")
+    assert "usually ready 41-50 s after submission" in progress
+
+    ended = jobs.get_job(cloud, job_id)
+    assert views.expected(dataclasses.replace(ended, state=JobState.COMPLETED), learned, 0) is None
