@@ -96,7 +96,12 @@ def _reject(services: Services, job: Job, reason: str) -> Outcome:
     now = services.clock()
     logger.warning("job rejected", extra={"reason": reason, "source": job.source})
     row = services.table.reject(
-        job.job_id, source=job.source, source_name=job.source_name, error=reason, now=now
+        job.job_id,
+        source=job.source,
+        source_name=job.source_name,
+        error=reason,
+        now=now,
+        lease_seconds=services.settings.submit_lease_seconds,
     )
     if row is None:
         return Outcome.DUPLICATE
@@ -240,7 +245,12 @@ def _submission_failed(
 def _settle(services: Services, job: Job, attempt: Started, state: JobState, error: str) -> Outcome:
     """End a submission that cannot go on; announced unless another run settled it first."""
     row = services.table.settle(
-        job.job_id, attempt.attempt, state, error=error, now=services.clock()
+        job.job_id,
+        attempt.attempt,
+        state,
+        error=error,
+        now=services.clock(),
+        lease_seconds=services.settings.submit_lease_seconds,
     )
     if row is not None:
         ended(services, row)

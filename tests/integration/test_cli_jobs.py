@@ -148,7 +148,9 @@ def test_waiting_on_a_resubmission_ignores_the_earlier_ending(
     cloud = connect("songs", region="us-east-1")
     job_id = "job-" + "d" * 32
     table = TaskTable(cloud.dynamodb, cloud.tasks_table)
-    assert table.reject(job_id, source="s", source_name="s", error="x", now=clock())
+    assert table.reject(
+        job_id, source="s", source_name="s", error="x", now=clock(), lease_seconds=60
+    )
 
     def wait(resubmits: int) -> Row:
         return jobs.wait_for(

@@ -465,3 +465,28 @@ def test_a_sidecar_lies_next_to_each_song(cloud: Cloud) -> None:
     assert sidecar["audio"]["bytes"] == row.song_bytes
     assert sidecar["audio"]["duration_seconds"] == 1.0
     assert sidecar["timings"]["seconds_to_song"] == pytest.approx(31, abs=1)
+
+
+@pytest.mark.parametrize("ended_by", ["poll", "submit"])
+def test_a_run_never_announces_a_job_another_is_announcing(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, ended_by: str
+) -> None:
+    real_publish = cloud.services.sns.publish
+    meanwhile: list[PollReport] = []
+
+    def publish_while_another_run_sweeps(**kwargs: object) -> object:
+        if not meanwhile:
+            meanwhile.append(cloud.poll())
+        return real_publish(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cloud.services.sns, "publish", publish_while_another_run_sweeps)
+    if ended_by == "poll":
+        cloud.submit()
+        cloud.clock.advance(31)
+        assert cloud.poll().completed == 1
+    else:  # an answer that may hide an accepted song: the submit function ends it UNKNOWN
+        cloud.emulator.faults.server_error = 1
+        cloud.emulator.faults.server_error_status = 502
+        cloud.submit()
+    assert [report.due for report in meanwhile] == [0], "held by the run announcing it"
+    assert len(cloud.notifications()) == 1

@@ -52,8 +52,12 @@ class CapReached:
 StartResult = Started | AlreadyKnown | CapReached
 
 
-def _ending(state: JobState, now: float, error: str | None, song: Song | None) -> Fields:
-    """What every end of a job writes. It stays due until its notification is out."""
+def _ending(
+    state: JobState, now: float, error: str | None, song: Song | None, *, held_until: float
+) -> Fields:
+    """What every end of a job writes. It stays in the due index until its notification
+    is out, held by whoever ended it until `held_until`: only if that one dies before
+    announcing it does a poll run announce it then (never both at once)."""
     return {
         "state": state.value,
         "finished_at": now,
@@ -63,7 +67,7 @@ def _ending(state: JobState, now: float, error: str | None, song: Song | None) -
         "duration_seconds": song.duration_seconds if song else None,
         "notified": False,
         "previous_state": None,  # a resubmission, if this was one, is over
-        "due_at": now,
+        "due_at": held_until,
     }
 
 
@@ -288,18 +292,35 @@ class TaskTable:
         return self._update_submitting(job_id, attempt, fields) is not None
 
     def settle(
-        self, job_id: str, attempt: str, state: JobState, *, error: str, now: float
+        self,
+        job_id: str,
+        attempt: str,
+        state: JobState,
+        *,
+        error: str,
+        now: float,
+        lease_seconds: float,
     ) -> Row | None:
-        """End a submission that cannot go on (refused, or outcome unknown).
+        """End a submission that cannot go on (refused, or outcome unknown); the submit
+        function announces it, and holds it for `lease_seconds` to do so.
 
         Returns the ended row, or None when this attempt no longer holds it.
         """
-        return self._update_submitting(job_id, attempt, _ending(state, now, error, None))
+        ending = _ending(state, now, error, None, held_until=now + lease_seconds)
+        return self._update_submitting(job_id, attempt, ending)
 
     def reject(
-        self, job_id: str, *, source: str, source_name: str, error: str, now: float
+        self,
+        job_id: str,
+        *,
+        source: str,
+        source_name: str,
+        error: str,
+        now: float,
+        lease_seconds: float,
     ) -> Row | None:
-        """A job whose input is unusable: FAILED from the start, due now for its notification.
+        """A job whose input is unusable: FAILED from the start; the submit function
+        announces it, and holds it for `lease_seconds` to do so.
 
         None when the job already has a row.
         """
@@ -310,7 +331,7 @@ class TaskTable:
                 "source_name": source_name,
                 "created_at": now,
                 "open_shard": OPEN_SHARD,
-                **_ending(JobState.FAILED, now, error, None),
+                **_ending(JobState.FAILED, now, error, None, held_until=now + lease_seconds),
             }
         )
         try:
@@ -374,8 +395,10 @@ class TaskTable:
         error: str | None = None,
         song: Song | None = None,
     ) -> Row | None:
-        """Record a held row's terminal state; None when the lease was lost meanwhile."""
-        return self._update_held(row, _ending(state, now, error, song))
+        """Record a held row's terminal state, still held by this run's lease for its
+        announcement; None when the lease was lost meanwhile."""
+        assert row.due_at is not None
+        return self._update_held(row, _ending(state, now, error, song, held_until=row.due_at))
 
     def mark_notified(self, job_id: str, expires_at: float) -> bool:
         """The last write of a job: it leaves the index and expires later (TTL)."""
