@@ -76,7 +76,7 @@ def sqs_event(*bodies: Any) -> dict[str, Any]:
 
 def seed_row(
     table: TaskTable,
-    budget: Budget,
+    budget: Budget | None,
     job_id: str,
     *,
     now: float,
@@ -85,7 +85,7 @@ def seed_row(
     first_due: float | None = None,
 ) -> Started:
     """A job's row as the submit function writes it: SUBMITTING, or PENDING with `task_id`
-    (submitted at `now`, first due at `first_due`)."""
+    (submitted at `now`, first due at `first_due`); without a budget, outside the caps."""
     started = table.start(
         job_id,
         source=f"sqs:{job_id}",
@@ -94,7 +94,7 @@ def seed_row(
         model="minimax-music",
         now=now,
         lease_seconds=lease_seconds,
-        reservation=budget.reserve(job_id, now),
+        reservation=budget.reserve(job_id, now) if budget else None,
     )
     assert isinstance(started, Started), started
     if task_id is not None:

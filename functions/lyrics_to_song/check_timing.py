@@ -21,8 +21,8 @@ WINDOW_QUANTILES = (0.05, 0.95)
 # seen early and pull the window down (a first check at the window's start could only
 # ever observe songs at that time or later).
 EARLY_FACTOR = 0.8
-# Checks spread over the window; 15 keeps a 30-90 s window at one check every 4 s
-# (a song is seen about 2 s after it is ready, on average) and about 8 checks a song.
+# Checks spread over the window; 15 keeps a 30-90 s window at one check every 4.4 s
+# (a song is seen about 2 s after it is ready, on average) and about 9 checks a song.
 CHECKS_PER_WINDOW = 15
 MIN_INTERVAL = 1.0
 MAX_WINDOW_INTERVAL = 20.0

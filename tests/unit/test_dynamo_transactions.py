@@ -81,3 +81,24 @@ def test_an_existing_row_wins_over_a_full_cap(table: Any) -> None:
     tasks, budget, stubber = table
     cancelled(stubber, "ConditionalCheckFailed", "ConditionalCheckFailed", "None")
     assert start(tasks, budget) == AlreadyKnown()
+
+
+def test_a_row_seeded_outside_the_caps_is_one_conditional_put(table: Any) -> None:
+    tasks, _, stubber = table
+    stubber.add_response("put_item", {})
+    stubber.add_client_error("put_item", service_error_code="ConditionalCheckFailedException")
+
+    def seed() -> Any:
+        return tasks.start(
+            "job-1",
+            source="sqs:r1",
+            source_name="r1",
+            request_json="{}",
+            model="minimax-music",
+            now=NOW,
+            lease_seconds=60,
+            reservation=None,
+        )
+
+    assert isinstance(seed(), Started)
+    assert seed() == AlreadyKnown()

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .caps import Cap, Reservation
+from .caps import Cap, Reservation, day_of
 from .items import Fields, Item, item_of, number, text, to_attr, transact, update_clause
 from .rows import RESUBMITTABLE, JobState, Row, Song
 
@@ -163,13 +163,14 @@ class TaskTable:
         model: str,
         now: float,
         lease_seconds: float,
-        reservation: Reservation,
+        reservation: Reservation | None,
     ) -> StartResult:
         """Write the SUBMITTING row, with its reservation, before any money is spent.
 
         AlreadyKnown when the job already has a row (a redelivery or a duplicate event).
         The row is due when its lease ends, so a submission cut short by a crash is
-        settled by the poll function.
+        settled by the poll function. Without a reservation the row is written alone,
+        outside the caps: for tools that seed rows, never for a submission.
         """
         attempt = uuid.uuid4().hex
         item = item_of(
@@ -193,7 +194,16 @@ class TaskTable:
                 "ConditionExpression": "attribute_not_exists(job_id)",
             }
         }
+        if reservation is None:
+            return self._start_alone(put, attempt, now)
         return self._start(put, attempt, reservation)
+
+    def _start_alone(self, put: dict[str, Any], attempt: str, now: float) -> StartResult:
+        try:
+            self.client.put_item(**put["Put"])
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return AlreadyKnown()
+        return Started(attempt, day_of(now))
 
     def restart(
         self, job_id: str, *, now: float, lease_seconds: float, reservation: Reservation
