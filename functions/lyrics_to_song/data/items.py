@@ -43,6 +43,12 @@ def item_of(fields: Fields) -> Item:
     return {name: to_attr(value) for name, value in fields.items() if value is not None}
 
 
+def key_text(item: Mapping[str, Any], name: str) -> str:
+    """A text attribute every item has (a key, a job's state)."""
+    value: str = item[name]["S"]
+    return value
+
+
 def text(item: Mapping[str, Any], name: str) -> str | None:
     value = item.get(name)
     return value["S"] if value and "S" in value else None

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from .items import flag, number, text, whole
+from .items import flag, key_text, number, text, whole
 
 
 class JobState(StrEnum):
@@ -59,8 +59,8 @@ class Row:
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Row:
         return cls(
-            job_id=item["job_id"]["S"],
-            state=JobState(item["state"]["S"]),
+            job_id=key_text(item, "job_id"),
+            state=JobState(key_text(item, "state")),
             source=text(item, "source") or "",
             source_name=text(item, "source_name") or "",
             created_at=number(item, "created_at") or 0.0,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .caps import Cap, Reservation, day_of
-from .items import Fields, Item, item_of, number, text, to_attr, transact, update_clause
+from .items import Fields, Item, item_of, key_text, number, to_attr, transact, update_clause
 from .rows import RESUBMITTABLE, JobState, Row, Song
 
 if TYPE_CHECKING:
@@ -116,11 +116,11 @@ class TaskTable:
                 }
             )
             for item in response["Responses"].get(self.table_name, []):
-                if not JobState(item["state"]["S"]).terminal:
-                    running.add(item["job_id"]["S"])
+                if not JobState(key_text(item, "state")).terminal:
+                    running.add(key_text(item, "job_id"))
             unread = response.get("UnprocessedKeys", {}).get(self.table_name)
             if unread:
-                running.update(text(key, "job_id") or "" for key in unread["Keys"])
+                running.update(key_text(key, "job_id") for key in unread["Keys"])
         return running
 
     def due(
@@ -137,7 +137,8 @@ class TaskTable:
         if start_key:
             kwargs["ExclusiveStartKey"] = start_key
         page = self.client.query(**kwargs)
-        rows = [(i["job_id"]["S"], float(i["due_at"]["N"])) for i in page.get("Items", [])]
+        items = page.get("Items", [])
+        rows = [(key_text(i, "job_id"), number(i, "due_at") or 0.0) for i in items]
         return rows, page.get("LastEvaluatedKey")
 
     def next_due(self) -> float | None:
