@@ -72,7 +72,7 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     return value
 
 
-def _seconds_range(
+def seconds_range(
     env: Mapping[str, str], name: str, default: tuple[float, float]
 ) -> tuple[float, float]:
     """`LOW-HIGH` in seconds, e.g. `30-90`."""
@@ -145,6 +145,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         status_checks_per_minute=_int(env, "STATUS_CHECKS_PER_MINUTE", 80, 6, 6000),
         # The schedule runs every minute: a poll run watches for most of its minute.
         poll_watch_seconds=_int(env, "POLL_WATCH_SECONDS", 58, 0, 170),
-        typical_song_seconds=_seconds_range(env, "TYPICAL_SONG_SECONDS", PRIOR_SECONDS),
+        typical_song_seconds=seconds_range(env, "TYPICAL_SONG_SECONDS", PRIOR_SECONDS),
         poll_wake_queue_url=env.get("POLL_WAKE_QUEUE_URL", "").strip() or None,
     )

@@ -41,7 +41,11 @@ class LocalService:
         self.tick_seconds = tick_seconds
         self.moto = MotoServer(port)
         self.api = RunningEmulator(self.emulator)
-        self.stack: Stack = provision(self.moto.url, stack_name=stack_name)
+        # The emulator's songs take `completion_delay`, not the real 30-90 s.
+        typical = f"{max(0.1, delay / 2):g}-{max(1.0, delay * 2):g}"
+        self.stack: Stack = provision(
+            self.moto.url, stack_name=stack_name, parameters={"TypicalSongSeconds": typical}
+        )
         register_outputs(self.stack)
         self.stack.store_api_key(self.emulator.api_key)
         self.runtime = LocalLambda(
@@ -52,8 +56,6 @@ class LocalService:
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 "FIRST_POLL_DELAY_SECONDS": "1",
                 "POLL_BACKOFF_SECONDS": "1",
-                # The emulator's songs take `completion_delay`, not the real 30-90 s.
-                "TYPICAL_SONG_SECONDS": f"{max(0.1, delay / 2):g}-{max(1.0, delay * 2):g}",
                 **(extra_env or {}),
             },
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -11,13 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from lyrics_to_song.check_timing import LikelyWindow
+from lyrics_to_song.check_timing import PRIOR_SECONDS, LikelyWindow
 from lyrics_to_song.check_timing import likely_window as learned_window
-from lyrics_to_song.config import DEFAULT_LYRICS_MAX_BYTES, DEFAULT_MODEL, DEFAULT_PROMPT
+from lyrics_to_song.config import (
+    DEFAULT_LYRICS_MAX_BYTES,
+    DEFAULT_MODEL,
+    DEFAULT_PROMPT,
+    seconds_range,
+)
 from lyrics_to_song.data.pace import SongTimes
 from lyrics_to_song.data.rows import RESUBMITTABLE, JobState, Row
 from lyrics_to_song.data.task_table import TaskTable
-from lyrics_to_song.errors import InvalidRequest
+from lyrics_to_song.errors import ConfigError, InvalidRequest
 from lyrics_to_song.lyric_files import LYRIC_FILE_SUFFIXES, parse_lyric_file
 from lyrics_to_song.requests import parse_request
 from lyrics_to_song.sources import LyricObject, job_id_for
@@ -164,7 +170,12 @@ def likely_window(cloud: Cloud, model: str | None) -> LikelyWindow:
     recent: list[float] = []
     if cloud.spending_table:
         recent = SongTimes(cloud.dynamodb, cloud.spending_table).recent(model or DEFAULT_MODEL)
-    return learned_window(recent)
+    prior = PRIOR_SECONDS
+    if cloud.typical_song_seconds:  # the stack's own setting, as the functions read it
+        env = {"TYPICAL_SONG_SECONDS": cloud.typical_song_seconds}
+        with contextlib.suppress(ConfigError):
+            prior = seconds_range(env, "TYPICAL_SONG_SECONDS", PRIOR_SECONDS)
+    return learned_window(recent, prior)
 
 
 def song_key_of(row: Row) -> str:

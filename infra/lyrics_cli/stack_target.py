@@ -63,6 +63,7 @@ class Cloud:
     jobs_queue_url: str
     tasks_table: str
     spending_table: str | None  # None for a stack deployed before it was an output
+    typical_song_seconds: str | None  # the TypicalSongSeconds parameter, LOW-HIGH
     s3: S3Client
     sqs: SQSClient
     dynamodb: DynamoDBClient
@@ -141,6 +142,7 @@ def connect(
         jobs_queue_url=outputs["JobsQueueUrl"],
         tasks_table=outputs["TasksTableName"],
         spending_table=outputs.get("SpendingTableName"),
+        typical_song_seconds=outputs.get("TypicalSongSeconds"),
         s3=client("s3"),
         sqs=client("sqs"),
         dynamodb=client("dynamodb"),

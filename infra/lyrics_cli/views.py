@@ -31,7 +31,7 @@ def expected(row: Row, window: LikelyWindow, now: float) -> str | None:
     learned = (
         f"learned from {window.songs} songs"
         if window.songs
-        else "API in One's figure, until 10 songs are done"
+        else "the stack's TypicalSongSeconds, until it has 10 songs to learn from"
     )
     usual = f"usually ready {window.start:.0f}-{window.end:.0f} s after submission ({learned})"
     if age < window.start:

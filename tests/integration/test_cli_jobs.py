@@ -176,8 +176,8 @@ def test_a_pending_job_says_when_its_song_should_be_ready(stack: Stack, clock: F
     window = jobs.likely_window(cloud, row.model)
     assert (window.start, window.end, window.songs) == (30.0, 90.0, 0), "the documented prior"
     assert views.expected(row, window, clock() + 12) == (
-        "12 s in; usually ready 30-90 s after submission (API in One's figure, until 10 songs "
-        "are done): in 18-78 s"
+        "12 s in; usually ready 30-90 s after submission (the stack's TypicalSongSeconds, "
+        "until it has 10 songs to learn from): in 18-78 s"
     )
     assert "longer than usual" in (views.expected(row, window, clock() + 95) or "")
     assert views.job_dict(row, cloud.songs_bucket, window)["expected_ready"] == {
@@ -199,3 +199,12 @@ def test_a_pending_job_says_when_its_song_should_be_ready(stack: Stack, clock: F
 
     ended = jobs.get_job(cloud, job_id)
     assert views.expected(dataclasses.replace(ended, state=JobState.COMPLETED), learned, 0) is None
+
+
+def test_estimates_start_from_the_stacks_own_typical_song_time(stack: Stack) -> None:
+    cloud = connect("songs", region="us-east-1")
+    assert cloud.typical_song_seconds == "30-90", "an output of the stack"
+    window = jobs.likely_window(dataclasses.replace(cloud, typical_song_seconds="2-6"), None)
+    assert (window.start, window.end, window.songs) == (2.0, 6.0, 0)
+    unreadable = dataclasses.replace(cloud, typical_song_seconds="soon")
+    assert jobs.likely_window(unreadable, None).start == 30.0, "the documented figure"
