@@ -33,7 +33,8 @@ def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TaskTable, Budget, 
         stubber.assert_no_pending_responses()
 
 
-def start(tasks: TaskTable, budget: Budget) -> Any:
+def start(tasks: TaskTable, budget: Budget | None) -> Any:
+    """The job's first row, with its reservation (without one: outside the caps)."""
     return tasks.start(
         "job-1",
         source="sqs:r1",
@@ -42,7 +43,7 @@ def start(tasks: TaskTable, budget: Budget) -> Any:
         model="minimax-music",
         now=NOW,
         lease_seconds=60,
-        reservation=budget.reserve("job-1", NOW),
+        reservation=budget.reserve("job-1", NOW) if budget else None,
     )
 
 
@@ -88,17 +89,5 @@ def test_a_row_seeded_outside_the_caps_is_one_conditional_put(table: Any) -> Non
     stubber.add_response("put_item", {})
     stubber.add_client_error("put_item", service_error_code="ConditionalCheckFailedException")
 
-    def seed() -> Any:
-        return tasks.start(
-            "job-1",
-            source="sqs:r1",
-            source_name="r1",
-            request_json="{}",
-            model="minimax-music",
-            now=NOW,
-            lease_seconds=60,
-            reservation=None,
-        )
-
-    assert isinstance(seed(), Started)
-    assert seed() == AlreadyKnown()
+    assert isinstance(start(tasks, None), Started)
+    assert start(tasks, None) == AlreadyKnown()
