@@ -50,8 +50,8 @@ def watch(
     if woken and services.poll_watch.until() > started:
         return total
     slot_end = started + settings.poll_watch_seconds
-    watching = settings.poll_watch_seconds > 0
-    if watching:
+    held = settings.poll_watch_seconds > 0  # this run says it watches, until slot_end
+    if held:
         services.poll_watch.hold(slot_end)
     pacing = Pacing(services, fixed_policy)
     try:
@@ -62,12 +62,13 @@ def watch(
             if sweep.stopped_early or sweep.account_problem:
                 return total
             wake = _next_wake(services, sweep)
-            if wake is None and watching:
+            if wake is None and held:
                 # Nothing open: say so before leaving, then look once more, for a job
                 # submitted while it was seen to be watched.
                 services.poll_watch.release(slot_end, services.clock())
                 wake = _next_wake(services, sweep)
-                if wake is not None:
+                held = wake is not None
+                if held:
                     services.poll_watch.hold(slot_end)
             now = services.clock()
             if wake is None or wake >= slot_end:
@@ -76,7 +77,7 @@ def watch(
                 return total
             services.sleep(wake - now)
     finally:
-        if watching:
+        if held:
             services.poll_watch.release(slot_end, services.clock())
 
 

@@ -42,7 +42,8 @@ def day_of(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
 
 
-def _counter(name: str) -> Item:
+def counter_key(name: str) -> Item:
+    """The key of one item of the spending table."""
     return item_of({"counter": name})
 
 
@@ -69,7 +70,7 @@ class Reservation:
             {
                 "Update": {
                     "TableName": self.table_name,
-                    "Key": _counter(DAY_PREFIX + self.day),
+                    "Key": counter_key(DAY_PREFIX + self.day),
                     "UpdateExpression": "ADD submitted :one SET expires_at = :expires",
                     "ConditionExpression": "attribute_not_exists(submitted) OR submitted < :cap",
                     "ExpressionAttributeValues": {
@@ -82,7 +83,7 @@ class Reservation:
             {
                 "Update": {
                     "TableName": self.table_name,
-                    "Key": _counter(IN_FLIGHT_KEY),
+                    "Key": counter_key(IN_FLIGHT_KEY),
                     "UpdateExpression": "ADD holders :job",
                     "ConditionExpression": "attribute_not_exists(holders)"
                     " OR size(holders) < :cap OR contains(holders, :job_id)",
@@ -138,7 +139,7 @@ class Budget:
         with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
             self.client.update_item(
                 TableName=self.table_name,
-                Key=_counter(DAY_PREFIX + day),
+                Key=counter_key(DAY_PREFIX + day),
                 UpdateExpression="ADD submitted :minus_one",
                 ConditionExpression="submitted > :zero",
                 ExpressionAttributeValues={":minus_one": to_attr(-1), ":zero": to_attr(0)},
@@ -146,7 +147,7 @@ class Budget:
 
     def _read(self, name: str) -> Item:
         return self.client.get_item(
-            TableName=self.table_name, Key=_counter(name), ConsistentRead=True
+            TableName=self.table_name, Key=counter_key(name), ConsistentRead=True
         ).get("Item", {})
 
     def submitted_on(self, day: str) -> int:
@@ -160,7 +161,7 @@ class Budget:
         if job_ids:
             self.client.update_item(
                 TableName=self.table_name,
-                Key=_counter(IN_FLIGHT_KEY),
+                Key=counter_key(IN_FLIGHT_KEY),
                 UpdateExpression="DELETE holders :jobs",
                 ExpressionAttributeValues={":jobs": to_attr(frozenset(job_ids))},
             )

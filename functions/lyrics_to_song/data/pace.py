@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from .items import item_of, number, to_attr
+from .caps import counter_key
+from .items import number, to_attr
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -64,7 +65,7 @@ class StatusBudget:
         try:
             self.client.update_item(
                 TableName=self.table_name,
-                Key=item_of({"counter": f"status#{window}"}),
+                Key=counter_key(f"status#{window}"),
                 UpdateExpression="ADD calls :one SET expires_at = :expires",
                 ConditionExpression="attribute_not_exists(calls) OR calls < :cap",
                 ExpressionAttributeValues={
@@ -88,7 +89,7 @@ class StatusBudget:
             with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
                 self.client.update_item(
                     TableName=self.table_name,
-                    Key=item_of({"counter": f"status#{window}"}),
+                    Key=counter_key(f"status#{window}"),
                     UpdateExpression="ADD calls :half SET slowed = :yes, expires_at = :expires",
                     ConditionExpression="attribute_not_exists(slowed)",
                     ExpressionAttributeValues={
@@ -109,7 +110,7 @@ class SongTimes:
     def recent(self, model: str) -> list[float]:
         item = self.client.get_item(
             TableName=self.table_name,
-            Key=item_of({"counter": f"song-times#{model}"}),
+            Key=counter_key(f"song-times#{model}"),
             ConsistentRead=False,
         ).get("Item", {})
         slots = item.get("recent", {}).get("M", {})
@@ -118,7 +119,7 @@ class SongTimes:
     def record(self, model: str, job_id: str, seconds: float) -> None:
         """Keep one song's time in the job's slot (the map is made by the model's first song)."""
         slot = int(hashlib.sha256(job_id.encode()).hexdigest(), 16) % SONG_TIMES_KEPT
-        key = item_of({"counter": f"song-times#{model}"})
+        key = counter_key(f"song-times#{model}")
         set_slot = {
             "TableName": self.table_name,
             "Key": key,
@@ -151,7 +152,7 @@ class PollWatch:
     def until(self) -> float:
         """The end of the longest watch under way; 0 when nobody has watched yet."""
         item = self.client.get_item(
-            TableName=self.table_name, Key=item_of({"counter": "poll-watch"}), ConsistentRead=True
+            TableName=self.table_name, Key=counter_key("poll-watch"), ConsistentRead=True
         ).get("Item", {})
         return number(item, "until") or 0.0
 
@@ -160,7 +161,7 @@ class PollWatch:
         with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
             self.client.update_item(
                 TableName=self.table_name,
-                Key=item_of({"counter": "poll-watch"}),
+                Key=counter_key("poll-watch"),
                 UpdateExpression="SET #until = :until",
                 ConditionExpression="attribute_not_exists(#until) OR #until < :until",
                 ExpressionAttributeNames={"#until": "until"},
@@ -172,7 +173,7 @@ class PollWatch:
         with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
             self.client.update_item(
                 TableName=self.table_name,
-                Key=item_of({"counter": "poll-watch"}),
+                Key=counter_key("poll-watch"),
                 UpdateExpression="SET #until = :now",
                 ConditionExpression="#until = :held",
                 ExpressionAttributeNames={"#until": "until"},
