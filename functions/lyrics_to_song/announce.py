@@ -67,8 +67,15 @@ def announce(services: Services, row: Row) -> None:
     )
 
 
+def notice_id(row: Row) -> str:
+    """The same on every send of one ending, new for the next ending of the job (after a
+    resubmission): the job id and the ending's number, 1 for the first."""
+    return f"{row.job_id}.{row.resubmits + 1}"
+
+
 def notification_body(row: Row, *, songs_bucket: str, song_url: str | None) -> dict[str, Any]:
-    """The JSON subscribers receive; see the README for the schema."""
+    """The JSON subscribers receive; see the README for the schema. Everything but the
+    presigned `url` comes from the stored row, so a re-sent notice is the same notice."""
     song = None
     if row.song_key:
         song = {
@@ -78,6 +85,7 @@ def notification_body(row: Row, *, songs_bucket: str, song_url: str | None) -> d
             "sidecar_s3_uri": f"s3://{songs_bucket}/{sidecar_key(row.song_key)}",
         }
     return {
+        "notice_id": notice_id(row),
         "job_id": row.job_id,
         "task_id": row.task_id,
         "status": row.state.value,
@@ -93,12 +101,16 @@ def notification_body(row: Row, *, songs_bucket: str, song_url: str | None) -> d
 
 
 def publish(sns: SNSClient, topic_arn: str, body: dict[str, Any]) -> str:
-    """Publish with a `status` attribute so subscribers can filter; returns the message id."""
+    """Publish with `status` and `notice_id` attributes, so subscribers can filter and drop
+    copies; returns the message id."""
     response = sns.publish(
         TopicArn=topic_arn,
         Subject=f"lyrics-to-song: {body['status']}"[:100],
         Message=json.dumps(body, ensure_ascii=False),
-        MessageAttributes={"status": {"DataType": "String", "StringValue": body["status"]}},
+        MessageAttributes={
+            name: {"DataType": "String", "StringValue": body[name]}
+            for name in ("status", "notice_id")
+        },
     )
     return response["MessageId"]
 

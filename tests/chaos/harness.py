@@ -4,7 +4,8 @@ The emulator injects API faults at random (429, 500, 503, malformed bodies, answ
 off after the work was done, answers later than the client waits), fails tasks, and
 breaks or slows downloads. The harness sends duplicate deliveries, runs two pollers at
 once, kills handlers between their steps, and resubmits some ended jobs. Then it checks
-what the package promises: one terminal state and one notification per ending, at most
+what the package promises: one terminal state and one notice per ending (copies of a notice
+re-sent after a crash are the same notice: one `notice_id`, the same fields), at most
 one paid submission per job and resubmission, songs byte-identical to what the API
 served, a reason for every job without a song, and no half-uploaded object left behind.
 """
@@ -88,6 +89,7 @@ class Outcome:
     injected: Counter[str]
     resubmitted: list[str]
     seconds: float
+    notices_resent: int = 0
     failures: list[str] = field(default_factory=list)
 
     def table(self) -> str:
@@ -107,6 +109,7 @@ class Outcome:
             ("overlapping poll runs", str(self.overlapping_poll_runs)),
             ("deferred by a spending cap", str(self.deferred)),
             ("resubmitted on purpose", str(len(self.resubmitted))),
+            ("notices sent again after a kill", str(self.notices_resent)),
             ("end states", ", ".join(f"{k} {n}" for k, n in sorted(states.items()))),
             ("time", f"{self.seconds:.0f} s"),
             ("promises", "all held" if not self.failures else f"{len(self.failures)} broken"),
@@ -135,7 +138,8 @@ class KillSwitch:
     @contextmanager
     def installed(self) -> Iterator[None]:
         """Kill points: after the paid call, after the song is saved (before its sidecar),
-        before a job's end is written, and before its notification."""
+        before a job's end is written, before its notification, and after the notification
+        before it is recorded as sent (so the next run sends it again)."""
         from lyrics_to_song import announce, follow
         from lyrics_to_song.data.task_table import TaskTable
 
@@ -156,6 +160,7 @@ class KillSwitch:
                 (follow, "write_sidecar", "after the song was saved", always),
                 (TaskTable, "end", "before the end is written", always),
                 (announce, "publish", "before the notification", always),
+                (TaskTable, "mark_notified", "after the notification", always),
             ):
                 patches.enter_context(
                     replaced(owner, name, before(point, getattr(owner, name), when))
@@ -171,6 +176,31 @@ def replaced(owner: object, name: str, value: Any) -> Iterator[None]:
         yield
     finally:
         setattr(owner, name, original)
+
+
+def notice_failures(
+    name: str, notices: dict[str, list[dict[str, Any]]], endings: int, row: Row
+) -> list[str]:
+    """One notice per ending; its copies alike but for the presigned link; the last
+    ending's notice tells the row's state."""
+    failures = []
+    if len(notices) != endings:
+        failures.append(f"{name}: {len(notices)} different notices for {endings} ending(s)")
+    for notice_id, copies in notices.items():
+        if any(ending_fields(copy) != ending_fields(copies[0]) for copy in copies[1:]):
+            failures.append(f"{name}: the {len(copies)} copies of notice {notice_id} differ")
+    last = notices.get(f"{row.job_id}.{endings}")
+    if last and last[0]["status"] != row.state.value:
+        failures.append(f"{name}: last notice says {last[0]['status']}, row {row.state}")
+    elif not last:
+        failures.append(f"{name}: no notice for its ending number {endings}")
+    return failures
+
+
+def ending_fields(note: dict[str, Any]) -> dict[str, Any]:
+    """A notice without its presigned link, which is signed anew on every send."""
+    song = note.get("song")
+    return {**note, "song": {**song, "url": None} if song else None}
 
 
 def lyrics_for(number: int) -> str:
@@ -348,7 +378,9 @@ class ChaosRun:
                     resubmitted=self.resubmitted,
                     seconds=time.monotonic() - started,
                 )
-                outcome.failures = self.check(stack, outcome, read_notifications(stack, notes_url))
+                notes = read_notifications(stack, notes_url)
+                outcome.notices_resent = len(notes) - len({n["notice_id"] for n in notes})
+                outcome.failures = self.check(stack, outcome, notes)
                 return outcome
         finally:
             moto.stop()
@@ -369,9 +401,9 @@ class ChaosRun:
     # --- checking the promises -----------------------------------------------------------
     def check(self, stack: Stack, outcome: Outcome, notes: list[dict[str, Any]]) -> list[str]:
         failures: list[str] = []
-        notes_by_job: dict[str, list[str]] = {}
+        notices: dict[str, dict[str, list[dict[str, Any]]]] = {}
         for note in notes:
-            notes_by_job.setdefault(note["job_id"], []).append(note["status"])
+            notices.setdefault(note["job_id"], {}).setdefault(note["notice_id"], []).append(note)
         paid = Counter(marker_of(body) for body in self.emulator.submissions)
         resubmits = Counter(self.resubmitted)
         s3 = stack.client("s3")
@@ -384,11 +416,7 @@ class ChaosRun:
             endings = 1 + row.resubmits
             if not row.state.terminal or not row.notified:
                 failures.append(f"{name}: ended as {row.state.value}, notified={row.notified}")
-            got = notes_by_job.get(job.job_id, [])
-            if len(got) != endings:
-                failures.append(f"{name}: {len(got)} notifications for {endings} ending(s)")
-            elif got[-1] != row.state.value:
-                failures.append(f"{name}: last notification says {got[-1]}, row {row.state}")
+            failures.extend(notice_failures(name, notices.get(job.job_id, {}), endings, row))
             allowed = 0 if job.kind == "bad" else 1 + resubmits[job.job_id]
             if paid[job.number] > allowed:
                 failures.append(f"{name}: {paid[job.number]} paid submissions, {allowed} allowed")

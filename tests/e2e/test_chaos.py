@@ -31,6 +31,7 @@ def test_every_promise_holds_under_faults_duplicates_overlap_and_kills() -> None
     assert outcome.overlapping_poll_runs > 0
     assert outcome.deferred > 0
     assert outcome.resubmitted
+    assert outcome.notices_resent > 0, "some notices went out twice and were told apart"
     assert outcome.injected["cut"] > 0
     assert outcome.injected["broken download"] > 0
     states = {row.state.value for row in outcome.rows.values()}

@@ -35,7 +35,9 @@ class Cloud:
         found = []
         for envelope in read_envelopes(self.stack, self.watch_url):
             body: dict[str, Any] = json.loads(envelope["Message"])
-            body["_status_attribute"] = envelope["MessageAttributes"]["status"]["Value"]
+            attributes = envelope["MessageAttributes"]
+            body["_status_attribute"] = attributes["status"]["Value"]
+            body["_notice_attribute"] = attributes["notice_id"]["Value"]
             found.append(body)
         return found
 

@@ -309,6 +309,31 @@ def test_a_crash_before_the_notification_is_finished_by_the_next_run(
     assert len(cloud.emulator.downloads) == 1, "the song is not fetched twice"
 
 
+def test_a_notice_sent_again_after_a_crash_is_the_same_notice_but_for_its_link(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = cloud.submit()
+    cloud.clock.advance(31)
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("the function died after sending, before recording it")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(cloud.services.table, "mark_notified", crash)
+        assert cloud.poll().errors == 1
+    cloud.clock.advance(cloud.services.settings.poll_lease_seconds + 1)
+    assert cloud.poll().notified == 1
+    first, again = cloud.notifications()
+    assert first["notice_id"] == again["notice_id"] == first["_notice_attribute"]
+    assert first["notice_id"] == f"{job_id}.1"
+    for note in (first, again):  # the link is signed anew on every send
+        del note["song"]["url"]
+    assert first == again, "every other field, times included, is sent exactly as stored"
+    first_event, event_again = cloud.events()
+    assert first_event["detail"]["notice_id"] == event_again["detail"]["notice_id"] == f"{job_id}.1"
+    assert first_event["detail"]["finished_at"] == event_again["detail"]["finished_at"]
+
+
 def test_only_due_rows_are_read(cloud: Cloud) -> None:
     for i in range(12):
         cloud.submit(request_id=f"r{i}")

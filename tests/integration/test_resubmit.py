@@ -22,6 +22,7 @@ def unknown_job(cloud: Cloud) -> str:
     ]
     (note,) = cloud.notifications()
     assert note["status"] == "UNKNOWN"
+    assert note["notice_id"] == f"{note['job_id']}.1"
     return str(note["job_id"])
 
 
@@ -43,6 +44,7 @@ def test_an_unknown_job_is_resubmitted_and_finishes(cloud: Cloud) -> None:
     (note,) = cloud.notifications()
     assert (note["job_id"], note["status"]) == (job_id, "COMPLETED")
     assert note["error"] is None
+    assert note["notice_id"] == f"{job_id}.2", "a new ending is a new notice"
 
 
 @pytest.mark.parametrize("state", ["PENDING", "COMPLETED"])
@@ -79,6 +81,7 @@ def test_a_refused_resubmission_puts_the_job_back_as_it_was(cloud: Cloud) -> Non
     assert row.state is JobState.UNKNOWN
     assert row.notified
     assert row.previous_state is None
+    assert row.resubmits == 0, "the ending it went back to keeps its number"
     assert cloud.notifications() == [], "nothing ended, so nothing is announced"
     due, _ = cloud.services.table.due(cloud.clock.now + 10_000, 10)
     assert due == [], "the row is out of the due index again"

@@ -282,6 +282,7 @@ class TaskTable:
             fields: Fields = {
                 "state": row.previous_state.value,
                 "previous_state": None,
+                "resubmits": row.resubmits - 1,  # the ending it goes back to keeps its number
                 "notified": True,
                 "open_shard": None,
                 "due_at": None,
