@@ -19,7 +19,7 @@ os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
 os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
 
-API_URL = "http://api.test"
+API_URL = "http://localhost:8765"
 
 
 @pytest.fixture
@@ -43,5 +43,10 @@ def api(emulator: MusicApiEmulator, sleeps: list[float]) -> MusicApiClient:
     """The real client over an in-process transport (no sockets)."""
     http = httpx.Client(transport=httpx.WSGITransport(app=emulator))
     return MusicApiClient(
-        API_URL, lambda: emulator.api_key, http=http, retry=RetryPolicy(), sleep=sleeps.append
+        API_URL,
+        lambda: emulator.api_key,
+        http=http,
+        downloads=http,
+        retry=RetryPolicy(),
+        sleep=sleeps.append,
     )

@@ -82,6 +82,8 @@ def notification_body(row: Row, *, songs_bucket: str, song_url: str | None) -> d
             "s3_uri": f"s3://{songs_bucket}/{row.song_key}",
             "url": song_url,
             "bytes": row.song_bytes,
+            "sample_rate": row.sample_rate,
+            "bitrate": row.bitrate,
             "sidecar_s3_uri": f"s3://{songs_bucket}/{sidecar_key(row.song_key)}",
         }
     return {

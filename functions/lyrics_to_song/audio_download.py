@@ -1,17 +1,26 @@
-"""Fetching a finished song's audio, wherever the API put it, straight into the songs bucket.
+"""Fetching a finished song's audio, wherever the API put it, then storing it as a song.
 
-The audio is either a link (downloaded as a stream) or hex in the status answer
-(decoded piece by piece); both are streamed into S3, never held whole.
+The audio is either a link (downloaded as a stream, from where audio_origins allows) or
+hex in the status answer (decoded piece by piece). Either way it goes to a temporary file
+first, within an overall deadline and a size limit, and is stored in the songs bucket
+only once audio_check has found it to be a song: nothing else is ever saved as one.
 """
 
 from __future__ import annotations
 
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .api_answers import AudioSource
+from .audio_check import AudioInfo, inspect_audio
 from .data.rows import Row
-from .errors import AudioGone
-from .song_store import SavedSong, hex_chunks, song_key, stream_to_s3
+from .errors import AudioGone, DownloadFailed
+from .song_store import SavedSong, file_chunks, hex_chunks, song_key, stream_to_s3
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -21,22 +30,94 @@ if TYPE_CHECKING:
 DOWNLOAD_CHUNK = 1024 * 1024
 # Answers that say the link no longer works: the song cannot be had any more.
 GONE_STATUSES = (401, 403, 404, 410)
-_EXTENSIONS = {
-    "audio/mpeg": "mp3",
-    "audio/mp3": "mp3",
-    "audio/wav": "wav",
-    "audio/x-wav": "wav",
-    "audio/flac": "flac",
-}
 
 
-def save_song(
-    api: MusicApiClient, s3: S3Client, bucket: str, row: Row, audio: AudioSource
-) -> SavedSong:
-    """Store the job's song under its deterministic key; AudioGone if it cannot be had.
+@dataclass(frozen=True)
+class DownloadLimits:
+    """MAX_SONG_BYTES and DOWNLOAD_DEADLINE_SECONDS (README: Configuration)."""
 
-    Network and S3 errors are raised as they are: the caller tries again later.
+    max_bytes: int
+    deadline_seconds: float
+
+
+@dataclass(frozen=True)
+class FetchedAudio:
+    path: Path
+    size: int
+    info: AudioInfo
+
+
+@contextmanager
+def fetch_audio(
+    api: MusicApiClient,
+    audio: AudioSource,
+    limits: DownloadLimits,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[FetchedAudio]:
+    """The song in a temporary file (removed afterwards), checked to be audio.
+
+    AudioGone when it can never be had; DownloadFailed (NotASong among them) when this
+    attempt failed; network errors as httpx raises them.
     """
+    deadline = clock() + limits.deadline_seconds
+    with tempfile.TemporaryDirectory(prefix="song-") as folder:
+        path = Path(folder) / "audio"
+        if audio.hex_data is not None:
+            try:
+                size = _write(path, hex_chunks(audio.hex_data), limits, deadline, clock)
+            except ValueError as exc:
+                raise AudioGone(
+                    f"the API returned audio that could not be decoded: {exc}"
+                ) from None
+            content_type = "audio/mpeg"  # MiniMax's hex audio is MP3 (docs/music-api.md)
+        else:
+            assert audio.url is not None
+            with api.open_audio(audio.url, read_timeout=limits.deadline_seconds) as response:
+                if response.status_code in GONE_STATUSES:
+                    raise AudioGone(
+                        f"the song's download link no longer works (HTTP {response.status_code});"
+                        " it may have expired"
+                    )
+                response.raise_for_status()
+                content_type = response.headers.get("content-type", "")
+                content_type = content_type.split(";")[0].strip().lower()
+                declared_size = int(response.headers.get("content-length") or 0)
+                if declared_size > limits.max_bytes:
+                    raise DownloadFailed(_too_large(limits, declared_size))
+                chunks = response.iter_bytes(chunk_size=DOWNLOAD_CHUNK)
+                size = _write(path, chunks, limits, deadline, clock)
+        yield FetchedAudio(path, size, inspect_audio(path, content_type))
+
+
+def _write(
+    path: Path,
+    chunks: Iterable[bytes],
+    limits: DownloadLimits,
+    deadline: float,
+    clock: Callable[[], float],
+) -> int:
+    size = 0
+    with path.open("wb") as file:
+        for chunk in chunks:
+            size += len(chunk)
+            if size > limits.max_bytes:
+                raise DownloadFailed(_too_large(limits))
+            if clock() > deadline:
+                raise DownloadFailed(
+                    f"the download took longer than {limits.deadline_seconds:g} s "
+                    f"(DOWNLOAD_DEADLINE_SECONDS); {size} bytes had come"
+                )
+            file.write(chunk)
+    return size
+
+
+def _too_large(limits: DownloadLimits, size: int | None = None) -> str:
+    said = f" ({size} bytes)" if size is not None else ""
+    return f"the song is larger than MAX_SONG_BYTES ({limits.max_bytes} bytes){said}"
+
+
+def store_song(s3: S3Client, bucket: str, row: Row, audio: FetchedAudio) -> SavedSong:
+    """Store the checked song under the job's deterministic key (a retry overwrites it)."""
     assert row.task_id is not None
     metadata = {
         "job-id": row.job_id,
@@ -44,34 +125,12 @@ def save_song(
         "model": row.model or "",
         "source": row.source,
     }
-    if audio.hex_data is not None:
-        try:
-            return stream_to_s3(
-                s3,
-                bucket,
-                song_key(row.source_name, row.task_id),
-                hex_chunks(audio.hex_data),
-                content_type="audio/mpeg",
-                metadata=metadata,
-            )
-        except ValueError as exc:
-            raise AudioGone(f"the API returned audio that could not be decoded: {exc}") from None
-    assert audio.url is not None
-    with api.open_audio(audio.url) as response:
-        if response.status_code in GONE_STATUSES:
-            raise AudioGone(
-                f"the song's download link no longer works (HTTP {response.status_code}); "
-                "it may have expired"
-            )
-        response.raise_for_status()
-        content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
-        if not content_type.startswith("audio/"):
-            content_type = "audio/mpeg"
+    with audio.path.open("rb") as file:
         return stream_to_s3(
             s3,
             bucket,
-            song_key(row.source_name, row.task_id, _EXTENSIONS.get(content_type, "mp3")),
-            response.iter_bytes(chunk_size=DOWNLOAD_CHUNK),
-            content_type=content_type,
+            song_key(row.source_name, row.task_id, audio.info.kind),
+            file_chunks(file, DOWNLOAD_CHUNK),
+            content_type=audio.info.content_type,
             metadata=metadata,
         )

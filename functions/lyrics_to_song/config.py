@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+from .audio_origins import is_loopback_host
 from .check_timing import PRIOR_SECONDS
 from .errors import ConfigError
 
@@ -14,6 +15,7 @@ DEFAULT_API_BASE_URL = "https://apiin.one"
 DEFAULT_MODEL = "minimax-music"
 DEFAULT_PROMPT = "A warm pop song with clear vocals"
 DEFAULT_LYRICS_MAX_BYTES = 64 * 1024
+MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,9 @@ class Settings:
     poll_watch_seconds: int
     typical_song_seconds: tuple[float, float]
     poll_wake_queue_url: str | None
+    audio_hosts: tuple[str, ...]
+    max_song_bytes: int
+    download_deadline_seconds: float
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -98,9 +103,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     base_url = env.get("MUSIC_API_BASE_URL", "").strip() or DEFAULT_API_BASE_URL
     parsed = urlparse(base_url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise ConfigError(
             f"environment variable MUSIC_API_BASE_URL must be an http(s) URL, got {base_url!r}"
+        )
+    if parsed.scheme == "http" and not is_loopback_host(parsed.hostname):
+        raise ConfigError(
+            "environment variable MUSIC_API_BASE_URL must be https (the key would go out in "
+            f"clear text; plain http is for an emulator on loopback only), got {base_url!r}"
         )
     secret_arn = env.get("MUSIC_API_KEY_SECRET_ARN", "").strip() or None
     api_key = env.get("MUSIC_API_KEY", "").strip() or None
@@ -147,4 +157,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         poll_watch_seconds=_int(env, "POLL_WATCH_SECONDS", 58, 0, 170),
         typical_song_seconds=seconds_range(env, "TYPICAL_SONG_SECONDS", PRIOR_SECONDS),
         poll_wake_queue_url=env.get("POLL_WAKE_QUEUE_URL", "").strip() or None,
+        audio_hosts=_hosts(env, "AUDIO_HOSTS"),
+        # At most 128 MiB: POLL_CONCURRENCY downloads at once share 1 GiB of /tmp.
+        max_song_bytes=_int(env, "MAX_SONG_BYTES", 64 * MIB, MIB, 128 * MIB),
+        download_deadline_seconds=float(_int(env, "DOWNLOAD_DEADLINE_SECONDS", 90, 5, 180)),
     )
+
+
+def _hosts(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Host names separated by commas, e.g. `cdn.example.com,files.example.net`."""
+    hosts = tuple(h.strip().lower() for h in env.get(name, "").split(",") if h.strip())
+    for host in hosts:
+        if "/" in host or ":" in host or " " in host:
+            raise ConfigError(
+                f"environment variable {name} must list host names separated by commas "
+                f"(no scheme, port or path), got {host!r}"
+            )
+    return hosts

@@ -10,6 +10,9 @@
     │                              `maybe_accepted`: a submission may have reached the API anyway,
     │                              so it ends UNKNOWN and is never resent by itself
     ├── AudioGone                  a finished song's audio can no longer be had: the job FAILS
+    │   └── RefusedAudioSource     its link points where songs may not come from: FAILS too
+    ├── DownloadFailed             the audio could not be fetched whole, or is not a song: tried
+    │   └── NotASong               again a few times, then the job FAILS with this reason
     ├── OverBudget                 a spending cap is reached: the job waits on the queue, unpaid
     └── RetryLater                 the record goes back to the queue untouched (SQS redelivers)
 
@@ -94,6 +97,19 @@ class MusicApiError(LyricsToSongError):
 
 class AudioGone(LyricsToSongError):
     """The audio can no longer be had (expired or missing URL, bad hex): the job fails."""
+
+
+class RefusedAudioSource(AudioGone):
+    """The audio's link (or a redirect) is not https, not on an allowed host, or reaches a
+    loopback, private or otherwise internal address (README: Security)."""
+
+
+class DownloadFailed(LyricsToSongError):
+    """One attempt to fetch the audio failed (too slow, too large, cut off, not audio)."""
+
+
+class NotASong(DownloadFailed):
+    """What came back is not audio of the declared kind; the message says what it is."""
 
 
 class OverBudget(LyricsToSongError):

@@ -14,15 +14,16 @@ from botocore.exceptions import ClientError
 
 from .announce import announce, ended
 from .api_answers import TaskState, TaskStatus
-from .audio_download import save_song
+from .audio_download import DownloadLimits, FetchedAudio, fetch_audio, store_song
 from .check_timing import CheckPolicy, likely_window
 from .data.rows import JobState, Row, Song
-from .errors import AudioGone, ErrorKind, MusicApiError
+from .errors import AudioGone, DownloadFailed, ErrorKind, MusicApiError
 from .observability import count, logger, seconds
 from .services import Services
 from .sidecar import sidecar_body, write_sidecar
 
 MAX_BAD_BODIES = 5  # unreadable status bodies in a row before the job fails
+MAX_DOWNLOAD_FAILURES = 3  # failed downloads of a finished song before the job fails
 # Waits after trouble, as multiples of the poll backoff step (15 s by default).
 TRANSIENT_RETRY_STEPS = 2
 ACCOUNT_RETRY_STEPS = 20
@@ -157,32 +158,78 @@ def _follow_task(
 
 
 def _song_ready(services: Services, row: Row, status: TaskStatus, report: PollReport) -> None:
-    """Save the song and its sidecar, then end the job COMPLETED."""
+    """Fetch the song and check it is one, save it and its sidecar, then end the job
+    COMPLETED."""
     assert status.audio is not None
-    bucket = services.settings.audio_bucket_name
+    settings = services.settings
+    limits = DownloadLimits(settings.max_song_bytes, settings.download_deadline_seconds)
     try:
-        saved = save_song(services.api, services.s3, bucket, row, status.audio)
-        now = services.clock()
-        sidecar = sidecar_body(
-            row, saved, bucket=bucket, saved_at=now, duration=status.duration_seconds
-        )
-        write_sidecar(services.s3, bucket, sidecar, saved.key)
+        with fetch_audio(services.api, status.audio, limits) as audio:
+            song = _store(services, row, status, audio, report)
     except AudioGone as exc:
         _end(services, row, JobState.FAILED, report, error=str(exc))
         return
-    except (httpx.HTTPError, OSError, ClientError) as exc:
+    except (DownloadFailed, httpx.HTTPError, OSError) as exc:
+        _download_failed(services, row, exc, report)
+        return
+    if song is not None:
+        _end(services, row, JobState.COMPLETED, report, song=song)
+
+
+def _store(
+    services: Services, row: Row, status: TaskStatus, audio: FetchedAudio, report: PollReport
+) -> Song | None:
+    """The checked song and its sidecar into the songs bucket; None when S3 failed (the
+    job is tried again later)."""
+    bucket = services.settings.audio_bucket_name
+    try:
+        saved = store_song(services.s3, bucket, row, audio)
+        now = services.clock()
+        sidecar = sidecar_body(
+            row, saved, audio.info, bucket=bucket, saved_at=now, duration=status.duration_seconds
+        )
+        write_sidecar(services.s3, bucket, sidecar, saved.key)
+    except (OSError, ClientError) as exc:
         logger.warning(
             "saving the song or its sidecar failed; retried on the next poll",
             extra={"error": repr(exc)},
         )
         _retry_later(services, row, report, _steps(services, TRANSIENT_RETRY_STEPS))
-        return
+        return None
     took = now - (row.submitted_at or row.created_at)
     seconds("TimeToSong", took)
     logger.info("song saved", extra={"song_key": saved.key, "bytes": saved.size})
     _learn(services, row, took)
-    song = Song(saved.key, saved.size, status.duration_seconds)
-    _end(services, row, JobState.COMPLETED, report, song=song)
+    info = audio.info
+    duration = status.duration_seconds or info.duration_seconds
+    return Song(saved.key, saved.size, duration, info.sample_rate, info.bitrate)
+
+
+def _download_failed(services: Services, row: Row, exc: Exception, report: PollReport) -> None:
+    """One failed download of a finished song: tried again, and the job fails after
+    MAX_DOWNLOAD_FAILURES, with what went wrong the last time."""
+    failures = row.download_failures + 1
+    reason = str(exc) if isinstance(exc, DownloadFailed) else f"{type(exc).__name__}: {exc}"
+    logger.warning(
+        "downloading the song failed",
+        extra={"error": reason, "times": failures},
+    )
+    count("DownloadFailures")
+    if failures >= MAX_DOWNLOAD_FAILURES:
+        _end(
+            services,
+            row,
+            JobState.FAILED,
+            report,
+            error=f"the song could not be downloaded ({failures} attempts): {reason}",
+        )
+        return
+    if _too_old(services, row):
+        _time_out(services, row, report)
+        return
+    report.retry_later += 1
+    delay = _steps(services, TRANSIENT_RETRY_STEPS)
+    services.table.record_download_failure(row, services.clock() + delay)
 
 
 def _status_unavailable(

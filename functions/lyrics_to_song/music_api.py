@@ -7,15 +7,17 @@ answers are read by `api_answers`, and the errors are the ones of `errors`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from .api_answers import TaskStatus, clip, first_str, parse_task_status, read_envelope
-from .errors import ErrorKind, MusicApiError
+from .audio_origins import MAX_REDIRECTS, AudioOrigins, CheckedTransport
+from .errors import ErrorKind, MusicApiError, RefusedAudioSource
 from .observability import logger
 from .requests import SongRequest
 
@@ -24,7 +26,9 @@ STATUS_PATH = "/api/v1/tasks/{task_id}"
 DEFAULT_READ_TIMEOUT = 30.0
 # A status answer is small and quick; a short timeout keeps a poll run's worst case bounded.
 STATUS_READ_TIMEOUT = 10.0
-DOWNLOAD_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=5.0)
+# A status answer is read up to this size. Answers with hex audio are the large ones:
+# this reads songs of up to 16 MiB that way (larger ones need a URL; docs/music-api.md).
+MAX_STATUS_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,9 @@ class RetryPolicy:
 
 
 class MusicApiClient:
-    """A thin typed wrapper over one httpx.Client. The key is sent, never logged or raised."""
+    """A thin typed wrapper over httpx: one client for the API's calls, one for downloads,
+    whose connections are checked (audio_origins). The key is sent, never logged or raised.
+    """
 
     def __init__(
         self,
@@ -45,6 +51,8 @@ class MusicApiClient:
         api_key: Callable[[], str],
         *,
         http: httpx.Client | None = None,
+        downloads: httpx.Client | None = None,
+        audio_hosts: Iterable[str] = (),
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         read_timeout: float = DEFAULT_READ_TIMEOUT,
@@ -55,6 +63,8 @@ class MusicApiClient:
         self.http = http or httpx.Client(
             timeout=httpx.Timeout(connect=5.0, read=read_timeout, write=10.0, pool=5.0)
         )
+        self.origins = AudioOrigins(self.base_url, audio_hosts)
+        self.downloads = downloads or httpx.Client(transport=CheckedTransport(self.origins))
         self._status_timeout = httpx.Timeout(
             connect=5.0, read=min(read_timeout, STATUS_READ_TIMEOUT), write=5.0, pool=5.0
         )
@@ -132,13 +142,13 @@ class MusicApiClient:
     def task_status(self, task_id: str) -> TaskStatus:
         """The task's status, in one request: every status request counts against
         STATUS_CHECKS_PER_MINUTE, and the poll run asks again within seconds anyway."""
+        url = self.base_url + STATUS_PATH.format(task_id=quote(task_id, safe=""))
         try:
             try:
-                response = self.http.get(
-                    self.base_url + STATUS_PATH.format(task_id=task_id),
-                    headers=self._headers(),
-                    timeout=self._status_timeout,
-                )
+                with self.http.stream(
+                    "GET", url, headers=self._headers(), timeout=self._status_timeout
+                ) as streamed:
+                    response = _read_capped(streamed, MAX_STATUS_BYTES)
             except httpx.HTTPError as exc:
                 raise MusicApiError(
                     ErrorKind.TRANSIENT, f"status request failed: {type(exc).__name__}"
@@ -147,19 +157,56 @@ class MusicApiClient:
         except MusicApiError as raised:
             raise raised.redacted(self._sent_key) from None
 
-    def audio_headers(self, url: str) -> dict[str, str]:
-        """Send the key with a download only to the API's own host, never to a third party."""
-        same_origin = httpx.URL(url).netloc == httpx.URL(self.base_url).netloc
-        return self._headers() if same_origin else {}
+    def audio_headers(self, url: httpx.URL) -> dict[str, str]:
+        """The key goes with a download only to the API's own origin over https."""
+        return self._headers() if self.origins.sends_key(url) else {}
 
     @contextmanager
-    def open_audio(self, url: str) -> Iterator[httpx.Response]:
-        """A song's audio as a streamed response; read it with `iter_bytes`."""
-        with self.http.stream(
-            "GET",
-            url,
-            headers=self.audio_headers(url),
-            timeout=DOWNLOAD_TIMEOUT,
-            follow_redirects=True,
-        ) as response:
-            yield response
+    def open_audio(self, url: str, read_timeout: float = 30.0) -> Iterator[httpx.Response]:
+        """A song's audio as a streamed response; read it with `iter_bytes`.
+
+        Every hop is checked (RefusedAudioSource): the link, each redirect's target, and
+        the address each connection reaches.
+        """
+        target = self.origins.check_url(url)
+        for _ in range(MAX_REDIRECTS + 1):
+            with self.downloads.stream(
+                "GET",
+                target,
+                headers=self.audio_headers(target),
+                timeout=_download_timeout(read_timeout),
+                follow_redirects=False,
+            ) as response:
+                if not response.is_redirect:
+                    yield response
+                    return
+                location = response.headers.get("location", "")
+            target = self.origins.check_url(target.join(location))
+        raise RefusedAudioSource(f"the audio link redirected more than {MAX_REDIRECTS} times")
+
+
+def _download_timeout(read_timeout: float) -> httpx.Timeout:
+    return httpx.Timeout(connect=5.0, read=min(30.0, read_timeout), write=30.0, pool=5.0)
+
+
+def _read_capped(response: httpx.Response, limit: int) -> httpx.Response:
+    """The answer read whole, but never more than `limit` bytes of it."""
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > limit:
+            raise MusicApiError(
+                ErrorKind.PERMANENT,
+                f"the status answer is larger than {limit} bytes, so it is not read: songs "
+                "this large must come as a link, not as hex audio",
+                status=response.status_code,
+            )
+    # The body is already decoded: the copy must not say it is compressed.
+    headers = [
+        (name, value)
+        for name, value in response.headers.multi_items()
+        if name.lower() not in ("content-encoding", "content-length")
+    ]
+    return httpx.Response(
+        response.status_code, headers=headers, content=bytes(body), request=response.request
+    )

@@ -42,7 +42,11 @@ def api_key_source(settings: Settings, secrets_client: object | None = None) -> 
     """Where the key comes from: Secrets Manager (cached by Powertools) or MUSIC_API_KEY."""
     if settings.api_key_secret_arn is None:
         key = settings.api_key or ""
-        return lambda: key
+
+        def local_key() -> str:
+            return checked_key(key, "MUSIC_API_KEY")
+
+        return local_key
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
     provider = SecretsProvider(boto3_client=secrets_client)  # type: ignore[arg-type]
@@ -61,9 +65,22 @@ def api_key_source(settings: Settings, secrets_client: object | None = None) -> 
             raise MusicApiError(
                 ErrorKind.ACCOUNT, f"the API key secret {arn} has no value: set it (see README)"
             )
-        return value.strip()
+        return checked_key(value.strip(), f"the API key secret {arn}")
 
     return fetch
+
+
+def checked_key(key: str, where: str) -> str:
+    """The key, if an HTTP header can carry it; else an account error before any call
+    (a key pasted with smart quotes or spaces would otherwise break every request)."""
+    if not key.isascii() or not key.isprintable() or " " in key:
+        bad = next(c for c in key if not (c.isascii() and c.isprintable()) or c == " ")
+        raise MusicApiError(
+            ErrorKind.ACCOUNT,
+            f"{where} holds a character an API key cannot have ({bad!a}; "
+            "smart quotes or spaces from a copy and paste?): set it again (see README)",
+        )
+    return key
 
 
 def build_services(
@@ -83,6 +100,7 @@ def build_services(
         api = MusicApiClient(
             settings.api_base_url,
             api_key_source(settings, secrets),
+            audio_hosts=settings.audio_hosts,
             read_timeout=settings.api_timeout_seconds,
         )
     return Services(

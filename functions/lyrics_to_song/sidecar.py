@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from .audio_check import AudioInfo
 from .data.rows import Row
 from .song_store import SavedSong, s3_metadata
 
@@ -17,9 +18,21 @@ def sidecar_key(song_key: str) -> str:
     return song_key.rsplit(".", 1)[0] + ".json"
 
 
+# A measured bitrate this far from the asked one is noted (VBR files report an average).
+BITRATE_TOLERANCE = 0.1
+
+
 def sidecar_body(
-    row: Row, saved: SavedSong, *, bucket: str, saved_at: float, duration: float | None
+    row: Row,
+    saved: SavedSong,
+    measured: AudioInfo,
+    *,
+    bucket: str,
+    saved_at: float,
+    duration: float | None,
 ) -> dict[str, Any]:
+    """`duration` is the API's, when it reports one; the file's own figures are under
+    `measured`, and `differs_from_request` lists where they are not what was asked."""
     request: dict[str, Any] = json.loads(row.request_json) if row.request_json else {}
     submitted = row.submitted_at or row.created_at
     return {
@@ -39,11 +52,30 @@ def sidecar_body(
             "s3_uri": f"s3://{bucket}/{saved.key}",
             "bytes": saved.size,
             "content_type": saved.content_type,
-            "duration_seconds": duration,
+            "duration_seconds": duration if duration is not None else measured.duration_seconds,
             "requested_sample_rate": request.get("sample_rate"),
             "requested_bitrate": request.get("bitrate"),
+            "measured": {
+                "kind": measured.kind,
+                "duration_seconds": measured.duration_seconds,
+                "sample_rate": measured.sample_rate,
+                "bitrate": measured.bitrate,
+            },
+            "differs_from_request": differences(request, measured),
         },
     }
+
+
+def differences(request: dict[str, Any], measured: AudioInfo) -> list[str]:
+    notes = []
+    asked_rate = request.get("sample_rate")
+    if asked_rate and asked_rate != measured.sample_rate:
+        notes.append(f"sample rate: asked {asked_rate} Hz, got {measured.sample_rate} Hz")
+    asked_bitrate = request.get("bitrate")
+    got = measured.bitrate
+    if asked_bitrate and got and abs(got - asked_bitrate) > BITRATE_TOLERANCE * asked_bitrate:
+        notes.append(f"bitrate: asked {asked_bitrate} bit/s, got {got} bit/s")
+    return notes
 
 
 def write_sidecar(s3: S3Client, bucket: str, body: dict[str, Any], song_key: str) -> str:

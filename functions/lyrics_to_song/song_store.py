@@ -8,7 +8,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import quote
 
 if TYPE_CHECKING:
@@ -39,9 +39,26 @@ def song_key(source_name: str, task_id: str, extension: str = "mp3") -> str:
     return f"{SONGS_PREFIX}{safe_stem}-{safe_task}.{extension}"
 
 
-def s3_metadata(values: dict[str, str]) -> dict[str, str]:
-    """S3 user metadata must be ASCII: percent-encode what is not."""
-    return {k: quote(v, safe=" /:@._-+=,") for k, v in values.items()}
+# S3 allows 2 KB of user metadata (names and values); a little is kept spare.
+METADATA_BYTES = 2000
+
+
+def s3_metadata(values: dict[str, str], limit: int = METADATA_BYTES) -> dict[str, str]:
+    """S3 user metadata must be ASCII: percent-encode what is not, and shorten the
+    longest values (the sidecar keeps them whole) until all of it fits in `limit`."""
+    kept = dict(values)
+
+    def encoded() -> dict[str, str]:
+        return {k: quote(v, safe=" /:@._-+=,") for k, v in kept.items()}
+
+    meta = encoded()
+    while sum(len(k) + len(v) for k, v in meta.items()) > limit:
+        longest = max(kept, key=lambda k: len(meta[k]))
+        if not kept[longest]:
+            break
+        kept[longest] = kept[longest][: len(kept[longest]) * 3 // 4]
+        meta = encoded()
+    return meta
 
 
 def hex_chunks(hex_data: str, chunk: int = HEX_CHUNK) -> Iterator[bytes]:
@@ -53,6 +70,11 @@ def hex_chunks(hex_data: str, chunk: int = HEX_CHUNK) -> Iterator[bytes]:
             yield binascii.unhexlify(hex_data[start : start + chunk])
         except binascii.Error as exc:
             raise ValueError(f"hex audio is not valid hex: {exc}") from None
+
+
+def file_chunks(file: BinaryIO, size: int) -> Iterator[bytes]:
+    while chunk := file.read(size):
+        yield chunk
 
 
 def _parts(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:

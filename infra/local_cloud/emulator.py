@@ -50,6 +50,10 @@ class Faults:
     fail_tasks: bool = False  # tasks end as failed
     never_finish: bool = False  # tasks stay IN_PROGRESS
     expire_audio: bool = False  # download links answer 403
+    audio_link: str = ""  # status answers name this link for the audio instead of their own
+    redirect_to: str = ""  # downloads answer 302 to this link
+    not_audio: str = ""  # downloads answer 200 with an HTML page, labelled with this type
+    drip_seconds: float = 0.0  # downloads pause this long before each piece of the song
     # Faults at random (seeded), for the chaos run; each one injected is counted.
     chaos_rate: float = 0.0  # this share of API calls: a 429, a 5xx, a malformed body or a cut
     fail_rate: float = 0.0  # this share of new tasks end as failed
@@ -279,7 +283,7 @@ class MusicApiEmulator:
         return self._json(200, self._completed_body(task))
 
     def _completed_body(self, task: EmulatedTask) -> dict[str, Any]:
-        url = f"{self.base_url}/files/{task.task_id}.mp3"
+        url = self.faults.audio_link or f"{self.base_url}/files/{task.task_id}.mp3"
         done: dict[str, Any] = {
             "task_id": task.task_id,
             "status": "completed",
@@ -309,6 +313,11 @@ class MusicApiEmulator:
                 "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
                 status=403,
             )
+        if self.faults.redirect_to:
+            return Response(status=302, headers={"Location": self.faults.redirect_to})
+        if self.faults.not_audio:
+            page = "<!DOCTYPE html><html><body><h1>Sign in to continue</h1></body></html>"
+            return Response(page, status=200, content_type=self.faults.not_audio)
         with self._lock:
             slow = self._chance(self.faults.slow_download_rate, "slow download")
             broken = self._chance(self.faults.broken_download_rate, "broken download")
@@ -319,13 +328,19 @@ class MusicApiEmulator:
             self.downloads.append(task_id)
         size = self.audio_size if self.audio_size is not None else len(self.audio_bytes(task_id))
         response = Response(
-            self.audio_chunks(task_id),
+            self._dripping(self.audio_chunks(task_id)),
             status=200,
             content_type="audio/mpeg",
             headers={"Content-Length": str(size)},
             direct_passthrough=True,
         )
         return _cut_short(response) if broken else response
+
+    def _dripping(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            if self.faults.drip_seconds:
+                time.sleep(self.faults.drip_seconds)
+            yield chunk
 
     def _control(self, request: Request) -> Response:
         if request.path == "/_emulator/faults" and request.method == "POST":

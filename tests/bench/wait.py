@@ -45,7 +45,7 @@ USD_PER_REQUEST = 0.0000002
 SONG_USD = 0.30
 SONGS = {1: 15 if QUICK else 30, 20: 40 if QUICK else 100}  # counted, after the warm-up
 SONG_TIMES = {"30-90 s": (30.0, 90.0), "2-5 min": (120.0, 300.0)}
-API_URL = "http://api.bench"
+API_URL = "http://localhost:8766"
 
 
 @dataclass(frozen=True)
@@ -266,10 +266,9 @@ def simulate(song_times: tuple[float, float], in_flight: int, *, today: bool, se
             env |= {"POLL_WATCH_SECONDS": "0", "STATUS_CHECKS_PER_MINUTE": "6000"}
             env.pop("POLL_WAKE_QUEUE_URL")
         settings = load_settings(env)
+        in_process = httpx.Client(transport=httpx.WSGITransport(app=emulator))
         api = MusicApiClient(
-            API_URL,
-            lambda: emulator.api_key,
-            http=httpx.Client(transport=httpx.WSGITransport(app=emulator)),
+            API_URL, lambda: emulator.api_key, http=in_process, downloads=in_process
         )
         services = build_services(settings, client=stack.client, api=api, clock=clock)
         simulation = Simulation(

@@ -14,6 +14,7 @@ from local_cloud.watch import subscribe_queue
 from lyrics_to_song.config import load_settings
 from lyrics_to_song.music_api import MusicApiClient
 from lyrics_to_song.services import api_key_source, build_services
+from tests.conftest import API_URL
 from tests.integration.moto_cloud import Cloud
 from tests.support import FakeClock
 
@@ -27,16 +28,17 @@ def cloud(
         stack.store_api_key(emulator.api_key)
         env = {
             **stack.environments["PollFunction"],
-            "MUSIC_API_BASE_URL": "http://api.test",
+            "MUSIC_API_BASE_URL": API_URL,
             # Room to check a dozen songs in one sweep; the budget's own tests set theirs.
             "STATUS_CHECKS_PER_MINUTE": "600",
         }
         settings = load_settings(env)
         # The same in-process transport, with the key read from the stack's secret.
         api_client = MusicApiClient(
-            "http://api.test",
+            API_URL,
             api_key_source(settings, stack.client("secretsmanager")),
             http=api.http,
+            downloads=api.downloads,
             sleep=sleeps.append,
         )
         services = build_services(settings, client=stack.client, api=api_client, clock=clock)

@@ -7,11 +7,13 @@ import json
 
 import pytest
 
+from lyrics_to_song.data.caps import day_of
 from lyrics_to_song.data.rows import JobState
 from lyrics_to_song.errors import ErrorKind, RetryLater
 from lyrics_to_song.music_api import MusicApiClient
 from lyrics_to_song.services import api_key_source
 from lyrics_to_song.submit import Outcome, handle_message, handle_s3_event
+from tests.conftest import API_URL
 from tests.integration.moto_cloud import Cloud
 from tests.support import s3_notification, song_request
 
@@ -219,12 +221,29 @@ def test_a_secret_without_a_value_keeps_the_job_waiting(cloud: Cloud) -> None:
     empty = sm.create_secret(Name="not-set-yet")["ARN"]
     settings = dataclasses.replace(cloud.services.settings, api_key_secret_arn=empty)
     cloud.services.api = MusicApiClient(
-        "http://api.test", api_key_source(settings, sm), http=cloud.services.api.http
+        API_URL, api_key_source(settings, sm), http=cloud.services.api.http
     )
     with pytest.raises(RetryLater, match="could not be read from"):
         handle_message(cloud.services, json.dumps(song_request()), "m1")
     assert cloud.rows() == []
     assert cloud.emulator.submissions == []
+
+
+def test_a_key_pasted_with_smart_quotes_is_an_account_error_and_nothing_is_paid(
+    cloud: Cloud,
+) -> None:
+    sm = cloud.stack.client("secretsmanager")
+    pasted = sm.create_secret(Name="pasted", SecretString="\u201caio_key\u201d")["ARN"]
+    settings = dataclasses.replace(cloud.services.settings, api_key_secret_arn=pasted)
+    cloud.services.api = MusicApiClient(
+        API_URL, api_key_source(settings, sm), http=cloud.services.api.http
+    )
+    with pytest.raises(RetryLater, match="a character an API key cannot have"):
+        handle_message(cloud.services, json.dumps(song_request()), "m1")
+    assert cloud.rows() == [], "the job waits on the queue; nothing is UNKNOWN"
+    assert cloud.emulator.submissions == []
+    today = day_of(cloud.clock.now)
+    assert cloud.services.budget.submitted_on(today) == 0, "the day's count was given back"
 
 
 def test_an_unexpected_error_mid_call_is_an_unknown_outcome(

@@ -50,6 +50,11 @@ def test_a_missing_variable_is_named(name: str) -> None:
         ("LYRICS_MAX_BYTES", "10", "LYRICS_MAX_BYTES must be between 1024 and 1048576, got 10"),
         ("MUSIC_API_TIMEOUT_SECONDS", "60", "MUSIC_API_TIMEOUT_SECONDS must be between 1 and 30"),
         ("MAX_SONGS_IN_FLIGHT", "0", "MAX_SONGS_IN_FLIGHT must be between 1 and 1000, got 0"),
+        ("MUSIC_API_BASE_URL", "http://apiin.one", "MUSIC_API_BASE_URL must be https"),
+        ("MUSIC_API_BASE_URL", "http://10.0.0.5:8787", "MUSIC_API_BASE_URL must be https"),
+        ("AUDIO_HOSTS", "https://cdn.example.com", "AUDIO_HOSTS must list host names"),
+        ("MAX_SONG_BYTES", "999999999", "MAX_SONG_BYTES must be between"),
+        ("DOWNLOAD_DEADLINE_SECONDS", "0", "DOWNLOAD_DEADLINE_SECONDS must be between 5"),
     ],
 )
 def test_a_malformed_variable_is_named(name: str, value: str, message: str) -> None:
@@ -66,3 +71,16 @@ def test_a_key_source_is_required() -> None:
         load_settings({**env, "MUSIC_API_KEY_SECRET_ARN": "arn:aws:secretsmanager:x"}).api_key
         is None
     )
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8787", "http://localhost:8787", "http://[::1]:1"]
+)
+def test_plain_http_is_for_an_emulator_on_loopback_only(url: str) -> None:
+    assert load_settings({**BASE, "MUSIC_API_BASE_URL": url}).api_base_url == url
+
+
+def test_audio_hosts_are_read_as_a_list() -> None:
+    settings = load_settings({**BASE, "AUDIO_HOSTS": " CDN.example.com, files.example.net "})
+    assert settings.audio_hosts == ("cdn.example.com", "files.example.net")
+    assert load_settings(BASE).audio_hosts == ()

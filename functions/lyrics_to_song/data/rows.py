@@ -55,6 +55,9 @@ class Row:
     previous_state: JobState | None = None
     resubmits: int = 0
     api_status: str | None = None
+    download_failures: int = 0
+    sample_rate: int | None = None  # of the saved song, measured from the file
+    bitrate: int | None = None
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Row:
@@ -81,6 +84,9 @@ class Row:
             previous_state=JobState(p) if (p := text(item, "previous_state")) else None,
             resubmits=whole(item, "resubmits") or 0,
             api_status=text(item, "api_status"),
+            download_failures=whole(item, "download_failures") or 0,
+            sample_rate=whole(item, "sample_rate"),
+            bitrate=whole(item, "bitrate"),
         )
 
 
@@ -91,3 +97,5 @@ class Song:
     key: str
     size: int
     duration_seconds: float | None = None
+    sample_rate: int | None = None
+    bitrate: int | None = None

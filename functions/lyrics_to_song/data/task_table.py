@@ -65,6 +65,8 @@ def _ending(
         "song_key": song.key if song else None,
         "song_bytes": song.size if song else None,
         "duration_seconds": song.duration_seconds if song else None,
+        "sample_rate": song.sample_rate if song else None,
+        "bitrate": song.bitrate if song else None,
         "notified": False,
         "previous_state": None,  # a resubmission, if this was one, is over
         "due_at": held_until,
@@ -227,7 +229,8 @@ class TaskTable:
                     " open_shard = :open, due_at = :lease, polls = :zero, bad_bodies = :zero,"
                     " resubmits = if_not_exists(resubmits, :zero) + :one, notified = :no"
                     " REMOVE task_id, #error, finished_at, submitted_at, song_key, song_bytes,"
-                    " duration_seconds, api_status, expires_at"
+                    " duration_seconds, sample_rate, bitrate, api_status, expires_at,"
+                    " download_failures"
                 ),
                 "ConditionExpression": (
                     f"#state IN ({', '.join(resubmittable)}) AND notified = :yes"
@@ -397,6 +400,11 @@ class TaskTable:
         return (
             self._update_held(row, {"due_at": due_at, "bad_bodies": row.bad_bodies + 1}) is not None
         )
+
+    def record_download_failure(self, row: Row, due_at: float) -> bool:
+        """A download attempt failed: count it, try again at `due_at`."""
+        fields: Fields = {"due_at": due_at, "download_failures": row.download_failures + 1}
+        return self._update_held(row, fields) is not None
 
     def end(
         self,
