@@ -83,13 +83,14 @@ def seed_row(
     lease_seconds: float = 60,
     task_id: str | None = None,
     first_due: float | None = None,
+    source: str | None = None,
 ) -> Started:
     """A job's row as the submit function writes it: SUBMITTING, or PENDING with `task_id`
     (submitted at `now`, first due at `first_due`); without a budget, outside the caps."""
     started = table.start(
         job_id,
-        source=f"sqs:{job_id}",
-        source_name=job_id,
+        source=source or f"sqs:{job_id}",
+        source_name=(source or job_id).rsplit("/", 1)[-1],
         request_json="{}",
         model="minimax-music",
         now=now,

@@ -49,6 +49,8 @@ class Settings:
     typical_song_seconds: tuple[float, float]
     poll_wake_queue_url: str | None
     audio_hosts: tuple[str, ...]
+    lyrics_bucket_name: str | None
+    max_resubmits: int
     max_song_bytes: int
     download_deadline_seconds: float
 
@@ -158,6 +160,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         typical_song_seconds=seconds_range(env, "TYPICAL_SONG_SECONDS", PRIOR_SECONDS),
         poll_wake_queue_url=env.get("POLL_WAKE_QUEUE_URL", "").strip() or None,
         audio_hosts=_hosts(env, "AUDIO_HOSTS"),
+        lyrics_bucket_name=env.get("LYRICS_BUCKET_NAME", "").strip() or None,
+        max_resubmits=_int(env, "MAX_RESUBMITS", 3, 0, 100),
         # At most 128 MiB: POLL_CONCURRENCY downloads at once share 1 GiB of /tmp.
         max_song_bytes=_int(env, "MAX_SONG_BYTES", 64 * MIB, MIB, 128 * MIB),
         download_deadline_seconds=float(_int(env, "DOWNLOAD_DEADLINE_SECONDS", 90, 5, 180)),

@@ -12,12 +12,11 @@ A `.txt` file may open with a front-matter block that sets request fields:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from .errors import InvalidRequest
-from .requests import SongRequest, json_type, parse_request
+from .requests import SongRequest, decode_json, json_type, parse_request
 
 LYRIC_FILE_SUFFIXES = (".txt", ".json")
 FRONT_MATTER_FIELDS = ("prompt", "bitrate", "sample_rate", "model")
@@ -98,11 +97,9 @@ def parse_lyric_file(
     )
     if lowered.endswith(".json"):
         try:
-            body: Any = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidRequest(
-                f"{name} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-            ) from None
+            body: Any = decode_json(text)
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"{name} is not valid JSON: {exc}") from None
         if not isinstance(body, Mapping):
             raise InvalidRequest(f"{name} must hold a JSON object, got {json_type(body)}")
         return parse_request(body, default_model, fallback_prompt)

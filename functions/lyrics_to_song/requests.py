@@ -25,6 +25,20 @@ _MODEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _REQUEST_ID_PATTERN = re.compile(r"^[\x21-\x7e]+$")
 
 
+def decode_json(text: str) -> Any:
+    """json.loads, with each way it can refuse a text as an InvalidRequest saying why
+    (without this, nesting too deep or an integer of thousands of digits would escape
+    as RecursionError or ValueError and the message would never end)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise InvalidRequest("it is nested too deeply") from None
+    except ValueError as exc:  # e.g. "Exceeds the limit (4300 digits) for integer …"
+        raise InvalidRequest(str(exc).split(";")[0]) from None
+
+
 def json_type(value: Any) -> str:
     """The JSON name of a decoded value's type, for messages to people who wrote JSON."""
     if value is None:

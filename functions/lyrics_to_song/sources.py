@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from .errors import InvalidRequest
-from .requests import is_valid_request_id, json_type
+from .requests import decode_json, is_valid_request_id, json_type
 
 
 @dataclass(frozen=True)
@@ -124,11 +124,9 @@ def read_message(
 ) -> list[LyricObject] | QueuedRequest | ResubmitRequest | UnreadableMessage | None:
     """Classify one SQS message body. None means there is nothing to do (s3:TestEvent)."""
     try:
-        decoded: Any = json.loads(body)
-    except json.JSONDecodeError as exc:
-        return UnreadableMessage(
-            f"message body is not JSON: {exc.msg} at column {exc.colno}", body, message_id
-        )
+        decoded: Any = decode_json(body)
+    except InvalidRequest as exc:
+        return UnreadableMessage(f"message body is not JSON: {exc}", body, message_id)
     if isinstance(decoded, Mapping) and decoded.get("Event") == "s3:TestEvent":
         return None
     if is_s3_notification(decoded):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from enum import StrEnum
@@ -150,6 +151,13 @@ def resubmit(services: Services, job_id: str) -> Outcome:
     if row is None:
         logger.warning("resubmit asked for a job that does not exist")
         return Outcome.SKIPPED
+    most = services.settings.max_resubmits
+    if row.resubmits >= most:
+        logger.warning(
+            "resubmit refused: the job was resubmitted MAX_RESUBMITS times already",
+            extra={"resubmits": row.resubmits, "max_resubmits": most},
+        )
+        return Outcome.SKIPPED
     attempt = _start(
         services,
         job_id,
@@ -158,6 +166,7 @@ def resubmit(services: Services, job_id: str) -> Outcome:
             now=now,
             lease_seconds=services.settings.submit_lease_seconds,
             reservation=services.budget.reserve(job_id, now),
+            max_resubmits=most,
         ),
     )
     if attempt is None:
@@ -258,10 +267,20 @@ def _settle(services: Services, job: Job, attempt: Started, state: JobState, err
 
 
 def submit_lyric_object(services: Services, obj: LyricObject) -> Outcome:
-    """Read a lyric file (at most the size cap) and submit it."""
+    """Read a lyric file (at most the size cap) and submit it.
+
+    The job's identity is the file as read (GetObject's ETag), not as the notification
+    describes it: a notification with another ETag cannot make the same file a new job.
+    """
     job = obj.job
     logger.thread_safe_append_keys(job_id=job.job_id)
     settings = services.settings
+    if settings.lyrics_bucket_name and obj.bucket != settings.lyrics_bucket_name:
+        return _reject(
+            services,
+            job,
+            f"{obj.source} is not in the lyrics bucket ({settings.lyrics_bucket_name}): not read",
+        )
     cap = settings.lyrics_max_bytes
     if obj.size is not None and obj.size > cap:
         return _reject(
@@ -271,6 +290,8 @@ def submit_lyric_object(services: Services, obj: LyricObject) -> Outcome:
         response = services.s3.get_object(Bucket=obj.bucket, Key=obj.key, Range=f"bytes=0-{cap}")
         data = response["Body"].read(cap + 1)
         metadata_prompt = response.get("Metadata", {}).get("prompt")
+        job = dataclasses.replace(obj, etag=response["ETag"].strip('"')).job
+        logger.thread_safe_append_keys(job_id=job.job_id)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code == "InvalidRange":  # an empty object has no byte 0

@@ -13,6 +13,7 @@ served, a reason for every job without a song, and no half-uploaded object left 
 from __future__ import annotations
 
 import contextlib
+import os
 import json
 import random
 import threading
@@ -33,7 +34,7 @@ from tests.support import s3_notification
 
 # Short leases and waits, so that what a crash leaves behind is picked up within the run.
 FUNCTION_ENV = {
-    "POWERTOOLS_LOG_LEVEL": "CRITICAL",
+    "POWERTOOLS_LOG_LEVEL": os.environ.get("CHAOS_LOG_LEVEL", "CRITICAL"),
     "POWERTOOLS_METRICS_DISABLED": "true",
     "FIRST_POLL_DELAY_SECONDS": "0",
     "POLL_BACKOFF_SECONDS": "1",

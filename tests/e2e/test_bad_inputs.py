@@ -19,11 +19,13 @@ CORPUS = json.loads((Path(__file__).parents[1] / "data" / "bad_inputs.json").rea
 
 
 def _content(case: dict[str, Any]) -> bytes:
+    """A case's file or message: `hex`, or its `text`/`message`, then `repeat` `times`
+    times, then `then`."""
     if "hex" in case:
         return bytes.fromhex(str(case["hex"]))
-    if "repeat" in case:
-        return (str(case["repeat"]) * int(case["times"])).encode()
-    return str(case["text"]).encode()
+    start = str(case.get("text", case.get("message", "")))
+    repeated = str(case.get("repeat", "")) * int(case.get("times", 0))
+    return (start + repeated + str(case.get("then", ""))).encode()
 
 
 def test_the_corpus_is_large_enough() -> None:
@@ -40,7 +42,7 @@ def test_every_bad_input_fails_alone_with_its_reason(pipeline: Pipeline) -> None
             expected[f"s3://{pipeline.stack.lyrics_bucket}/{case['file']}"] = case["reason"]
         else:
             sent = sqs.send_message(
-                QueueUrl=pipeline.stack.jobs_queue_url, MessageBody=case["message"]
+                QueueUrl=pipeline.stack.jobs_queue_url, MessageBody=_content(case).decode()
             )
             expected[f"sqs:message/{sent['MessageId']}"] = case["reason"]
 

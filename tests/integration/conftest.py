@@ -28,6 +28,7 @@ def cloud(
         stack.store_api_key(emulator.api_key)
         env = {
             **stack.environments["PollFunction"],
+            "LYRICS_BUCKET_NAME": stack.environments["SubmitFunction"]["LYRICS_BUCKET_NAME"],
             "MUSIC_API_BASE_URL": API_URL,
             # Room to check a dozen songs in one sweep; the budget's own tests set theirs.
             "STATUS_CHECKS_PER_MINUTE": "600",

@@ -516,3 +516,25 @@ def test_a_run_never_announces_a_job_another_is_announcing(
         cloud.submit()
     assert [report.due for report in meanwhile] == [0], "held by the run announcing it"
     assert len(cloud.notifications()) == 1
+
+
+def test_a_song_from_a_file_with_a_very_long_non_ascii_name_is_saved(cloud: Cloud) -> None:
+    # S3 keeps 2 KB of user metadata; this source alone percent-encodes to over 9 KB.
+    name = "歌" * 1000 + ".txt"
+    job_id = "job-long-name"
+    seed_row(
+        cloud.services.table,
+        None,
+        job_id,
+        source=f"s3://{cloud.stack.lyrics_bucket}/{name}",
+        task_id=cloud.emulator.create_task({}),
+        now=cloud.clock.now,
+    )
+    cloud.clock.advance(31)
+    assert cloud.poll().completed == 1
+    row = cloud.services.table.get(job_id)
+    assert row is not None
+    assert row.song_key is not None
+    head = cloud.stack.client("s3").head_object(Bucket=cloud.stack.songs_bucket, Key=row.song_key)
+    assert sum(len(k) + len(v) for k, v in head["Metadata"].items()) <= 2048
+    assert head["Metadata"]["job-id"] == job_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -87,3 +88,23 @@ def test_a_refused_resubmission_puts_the_job_back_as_it_was(cloud: Cloud) -> Non
     assert due == [], "the row is out of the due index again"
     cloud.emulator.faults.rate_limit_prompt = ""
     assert resubmit(cloud, job_id) == [Outcome.SUBMITTED], "the redelivered message goes through"
+
+
+def test_a_job_is_resubmitted_at_most_max_resubmits_times(cloud: Cloud) -> None:
+    settings = dataclasses.replace(cloud.services.settings, max_resubmits=2)
+    cloud.services = dataclasses.replace(cloud.services, settings=settings)
+    cloud.emulator.faults.fail_tasks = True  # every song fails: the owner keeps trying
+    job_id = cloud.submit()
+    outcomes = [Outcome.SUBMITTED]
+    for _ in range(4):
+        if outcomes[-1] is Outcome.SUBMITTED:
+            cloud.clock.advance(31)
+            cloud.poll()
+            assert cloud.notifications()[-1]["status"] == "FAILED"
+        outcomes.append(resubmit(cloud, job_id)[0])
+    outcomes.pop(0)
+    assert outcomes == [Outcome.SUBMITTED, Outcome.SUBMITTED, Outcome.SKIPPED, Outcome.SKIPPED]
+    assert len(cloud.emulator.submissions) == 3, "the first submission and two resubmissions"
+    row = cloud.services.table.get(job_id)
+    assert row is not None
+    assert (row.state, row.resubmits) == (JobState.FAILED, 2)

@@ -83,6 +83,32 @@ def test_two_records_for_one_file_in_one_batch_pay_once(cloud: Cloud) -> None:
     assert len(cloud.emulator.submissions) == 1
 
 
+def test_a_notification_with_another_etag_does_not_make_the_same_file_a_new_job(
+    cloud: Cloud,
+) -> None:
+    event = cloud.put_lyrics("forged.txt", LYRICS)
+    assert handle_message(cloud.services, json.dumps(event), "m1") == [Outcome.SUBMITTED]
+    forged = s3_notification(cloud.stack.lyrics_bucket, "forged.txt", etag="0123456789abcdef")
+    assert handle_message(cloud.services, json.dumps(forged), "m2") == [Outcome.DUPLICATE]
+    assert len(cloud.emulator.submissions) == 1, "paid once"
+    assert len(cloud.rows()) == 1
+
+
+def test_a_notification_for_another_bucket_is_refused_unread(cloud: Cloud) -> None:
+    s3 = cloud.stack.client("s3")
+    s3.create_bucket(Bucket="someone-elses")
+    s3.put_object(Bucket="someone-elses", Key="theirs.txt", Body=LYRICS)
+    event = s3_notification("someone-elses", "theirs.txt")
+    assert handle_message(cloud.services, json.dumps(event), "m1") == [Outcome.REJECTED]
+    row = cloud.only_row()
+    assert row.state is JobState.FAILED
+    assert row.error == (
+        f"s3://someone-elses/theirs.txt is not in the lyrics bucket "
+        f"({cloud.stack.lyrics_bucket}): not read"
+    )
+    assert cloud.emulator.submissions == []
+
+
 def test_a_file_with_spaces_and_unicode_in_its_name(cloud: Cloud) -> None:
     event = cloud.put_lyrics("my songs/Canción de cuna + coda.txt", b"duerme ya")
     assert handle_message(cloud.services, json.dumps(event), "m1") == [Outcome.SUBMITTED]

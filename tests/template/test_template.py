@@ -246,6 +246,10 @@ def test_only_the_poll_function_writes_songs_and_reads_the_index(cfn: dict[str, 
     }
     assert "s3:PutObject" not in submit_actions
     assert "dynamodb:Query" not in submit_actions
+    songs_read_by_submit = [
+        s for s in _statements(cfn, "SubmitFunctionRole") if "SongsBucket" in str(s["Resource"])
+    ]
+    assert songs_read_by_submit == [], "the submit function never touches the songs"
     assert {"s3:PutObject", "s3:AbortMultipartUpload", "dynamodb:Query"} <= poll_actions
     assert "dynamodb:Scan" not in poll_actions, "the poll function never scans"
 
@@ -346,3 +350,28 @@ def test_the_dashboard_shows_the_songs_and_their_time(cfn: dict[str, Any]) -> No
                 shown.add(metric[1])
     assert {"SongsSubmitted", "SongsCompleted", "SongsFailed", "TimeToSong"} <= shown
     assert shown <= _emitted_metrics()
+
+
+def test_the_alarm_topic_is_one_cloudwatch_can_publish_to(cfn: dict[str, Any]) -> None:
+    # CloudWatch cannot use the AWS-managed SNS key: an alarm topic under it never
+    # delivers. Unencrypted (or a customer-managed key that lets CloudWatch use it).
+    topic = cfn["Resources"]["AlarmTopic"]["Properties"]
+    key = topic.get("KmsMasterKeyId")
+    assert key is None or not str(key).startswith("alias/aws/"), key
+    if key is not None:
+        key_policy = cfn["Resources"][key["Ref"]]["Properties"]["KeyPolicy"]
+        assert "cloudwatch.amazonaws.com" in str(key_policy)
+
+
+@pytest.mark.parametrize("name", ["TasksTable", "SpendingTable", "MusicApiKeySecret"])
+def test_state_that_must_outlive_a_replacement_is_kept(cfn: dict[str, Any], name: str) -> None:
+    resource = cfn["Resources"][name]
+    assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == ("Retain", "Retain")
+
+
+def test_the_api_base_url_parameter_takes_https_only(sam: dict[str, Any]) -> None:
+    import re
+
+    pattern = re.compile(sam["Parameters"]["MusicApiBaseUrl"]["AllowedPattern"])
+    assert pattern.match("https://apiin.one")
+    assert not pattern.match("http://apiin.one")

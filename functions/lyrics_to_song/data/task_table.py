@@ -209,12 +209,19 @@ class TaskTable:
         return Started(attempt, day_of(now))
 
     def restart(
-        self, job_id: str, *, now: float, lease_seconds: float, reservation: Reservation
+        self,
+        job_id: str,
+        *,
+        now: float,
+        lease_seconds: float,
+        reservation: Reservation,
+        max_resubmits: int,
     ) -> StartResult:
         """Take an ended, notified job back to SUBMITTING for the owner's explicit resubmit.
 
         AlreadyKnown when the job is not in a state that may be resubmitted (running,
-        completed, or its last notification not out yet).
+        completed, its last notification not out yet, or resubmitted `max_resubmits`
+        times already).
         """
         attempt = uuid.uuid4().hex
         resubmittable = {
@@ -235,6 +242,7 @@ class TaskTable:
                 "ConditionExpression": (
                     f"#state IN ({', '.join(resubmittable)}) AND notified = :yes"
                     " AND attribute_exists(request_json)"
+                    " AND (attribute_not_exists(resubmits) OR resubmits < :most)"
                 ),
                 "ExpressionAttributeNames": {"#state": "state", "#error": "error"},
                 "ExpressionAttributeValues": {
@@ -246,6 +254,7 @@ class TaskTable:
                     ":one": to_attr(1),
                     ":no": to_attr(False),
                     ":yes": to_attr(True),
+                    ":most": to_attr(max_resubmits),
                     **resubmittable,
                 },
             }
