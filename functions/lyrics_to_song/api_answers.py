@@ -23,6 +23,11 @@ RAW_BODY_LOG_LIMIT = 2000
 _RUNNING = {"in_progress", "pending", "processing", "queued", "running", "submitted", "created"}
 _DONE = {"completed", "complete", "success", "succeeded", "finished", "done"}
 _FAILED = {"failed", "failure", "error", "cancelled", "canceled", "expired"}
+# MiniMax's own query answer (docs/music-api.md, "Status answers"): `data.status` is a
+# number, and `base_resp.status_code` says whether the request succeeded.
+_MINIMAX_STATUS = {1: "processing", 2: "success"}
+_MINIMAX_RATE_LIMITED = (1002, 1039)
+_MINIMAX_ACCOUNT = (1004, 1008, 2049)
 
 
 class TaskState(StrEnum):
@@ -107,7 +112,16 @@ def read_envelope(response: httpx.Response) -> Any:
             raw_body=clip(text),
             malformed=True,
         )
+    return _data_of(body)
+
+
+def _data_of(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The envelope's `data`; for MiniMax's shape, with `base_resp` and `extra_info`
+    (which it keeps beside `data`); for flat shapes, the whole body."""
     data = body.get("data")
+    if "base_resp" in body:
+        beside = {k: body[k] for k in ("base_resp", "extra_info") if k in body}
+        return {**(data if isinstance(data, Mapping) else {}), **beside}
     return data if isinstance(data, Mapping) else body
 
 
@@ -167,14 +181,42 @@ def _duration(data: Mapping[str, Any]) -> float | None:
     return None
 
 
+def _minimax_failure(data: Mapping[str, Any]) -> TaskStatus | None:
+    """A non-zero `base_resp.status_code`: a refusal to wait out (rate limit), an account
+    problem, or the task's failure, with `status_msg` as its reason; None when it is 0."""
+    base = data.get("base_resp")
+    code = base.get("status_code") if isinstance(base, Mapping) else None
+    if not isinstance(code, int) or code == 0:
+        return None
+    assert isinstance(base, Mapping)
+    message = f"{base.get('status_msg') or 'no message'} (MiniMax status code {code})"
+    if code in _MINIMAX_RATE_LIMITED:
+        raise MusicApiError(ErrorKind.TRANSIENT, f"API answered {message}", status=429)
+    if code in _MINIMAX_ACCOUNT:
+        raise MusicApiError(ErrorKind.ACCOUNT, f"API answered {message}")
+    return TaskStatus(TaskState.FAILED, str(code), error=message)
+
+
+def _status_word(data: Mapping[str, Any]) -> str | None:
+    number = data.get("status")
+    if isinstance(number, int) and not isinstance(number, bool):
+        return str(number)
+    return first_str(data, "status", "state", "task_status")
+
+
 def parse_task_status(data: Mapping[str, Any], raw: str) -> TaskStatus:
     """Read a status body. Raises MusicApiError (transient, with the raw body) if it can't."""
-    raw_status = first_str(data, "status", "state", "task_status")
+    failure = _minimax_failure(data)
+    if failure is not None:
+        return failure
+    raw_status = _status_word(data)
     if raw_status is None:
         raise MusicApiError(
             ErrorKind.TRANSIENT, "status body has no status", raw_body=clip(raw), malformed=True
         )
     normalized = raw_status.lower()
+    if raw_status.isdigit():
+        normalized = _MINIMAX_STATUS.get(int(raw_status), raw_status)
     if normalized in _RUNNING:
         return TaskStatus(TaskState.RUNNING, raw_status)
     if normalized in _FAILED:

@@ -33,7 +33,10 @@ ALLOWED_SAMPLE_RATES = (16000, 24000, 32000, 44100)
 # What a random API fault may be: "cut" does the work, then drops the connection mid-answer;
 # "stall" answers only after stall_seconds (past the client's read timeout, if it is short).
 API_FAULTS = ("429", "500", "503", "malformed", "cut", "stall")
-STATUS_SHAPES = ("audio_url", "output", "response_data", "result", "hex", "flat")
+STATUS_SHAPES = ("audio_url", "output", "response_data", "result", "hex", "flat", "minimax")
+# MiniMax's own query answer: a numeric status, the outcome in `base_resp`.
+MINIMAX_RUNNING, MINIMAX_DONE = 1, 2
+MINIMAX_REFUSED = 1026  # "input new_sensitive": the lyrics were refused
 
 
 @dataclass
@@ -269,7 +272,10 @@ class MusicApiEmulator:
             task = self.tasks.get(task_id)
         if task is None:
             return self._json(404, _envelope(404, f"Not Found: task {task_id} does not exist"))
-        if task.never_finish or self.clock() < task.ready_at:
+        running = task.never_finish or self.clock() < task.ready_at
+        if self.status_shape == "minimax":
+            return self._json(200, self._minimax_body(task, running))
+        if running:
             return self._json(
                 200, _envelope(200, "success", {"task_id": task_id, "status": "IN_PROGRESS"})
             )
@@ -281,6 +287,21 @@ class MusicApiEmulator:
             }
             return self._json(200, _envelope(200, "success", data))
         return self._json(200, self._completed_body(task))
+
+    def _minimax_body(self, task: EmulatedTask, running: bool) -> dict[str, Any]:
+        """MiniMax's shape: `data.status` 1 or 2, hex audio in `data.audio`, the duration
+        in milliseconds in `extra_info`, success or failure in `base_resp`."""
+        ok = {"status_code": 0, "status_msg": "success"}
+        if running:
+            return {"data": {"status": MINIMAX_RUNNING}, "base_resp": ok}
+        if task.fail:
+            refused = {"status_code": MINIMAX_REFUSED, "status_msg": "input new_sensitive"}
+            return {"data": None, "base_resp": refused}
+        return {
+            "data": {"status": MINIMAX_DONE, "audio": self.audio_bytes(task.task_id).hex()},
+            "extra_info": {"music_duration": int(self.audio_seconds * 1000)},
+            "base_resp": ok,
+        }
 
     def _completed_body(self, task: EmulatedTask) -> dict[str, Any]:
         url = self.faults.audio_link or f"{self.base_url}/files/{task.task_id}.mp3"

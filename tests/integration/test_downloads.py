@@ -157,3 +157,26 @@ def test_a_status_answer_over_its_size_limit_fails_clearly(
     (note,) = cloud.notifications()
     assert "status answer is larger than" in note["error"]
     assert "must come as a link" in note["error"]
+
+
+def test_minimax_s_own_answer_is_read_to_the_end(cloud: Cloud) -> None:
+    cloud.emulator.status_shape = "minimax"
+    job_id = cloud.submit()
+    cloud.clock.advance(31)
+    assert cloud.poll().completed == 1
+    (note,) = cloud.notifications()
+    assert note["duration_seconds"] == 1.0, "extra_info.music_duration, in ms"
+    row = cloud.services.table.get(job_id)
+    assert row is not None
+    assert row.task_id is not None
+    assert row.song_bytes == len(cloud.emulator.audio_bytes(row.task_id))
+
+
+def test_a_task_minimax_refuses_fails_with_its_message(cloud: Cloud) -> None:
+    cloud.emulator.status_shape = "minimax"
+    cloud.emulator.faults.fail_tasks = True
+    cloud.submit()
+    cloud.clock.advance(31)
+    assert cloud.poll().failed == 1
+    (note,) = cloud.notifications()
+    assert "input new_sensitive (MiniMax status code 1026)" in note["error"]

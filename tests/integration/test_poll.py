@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 import pytest
 from botocore.exceptions import ClientError
 
+from local_cloud.emulator import STATUS_SHAPES
 from lyrics_to_song.check_timing import likely_window
 from lyrics_to_song.data.pace import SLOW_DOWN_SECONDS
 from lyrics_to_song.data.rows import JobState, Row
@@ -116,7 +117,7 @@ def test_a_task_that_never_finishes_times_out(cloud: Cloud) -> None:
     assert f"within {limit} seconds" in note["error"]
 
 
-@pytest.mark.parametrize("shape", ["audio_url", "output", "response_data", "result", "hex", "flat"])
+@pytest.mark.parametrize("shape", STATUS_SHAPES)
 def test_every_known_answer_shape_gives_the_same_song(cloud: Cloud, shape: str) -> None:
     cloud.emulator.status_shape = shape
     job_id = cloud.submit()

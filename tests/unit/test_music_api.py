@@ -282,3 +282,25 @@ def test_a_task_id_is_quoted_in_the_status_path(sleeps: list[float]) -> None:
 
     client_for(handler, sleeps).task_status("../audio/music?x=1#y")
     assert asked == ["/api/v1/tasks/..%2Faudio%2Fmusic%3Fx%3D1%23y"]
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [(1002, ErrorKind.TRANSIENT), (1004, ErrorKind.ACCOUNT), (1008, ErrorKind.ACCOUNT)],
+)
+def test_minimax_s_refusals_are_waited_out_or_are_account_problems(
+    sleeps: list[float], code: int, kind: ErrorKind
+) -> None:
+    body = {"data": None, "base_resp": {"status_code": code, "status_msg": "no"}}
+    with pytest.raises(MusicApiError) as caught:
+        client_for(answer(200, body), sleeps).task_status("t1")
+    assert caught.value.kind is kind
+    assert f"MiniMax status code {code}" in str(caught.value)
+
+
+def test_minimax_s_numeric_status_is_read(sleeps: list[float]) -> None:
+    running = {"data": {"status": 1}, "base_resp": {"status_code": 0, "status_msg": "success"}}
+    assert client_for(answer(200, running), sleeps).task_status("t1").state is TaskState.RUNNING
+    unknown = {"data": {"status": 7}, "base_resp": {"status_code": 0}}
+    with pytest.raises(MusicApiError, match="unknown task status '7'"):
+        client_for(answer(200, unknown), sleeps).task_status("t1")
