@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# checkov pins boto3 and botocore far below the functions' own: it gets a virtualenv of its own.
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 LYRICS ?=
 REAL_API ?=
 
@@ -14,6 +17,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(CHECKOV_STAMP): .ci/checkov-requirements.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r .ci/checkov-requirements.txt
+	touch $(CHECKOV_STAMP)
 
 ## demo: the whole pipeline on the local stack; LYRICS=file.txt for your own, REAL_API=1 (with MUSIC_API_KEY) for the real API
 demo: $(STAMP)
@@ -27,13 +35,14 @@ local: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q --cov --cov-report=term
 
-## lint: ruff, mypy, complexity (xenon) and cfn-lint (with the serverless rules)
-lint: $(STAMP)
+## lint: ruff, mypy, complexity (xenon), cfn-lint (with the serverless rules) and checkov
+lint: $(STAMP) $(CHECKOV_STAMP)
 	$(VENV)/bin/ruff check functions infra tests
 	$(VENV)/bin/ruff format --check functions infra tests
 	$(VENV)/bin/mypy
 	$(VENV)/bin/xenon --max-absolute C --max-modules B --max-average A functions infra
 	$(VENV)/bin/cfn-lint template.yaml -a cfn_lint_serverless.rules
+	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact
 
 fmt: $(STAMP)
 	$(VENV)/bin/ruff format functions infra tests
@@ -59,4 +68,4 @@ deploy: build
 	sam deploy --guided --config-file $(CURDIR)/infra/samconfig.toml
 
 clean:
-	rm -rf $(VENV) .aws-sam out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .aws-sam out .pytest_cache .mypy_cache .ruff_cache

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import threading
+import uuid
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -127,6 +128,8 @@ class _Provisioner:
             "AWS::Region": REGION,
             "AWS::Partition": "aws",
             "AWS::StackName": self.stack_name,
+            "AWS::StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/"
+            f"{self.stack_name}/{uuid.uuid5(uuid.NAMESPACE_DNS, self.stack_name)}",
             "AWS::URLSuffix": "amazonaws.com",
         }
         self.resolver = Resolver(self.template, self.refs, self.attributes, pseudo, self.parameters)

@@ -101,26 +101,33 @@ class Resolver:
             return value
         if len(value) == 1:
             ((key, arg),) = value.items()
-            if key == "Ref":
-                return self.ref(arg)
-            if key == "Fn::GetAtt":
-                logical, attr = arg if isinstance(arg, list) else arg.split(".", 1)
-                return self.attributes[(logical, attr)]
-            if key == "Fn::Sub":
-                text, local = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
-                return _SUB_VAR.sub(lambda m: self._sub_var(m.group(1), local), text)
-            if key == "Fn::Join":
-                return str(arg[0]).join(str(v) for v in self.resolve(arg[1]))
-            if key == "Fn::Equals":
-                left, right = self.resolve(arg)
-                return left == right
-            if key == "Fn::Not":
-                return not self.resolve(arg[0])
-            if key == "Fn::If":
-                return self.resolve(arg[1] if self.condition(arg[0]) else arg[2])
-            if key == "Condition":
-                return self.condition(arg)
+            intrinsic = self._intrinsics().get(key)
+            if intrinsic is not None:
+                return intrinsic(arg)
         return {k: self.resolve(v) for k, v in value.items()}
+
+    def _intrinsics(self) -> dict[str, Callable[[Any], Any]]:
+        """The intrinsic functions the template uses, each on its argument."""
+        return {
+            "Ref": self.ref,
+            "Fn::GetAtt": self._get_att,
+            "Fn::Sub": self._sub,
+            "Fn::Join": lambda arg: str(arg[0]).join(str(v) for v in self.resolve(arg[1])),
+            "Fn::Split": lambda arg: str(self.resolve(arg[1])).split(str(arg[0])),
+            "Fn::Select": lambda arg: self.resolve(arg[1])[int(arg[0])],
+            "Fn::Equals": lambda arg: self.resolve(arg[0]) == self.resolve(arg[1]),
+            "Fn::Not": lambda arg: not self.resolve(arg[0]),
+            "Fn::If": lambda arg: self.resolve(arg[1] if self.condition(arg[0]) else arg[2]),
+            "Condition": self.condition,
+        }
+
+    def _get_att(self, arg: Any) -> str:
+        logical, attr = arg if isinstance(arg, list) else arg.split(".", 1)
+        return self.attributes[(logical, attr)]
+
+    def _sub(self, arg: Any) -> str:
+        text, local = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
+        return _SUB_VAR.sub(lambda m: self._sub_var(m.group(1), local), text)
 
     def _sub_var(self, name: str, local: Mapping[str, Any]) -> str:
         if name in local:

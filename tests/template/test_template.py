@@ -375,3 +375,26 @@ def test_the_api_base_url_parameter_takes_https_only(sam: dict[str, Any]) -> Non
     pattern = re.compile(sam["Parameters"]["MusicApiBaseUrl"]["AllowedPattern"])
     assert pattern.match("https://apiin.one")
     assert not pattern.match("http://apiin.one")
+
+
+def test_every_check_the_template_skips_says_why(sam: dict[str, Any]) -> None:
+    skipped = {
+        (name, skip["id"]): skip.get("comment", "")
+        for name, resource in sam["Resources"].items()
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", [])
+    }
+    assert skipped, "checkov's skips live in the template, next to what they excuse"
+    for (name, check), reason in skipped.items():
+        assert len(reason.split()) >= 6, f"{name} skips {check} without a reason"
+
+
+def test_only_the_lyrics_bucket_may_send_to_the_jobs_queue(cfn: dict[str, Any]) -> None:
+    statements = cfn["Resources"]["JobsQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    (allow,) = [s for s in statements if s["Effect"] == "Allow"]
+    source_template, source_values = allow["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::Sub"]
+    name_template, name_values = cfn["Resources"]["LyricsBucket"]["Properties"]["BucketName"][
+        "Fn::Sub"
+    ]
+    assert source_template == "arn:${AWS::Partition}:s3:::" + name_template
+    assert source_values == name_values, "the same name, made the same way"
+    assert "*" not in source_template
