@@ -15,7 +15,16 @@ os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
 from .common import Result, table
 
-BENCHMARKS = ["wait", "poll_cycle", "submission", "memory", "reads", "cold_start", "throughput"]
+BENCHMARKS = [
+    "wait",
+    "poll_cycle",
+    "submission",
+    "memory",
+    "reads",
+    "cold_start",
+    "artifact",
+    "throughput",
+]
 
 
 def machine() -> str:

@@ -44,6 +44,17 @@ def run() -> list[Result]:
                 ratio <= LIMIT,
             )
         )
+    audio_check = import_seconds("mutagen.mp3, mutagen.wave, mutagen.flac")
+    results.append(
+        Result(
+            "cold start, of which mutagen (the poll function's audio check)",
+            f"{audio_check * 1000:.0f} ms",
+            f"import boto3 {boto3_s * 1000:.0f} ms",
+            f"{audio_check / boto3_s:.2f}x",
+            "-",
+            None,
+        )
+    )
     traced = import_seconds("lyrics_to_song.poll_handler", DETAILED_TRACING)
     results.append(
         Result(
