@@ -13,8 +13,8 @@ served, a reason for every job without a song, and no half-uploaded object left 
 from __future__ import annotations
 
 import contextlib
-import os
 import json
+import os
 import random
 import threading
 import time
@@ -416,7 +416,11 @@ class ChaosRun:
                 continue
             endings = 1 + row.resubmits
             if not row.state.terminal or not row.notified:
-                failures.append(f"{name}: ended as {row.state.value}, notified={row.notified}")
+                failures.append(
+                    f"{name}: ended as {row.state.value}, notified={row.notified} "
+                    f"(due at {row.due_at}, run ended at {time.time():.3f}, checks {row.polls}, "
+                    f"last status {row.api_status}, failed downloads {row.download_failures})"
+                )
             failures.extend(notice_failures(name, notices.get(job.job_id, {}), endings, row))
             allowed = 0 if job.kind == "bad" else 1 + resubmits[job.job_id]
             if paid[job.number] > allowed:
