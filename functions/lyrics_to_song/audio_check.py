@@ -67,8 +67,11 @@ def inspect_audio(path: Path, content_type: str) -> AudioInfo:
         stored_as, reader = KINDS[kind]
         try:
             info = reader(path).info
-        except (MutagenError, ValueError, OSError) as exc:
+        except MutagenError as exc:
             problems.append(f"not {kind} ({exc})")
+            continue
+        except Exception as exc:  # any other refusal of untrusted bytes means the same
+            problems.append(f"not {kind} ({type(exc).__name__}: {exc})")
             continue
         # An MP3 reader syncs to the first thing that looks like a frame; `sketchy` says
         # the frames did not start the file or did not follow one another.

@@ -81,7 +81,7 @@ def fetch_audio(
                 response.raise_for_status()
                 content_type = response.headers.get("content-type", "")
                 content_type = content_type.split(";")[0].strip().lower()
-                declared_size = int(response.headers.get("content-length") or 0)
+                declared_size = _declared_size(response.headers.get("content-length"))
                 if declared_size > limits.max_bytes:
                     raise DownloadFailed(_too_large(limits, declared_size))
                 chunks = response.iter_bytes(chunk_size=DOWNLOAD_CHUNK)
@@ -109,6 +109,14 @@ def _write(
                 )
             file.write(chunk)
     return size
+
+
+def _declared_size(header: str | None) -> int:
+    """Content-Length, when it is a number; the limit is checked while reading anyway."""
+    try:
+        return int(header or 0)
+    except ValueError:
+        return 0
 
 
 def _too_large(limits: DownloadLimits, size: int | None = None) -> str:

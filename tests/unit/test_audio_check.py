@@ -6,11 +6,15 @@ from __future__ import annotations
 import wave
 from pathlib import Path
 
+import httpx
 import pytest
 
 from local_cloud.audio import make_mp3
+from lyrics_to_song.api_answers import AudioSource
 from lyrics_to_song.audio_check import AudioInfo, inspect_audio
+from lyrics_to_song.audio_download import DownloadLimits, fetch_audio
 from lyrics_to_song.errors import NotASong
+from lyrics_to_song.music_api import MusicApiClient
 from lyrics_to_song.sidecar import differences
 
 
@@ -71,3 +75,22 @@ def test_the_sidecar_notes_what_differs_from_the_request() -> None:
         "bitrate: asked 256000 bit/s, got 120000 bit/s"
     ]
     assert differences({}, measured) == []
+
+
+def test_a_download_with_a_malformed_length_is_still_read_and_checked() -> None:
+    song = make_mp3(44100, 128000, 1.0)
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        headers = {"content-type": "audio/mpeg", "content-length": "lots"}
+        return httpx.Response(200, headers=headers, content=song)
+
+    api = MusicApiClient(
+        "https://apiin.one",
+        lambda: "aio_key",
+        downloads=httpx.Client(transport=httpx.MockTransport(serve)),
+    )
+    limits = DownloadLimits(max_bytes=10_000_000, deadline_seconds=30)
+    link = AudioSource(url="https://apiin.one/files/a.mp3")
+    with fetch_audio(api, link, limits) as fetched:
+        assert fetched.path.read_bytes() == song
+        assert fetched.info.kind == "mp3"
