@@ -64,7 +64,10 @@ class MusicApiClient:
             timeout=httpx.Timeout(connect=5.0, read=read_timeout, write=10.0, pool=5.0)
         )
         self.origins = AudioOrigins(self.base_url, audio_hosts)
-        self.downloads = downloads or httpx.Client(transport=CheckedTransport(self.origins))
+        # No proxies from the environment: the checked transport connects by itself.
+        self.downloads = downloads or httpx.Client(
+            transport=CheckedTransport(self.origins), trust_env=False
+        )
         self._status_timeout = httpx.Timeout(
             connect=5.0, read=min(read_timeout, STATUS_READ_TIMEOUT), write=5.0, pool=5.0
         )

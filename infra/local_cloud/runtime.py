@@ -193,16 +193,20 @@ class LocalLambda:
             threading.Thread(target=run, daemon=True).start()
 
         next_tick = time.monotonic()
-        while not stop.is_set():
-            if time.monotonic() >= next_tick:
-                invoke(self.run_schedule)
-                next_tick += schedule_seconds
-            try:
-                self.deliver_jobs(retry_delay_seconds=2)
-                invoke(self.deliver_wakes)
-            except Exception as exc:  # AWS unreachable for a moment: read again later
-                on_error(exc)
-            stop.wait(queue_seconds)
+        # The variables every invocation shares stay set while serving: were they put
+        # back each time no invocation runs, a thread reading the environment (botocore,
+        # httpx) could meet one as it goes, and fail with a KeyError.
+        with environment(aws_environment(self.endpoint_url)):
+            while not stop.is_set():
+                if time.monotonic() >= next_tick:
+                    invoke(self.run_schedule)
+                    next_tick += schedule_seconds
+                try:
+                    self.deliver_jobs(retry_delay_seconds=2)
+                    invoke(self.deliver_wakes)
+                except Exception as exc:  # AWS unreachable for a moment: read again later
+                    on_error(exc)
+                stop.wait(queue_seconds)
 
 
 def sqs_record(message: Mapping[str, Any], queue_arn: str) -> dict[str, Any]:
