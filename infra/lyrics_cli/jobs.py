@@ -6,7 +6,6 @@ import contextlib
 import json
 import re
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from lyrics_to_song.data.task_table import TaskTable
 from lyrics_to_song.errors import ConfigError, InvalidRequest
 from lyrics_to_song.lyric_files import LYRIC_FILE_SUFFIXES, parse_lyric_file
 from lyrics_to_song.requests import parse_request
-from lyrics_to_song.sources import LyricObject, job_id_for
+from lyrics_to_song.sources import LyricObject, QueuedRequest
 
 from .stack_target import CliError, Cloud, ExitCode
 
@@ -48,13 +47,12 @@ def check_job_id(job_id: str) -> str:
 
 
 def submit_file(cloud: Cloud, path: Path, *, key: str | None, prompt: str | None) -> Submitted:
-    """Upload a lyric file; the submit function picks it up from the bucket's event."""
-    key = key or path.name
-    if not key.lower().endswith(LYRIC_FILE_SUFFIXES):
-        raise CliError(
-            f"{key}: lyric files end in {' or '.join(LYRIC_FILE_SUFFIXES)}; others are ignored",
-            ExitCode.USAGE,
-        )
+    """Upload a lyric file; the submit function picks it up from the bucket's event.
+
+    The bucket notifies for names ending in lower-case .txt and .json only, so `song.TXT`
+    is uploaded as `song.txt` (Submitted.where says under which name).
+    """
+    key = lyric_key(key or path.name)
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -88,9 +86,21 @@ def submit_file(cloud: Cloud, path: Path, *, key: str | None, prompt: str | None
     return Submitted(job_id, f"s3://{cloud.lyrics_bucket}/{key}")
 
 
+def lyric_key(key: str) -> str:
+    """The key with its suffix in lower case, as the bucket's notification filter wants;
+    a usage error for names that are not lyric files at all."""
+    stem, dot, suffix = key.rpartition(".")
+    if not dot or f".{suffix.lower()}" not in LYRIC_FILE_SUFFIXES:
+        raise CliError(
+            f"{key}: lyric files end in {' or '.join(LYRIC_FILE_SUFFIXES)}; others are ignored",
+            ExitCode.USAGE,
+        )
+    return f"{stem}.{suffix.lower()}"
+
+
 def submit_request(cloud: Cloud, body: dict[str, Any]) -> Submitted:
-    """Queue a song request; a request id is added when there is none, to name the job."""
-    body = {"request_id": f"cli-{uuid.uuid4().hex}", **body}
+    """Queue a song request. Without a request id the request itself names the job, as
+    the submit function does: the same request sent twice is one job and one song."""
     try:
         parse_request(body, DEFAULT_MODEL)
     except InvalidRequest as exc:
@@ -98,7 +108,7 @@ def submit_request(cloud: Cloud, body: dict[str, Any]) -> Submitted:
     cloud.sqs.send_message(
         QueueUrl=cloud.jobs_queue_url, MessageBody=json.dumps(body, ensure_ascii=False)
     )
-    return Submitted(job_id_for("request:" + body["request_id"]), cloud.jobs_queue_url)
+    return Submitted(QueuedRequest(body, "cli").job.job_id, cloud.jobs_queue_url)
 
 
 def find_job(cloud: Cloud, job_id: str) -> Row | None:
@@ -134,13 +144,16 @@ def wait_for(
     interval: float,
     on_change: Callable[[Row | None, float], None],
     resubmits: int = 0,
+    missing_after: float | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Row:
     """Read the job until it ends; `on_change` hears each new state (None: not taken yet).
 
     With `resubmits`, the job's earlier ending does not count until it has been
-    resubmitted that many times (a resubmission waits on the queue for a moment).
+    resubmitted that many times (a resubmission waits on the queue for a moment). With
+    `missing_after`, a job that has no row by then is not found (exit 3), rather than
+    waited for until the timeout.
     """
     check_job_id(job_id)
     started = clock()
@@ -155,6 +168,13 @@ def wait_for(
             on_change(row, clock() - started)
         if row is not None and row.state.terminal:
             return row
+        if row is None and missing_after is not None and clock() - started >= missing_after:
+            raise CliError(
+                f"no job {job_id}: not found after {missing_after:.0f} s (a job just queued "
+                "gets its row within seconds, unless a spending cap holds it on the queue: "
+                "see `lyrics-to-song list`)",
+                ExitCode.NOT_FOUND,
+            )
         if clock() - started >= timeout:
             state = row.state.value if row else "not taken by the submit function yet"
             raise CliError(

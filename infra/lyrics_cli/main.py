@@ -19,6 +19,8 @@ from . import jobs, views
 from .stack_target import DEFAULT_STACK_NAME, CliError, Cloud, ExitCode, aws_errors, connect
 
 STACK_ENV = "LYRICS_TO_SONG_STACK"
+# How long `wait` looks for a job that has no row yet before saying it does not exist.
+MISSING_AFTER_SECONDS = 60.0
 
 
 def _common(parser: argparse.ArgumentParser, defaults: bool) -> None:
@@ -67,7 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--prompt", help="style and mood of the song")
     submit.add_argument("--lyrics", help="the lyrics ('-' reads them from standard input)")
     submit.add_argument("--key", help="S3 key for the file (default: its name)")
-    submit.add_argument("--request-id", help="your id for a queued request (repeats are ignored)")
+    submit.add_argument(
+        "--request-id",
+        help="your id for a queued request (repeats are ignored); without one the request "
+        "itself is its identity: the same prompt, lyrics and options twice are one song",
+    )
     submit.add_argument("--bitrate", type=int, help="32000, 64000, 128000 or 256000")
     submit.add_argument("--sample-rate", type=int, help="16000, 24000, 32000 or 44100")
     submit.add_argument("--model", help="model name (default: the stack's)")
@@ -86,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     wait = command("wait", "show progress until the job has its song or has failed")
     wait.add_argument("job", help="job id (job-…)")
     _wait_options(wait)
+    wait.add_argument(
+        "--missing-after",
+        type=float,
+        default=MISSING_AFTER_SECONDS,
+        help="a job with no row after this many seconds is not found: exit 3 "
+        f"(default {MISSING_AFTER_SECONDS:.0f}; a job just queued gets one within seconds)",
+    )
 
     fetch = command("fetch", "download the song of a completed job")
     fetch.add_argument("job", help="job id (job-…)")
@@ -173,6 +186,8 @@ def _wait(
         interval=args.interval,
         on_change=on_change,
         resubmits=resubmits,
+        # `submit --wait` and `resubmit --wait` know their job is on its way.
+        missing_after=getattr(args, "missing_after", None),
     )
     out.result(views.describe(row, cloud.songs_bucket), views.job_dict(row, cloud.songs_bucket))
     return ExitCode.OK if row.state is JobState.COMPLETED else ExitCode.ENDED_BADLY

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from moto import mock_aws
@@ -17,6 +18,7 @@ from lyrics_to_song.data.caps import Budget
 from lyrics_to_song.data.pace import SongTimes
 from lyrics_to_song.data.rows import JobState, Row
 from lyrics_to_song.data.task_table import TaskTable
+from lyrics_to_song.sources import QueuedRequest, read_message
 from tests.support import FakeClock, seed_row
 
 
@@ -208,3 +210,59 @@ def test_estimates_start_from_the_stacks_own_typical_song_time(stack: Stack) -> 
     assert (window.start, window.end, window.songs) == (2.0, 6.0, 0)
     unreadable = dataclasses.replace(cloud, typical_song_seconds="soon")
     assert jobs.likely_window(unreadable, None).start == 30.0, "the documented figure"
+
+
+def test_a_job_that_never_appears_is_not_found_after_the_grace_period(
+    stack: Stack, clock: FakeClock
+) -> None:
+    cloud = connect("songs", region="us-east-1")
+    with pytest.raises(CliError, match="not found after 60 s") as missing:
+        jobs.wait_for(
+            cloud,
+            "job-" + "c" * 32,
+            timeout=900,
+            interval=5,
+            on_change=lambda row, elapsed: None,
+            missing_after=60,
+            clock=clock,
+            sleep=clock.advance,
+        )
+    assert missing.value.code is ExitCode.NOT_FOUND
+    assert clock() < 1_800_000_000 + 70, "answered after the grace period, not the timeout"
+
+
+@pytest.mark.parametrize(("given", "uploaded"), [("song.TXT", "song.txt"), ("a.Json", "a.json")])
+def test_a_lyric_file_with_an_upper_case_suffix_is_uploaded_where_the_bucket_sees_it(
+    stack: Stack, tmp_path: Path, given: str, uploaded: str
+) -> None:
+    cloud = connect("songs", region="us-east-1")
+    path = tmp_path / given
+    path.write_text('{"lyrics": "la la", "prompt": "rock"}' if given.endswith("n") else "la la")
+    submitted = jobs.submit_file(cloud, path, key=None, prompt=None)
+    assert submitted.where == f"s3://{cloud.lyrics_bucket}/{uploaded}"
+    listed = cloud.s3.list_objects_v2(Bucket=cloud.lyrics_bucket)["Contents"]
+    assert [item["Key"] for item in listed] == [uploaded]
+    assert uploaded.endswith((".txt", ".json")), "what the bucket's notification filter matches"
+    with pytest.raises(CliError, match="lyric files end in") as refused:
+        jobs.submit_file(cloud, tmp_path / given, key="notes.md", prompt=None)
+    assert refused.value.code is ExitCode.USAGE
+
+
+def test_the_same_request_twice_from_the_command_line_is_one_job(stack: Stack) -> None:
+    cloud = connect("songs", region="us-east-1")
+    body = {"prompt": "rock", "lyrics": "la la la"}
+    first = jobs.submit_request(cloud, dict(body))
+    again = jobs.submit_request(cloud, dict(body))
+    other = jobs.submit_request(cloud, {**body, "bitrate": 128000})
+    assert first.job_id == again.job_id != other.job_id
+    messages = cloud.sqs.receive_message(QueueUrl=cloud.jobs_queue_url, MaxNumberOfMessages=10)[
+        "Messages"
+    ]
+    # The id the command prints is the one the submit function gives the message's job
+    # (the queue also holds the bucket's s3:TestEvent).
+    read = [read_message(m["Body"], m["MessageId"]) for m in messages]
+    requests = [r for r in read if isinstance(r, QueuedRequest)]
+    assert all("request_id" not in r.body for r in requests), "no random id is added"
+    assert sorted(r.job.job_id for r in requests) == sorted(
+        [first.job_id, again.job_id, other.job_id]
+    )
