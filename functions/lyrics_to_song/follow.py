@@ -182,12 +182,13 @@ def _store(
     """The checked song and its sidecar into the songs bucket; None when S3 failed (the
     job is tried again later)."""
     bucket = services.settings.audio_bucket_name
+    info = audio.info
+    # The API's duration when it reports one, else the file's.
+    duration = status.duration_seconds or info.duration_seconds
     try:
         saved = store_song(services.s3, bucket, row, audio)
         now = services.clock()
-        sidecar = sidecar_body(
-            row, saved, audio.info, bucket=bucket, saved_at=now, duration=status.duration_seconds
-        )
+        sidecar = sidecar_body(row, saved, info, bucket=bucket, saved_at=now, duration=duration)
         write_sidecar(services.s3, bucket, sidecar, saved.key)
     except (OSError, ClientError) as exc:
         logger.warning(
@@ -200,8 +201,6 @@ def _store(
     seconds("TimeToSong", took)
     logger.info("song saved", extra={"song_key": saved.key, "bytes": saved.size})
     _learn(services, row, took)
-    info = audio.info
-    duration = status.duration_seconds or info.duration_seconds
     return Song(saved.key, saved.size, duration, info.sample_rate, info.bitrate)
 
 

@@ -73,11 +73,11 @@ def api_key_source(settings: Settings, secrets_client: object | None = None) -> 
 def checked_key(key: str, where: str) -> str:
     """The key, if an HTTP header can carry it; else an account error before any call
     (a key pasted with smart quotes or spaces would otherwise break every request)."""
-    if not key.isascii() or not key.isprintable() or " " in key:
-        bad = next(c for c in key if not (c.isascii() and c.isprintable()) or c == " ")
+    bad = [c for c in key if not (c.isascii() and c.isprintable()) or c == " "]
+    if bad:
         raise MusicApiError(
             ErrorKind.ACCOUNT,
-            f"{where} holds a character an API key cannot have ({bad!a}; "
+            f"{where} holds a character an API key cannot have ({bad[0]!a}; "
             "smart quotes or spaces from a copy and paste?): set it again (see README)",
         )
     return key

@@ -29,10 +29,11 @@ def sidecar_body(
     *,
     bucket: str,
     saved_at: float,
-    duration: float | None,
+    duration: float,
 ) -> dict[str, Any]:
-    """`duration` is the API's, when it reports one; the file's own figures are under
-    `measured`, and `differs_from_request` lists where they are not what was asked."""
+    """`duration` is the song's (the API's, when it reports one); the file's own figures
+    are under `measured`, and `differs_from_request` lists where they are not what was
+    asked."""
     request: dict[str, Any] = json.loads(row.request_json) if row.request_json else {}
     submitted = row.submitted_at or row.created_at
     return {
@@ -52,7 +53,7 @@ def sidecar_body(
             "s3_uri": f"s3://{bucket}/{saved.key}",
             "bytes": saved.size,
             "content_type": saved.content_type,
-            "duration_seconds": duration if duration is not None else measured.duration_seconds,
+            "duration_seconds": duration,
             "requested_sample_rate": request.get("sample_rate"),
             "requested_bitrate": request.get("bitrate"),
             "measured": {

@@ -83,6 +83,7 @@ class Resolver:
         self.values = dict(pseudo)
         for name, spec in template.get("Parameters", {}).items():
             self.values[name] = str((parameters or {}).get(name, spec.get("Default", "")))
+        self._intrinsics = self._intrinsic_functions()
 
     def ref(self, name: str) -> str:
         if name in self.values:
@@ -101,12 +102,12 @@ class Resolver:
             return value
         if len(value) == 1:
             ((key, arg),) = value.items()
-            intrinsic = self._intrinsics().get(key)
+            intrinsic = self._intrinsics.get(key)
             if intrinsic is not None:
                 return intrinsic(arg)
         return {k: self.resolve(v) for k, v in value.items()}
 
-    def _intrinsics(self) -> dict[str, Callable[[Any], Any]]:
+    def _intrinsic_functions(self) -> dict[str, Callable[[Any], Any]]:
         """The intrinsic functions the template uses, each on its argument."""
         return {
             "Ref": self.ref,

@@ -18,22 +18,23 @@ LIMIT_MB = 5.0
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
 
 
-def build(into: Path, requirements: Path | None = None) -> None:
-    """The poll function's artifact (the submit function's is the same); with
-    `requirements`, those instead of the functions' own (the baseline)."""
-    args = ["make", "-s", "-C", str(FUNCTIONS), "build-PollFunction"]
-    args += [f"ARTIFACTS_DIR={into}", f"PYTHON={sys.executable}"]
-    if requirements is not None:
-        # What a plain `sam build` of the requirements installs: nothing left out.
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-             "-r", str(requirements), "--target", str(into), "--platform",
-             "manylinux2014_aarch64", "--implementation", "cp", "--python-version", "3.12",
-             "--only-binary=:all:"],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        return
-    subprocess.run(args, check=True, capture_output=True)
+def build(into: Path) -> None:
+    """The poll function's artifact as `sam build` makes it (the submit function's is the
+    same)."""
+    make = ["make", "-s", "-C", str(FUNCTIONS), "build-PollFunction"]
+    make += [f"ARTIFACTS_DIR={into}", f"PYTHON={sys.executable}"]
+    subprocess.run(make, check=True, capture_output=True)
+
+
+def install_all(into: Path) -> None:
+    """The baseline: every requirement installed, as a plain `sam build` would."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         "-r", str(FUNCTIONS / "requirements.txt"), "--target", str(into), "--platform",
+         "manylinux2014_aarch64", "--implementation", "cp", "--python-version", "3.12",
+         "--only-binary=:all:"],
+        check=True, capture_output=True,
+    )  # fmt: skip
 
 
 def zipped_mb(folder: Path) -> float:
@@ -56,7 +57,7 @@ def run() -> list[Result]:
     with tempfile.TemporaryDirectory() as scratch:
         built, plain = Path(scratch) / "built", Path(scratch) / "plain"
         build(built)
-        build(plain, FUNCTIONS / "requirements.txt")
+        install_all(plain)
         size, baseline = zipped_mb(built), zipped_mb(plain)
         left_out = [name for name in RUNTIME_PROVIDED if not (built / name).exists()]
         traced = imports_with_tracing(built)

@@ -31,6 +31,15 @@ def poll_until_ended(cloud: Cloud) -> dict[str, Any]:
     raise AssertionError("the job never ended")
 
 
+def failed_at_once(cloud: Cloud) -> dict[str, Any]:
+    """Submit a song, poll when it is ready: the job fails in that one run; its notice."""
+    cloud.submit()
+    cloud.clock.advance(31)
+    assert cloud.poll().failed == 1
+    (note,) = cloud.notifications()
+    return note
+
+
 def test_a_song_is_measured_and_its_figures_are_announced(cloud: Cloud) -> None:
     job_id = cloud.submit(sample_rate=32000, bitrate=128000)
     cloud.clock.advance(31)
@@ -86,10 +95,7 @@ def test_a_web_page_served_as_the_song_is_retried_then_fails_and_is_never_stored
 
 def test_a_link_to_an_internal_address_fails_the_job_at_once(cloud: Cloud) -> None:
     cloud.emulator.faults.audio_link = "http://169.254.169.254/latest/meta-data/"
-    cloud.submit()
-    cloud.clock.advance(31)
-    assert cloud.poll().failed == 1
-    (note,) = cloud.notifications()
+    note = failed_at_once(cloud)
     assert "neither the API's nor one of AUDIO_HOSTS" in note["error"]
     assert cloud.emulator.downloads == []
     assert songs_in_bucket(cloud) == []
@@ -97,10 +103,7 @@ def test_a_link_to_an_internal_address_fails_the_job_at_once(cloud: Cloud) -> No
 
 def test_a_redirect_to_another_host_is_refused(cloud: Cloud) -> None:
     cloud.emulator.faults.redirect_to = "http://127.0.0.2:9/secret"
-    cloud.submit()
-    cloud.clock.advance(31)
-    assert cloud.poll().failed == 1
-    (note,) = cloud.notifications()
+    note = failed_at_once(cloud)
     assert "127.0.0.2" in note["error"]
     assert songs_in_bucket(cloud) == []
 
@@ -151,10 +154,7 @@ def test_a_status_answer_over_its_size_limit_fails_clearly(
 ) -> None:
     monkeypatch.setattr(music_api, "MAX_STATUS_BYTES", 10_000)
     cloud.emulator.status_shape = "hex"  # the song in the answer: over 10 kB of hex
-    cloud.submit()
-    cloud.clock.advance(31)
-    assert cloud.poll().failed == 1
-    (note,) = cloud.notifications()
+    note = failed_at_once(cloud)
     assert "status answer is larger than" in note["error"]
     assert "must come as a link" in note["error"]
 
@@ -175,8 +175,5 @@ def test_minimax_s_own_answer_is_read_to_the_end(cloud: Cloud) -> None:
 def test_a_task_minimax_refuses_fails_with_its_message(cloud: Cloud) -> None:
     cloud.emulator.status_shape = "minimax"
     cloud.emulator.faults.fail_tasks = True
-    cloud.submit()
-    cloud.clock.advance(31)
-    assert cloud.poll().failed == 1
-    (note,) = cloud.notifications()
+    note = failed_at_once(cloud)
     assert "input new_sensitive (MiniMax status code 1026)" in note["error"]
