@@ -66,6 +66,30 @@ class Faults:
     stall_seconds: float = 3.0
 
 
+# Each switch's name and the type of its value, as `GET /_emulator/faults` shows them.
+FAULT_SWITCHES = {f.name: type(f.default).__name__ for f in dataclasses.fields(Faults)}
+
+
+def fault_switch_problem(changes: Any) -> str | None:
+    """Why a `POST /_emulator/faults` body cannot be applied; None when it can."""
+    if not isinstance(changes, dict):
+        return "the body must be a JSON object of switches and their values"
+    unknown = sorted(set(changes) - set(FAULT_SWITCHES))
+    if unknown:
+        return f"unknown switch(es) {', '.join(unknown)}; known: {', '.join(FAULT_SWITCHES)}"
+    for name, value in changes.items():
+        kind = FAULT_SWITCHES[name]
+        fits = {
+            "bool": isinstance(value, bool),
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "float": isinstance(value, int | float) and not isinstance(value, bool),
+            "str": isinstance(value, str),
+        }[kind]
+        if not fits:
+            return f"switch {name} wants a value of type {kind}, not {json.dumps(value)}"
+    return None
+
+
 @dataclass
 class EmulatedTask:
     task_id: str
@@ -364,8 +388,14 @@ class MusicApiEmulator:
             yield chunk
 
     def _control(self, request: Request) -> Response:
+        if request.path == "/_emulator/faults" and request.method == "GET":
+            return self._json(200, dataclasses.asdict(self.faults))
         if request.path == "/_emulator/faults" and request.method == "POST":
-            changes = request.get_json(silent=True) or {}
+            # force: `curl -d` labels its JSON as a form.
+            changes = request.get_json(force=True, silent=True)
+            problem = fault_switch_problem(changes)
+            if problem or not isinstance(changes, dict):
+                return self._json(400, {"error": problem, "switches": FAULT_SWITCHES})
             with self._lock:
                 self.faults = dataclasses.replace(self.faults, **changes)
             return self._json(200, dataclasses.asdict(self.faults))

@@ -96,3 +96,28 @@ def test_the_client_waits_as_long_as_its_read_timeout(served: MusicApiEmulator) 
             api.task_status(task_id)
         assert status.value.kind is ErrorKind.TRANSIENT
         assert not status.value.maybe_accepted
+
+
+def test_fault_switches_are_listed_checked_and_set_from_curl(served: MusicApiEmulator) -> None:
+    with RunningEmulator(served) as running:
+        faults = f"{running.url}/_emulator/faults"
+        shown = httpx.get(faults).json()
+        assert shown["fail_tasks"] is False
+        assert "rate_limit" in shown
+
+        typo = httpx.post(faults, json={"fail_task": True})
+        assert typo.status_code == 400
+        assert "unknown switch(es) fail_task" in typo.json()["error"]
+        assert typo.json()["switches"]["fail_tasks"] == "bool"
+        wrong_type = httpx.post(faults, json={"rate_limit": "many"})
+        assert wrong_type.status_code == 400
+        assert wrong_type.json()["error"] == 'switch rate_limit wants a value of type int, not "many"'
+        assert httpx.post(faults, content=b"not json").status_code == 400
+        assert httpx.get(faults).json() == shown, "nothing refused was applied"
+
+        # `curl -d '{...}' URL` sends its JSON labelled as a form
+        form = {"content-type": "application/x-www-form-urlencoded"}
+        applied = httpx.post(faults, content=b'{"fail_tasks": true}', headers=form)
+        assert applied.status_code == 200
+        assert httpx.get(faults).json()["fail_tasks"] is True
+    assert served.faults.fail_tasks
