@@ -12,6 +12,7 @@ A `.txt` file may open with a front-matter block that sets request fields:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,17 +38,24 @@ def _decode(name: str, data: bytes) -> str:
     return text
 
 
-def _front_matter(name: str, text: str) -> tuple[dict[str, Any], str]:
-    """Split a leading `---` block off the text; return its fields and the rest."""
-    lines = text.splitlines()
+def _closing_fence(name: str, lines: list[str]) -> int | None:
+    """The index of the line that closes the front matter; None when there is none."""
     if not lines or lines[0].strip() != _FENCE:
-        return {}, text
+        return None
     try:
-        end = next(i for i, line in enumerate(lines[1:], start=1) if line.strip() == _FENCE)
+        return next(i for i, line in enumerate(lines[1:], start=1) if line.strip() == _FENCE)
     except StopIteration:
         raise InvalidRequest(
             f"{name}: the front matter opened with '---' on line 1 is never closed by a '---' line"
         ) from None
+
+
+def _front_matter(name: str, text: str) -> tuple[dict[str, Any], str]:
+    """Split a leading `---` block off the text; return its fields and the rest."""
+    lines = text.splitlines()
+    end = _closing_fence(name, lines)
+    if end is None:
+        return {}, text
     fields: dict[str, Any] = {}
     for number, line in enumerate(lines[1:end], start=2):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -111,3 +119,43 @@ def parse_lyric_file(
     raise InvalidRequest(
         f"{name} is not a lyric file: the name must end in {' or '.join(LYRIC_FILE_SUFFIXES)}"
     )
+
+
+def with_fields(name: str, data: bytes, fields: Mapping[str, Any]) -> bytes:
+    """The lyric file with request fields set: in the front matter of a `.txt` (a block
+    is added when there is none), as keys of a `.json`. A field the file already sets to
+    another value is an InvalidRequest, so neither is silently dropped."""
+    text = _decode(name, data)
+    if name.lower().endswith(".json"):
+        body = decode_json(text)
+        if not isinstance(body, dict):
+            raise InvalidRequest(f"{name} must hold a JSON object, got {json_type(body)}")
+        _check_agreement(name, body, fields)
+        return json.dumps({**body, **fields}, ensure_ascii=False, indent=2).encode()
+    current, _ = _front_matter(name, text)
+    _check_agreement(name, current, fields)
+    added = [_front_matter_line(name, k, v) for k, v in fields.items() if k not in current]
+    lines = text.splitlines(keepends=True)
+    end = _closing_fence(name, [line.rstrip("\r\n") for line in lines])
+    if end is None:
+        return "".join([f"{_FENCE}\n", *added, f"{_FENCE}\n", *lines]).encode()
+    return "".join([*lines[:end], *added, *lines[end:]]).encode()
+
+
+def _check_agreement(name: str, current: Mapping[str, Any], fields: Mapping[str, Any]) -> None:
+    for key, value in fields.items():
+        if key in current and current[key] != value:
+            raise InvalidRequest(
+                f"{name} sets {key} to {current[key]!r} already; {value!r} would contradict it"
+            )
+
+
+def _front_matter_line(name: str, key: str, value: Any) -> str:
+    if key not in FRONT_MATTER_FIELDS:
+        raise InvalidRequest(f"{name}: front matter cannot set '{key}'")
+    text = str(value)
+    if "\n" in text or "\r" in text:
+        raise InvalidRequest(f"{name}: front matter '{key}' must fit on one line")
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        text = f'"{text}"'  # the reader strips one pair of quotes
+    return f"{key}: {text}\n"

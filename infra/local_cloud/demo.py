@@ -20,7 +20,7 @@ from lyrics_to_song.data.rows import JobState
 from lyrics_to_song.data.task_table import TaskTable
 
 from .emulator import MusicApiEmulator, RunningEmulator
-from .runtime import LocalLambda
+from .runtime import WRAP_UP_SECONDS, LocalLambda
 from .stack import MotoServer, Stack, provision
 from .watch import read_notifications, subscribe_queue
 
@@ -130,7 +130,7 @@ def follow(
         )
     finally:
         stop.set()
-        sources.join(timeout=5)
+        sources.join(timeout=WRAP_UP_SECONDS + 5)
 
 
 def _watch(
@@ -194,13 +194,15 @@ def _how_soon(emulator: MusicApiEmulator | None, note: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run lyrics-to-song end to end on this machine.")
+    parser = argparse.ArgumentParser(
+        prog="lyrics-to-song demo", description="Run lyrics-to-song end to end on this machine."
+    )
     parser.add_argument(
         "--lyrics",
         default=str(DEFAULT_LYRICS),
         help="lyric file to turn into a song (.txt or .json)",
     )
-    parser.add_argument("--out", default=str(ROOT / "out"), help="folder for the MP3")
+    parser.add_argument("--out", default="out", help="folder for the MP3 (default ./out)")
     parser.add_argument(
         "--real-api",
         action="store_true",

@@ -22,6 +22,9 @@ from typing import Any
 
 from .stack import REGION, Stack, aws_environment, environment
 
+# How long serving waits for each invocation to wrap up once told to stop (a poll run
+# sleeps at most 5 s between sweeps).
+WRAP_UP_SECONDS = 30.0
 # Powertools settings for local runs: no X-Ray daemon here.
 LOCAL_POWERTOOLS = {"POWERTOOLS_TRACE_DISABLED": "true"}
 
@@ -35,6 +38,7 @@ class LocalContext:
     memory_limit_in_mb: int = 512
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     started: float = field(default_factory=time.monotonic)
+    stopping: threading.Event | None = None  # set: the local stack is shutting down
 
     @property
     def invoked_function_arn(self) -> str:
@@ -53,6 +57,8 @@ class LocalContext:
         return "local"
 
     def get_remaining_time_in_millis(self) -> int:
+        if self.stopping is not None and self.stopping.is_set():
+            return 0  # wrap up as at a timeout, so that serving can end
         return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))
 
 
@@ -75,6 +81,7 @@ class LocalLambda:
         self.endpoint_url: str = stack.endpoint_url
         self.extra_env = dict(extra_env or {})
         self.sqs = stack.client("sqs")
+        self.stopping: threading.Event | None = None  # the contexts' signal to wrap up
         for logical_id in ("SubmitFunction", "PollFunction"):
             self.cold_start(logical_id)
 
@@ -105,7 +112,9 @@ class LocalLambda:
     def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
         env = self._environment(logical_id)
         context = LocalContext(
-            self.stack.refs[logical_id], float(self.stack.function_property(logical_id, "Timeout"))
+            self.stack.refs[logical_id],
+            float(self.stack.function_property(logical_id, "Timeout")),
+            stopping=self.stopping,
         )
         with environment(env):
             return self._handler(logical_id)(event, context)
@@ -181,7 +190,13 @@ class LocalLambda:
     ) -> None:
         """Run the event sources as AWS does, until `stop` is set: the queues read every
         `queue_seconds`, the schedule every `schedule_seconds`, each invocation on a
-        thread of its own (a poll run watches for most of its minute)."""
+        thread of its own (a poll run watches for most of its minute).
+
+        Once `stop` is set the invocations see no time left, and serving ends when they
+        have wrapped up: none is left running with the environment this sets.
+        """
+        self.stopping = stop
+        running: list[threading.Thread] = []
 
         def invoke(call: Callable[[], Any]) -> None:
             def run() -> None:
@@ -190,7 +205,9 @@ class LocalLambda:
                 except Exception as exc:  # a failed invocation; the next one goes on
                     on_error(exc)
 
-            threading.Thread(target=run, daemon=True).start()
+            running[:] = [thread for thread in running if thread.is_alive()]
+            running.append(threading.Thread(target=run, daemon=True))
+            running[-1].start()
 
         next_tick = time.monotonic()
         # The variables every invocation shares stay set while serving: were they put
@@ -207,6 +224,8 @@ class LocalLambda:
                 except Exception as exc:  # AWS unreachable for a moment: read again later
                     on_error(exc)
                 stop.wait(queue_seconds)
+            for thread in running:
+                thread.join(timeout=WRAP_UP_SECONDS)
 
 
 def sqs_record(message: Mapping[str, Any], queue_arn: str) -> dict[str, Any]:

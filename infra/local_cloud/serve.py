@@ -10,6 +10,7 @@ poll run every minute.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import threading
 import time
@@ -19,9 +20,12 @@ from typing import Any
 from lyrics_cli.stack_target import DEFAULT_STACK_NAME, LOCAL_PORT
 
 from .emulator import MusicApiEmulator, RunningEmulator
-from .runtime import LocalLambda
+from .runtime import WRAP_UP_SECONDS, LocalLambda
 from .stack import MotoServer, Stack, provision, register_outputs
 from .watch import read_notifications, subscribe_queue
+
+# The emulator's port under `make local`, so its fault switches are at a known address.
+LOCAL_API_PORT = 4567
 
 
 class LocalService:
@@ -31,6 +35,7 @@ class LocalService:
         self,
         *,
         port: int = LOCAL_PORT,
+        api_port: int = 0,
         stack_name: str = DEFAULT_STACK_NAME,
         emulator: MusicApiEmulator | None = None,
         tick_seconds: float = 1.0,
@@ -40,7 +45,7 @@ class LocalService:
         delay = self.emulator.completion_delay
         self.tick_seconds = tick_seconds
         self.moto = MotoServer(port)
-        self.api = RunningEmulator(self.emulator)
+        self.api = RunningEmulator(self.emulator, port=api_port)
         # The emulator's songs take `completion_delay`, not the real 30-90 s.
         typical = f"{max(0.1, delay / 2):g}-{max(1.0, delay * 2):g}"
         self.stack: Stack = provision(
@@ -82,7 +87,7 @@ class LocalService:
                     on_ended(note)
             except Exception as exc:  # keep serving; the caller sees what went wrong
                 self.errors.append(exc)
-        sources.join(timeout=5)
+        sources.join(timeout=WRAP_UP_SECONDS + 5)
 
     def start(self, on_ended: Callable[[dict[str, Any]], None] = print) -> LocalService:
         """Play the event sources on a thread; `on_ended` hears each job's notification."""
@@ -93,7 +98,7 @@ class LocalService:
     def stop(self) -> None:
         self._stop.set()
         if self._thread:
-            self._thread.join(timeout=30)
+            self._thread.join(timeout=WRAP_UP_SECONDS + 10)
         self.api.stop()
         self.moto.stop()
 
@@ -106,25 +111,44 @@ def _say(note: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Keep the local stack running for the lyrics-to-song command (--local)."
+        prog="lyrics-to-song local",
+        description="Keep the local stack running for the lyrics-to-song command (--local).",
     )
-    parser.add_argument("--port", type=int, default=LOCAL_PORT, help="moto's port")
+    parser.add_argument("--port", type=int, default=LOCAL_PORT, help="moto's port (4566)")
+    parser.add_argument(
+        "--api-port", type=int, default=LOCAL_API_PORT, help="the music API emulator's port (4567)"
+    )
     parser.add_argument(
         "--delay", type=float, default=5.0, help="emulator: seconds until a song is ready"
     )
     args = parser.parse_args(argv)
     try:
         service = LocalService(
-            port=args.port, emulator=MusicApiEmulator(completion_delay=args.delay)
+            port=args.port,
+            api_port=args.api_port,
+            emulator=MusicApiEmulator(completion_delay=args.delay),
         )
     except OSError as exc:
-        print(f"error: cannot serve on 127.0.0.1:{args.port}: {exc}", file=sys.stderr)
+        hint = (
+            f"port {args.port} or {args.api_port} is in use: is `make local` already running? "
+            "Stop it, or serve on other ports (--port N --api-port M) and reach them with "
+            "--local --endpoint-url http://127.0.0.1:N"
+            if exc.errno == errno.EADDRINUSE
+            else f"cannot serve on 127.0.0.1:{args.port}: {exc}"
+        )
+        print(f"error: {hint}", file=sys.stderr)
         return 4
     service.start(_say)
+    target = "--local" + (
+        "" if args.port == LOCAL_PORT else f" --endpoint-url {service.endpoint_url}"
+    )
     print(
         f"local stack {service.stack.name!r} on {service.endpoint_url}, music API emulator on "
-        f"{service.api.url}\nuse it with: lyrics-to-song --local submit examples/neon-rain.txt"
-        "\nCtrl-C stops it (everything is in memory and goes with it)",
+        f"{service.api.url}\n"
+        f"use it with: lyrics-to-song {target} submit examples/neon-rain.txt\n"
+        f"make the next songs fail: curl -d '{{\"fail_tasks\": true}}' "
+        f"{service.api.url}/_emulator/faults (docs/emulator.md lists the switches)\n"
+        "Ctrl-C stops it (everything is in memory and goes with it)",
         flush=True,
     )
     try:

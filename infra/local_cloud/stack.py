@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import threading
 import uuid
 import warnings
@@ -320,6 +321,8 @@ class MotoServer:
 
     def __init__(self, port: int = 0) -> None:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        if port:
+            _check_port_free(port)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
@@ -327,6 +330,14 @@ class MotoServer:
 
     def stop(self) -> None:
         self._server.stop()
+
+
+def _check_port_free(port: int) -> None:
+    """An OSError when something listens on the port: ThreadedMotoServer's own failure to
+    bind happens on its thread, and its start() then waits for ever."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
+        probe.bind(("127.0.0.1", port))
 
 
 class _SharedEnvironment:

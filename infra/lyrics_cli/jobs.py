@@ -23,19 +23,30 @@ from lyrics_to_song.data.pace import SongTimes
 from lyrics_to_song.data.rows import RESUBMITTABLE, JobState, Row
 from lyrics_to_song.data.task_table import TaskTable
 from lyrics_to_song.errors import ConfigError, InvalidRequest
-from lyrics_to_song.lyric_files import LYRIC_FILE_SUFFIXES, parse_lyric_file
+from lyrics_to_song.lyric_files import LYRIC_FILE_SUFFIXES, parse_lyric_file, with_fields
 from lyrics_to_song.requests import parse_request
 from lyrics_to_song.sources import LyricObject, QueuedRequest
 
 from .stack_target import CliError, Cloud, ExitCode
 
 _JOB_ID = re.compile(r"^job-[0-9a-f]{32}$")
+MAX_KEY_BYTES = 1024  # S3's limit on object keys
 
 
 @dataclass(frozen=True)
 class Submitted:
     job_id: str
     where: str  # the S3 object or the queue the job went to
+    earlier: Row | None = None  # the job this request already was: nothing new is paid
+
+
+@dataclass(frozen=True)
+class LyricUpload:
+    """A lyric file checked as the submit function will check it, ready to upload."""
+
+    key: str
+    data: bytes
+    applied: tuple[str, ...]  # the request fields written into it from the command line
 
 
 def check_job_id(job_id: str) -> str:
@@ -46,44 +57,53 @@ def check_job_id(job_id: str) -> str:
     return job_id
 
 
-def submit_file(cloud: Cloud, path: Path, *, key: str | None, prompt: str | None) -> Submitted:
-    """Upload a lyric file; the submit function picks it up from the bucket's event.
+def prepare_file(path: Path, *, key: str | None, fields: dict[str, Any]) -> LyricUpload:
+    """Read a lyric file, write `fields` into it (README: Lyric files) and check it.
 
     The bucket notifies for names ending in lower-case .txt and .json only, so `song.TXT`
-    is uploaded as `song.txt` (Submitted.where says under which name).
+    is uploaded as `song.txt`.
     """
     key = lyric_key(key or path.name)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror}", ExitCode.USAGE) from None
+    try:  # the same checks the submit function makes, before anything is uploaded
+        if fields:
+            data = with_fields(key, data, fields)
+        parse_lyric_file(
+            key,
+            data,
+            metadata_prompt=None,
+            default_prompt=DEFAULT_PROMPT,
+            default_model=DEFAULT_MODEL,
+        )
+    except InvalidRequest as exc:
+        raise CliError(str(exc), ExitCode.USAGE) from None
     # The functions' default cap; a deployed stack may set another (LYRICS_MAX_BYTES).
     if len(data) > DEFAULT_LYRICS_MAX_BYTES:
         raise CliError(
             f"{path} is {len(data)} bytes; lyric files may be at most {DEFAULT_LYRICS_MAX_BYTES}",
             ExitCode.USAGE,
         )
-    if prompt is not None and not prompt.isascii():
-        raise CliError(
-            "--prompt travels as S3 metadata, which is ASCII only: put a non-ASCII prompt "
-            "in the file's front matter instead (README: Lyric files)",
-            ExitCode.USAGE,
-        )
-    try:  # the same checks the submit function makes, before anything is uploaded
-        parse_lyric_file(
-            key,
-            data,
-            metadata_prompt=prompt,
-            default_prompt=DEFAULT_PROMPT,
-            default_model=DEFAULT_MODEL,
-        )
-    except InvalidRequest as exc:
-        raise CliError(str(exc), ExitCode.USAGE) from None
-    extra: dict[str, Any] = {"Metadata": {"prompt": prompt}} if prompt else {}
-    response = cloud.s3.put_object(Bucket=cloud.lyrics_bucket, Key=key, Body=data, **extra)
+    return LyricUpload(key, data, tuple(fields))
+
+
+def upload_file(
+    cloud: Cloud, upload: LyricUpload, *, clock: Callable[[], float] = time.time
+) -> Submitted:
+    """Upload a checked lyric file; the submit function picks it up from the bucket's event.
+
+    The same content under the same key is the same job: when that job was made before,
+    Submitted.earlier says so, and the stack pays for nothing new.
+    """
+    started = clock()
+    response = cloud.s3.put_object(Bucket=cloud.lyrics_bucket, Key=upload.key, Body=upload.data)
     etag = response["ETag"].strip('"')
-    job_id = LyricObject(cloud.lyrics_bucket, key, etag, len(data)).job_id
-    return Submitted(job_id, f"s3://{cloud.lyrics_bucket}/{key}")
+    job_id = LyricObject(cloud.lyrics_bucket, upload.key, etag, len(upload.data)).job_id
+    row = find_job(cloud, job_id)
+    earlier = row if row is not None and row.created_at < started else None
+    return Submitted(job_id, f"s3://{cloud.lyrics_bucket}/{upload.key}", earlier)
 
 
 def lyric_key(key: str) -> str:
@@ -95,20 +115,30 @@ def lyric_key(key: str) -> str:
             f"{key}: lyric files end in {' or '.join(LYRIC_FILE_SUFFIXES)}; others are ignored",
             ExitCode.USAGE,
         )
+    if len(key.encode()) > MAX_KEY_BYTES:
+        raise CliError(f"S3 keys are at most {MAX_KEY_BYTES} bytes", ExitCode.USAGE)
     return f"{stem}.{suffix.lower()}"
 
 
-def submit_request(cloud: Cloud, body: dict[str, Any]) -> Submitted:
-    """Queue a song request. Without a request id the request itself names the job, as
-    the submit function does: the same request sent twice is one job and one song."""
+def check_request(body: dict[str, Any]) -> None:
+    """The submit function's checks of a song request, made before anything is sent."""
     try:
         parse_request(body, DEFAULT_MODEL)
     except InvalidRequest as exc:
         raise CliError(f"invalid song request: {exc}", ExitCode.USAGE) from None
-    cloud.sqs.send_message(
-        QueueUrl=cloud.jobs_queue_url, MessageBody=json.dumps(body, ensure_ascii=False)
-    )
-    return Submitted(QueuedRequest(body, "cli").job.job_id, cloud.jobs_queue_url)
+
+
+def submit_request(cloud: Cloud, body: dict[str, Any]) -> Submitted:
+    """Queue a checked song request. Without a request id the request itself names the
+    job, as the submit function does: the same request sent twice is one job and one
+    song, and a request that already was a job is not sent again."""
+    job_id = QueuedRequest(body, "cli").job.job_id
+    earlier = find_job(cloud, job_id)
+    if earlier is None:
+        cloud.sqs.send_message(
+            QueueUrl=cloud.jobs_queue_url, MessageBody=json.dumps(body, ensure_ascii=False)
+        )
+    return Submitted(job_id, cloud.jobs_queue_url, earlier)
 
 
 def find_job(cloud: Cloud, job_id: str) -> Row | None:

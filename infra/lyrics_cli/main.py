@@ -13,7 +13,13 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lyrics_to_song.check_timing import LikelyWindow
-from lyrics_to_song.data.rows import JobState, Row
+from lyrics_to_song.data.rows import RESUBMITTABLE, JobState, Row
+from lyrics_to_song.requests import (
+    ALLOWED_BITRATES,
+    ALLOWED_SAMPLE_RATES,
+    DEFAULT_BITRATE,
+    DEFAULT_SAMPLE_RATE,
+)
 
 from . import jobs, views
 from .stack_target import DEFAULT_STACK_NAME, CliError, Cloud, ExitCode, aws_errors, connect
@@ -21,6 +27,32 @@ from .stack_target import DEFAULT_STACK_NAME, CliError, Cloud, ExitCode, aws_err
 STACK_ENV = "LYRICS_TO_SONG_STACK"
 # How long `wait` looks for a job that has no row yet before saying it does not exist.
 MISSING_AFTER_SECONDS = 60.0
+# The reader of our output went away (`list | head`): the code a shell gives for SIGPIPE.
+OUTPUT_CLOSED = 141
+# The request fields a lyric file can set (front matter or JSON) and their flags.
+FILE_FIELDS = ("prompt", "bitrate", "sample_rate", "model")
+
+
+def _number(kind: type[int] | type[float], *, minimum: float, above: bool) -> Any:
+    """An argparse type: a number of `kind` at least (or, with `above`, more than) `minimum`."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < minimum or (above and value == minimum):
+            raise argparse.ArgumentTypeError(
+                f"{text} must be {'more than' if above else 'at least'} {minimum:g}"
+            )
+        return value
+
+    return parse
+
+
+POSITIVE_INT = _number(int, minimum=0, above=True)
+POSITIVE_SECONDS = _number(float, minimum=0, above=True)
+SECONDS = _number(float, minimum=0, above=False)
 
 
 def _common(parser: argparse.ArgumentParser, defaults: bool) -> None:
@@ -54,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lyrics-to-song",
         description="Turn lyrics into songs with a lyrics-to-song stack, and follow the jobs.",
         epilog="exit codes: 0 ok, 1 job failed / timed out / unknown outcome, 2 bad usage or "
-        "input, 3 no such job, 4 stack not found / no credentials / AWS error, 5 wait timed out",
+        "input, 3 no such job, 4 stack not found / no credentials / AWS error, 5 wait timed "
+        f"out, {OUTPUT_CLOSED} the output was closed early (as by `| head`)",
     )
     _common(parser, defaults=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -65,17 +98,34 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     submit = command("submit", "upload a lyric file, or queue a request from --prompt/--lyrics")
-    submit.add_argument("file", nargs="?", type=Path, help="lyric file (.txt or .json)")
+    submit.add_argument(
+        "file",
+        nargs="?",
+        type=Path,
+        help="lyric file (.txt or .json); --prompt, --bitrate, --sample-rate and --model are "
+        "written into its front matter (or JSON) before it is uploaded",
+    )
     submit.add_argument("--prompt", help="style and mood of the song")
     submit.add_argument("--lyrics", help="the lyrics ('-' reads them from standard input)")
-    submit.add_argument("--key", help="S3 key for the file (default: its name)")
+    submit.add_argument("--key", help="S3 key for the FILE (default: its name)")
     submit.add_argument(
         "--request-id",
-        help="your id for a queued request (repeats are ignored); without one the request "
-        "itself is its identity: the same prompt, lyrics and options twice are one song",
+        help="your id for a request from --prompt/--lyrics (repeats are ignored); without one "
+        "the request itself is its identity: the same prompt, lyrics and options twice are "
+        "one song",
     )
-    submit.add_argument("--bitrate", type=int, help="32000, 64000, 128000 or 256000")
-    submit.add_argument("--sample-rate", type=int, help="16000, 24000, 32000 or 44100")
+    submit.add_argument(
+        "--bitrate",
+        type=int,
+        metavar="BPS",
+        help=f"{', '.join(map(str, ALLOWED_BITRATES))} (default {DEFAULT_BITRATE})",
+    )
+    submit.add_argument(
+        "--sample-rate",
+        type=int,
+        metavar="HZ",
+        help=f"{', '.join(map(str, ALLOWED_SAMPLE_RATES))} (default {DEFAULT_SAMPLE_RATE})",
+    )
     submit.add_argument("--model", help="model name (default: the stack's)")
     submit.add_argument("--wait", action="store_true", help="then wait for the song")
     _wait_options(submit)
@@ -87,14 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument(
         "--status", choices=[s.value for s in JobState], type=str.upper, help="only this state"
     )
-    listing.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    listing.add_argument(
+        "--limit", type=POSITIVE_INT, default=20, help="at most this many (default 20)"
+    )
 
     wait = command("wait", "show progress until the job has its song or has failed")
     wait.add_argument("job", help="job id (job-…)")
     _wait_options(wait)
     wait.add_argument(
         "--missing-after",
-        type=float,
+        type=SECONDS,
         default=MISSING_AFTER_SECONDS,
         help="a job with no row after this many seconds is not found: exit 3 "
         f"(default {MISSING_AFTER_SECONDS:.0f}; a job just queued gets one within seconds)",
@@ -122,9 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _wait_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--timeout", type=float, default=900.0, help="give up after this many seconds (900)"
+        "--timeout",
+        type=POSITIVE_SECONDS,
+        default=900.0,
+        help="give up after this many seconds (900)",
     )
-    parser.add_argument("--interval", type=float, default=5.0, help="seconds between checks (5)")
+    parser.add_argument(
+        "--interval", type=POSITIVE_SECONDS, default=5.0, help="seconds between checks (5)"
+    )
 
 
 class Output:
@@ -141,29 +198,95 @@ class Output:
             print(text, file=sys.stderr, flush=True)
 
 
-def _submit(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
+def _prepared(args: argparse.Namespace) -> jobs.LyricUpload | dict[str, Any]:
+    """The lyric file or song request to submit, checked before any AWS call: bad input
+    is exit 2 whether or not the stack is reachable, and no flag is silently dropped."""
     if args.file is not None:
         if args.lyrics is not None:
             raise CliError("give a FILE or --lyrics, not both", ExitCode.USAGE)
-        submitted = jobs.submit_file(cloud, args.file, key=args.key, prompt=args.prompt)
+        if args.request_id is not None:
+            raise CliError(
+                "--request-id names a request from --prompt/--lyrics; a FILE's job is named "
+                "by its key and content",
+                ExitCode.USAGE,
+            )
+        fields = {name: getattr(args, name) for name in FILE_FIELDS}
+        return jobs.prepare_file(
+            args.file, key=args.key, fields={k: v for k, v in fields.items() if v is not None}
+        )
+    if args.lyrics is None or args.prompt is None:
+        raise CliError("give a lyric FILE, or both --prompt and --lyrics", ExitCode.USAGE)
+    if args.key is not None:
+        raise CliError(
+            "--key names the uploaded FILE; a request from --prompt/--lyrics is queued",
+            ExitCode.USAGE,
+        )
+    lyrics = sys.stdin.read() if args.lyrics == "-" else args.lyrics
+    body: dict[str, Any] = {"prompt": args.prompt, "lyrics": lyrics}
+    for name in ("request_id", "bitrate", "sample_rate", "model"):
+        if getattr(args, name) is not None:
+            body[name] = getattr(args, name)
+    jobs.check_request(body)
+    return body
+
+
+def _submit(
+    cloud: Cloud,
+    prepared: jobs.LyricUpload | dict[str, Any],
+    args: argparse.Namespace,
+    out: Output,
+) -> ExitCode:
+    if isinstance(prepared, jobs.LyricUpload):
+        submitted = jobs.upload_file(cloud, prepared)
     else:
-        if args.lyrics is None or args.prompt is None:
-            raise CliError("give a lyric FILE, or both --prompt and --lyrics", ExitCode.USAGE)
-        lyrics = sys.stdin.read() if args.lyrics == "-" else args.lyrics
-        body: dict[str, Any] = {"prompt": args.prompt, "lyrics": lyrics}
-        for name in ("request_id", "bitrate", "sample_rate", "model"):
-            if getattr(args, name) is not None:
-                body[name] = getattr(args, name)
-        submitted = jobs.submit_request(cloud, body)
+        submitted = jobs.submit_request(cloud, prepared)
+    text, data = _submitted_text(submitted, prepared, _again(args))
     if args.wait:
-        out.progress(f"submitted {submitted.job_id} to {submitted.where}")
+        out.progress(text.splitlines()[0])
         return _wait(cloud, submitted.job_id, args, out)
-    out.result(
-        f"{submitted.job_id}  submitted to {submitted.where}\n"
-        f"follow it with: lyrics-to-song wait {submitted.job_id}",
-        {"job_id": submitted.job_id, "submitted_to": submitted.where},
-    )
+    out.result(text, data)
     return ExitCode.OK
+
+
+def _submitted_text(
+    submitted: jobs.Submitted, prepared: jobs.LyricUpload | dict[str, Any], again: str
+) -> tuple[str, dict[str, Any]]:
+    """What `submit` says: where the job went, or which earlier job the request already is."""
+    job_id = submitted.job_id
+    data: dict[str, Any] = {"job_id": job_id, "submitted_to": submitted.where, "new": True}
+    earlier = submitted.earlier
+    if earlier is not None:
+        state = earlier.state.value + (f" ({earlier.error})" if earlier.error else "")
+        data |= {"new": False, "state": earlier.state.value}
+        follow = (
+            f"{again} resubmit {job_id} pays for a new song"
+            if earlier.state in RESUBMITTABLE
+            else f"see it with: {again} status {job_id}"
+        )
+        return (
+            f"{job_id}  already submitted: the same request is the same job, now {state}; "
+            f"nothing new is paid\n{follow}",
+            data,
+        )
+    where = submitted.where
+    if isinstance(prepared, jobs.LyricUpload) and prepared.applied:
+        flags = ", ".join("--" + name.replace("_", "-") for name in prepared.applied)
+        where += f" ({flags} written into the file)"
+        data["written_into_file"] = list(prepared.applied)
+    return f"{job_id}  submitted to {where}\nfollow it with: {again} wait {job_id}", data
+
+
+def _again(args: argparse.Namespace) -> str:
+    """The command with the options that reach this stack, for the hints printed."""
+    parts = ["lyrics-to-song"]
+    if args.local:
+        parts.append("--local")
+    if args.stack != os.environ.get(STACK_ENV, DEFAULT_STACK_NAME):
+        parts += ["--stack", args.stack]
+    for flag, value in (("--region", args.region), ("--endpoint-url", args.endpoint_url)):
+        if value:
+            parts += [flag, value]
+    return " ".join(parts)
 
 
 def _wait(
@@ -236,18 +359,21 @@ def _resubmit(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
         out.progress(f"resubmission of {row.job_id} queued")
         return _wait(cloud, row.job_id, args, out, resubmits=row.resubmits + 1)
     out.result(
-        f"{row.job_id}  resubmission queued; follow it with: lyrics-to-song wait {row.job_id}",
+        f"{row.job_id}  resubmission queued; follow it with: {_again(args)} wait {row.job_id}",
         {"job_id": row.job_id, "resubmitted": True},
     )
     return ExitCode.OK
 
 
 def _run(args: argparse.Namespace, out: Output) -> ExitCode:
+    prepared = _prepared(args) if args.command == "submit" else None
+    if hasattr(args, "job"):
+        jobs.check_job_id(args.job)
     cloud = connect(
         args.stack, region=args.region, endpoint_url=args.endpoint_url, local=args.local
     )
-    if args.command == "submit":
-        return _submit(cloud, args, out)
+    if prepared is not None:
+        return _submit(cloud, prepared, args, out)
     if args.command == "status":
         row = jobs.get_job(cloud, args.job)
         window = jobs.likely_window(cloud, row.model)
@@ -311,7 +437,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Output(args.json)
     try:
-        return _run(args, out)
+        code = _run(args, out)
+        sys.stdout.flush()  # here, so a closed pipe is met below rather than at exit
+        return code
     except CliError as exc:
         code = exc.code
         message = str(exc)
@@ -320,6 +448,10 @@ def main(argv: list[str] | None = None) -> int:
         code, message = error.code, str(error)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Whoever read the output stopped reading; nothing more to say, and nothing to flush.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return OUTPUT_CLOSED
     if out.as_json:
         print(json.dumps({"error": message, "exit_code": int(code)}))
     print(f"error: {message}", file=sys.stderr)

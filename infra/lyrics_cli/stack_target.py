@@ -78,7 +78,11 @@ def aws_errors(exc: ClientError | BotoCoreError, endpoint_url: str | None) -> Cl
             ExitCode.ENVIRONMENT,
         )
     if isinstance(exc, NoRegionError):
-        return CliError("no AWS region set: pass --region or set AWS_REGION", ExitCode.ENVIRONMENT)
+        return CliError(
+            "no AWS region set: pass --region or set AWS_REGION (or use --local for the "
+            "local stack of `make local`)",
+            ExitCode.ENVIRONMENT,
+        )
     if isinstance(exc, EndpointConnectionError):
         hint = " (is `make local` running?)" if endpoint_url else ""
         return CliError(
@@ -104,6 +108,8 @@ def connect(
     if local:
         endpoint_url = endpoint_url or LOCAL_ENDPOINT
         region = region or LOCAL_REGION
+    # boto3 reads AWS_DEFAULT_REGION only; AWS_REGION is what the AWS CLI v2 and Lambda set.
+    region = region or os.environ.get("AWS_REGION") or None
     session_args: dict[str, Any] = {"region_name": region}
     if local and not os.environ.get("AWS_ACCESS_KEY_ID"):
         # moto takes any key; these are its documented test values, not secrets.

@@ -123,7 +123,8 @@ def progress(row: Row | None, elapsed: float, estimate: str | None = None) -> st
     elif row.state.terminal:
         what = row.state.value + (f": {row.error}" if row.error else "")
     elif row.task_id:
-        what = f"{row.state.value}: the music API is making the song ({row.polls} checks so far)"
+        checks = f"{row.polls} check" + ("" if row.polls == 1 else "s")
+        what = f"{row.state.value}: the music API is making the song ({checks} so far)"
         if estimate:
             what += f"; {estimate}"
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -40,19 +41,33 @@ class Cli:
     def emulator(self) -> MusicApiEmulator:
         return self.service.emulator
 
-    def __call__(self, *args: str, stdin: str = "", timeout: float = 60) -> Run:
+    def __call__(
+        self, *args: str, stdin: str = "", timeout: float = 60, cwd: Path | None = None
+    ) -> Run:
         """The installed command, in its own process, pointed at the local stack."""
         target = ["--endpoint-url", self.service.endpoint_url, "--stack", self.service.stack.name]
+        return self.as_typed(*target, *args, stdin=stdin, timeout=timeout, cwd=cwd)
+
+    def as_typed(
+        self, *args: str, stdin: str = "", timeout: float = 60, cwd: Path | None = None
+    ) -> Run:
+        """The command with these arguments only, as a user would type them."""
         done = subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
-            [sys.executable, "-m", "lyrics_cli", *target, *args],
+            [sys.executable, "-m", "lyrics_cli", *args],
             input=stdin,
             capture_output=True,
             text=True,
             env=self.env,
             timeout=timeout,
             check=False,
+            cwd=cwd,
         )
         return Run(done.returncode, done.stdout, done.stderr)
+
+    def hint(self, run: Run) -> list[str]:
+        """The arguments of the command a run's output suggests next."""
+        line = next(line for line in run.out.splitlines() if "lyrics-to-song " in line)
+        return shlex.split(line.partition("lyrics-to-song ")[2])
 
     def submit_request(self, prompt: str = "warm synth-pop") -> str:
         run = self("submit", "--prompt", prompt, "--lyrics", LYRICS, "--json")
@@ -95,7 +110,9 @@ def test_submit_a_file_wait_and_fetch_the_song(cli: Cli, tmp_path: Path) -> None
     job_id = submitted.out.split()[0]
     assert job_id.startswith("job-")
 
-    waited = cli("wait", job_id, "--interval", "0.2")
+    follow = cli.hint(submitted)  # the command the output says to run next, as printed
+    assert follow[-2:] == ["wait", job_id]
+    waited = cli.as_typed(*follow, "--interval", "0.2")
     assert waited.code == 0, waited.err
     assert "COMPLETED" in waited.out
     assert "the music API is making the song" in waited.err  # progress goes to stderr
@@ -203,9 +220,60 @@ def test_clear_errors_for_unknown_jobs_stacks_and_credentials(cli: Cli) -> None:
     assert "no AWS credentials" in run.stderr
 
 
-def test_demo_command_writes_an_mp3(cli: Cli, tmp_path: Path) -> None:
-    run = cli("demo", "--out", str(tmp_path), "--delay", "0.5", "--timeout", "60", timeout=120)
+def test_demo_command_writes_an_mp3_in_the_current_folder(cli: Cli, tmp_path: Path) -> None:
+    run = cli("demo", "--delay", "0.5", "--timeout", "60", timeout=120, cwd=tmp_path)
     assert run.code == 0, run.out + run.err
-    songs = list(tmp_path.glob("*.mp3"))
+    songs = list((tmp_path / "out").glob("*.mp3"))
     assert len(songs) == 1
     assert mp3_info(songs[0].read_bytes()).length > 0
+
+
+def test_options_given_with_a_file_are_the_ones_paid_for(cli: Cli, tmp_path: Path) -> None:
+    lyric_file = tmp_path / "options.txt"
+    lyric_file.write_text(LYRICS)
+    run = cli(
+        "submit", str(lyric_file), "--prompt", "chanson douce", "--bitrate", "128000",
+        "--sample-rate", "32000", "--wait", "--interval", "0.2", "--json",
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    paid = cli.emulator.submissions[-1]
+    assert (paid["prompt"], paid["bitrate"], paid["sample_rate"]) == (
+        "chanson douce",
+        128000,
+        32000,
+    )
+
+    fenced = tmp_path / "fenced.txt"
+    fenced.write_text("---\nbitrate: 64000\n---\n" + LYRICS)
+    refused = cli("submit", str(fenced), "--bitrate", "256000")
+    assert refused.code == 2
+    assert "sets bitrate to 64000 already" in refused.err
+
+
+def test_the_same_request_twice_is_paid_once_and_says_so(cli: Cli) -> None:
+    args = ("submit", "--prompt", "twice told", "--lyrics", LYRICS)
+    first = cli(*args, "--wait", "--interval", "0.2")
+    assert first.code == 0, first.err
+    paid = len(cli.emulator.submissions)
+    again = cli(*args)
+    assert again.code == 0, again.err
+    assert "already submitted: the same request is the same job, now COMPLETED" in again.out
+    assert first.err.split()[0] == again.out.split()[0], "the same job id"
+    assert len(cli.emulator.submissions) == paid
+
+
+def test_output_cut_short_by_its_reader_is_not_an_error(cli: Cli) -> None:
+    cli.submit_request("for the listing")
+    target = ["--endpoint-url", cli.service.endpoint_url, "--stack", cli.service.stack.name]
+    listing = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+        [sys.executable, "-m", "lyrics_cli", *target, "list"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli.env,
+    )
+    assert listing.stdout is not None
+    assert listing.stderr is not None
+    listing.stdout.close()  # as `| head -0` does
+    errors = listing.stderr.read().decode()
+    assert listing.wait(timeout=60) == 141
+    assert "Traceback" not in errors, errors

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
 import threading
+import time
 
 import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from local_cloud.emulator import MusicApiEmulator
+from local_cloud.serve import LocalService
 from local_cloud.stack import MotoServer, provision
+from lyrics_to_song.data.task_table import TaskTable
 
 pytestmark = pytest.mark.e2e
 
@@ -69,3 +75,25 @@ def test_refused_transactions_and_writes_at_the_same_time(moto_server: MotoServe
     assert refused > 0
     assert errors == []
     assert ddb.scan(TableName=table, Select="COUNT")["Count"] == 1100
+
+
+def test_stopping_the_local_stack_leaves_no_invocation_behind() -> None:
+    """A poll run still watching when the stack stops must not keep the functions'
+    environment (moto's endpoint among it) set for whatever runs next in the process."""
+    before = dict(os.environ)
+    emulator = MusicApiEmulator(completion_delay=0.5)
+    emulator.faults.never_finish = True  # the poll run has a task to watch for its minute
+    service = LocalService(port=0, stack_name="stopping", emulator=emulator, tick_seconds=0.2)
+    service.start(lambda note: None)
+    table = TaskTable(service.stack.client("dynamodb"), service.stack.tasks_table)
+    service.stack.client("sqs").send_message(
+        QueueUrl=service.stack.jobs_queue_url,
+        MessageBody=json.dumps({"prompt": "drone", "lyrics": "la la"}),
+    )
+    deadline = time.monotonic() + 30
+    while not any(row.polls for row in table.rows()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert any(row.polls for row in table.rows()), "a poll run is watching the task"
+    service.stop()
+    assert dict(os.environ) == before
+    assert not service.errors

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,12 +14,13 @@ from moto import mock_aws
 
 from local_cloud.stack import Stack, provision, register_outputs
 from lyrics_cli import jobs, views
-from lyrics_cli.main import _local_tool_call
+from lyrics_cli.main import _local_tool_call, main
 from lyrics_cli.stack_target import CliError, Cloud, ExitCode, connect
 from lyrics_to_song.data.caps import Budget
 from lyrics_to_song.data.pace import SongTimes
 from lyrics_to_song.data.rows import JobState, Row
 from lyrics_to_song.data.task_table import TaskTable
+from lyrics_to_song.lyric_files import parse_lyric_file
 from lyrics_to_song.sources import QueuedRequest, read_message
 from tests.support import FakeClock, seed_row
 
@@ -238,13 +241,13 @@ def test_a_lyric_file_with_an_upper_case_suffix_is_uploaded_where_the_bucket_see
     cloud = connect("songs", region="us-east-1")
     path = tmp_path / given
     path.write_text('{"lyrics": "la la", "prompt": "rock"}' if given.endswith("n") else "la la")
-    submitted = jobs.submit_file(cloud, path, key=None, prompt=None)
+    submitted = jobs.upload_file(cloud, jobs.prepare_file(path, key=None, fields={}))
     assert submitted.where == f"s3://{cloud.lyrics_bucket}/{uploaded}"
     listed = cloud.s3.list_objects_v2(Bucket=cloud.lyrics_bucket)["Contents"]
     assert [item["Key"] for item in listed] == [uploaded]
     assert uploaded.endswith((".txt", ".json")), "what the bucket's notification filter matches"
     with pytest.raises(CliError, match="lyric files end in") as refused:
-        jobs.submit_file(cloud, tmp_path / given, key="notes.md", prompt=None)
+        jobs.prepare_file(tmp_path / given, key="notes.md", fields={})
     assert refused.value.code is ExitCode.USAGE
 
 
@@ -266,3 +269,171 @@ def test_the_same_request_twice_from_the_command_line_is_one_job(stack: Stack) -
     assert sorted(r.job.job_id for r in requests) == sorted(
         [first.job_id, again.job_id, other.job_id]
     )
+
+
+def _submit_file(cloud: Cloud, path: Path, **fields: object) -> jobs.Submitted:
+    return jobs.upload_file(cloud, jobs.prepare_file(path, key=None, fields=fields))
+
+
+def _stored_request(cloud: Cloud, key: str) -> dict[str, object]:
+    data = cloud.s3.get_object(Bucket=cloud.lyrics_bucket, Key=key)["Body"].read()
+    request = parse_lyric_file(
+        key, data, metadata_prompt=None, default_prompt="house", default_model="minimax-music"
+    )
+    return {"prompt": request.prompt, "bitrate": request.bitrate, "model": request.model}
+
+
+def test_options_given_with_a_file_reach_the_submit_function_or_are_refused(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cloud = connect("songs", region="us-east-1")
+    plain = tmp_path / "plain.txt"
+    plain.write_text("[Verse]\nNeon rain\n")
+    submitted = _submit_file(cloud, plain, prompt="rêveuse", bitrate=128000, model="music-2")
+    assert _stored_request(cloud, "plain.txt") == {
+        "prompt": "rêveuse",  # not ASCII: written into the file, not into S3 metadata
+        "bitrate": 128000,
+        "model": "music-2",
+    }
+    assert submitted.earlier is None
+
+    fenced = tmp_path / "fenced.txt"
+    fenced.write_text("---\nprompt: rock\n---\nla la\n")
+    target = ["--region", "us-east-1", "--stack", "songs", "submit", str(fenced)]
+    assert main([*target, "--prompt", "jazz"]) == ExitCode.USAGE
+    assert "sets prompt to 'rock' already; 'jazz' would contradict it" in capsys.readouterr().err
+    assert main([*target, "--request-id", "r-1"]) == ExitCode.USAGE
+    assert "--request-id names a request" in capsys.readouterr().err
+    keys = [o["Key"] for o in cloud.s3.list_objects_v2(Bucket=cloud.lyrics_bucket)["Contents"]]
+    assert keys == ["plain.txt"], "nothing refused was uploaded"
+    request = ["--region", "us-east-1", "--stack", "songs", "submit", "--prompt", "p"]
+    assert main([*request, "--lyrics", "la", "--key", "x.txt"]) == ExitCode.USAGE
+    assert "--key names the uploaded FILE" in capsys.readouterr().err
+
+
+def test_a_request_that_already_was_a_job_says_so_and_sends_nothing(
+    stack: Stack, clock: FakeClock, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cloud = connect("songs", region="us-east-1")
+    table = TaskTable(cloud.dynamodb, cloud.tasks_table)
+    body = {"prompt": "rock", "lyrics": "la la la"}
+    first = jobs.submit_request(cloud, dict(body))
+    seed_row(table, None, first.job_id, now=clock(), task_id="task-1")
+    args = ["--region", "us-east-1", "--stack", "songs", "submit", "--prompt", "rock"]
+    assert main([*args, "--lyrics", "la la la", "--json"]) == ExitCode.OK
+    said = json.loads(capsys.readouterr().out)
+    assert said == {
+        "job_id": first.job_id,
+        "submitted_to": cloud.jobs_queue_url,
+        "new": False,
+        "state": "PENDING",
+    }
+    queued = cloud.sqs.receive_message(QueueUrl=cloud.jobs_queue_url, MaxNumberOfMessages=10)
+    bodies = [json.loads(m["Body"]) for m in queued["Messages"]]
+    assert [b for b in bodies if "lyrics" in b] == [body], "sent once, not twice"
+
+    path = tmp_path / "song.txt"
+    path.write_text("la la")
+    uploaded = jobs.upload_file(cloud, jobs.prepare_file(path, key=None, fields={}), clock=clock)
+    assert uploaded.earlier is None
+    seed_row(table, None, uploaded.job_id, now=clock())
+    clock.advance(60)
+    again = jobs.upload_file(cloud, jobs.prepare_file(path, key=None, fields={}), clock=clock)
+    assert again.earlier is not None
+    assert again.earlier.job_id == uploaded.job_id
+
+
+def test_bad_input_is_a_usage_error_even_when_the_stack_is_unreachable(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    nowhere = ["--endpoint-url", "http://127.0.0.1:9", "--region", "us-east-1"]
+    assert main([*nowhere, "submit", "--prompt", "p", "--lyrics", " "]) == ExitCode.USAGE
+    assert "lyrics" in capsys.readouterr().err
+    assert main([*nowhere, "status", "job-42"]) == ExitCode.USAGE
+    assert main([*nowhere, "list"]) == ExitCode.ENVIRONMENT, "good input does connect"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["list", "--limit", "-1"],
+        ["list", "--limit", "0"],
+        ["wait", "job-" + "a" * 32, "--timeout", "-5"],
+        ["wait", "job-" + "a" * 32, "--interval", "0"],
+        ["wait", "job-" + "a" * 32, "--missing-after", "-1"],
+    ],
+)
+def test_impossible_numbers_are_refused_by_the_parser(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as refused:
+        main(argv)
+    assert refused.value.code == ExitCode.USAGE
+    assert "error: argument" in capsys.readouterr().err
+
+
+def test_help_names_each_command_and_every_allowed_value(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["submit", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "32000, 60000, 64000, 128000, 256000" in text
+    for tool in ("demo", "local"):
+        with pytest.raises(SystemExit):
+            main([tool, "--help"])
+        assert capsys.readouterr().out.startswith(f"usage: lyrics-to-song {tool} ")
+
+
+def test_aws_region_is_read_and_a_missing_region_points_at_local(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    assert connect("songs").tasks_table == stack.tasks_table
+    monkeypatch.delenv("AWS_REGION")
+    with pytest.raises(CliError, match=r"set AWS_REGION \(or use --local") as missing:
+        connect("songs")
+    assert missing.value.code is ExitCode.ENVIRONMENT
+
+
+def test_hints_repeat_the_options_that_found_the_stack() -> None:
+    from lyrics_cli.main import _again, build_parser
+
+    local = build_parser().parse_args(["--local", "list"])
+    assert _again(local) == "lyrics-to-song --local"
+    other = build_parser().parse_args(["list", "--stack", "mine", "--region", "eu-west-1"])
+    assert _again(other) == "lyrics-to-song --stack mine --region eu-west-1"
+
+
+def test_progress_counts_in_words() -> None:
+    row = Row(
+        job_id="job-" + "e" * 32,
+        state=JobState.PENDING,
+        source="s",
+        source_name="s",
+        created_at=0.0,
+        task_id="t",
+        polls=1,
+    )
+    assert "(1 check so far)" in views.progress(row, 3)
+    assert "(2 checks so far)" in views.progress(dataclasses.replace(row, polls=2), 3)
+
+
+def test_local_on_a_taken_port_says_so_and_exits(capsys: pytest.CaptureFixture[str]) -> None:
+    from local_cloud.serve import main as serve
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        codes: list[int] = []
+        runner = threading.Thread(
+            target=lambda: codes.append(serve(["--port", str(port), "--api-port", "0"])),
+            daemon=True,
+        )
+        runner.start()
+        runner.join(timeout=30)
+    assert codes == [ExitCode.ENVIRONMENT], "exits instead of waiting for ever"
+    assert f"port {port} or 0 is in use" in capsys.readouterr().err

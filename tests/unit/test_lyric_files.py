@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from lyrics_to_song.errors import InvalidRequest
-from lyrics_to_song.lyric_files import parse_lyric_file
+from lyrics_to_song.lyric_files import parse_lyric_file, with_fields
 
 
 def parse(name: str, data: bytes, metadata_prompt: str | None = None):  # type: ignore[no-untyped-def]
@@ -90,3 +90,43 @@ def test_bad_lyric_files_get_a_clear_reason(name: str, data: bytes, message: str
     with pytest.raises(InvalidRequest) as caught:
         parse(name, data)
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("plain.txt", b"[Verse]\nNeon rain\n"),
+        ("fenced.txt", b"---\nmodel: minimax-music-2\n---\n[Verse]\nNeon rain\n"),
+        ("crlf.txt", b"\xef\xbb\xbf---\r\nmodel: minimax-music-2\r\n---\r\n[Verse]\r\nNeon rain"),
+        ("song.json", b'{"lyrics": "[Verse]\\nNeon rain", "model": "minimax-music-2"}'),
+    ],
+)
+def test_fields_from_the_command_line_are_written_where_the_function_reads_them(
+    name: str, data: bytes
+) -> None:
+    fields = {"prompt": "rêveuse, 90 bpm", "bitrate": 128000, "sample_rate": 32000}
+    request = parse(name, with_fields(name, data, fields))
+    assert (request.prompt, request.bitrate, request.sample_rate) == (
+        "rêveuse, 90 bpm",
+        128000,
+        32000,
+    )
+    assert request.lyrics.replace("\r", "").strip() == "[Verse]\nNeon rain"
+    if b"model" in data:
+        assert request.model == "minimax-music-2", "the file's own fields are kept"
+
+
+def test_a_field_the_file_already_sets_otherwise_is_refused_not_overwritten() -> None:
+    with pytest.raises(InvalidRequest, match="sets bitrate to 128000 already; 64000"):
+        with_fields("song.txt", FRONT_MATTER, {"bitrate": 64000})
+    with pytest.raises(InvalidRequest, match="sets prompt to 'rock' already"):
+        with_fields("song.json", b'{"lyrics": "la", "prompt": "rock"}', {"prompt": "jazz"})
+    same = with_fields("song.txt", FRONT_MATTER, {"bitrate": 128000})
+    assert parse("song.txt", same).bitrate == 128000, "the same value is no contradiction"
+
+
+def test_a_prompt_that_cannot_be_front_matter_is_refused() -> None:
+    with pytest.raises(InvalidRequest, match="must fit on one line"):
+        with_fields("song.txt", b"la la", {"prompt": "two\nlines"})
+    quoted = with_fields("song.txt", b"la la", {"prompt": "'quoted'"})
+    assert parse("song.txt", quoted).prompt == "'quoted'"
