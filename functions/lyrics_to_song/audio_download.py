@@ -34,7 +34,7 @@ GONE_STATUSES = (401, 403, 404, 410)
 
 @dataclass(frozen=True)
 class DownloadLimits:
-    """MAX_SONG_BYTES and DOWNLOAD_DEADLINE_SECONDS (README: Configuration)."""
+    """MAX_SONG_BYTES and DOWNLOAD_DEADLINE_SECONDS (docs/configuration.md)."""
 
     max_bytes: int
     deadline_seconds: float

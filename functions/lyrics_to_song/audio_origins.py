@@ -1,4 +1,4 @@
-"""Where a song's audio may be fetched from (README: Security).
+"""Where a song's audio may be fetched from (docs/security.md: Downloads).
 
 A status answer names the audio's link. The poll function follows it only over https
 (plain http only when the API itself is on loopback, for local runs), only to the API's

@@ -1,5 +1,6 @@
 """When to ask the API about a song: not before it can plausibly be ready, often around the
-time songs of its model usually take, sparser after it (README: When songs are checked).
+time songs of its model usually take, sparser after it (docs/how-it-works.md: When songs
+are checked).
 
 Pure functions of the times this stack has seen; no clock, no I/O.
 """

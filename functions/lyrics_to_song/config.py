@@ -153,7 +153,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         # How long a job over the in-flight cap waits on the queue (SQS delays up to 900 s).
         in_flight_retry_seconds=_int(env, "IN_FLIGHT_RETRY_SECONDS", 60, 0, 900),
         # MiniMax allows about 120 requests a minute; submissions need the rest
-        # (README: When songs are checked).
+        # (docs/how-it-works.md: When songs are checked).
         status_checks_per_minute=_int(env, "STATUS_CHECKS_PER_MINUTE", 80, 6, 6000),
         # The schedule runs every minute: a poll run watches for most of its minute.
         poll_watch_seconds=_int(env, "POLL_WATCH_SECONDS", 58, 0, 170),

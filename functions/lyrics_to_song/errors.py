@@ -101,7 +101,7 @@ class AudioGone(LyricsToSongError):
 
 class RefusedAudioSource(AudioGone):
     """The audio's link (or a redirect) is not https, not on an allowed host, or reaches a
-    loopback, private or otherwise internal address (README: Security)."""
+    loopback, private or otherwise internal address (docs/security.md: Downloads)."""
 
 
 class DownloadFailed(LyricsToSongError):

@@ -1,6 +1,6 @@
 """Following one task a poll run holds: ask its status, save the song, end and announce the job.
 
-What each answer leads to is in the README (How it works: What is retried, and what is not).
+What each answer leads to is in docs/how-it-works.md (What is retried, and what is not).
 """
 
 from __future__ import annotations

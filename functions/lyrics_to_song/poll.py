@@ -3,7 +3,7 @@
 A sweep reads the due rows, takes each with a lease and follows several at once (what
 happens to one task is in `follow`). A run keeps watching for most of its minute: after
 a sweep it sleeps until the next open task is due and sweeps again, and it returns at
-once when nothing is open (README: When songs are checked).
+once when nothing is open (docs/how-it-works.md: When songs are checked).
 """
 
 from __future__ import annotations

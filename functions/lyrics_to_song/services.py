@@ -63,7 +63,7 @@ def api_key_source(settings: Settings, secrets_client: object | None = None) -> 
             ) from None
         if not isinstance(value, str) or not value.strip():
             raise MusicApiError(
-                ErrorKind.ACCOUNT, f"the API key secret {arn} has no value: set it (see README)"
+                ErrorKind.ACCOUNT, f"the API key secret {arn} has no value: set it (README: Deploy)"
             )
         return checked_key(value.strip(), f"the API key secret {arn}")
 
@@ -78,7 +78,7 @@ def checked_key(key: str, where: str) -> str:
         raise MusicApiError(
             ErrorKind.ACCOUNT,
             f"{where} holds a character an API key cannot have ({bad[0]!a}; "
-            "smart quotes or spaces from a copy and paste?): set it again (see README)",
+            "smart quotes or spaces from a copy and paste?): set it again (README: Deploy)",
         )
     return key
 

@@ -211,7 +211,7 @@ def _pay(services: Services, job: Job, attempt: Started, request: SongRequest) -
 
 def _wake_watch(services: Services, job_id: str, first_due: float) -> None:
     """Wake a poll run when none will watch by the song's first check, rather than leave
-    it to the next scheduled run (README: When songs are checked). Best effort: the
+    it to the next scheduled run (docs/how-it-works.md: When songs are checked). Best effort: the
     schedule comes within a minute anyway."""
     url = services.settings.poll_wake_queue_url
     try:

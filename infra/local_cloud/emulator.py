@@ -200,10 +200,12 @@ class MusicApiEmulator:
             return self._guarded(request, self._status)
         return self._json(404, _envelope(404, f"Not Found: {request.method} {path}"))
 
-    def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-        return Response(
-            json.dumps(body), status=status, headers=headers, content_type="application/json"
-        )
+    def _json(
+        self, status: int, body: Any, headers: dict[str, str] | None = None, line: bool = False
+    ) -> Response:
+        """`line`: end with a newline, for answers read at a terminal (`curl`)."""
+        text = json.dumps(body) + ("\n" if line else "")
+        return Response(text, status=status, headers=headers, content_type="application/json")
 
     def _rate_limited(self) -> Response:
         return self._json(
@@ -389,16 +391,16 @@ class MusicApiEmulator:
 
     def _control(self, request: Request) -> Response:
         if request.path == "/_emulator/faults" and request.method == "GET":
-            return self._json(200, dataclasses.asdict(self.faults))
+            return self._json(200, dataclasses.asdict(self.faults), line=True)
         if request.path == "/_emulator/faults" and request.method == "POST":
             # force: `curl -d` labels its JSON as a form.
             changes = request.get_json(force=True, silent=True)
             problem = fault_switch_problem(changes)
             if problem or not isinstance(changes, dict):
-                return self._json(400, {"error": problem, "switches": FAULT_SWITCHES})
+                return self._json(400, {"error": problem, "switches": FAULT_SWITCHES}, line=True)
             with self._lock:
                 self.faults = dataclasses.replace(self.faults, **changes)
-            return self._json(200, dataclasses.asdict(self.faults))
+            return self._json(200, dataclasses.asdict(self.faults), line=True)
         if request.path == "/_emulator/submissions":
             return self._json(200, self.submissions)
         return self._json(404, _envelope(404, "unknown control path"))

@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     submit.add_argument("--model", help="model name (default: the stack's)")
     submit.add_argument("--wait", action="store_true", help="then wait for the song")
+    submit.add_argument(
+        "-q", "--quiet", action="store_true", help="print only the job id (for scripts)"
+    )
     _wait_options(submit)
 
     status = command("status", "show one job")
@@ -185,13 +188,18 @@ def _wait_options(parser: argparse.ArgumentParser) -> None:
 
 
 class Output:
-    """Text for people on stdout, progress on stderr, or one JSON document for scripts."""
+    """Text for people on stdout, progress on stderr, or one JSON document for scripts;
+    `id_only`: just the job id on stdout (`job=$(lyrics-to-song submit -q …)`)."""
 
-    def __init__(self, as_json: bool) -> None:
+    def __init__(self, as_json: bool, id_only: bool = False) -> None:
         self.as_json = as_json
+        self.id_only = id_only
 
     def result(self, text: str, data: Any) -> None:
-        print(json.dumps(data, indent=2, ensure_ascii=False) if self.as_json else text)
+        if self.id_only and isinstance(data, dict) and "job_id" in data:
+            print(data["job_id"])
+        else:
+            print(json.dumps(data, indent=2, ensure_ascii=False) if self.as_json else text)
 
     def progress(self, text: str) -> None:
         if not self.as_json:
@@ -435,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     if tool is not None:
         return _local_tool(*tool)
     args = build_parser().parse_args(argv)
-    out = Output(args.json)
+    out = Output(args.json, id_only=getattr(args, "quiet", False))
     try:
         code = _run(args, out)
         sys.stdout.flush()  # here, so a closed pipe is met below rather than at exit

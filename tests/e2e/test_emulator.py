@@ -111,7 +111,9 @@ def test_fault_switches_are_listed_checked_and_set_from_curl(served: MusicApiEmu
         assert typo.json()["switches"]["fail_tasks"] == "bool"
         wrong_type = httpx.post(faults, json={"rate_limit": "many"})
         assert wrong_type.status_code == 400
-        assert wrong_type.json()["error"] == 'switch rate_limit wants a value of type int, not "many"'
+        assert (
+            wrong_type.json()["error"] == 'switch rate_limit wants a value of type int, not "many"'
+        )
         assert httpx.post(faults, content=b"not json").status_code == 400
         assert httpx.get(faults).json() == shown, "nothing refused was applied"
 

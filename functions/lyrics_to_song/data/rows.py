@@ -1,6 +1,6 @@
 """A job's row in the tasks table, and how it is read from a DynamoDB item.
 
-The states and their meaning are in the README (How it works: Job states).
+The states and their meaning are in the README (Job states).
 """
 
 from __future__ import annotations

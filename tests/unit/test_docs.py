@@ -1,0 +1,89 @@
+"""The README and the docs pages say only what is so: commands that parse, targets and
+links that exist, tables that match the code (the walkthrough runs in tests/e2e)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from local_cloud.emulator import FAULT_SWITCHES
+from lyrics_cli.main import LOCAL_TOOLS, build_parser
+from tests.docs_text import (
+    PAGES,
+    README,
+    ROOT,
+    anchors,
+    commands,
+    links,
+    make_targets,
+    typed,
+    walkthrough,
+)
+
+SAMPLE_JOB = "job-7ca2585e52e96eb810a5d7898114a7d2"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_command_in_the_docs_is_one_the_command_line_takes(page: Path) -> None:
+    text = page.read_text()
+    for argv in commands(text, SAMPLE_JOB):
+        if argv and argv[0] in LOCAL_TOOLS:
+            continue  # handed to the local stack's own parser, tested with it
+        try:
+            build_parser().parse_args(argv)
+        except SystemExit as refused:
+            pytest.fail(f"{page}: `lyrics-to-song {' '.join(argv)}` does not parse ({refused})")
+
+
+def test_the_readme_shows_the_commands_a_new_user_needs() -> None:
+    typed = list(commands(README.read_text(), SAMPLE_JOB))
+    used = {next(word for word in argv if not word.startswith("-")) for argv in typed}
+    assert {"submit", "wait", "fetch", "list", "resubmit"} <= used
+
+
+def test_every_make_target_named_exists() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, re.M))
+    for page in PAGES:
+        missing = make_targets(page.read_text()) - targets
+        assert not missing, f"{page.name} names make targets that do not exist: {missing}"
+
+
+def test_every_link_between_the_pages_resolves() -> None:
+    checked = 0
+    for page in PAGES:
+        for link in links(page):
+            rel = f"{page.name} -> {link.target.relative_to(ROOT)}#{link.anchor or ''}"
+            assert link.target.exists(), f"{rel}: no such file"
+            if link.anchor and link.target.suffix == ".md":
+                assert link.anchor in anchors(link.target), f"{rel}: no such heading"
+            checked += 1
+    assert checked > 40
+
+
+def test_the_walkthrough_is_local_only() -> None:
+    block = list(typed(walkthrough(README.read_text()), SAMPLE_JOB))
+    assert len(block) >= 6
+    assert all(argv[0] == "--local" for argv in block), "the walkthrough never needs AWS"
+
+
+def test_the_parameter_table_lists_every_template_parameter() -> None:
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=Loader)  # noqa: S506
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    section = page.split("## Template parameters", 1)[1].split("\n## ", 1)[0]
+    listed = dict(re.findall(r"^\| `(\w+)` \| ([^|]+) \|", section, re.M))
+    assert set(listed) == set(template["Parameters"])
+
+
+def test_the_emulator_page_lists_every_fault_switch_with_its_type() -> None:
+    page = (ROOT / "docs" / "emulator.md").read_text()
+    section = page.split("## Fault switches", 1)[1]
+    listed = dict(re.findall(r"^\| `(\w+)` \| (\w+) \|", section, re.M))
+    assert listed == FAULT_SWITCHES
