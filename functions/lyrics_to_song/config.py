@@ -15,6 +15,7 @@ DEFAULT_API_BASE_URL = "https://apiin.one"
 DEFAULT_MODEL = "minimax-music"
 DEFAULT_PROMPT = "A warm pop song with clear vocals"
 DEFAULT_LYRICS_MAX_BYTES = 64 * 1024
+DEFAULT_MAX_RESUBMITS = 3
 MIB = 1024 * 1024
 
 
@@ -161,7 +162,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         poll_wake_queue_url=env.get("POLL_WAKE_QUEUE_URL", "").strip() or None,
         audio_hosts=_hosts(env, "AUDIO_HOSTS"),
         lyrics_bucket_name=env.get("LYRICS_BUCKET_NAME", "").strip() or None,
-        max_resubmits=_int(env, "MAX_RESUBMITS", 3, 0, 100),
+        max_resubmits=_int(env, "MAX_RESUBMITS", DEFAULT_MAX_RESUBMITS, 0, 100),
         # At most 128 MiB: POLL_CONCURRENCY downloads at once share 1 GiB of /tmp.
         max_song_bytes=_int(env, "MAX_SONG_BYTES", 64 * MIB, MIB, 128 * MIB),
         download_deadline_seconds=float(_int(env, "DOWNLOAD_DEADLINE_SECONDS", 90, 5, 180)),

@@ -15,6 +15,7 @@ from lyrics_to_song.check_timing import PRIOR_SECONDS, LikelyWindow
 from lyrics_to_song.check_timing import likely_window as learned_window
 from lyrics_to_song.config import (
     DEFAULT_LYRICS_MAX_BYTES,
+    DEFAULT_MAX_RESUBMITS,
     DEFAULT_MODEL,
     DEFAULT_PROMPT,
     seconds_range,
@@ -267,6 +268,13 @@ def check_resubmittable(row: Row) -> None:
         raise CliError(
             f"job {row.job_id} never had a valid request ({row.error}); fix the input and "
             "submit it as a new job",
+            ExitCode.ENDED_BADLY,
+        )
+    # The functions' default; the template sets no other (README: Resubmitting a job).
+    if row.resubmits >= DEFAULT_MAX_RESUBMITS:
+        raise CliError(
+            f"job {row.job_id} was resubmitted {row.resubmits} times already, the most "
+            "MAX_RESUBMITS allows: submit it as a new job if it is worth paying for again",
             ExitCode.ENDED_BADLY,
         )
 

@@ -100,19 +100,21 @@ def test_wait_reports_each_change_and_gives_up_at_its_timeout(
 
 
 @pytest.mark.parametrize(
-    ("state", "notified", "request_json", "allowed"),
+    ("state", "notified", "request_json", "allowed", "resubmits"),
     [
-        (JobState.FAILED, True, "{}", True),
-        (JobState.UNKNOWN, True, "{}", True),
-        (JobState.TIMED_OUT, True, "{}", True),
-        (JobState.COMPLETED, True, "{}", False),
-        (JobState.PENDING, False, "{}", False),
-        (JobState.FAILED, False, "{}", False),  # its notification is not out yet
-        (JobState.FAILED, True, None, False),  # bad input: nothing to send again
+        (JobState.FAILED, True, "{}", True, 0),
+        (JobState.UNKNOWN, True, "{}", True, 0),
+        (JobState.TIMED_OUT, True, "{}", True, 0),
+        (JobState.COMPLETED, True, "{}", False, 0),
+        (JobState.PENDING, False, "{}", False, 0),
+        (JobState.FAILED, False, "{}", False, 0),  # its notification is not out yet
+        (JobState.FAILED, True, None, False, 0),  # bad input: nothing to send again
+        (JobState.FAILED, True, "{}", False, 3),  # MAX_RESUBMITS spent: the stack would refuse
+        (JobState.FAILED, True, "{}", True, 2),
     ],
 )
 def test_resubmission_rules(
-    state: JobState, notified: bool, request_json: str | None, allowed: bool
+    state: JobState, notified: bool, request_json: str | None, allowed: bool, resubmits: int
 ) -> None:
     row = Row(
         job_id="job-" + "c" * 32,
@@ -123,6 +125,7 @@ def test_resubmission_rules(
         request_json=request_json,
         notified=notified,
         error="boom",
+        resubmits=resubmits,
     )
     if allowed:
         jobs.check_resubmittable(row)
