@@ -92,8 +92,10 @@ def notification_body(row: Row, *, songs_bucket: str, song_url: str | None) -> d
         "task_id": row.task_id,
         "status": row.state.value,
         "source": row.source,
+        "tenant": row.tenant,
         "model": row.model,
         "song": song,
+        "cost": row.charge.as_dict(),
         "duration_seconds": row.duration_seconds,
         "error": row.error,
         "created_at": row.created_at,
@@ -103,15 +105,15 @@ def notification_body(row: Row, *, songs_bucket: str, song_url: str | None) -> d
 
 
 def publish(sns: SNSClient, topic_arn: str, body: dict[str, Any]) -> str:
-    """Publish with `status` and `notice_id` attributes, so subscribers can filter and drop
-    copies; returns the message id."""
+    """Publish with `status`, `tenant` and `notice_id` attributes, so subscribers can
+    filter and drop copies; returns the message id."""
     response = sns.publish(
         TopicArn=topic_arn,
         Subject=f"lyrics-to-song: {body['status']}"[:100],
         Message=json.dumps(body, ensure_ascii=False),
         MessageAttributes={
             name: {"DataType": "String", "StringValue": body[name]}
-            for name in ("status", "notice_id")
+            for name in ("status", "tenant", "notice_id")
         },
     )
     return response["MessageId"]

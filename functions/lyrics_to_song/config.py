@@ -9,6 +9,7 @@ from urllib.parse import urlparse
 
 from .audio_origins import is_loopback_host
 from .check_timing import PRIOR_SECONDS
+from .data.rows import Price
 from .errors import ConfigError
 
 DEFAULT_API_BASE_URL = "https://apiin.one"
@@ -17,6 +18,12 @@ DEFAULT_PROMPT = "A warm pop song with clear vocals"
 DEFAULT_LYRICS_MAX_BYTES = 64 * 1024
 DEFAULT_MAX_RESUBMITS = 3
 MIB = 1024 * 1024
+# API in One's price of a song (docs/music-api.md, "Rates and times").
+DEFAULT_CREDITS_PER_SONG = 30
+DEFAULT_USD_PER_CREDIT = 0.01
+# How a lyric file's key names its tenant: "none" (any key works; the tenant comes from
+# the file's metadata) or "prefix" (the first folder of the key is the tenant's name).
+TENANT_RULES = ("none", "prefix")
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,8 @@ class Settings:
     max_resubmits: int
     max_song_bytes: int
     download_deadline_seconds: float
+    price: Price
+    tenant_from_key: bool  # a lyric file's first folder names its tenant
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -78,6 +87,29 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
             f"environment variable {name} must be between {low} and {high}, got {value}"
         )
     return value
+
+
+def _usd(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {name} must be a number, got {raw!r}") from None
+    if not 0 <= value <= 100:
+        raise ConfigError(f"environment variable {name} must be between 0 and 100 (USD), got {raw}")
+    return value
+
+
+def _tenant_rule(env: Mapping[str, str]) -> bool:
+    rule = env.get("TENANT_FROM_KEY", "").strip().lower() or "none"
+    if rule not in TENANT_RULES:
+        raise ConfigError(
+            f"environment variable TENANT_FROM_KEY must be one of {', '.join(TENANT_RULES)}, "
+            f"got {rule!r}"
+        )
+    return rule == "prefix"
 
 
 def seconds_range(
@@ -166,7 +198,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         # At most 128 MiB: POLL_CONCURRENCY downloads at once share 1 GiB of /tmp.
         max_song_bytes=_int(env, "MAX_SONG_BYTES", 64 * MIB, MIB, 128 * MIB),
         download_deadline_seconds=float(_int(env, "DOWNLOAD_DEADLINE_SECONDS", 90, 5, 180)),
+        price=_price(env),
+        tenant_from_key=_tenant_rule(env),
     )
+
+
+def _price(env: Mapping[str, str]) -> Price:
+    credits = _int(env, "CREDITS_PER_SONG", DEFAULT_CREDITS_PER_SONG, 0, 1_000_000)
+    usd_per_credit = _usd(env, "USD_PER_CREDIT", DEFAULT_USD_PER_CREDIT)
+    return Price(credits, round(credits * usd_per_credit, 3))  # stored to the tenth of a cent
 
 
 def _hosts(env: Mapping[str, str], name: str) -> tuple[str, ...]:

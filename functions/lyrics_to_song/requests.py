@@ -9,7 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .data.rows import DEFAULT_TENANT
 from .errors import InvalidRequest
+from .tenants import check_tenant
 
 # The API's fields and the model's limits: docs/music-api.md ("Endpoints", "Limits of the model").
 ALLOWED_BITRATES = (32000, 60000, 64000, 128000, 256000)
@@ -20,7 +22,16 @@ MAX_PROMPT_CHARS = 2000
 MAX_LYRICS_CHARS = 3500
 MAX_REQUEST_ID_CHARS = 128
 MAX_METADATA_BYTES = 2048
-REQUEST_FIELDS = ("prompt", "lyrics", "bitrate", "sample_rate", "model", "request_id", "metadata")
+REQUEST_FIELDS = (
+    "prompt",
+    "lyrics",
+    "bitrate",
+    "sample_rate",
+    "model",
+    "request_id",
+    "metadata",
+    "tenant",
+)
 _MODEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _REQUEST_ID_PATTERN = re.compile(r"^[\x21-\x7e]+$")
 
@@ -72,6 +83,7 @@ class SongRequest:
     sample_rate: int = DEFAULT_SAMPLE_RATE
     request_id: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    tenant: str = DEFAULT_TENANT
 
     def api_body(self) -> dict[str, Any]:
         """The JSON body of `POST /api/v1/audio/music`."""
@@ -90,6 +102,8 @@ class SongRequest:
             item["request_id"] = self.request_id
         if self.metadata:
             item["metadata"] = dict(self.metadata)
+        if self.tenant != DEFAULT_TENANT:  # so requests made before tenants keep their identity
+            item["tenant"] = self.tenant
         return item
 
     def fingerprint(self) -> str:
@@ -168,4 +182,5 @@ def parse_request(data: Any, default_model: str, default_prompt: str | None = No
         sample_rate=_choice(data, "sample_rate", ALLOWED_SAMPLE_RATES, DEFAULT_SAMPLE_RATE),
         request_id=request_id,
         metadata=dict(metadata),
+        tenant=check_tenant(data["tenant"], "'tenant'") if "tenant" in data else DEFAULT_TENANT,
     )

@@ -40,8 +40,10 @@ def sidecar_body(
         "job_id": row.job_id,
         "task_id": row.task_id,
         "source": row.source,
+        "tenant": row.tenant,
         "model": row.model,
         "request": request,
+        "cost": row.charge.as_dict(),
         "timings": {
             "created_at": row.created_at,
             "submitted_at": row.submitted_at,

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from .announce import ended
 from .data.caps import Cap
-from .data.rows import JobState
+from .data.rows import DEFAULT_TENANT, JobState
 from .data.task_table import AlreadyKnown, Started, StartResult
 from .errors import ErrorKind, InvalidRequest, MusicApiError, OverBudget, RetryLater
 from .lyric_files import parse_lyric_file
@@ -28,6 +28,7 @@ from .sources import (
     lyric_objects,
     read_message,
 )
+from .tenants import file_tenant, is_tenant
 
 CAP_METRICS = {Cap.DAILY: "DeferredByDailyCap", Cap.IN_FLIGHT: "DeferredByInFlightCap"}
 
@@ -93,7 +94,8 @@ def defer(services: Services, body: str, delay: int) -> None:
     )
 
 
-def _reject(services: Services, job: Job, reason: str) -> Outcome:
+def _reject(services: Services, job: Job, reason: str, tenant: Any = DEFAULT_TENANT) -> Outcome:
+    """End a job whose input is unusable; `tenant`, the one it named, if valid."""
     now = services.clock()
     logger.warning("job rejected", extra={"reason": reason, "source": job.source})
     row = services.table.reject(
@@ -103,6 +105,7 @@ def _reject(services: Services, job: Job, reason: str) -> Outcome:
         error=reason,
         now=now,
         lease_seconds=services.settings.submit_lease_seconds,
+        tenant=tenant if is_tenant(tenant) else DEFAULT_TENANT,
     )
     if row is None:
         return Outcome.DUPLICATE
@@ -127,6 +130,8 @@ def submit_request(services: Services, job: Job, request: SongRequest) -> Outcom
             now=now,
             lease_seconds=services.settings.submit_lease_seconds,
             reservation=services.budget.reserve(job.job_id, now),
+            tenant=request.tenant,
+            price=services.settings.price,
         ),
     )
     if attempt is None:
@@ -167,6 +172,7 @@ def resubmit(services: Services, job_id: str) -> Outcome:
             lease_seconds=services.settings.submit_lease_seconds,
             reservation=services.budget.reserve(job_id, now),
             max_resubmits=most,
+            price=services.settings.price,  # a resubmission pays today's price
         ),
     )
     if attempt is None:
@@ -179,6 +185,7 @@ def resubmit(services: Services, job_id: str) -> Outcome:
     count("SongsResubmitted")
     logger.info("resubmitting on request", extra={"previous_state": row.state.value})
     request = parse_request(json.loads(row.request_json), services.settings.model)
+    request = dataclasses.replace(request, tenant=row.tenant)  # a file's is not in its request
     return _pay(services, Job(row.job_id, row.source, row.source_name), attempt, request)
 
 
@@ -289,7 +296,7 @@ def submit_lyric_object(services: Services, obj: LyricObject) -> Outcome:
     try:
         response = services.s3.get_object(Bucket=obj.bucket, Key=obj.key, Range=f"bytes=0-{cap}")
         data = response["Body"].read(cap + 1)
-        metadata_prompt = response.get("Metadata", {}).get("prompt")
+        metadata = response.get("Metadata", {})
         job = dataclasses.replace(obj, etag=response["ETag"].strip('"')).job
         logger.thread_safe_append_keys(job_id=job.job_id)
     except ClientError as exc:
@@ -304,16 +311,17 @@ def submit_lyric_object(services: Services, obj: LyricObject) -> Outcome:
             services, job, f"{obj.key} is larger than {cap} bytes, the limit for lyric files"
         )
     try:
+        tenant = file_tenant(obj.key, metadata.get("tenant"), from_key=settings.tenant_from_key)
         request = parse_lyric_file(
             obj.key,
             data,
-            metadata_prompt=metadata_prompt,
+            metadata_prompt=metadata.get("prompt"),
             default_prompt=settings.default_prompt,
             default_model=settings.model,
         )
     except InvalidRequest as exc:
         return _reject(services, job, str(exc))
-    return submit_request(services, job, request)
+    return submit_request(services, job, dataclasses.replace(request, tenant=tenant))
 
 
 def submit_queued(services: Services, queued: QueuedRequest) -> Outcome:
@@ -322,7 +330,8 @@ def submit_queued(services: Services, queued: QueuedRequest) -> Outcome:
         request = parse_request(queued.body, services.settings.model)
     except InvalidRequest as exc:
         logger.thread_safe_append_keys(job_id=job.job_id)
-        return _reject(services, job, f"invalid song request: {exc}")
+        tenant = queued.body.get("tenant") if isinstance(queued.body, dict) else None
+        return _reject(services, job, f"invalid song request: {exc}", tenant)
     return submit_request(services, job, request)
 
 

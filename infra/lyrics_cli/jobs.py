@@ -27,6 +27,7 @@ from lyrics_to_song.errors import ConfigError, InvalidRequest
 from lyrics_to_song.lyric_files import LYRIC_FILE_SUFFIXES, parse_lyric_file, with_fields
 from lyrics_to_song.requests import parse_request
 from lyrics_to_song.sources import LyricObject, QueuedRequest
+from lyrics_to_song.tenants import check_tenant
 
 from .stack_target import CliError, Cloud, ExitCode
 
@@ -48,6 +49,7 @@ class LyricUpload:
     key: str
     data: bytes
     applied: tuple[str, ...]  # the request fields written into it from the command line
+    tenant: str | None = None  # sent as the object's `tenant` metadata
 
 
 def check_job_id(job_id: str) -> str:
@@ -58,7 +60,9 @@ def check_job_id(job_id: str) -> str:
     return job_id
 
 
-def prepare_file(path: Path, *, key: str | None, fields: dict[str, Any]) -> LyricUpload:
+def prepare_file(
+    path: Path, *, key: str | None, fields: dict[str, Any], tenant: str | None = None
+) -> LyricUpload:
     """Read a lyric file, write `fields` into it (README: Lyric files) and check it.
 
     The bucket notifies for names ending in lower-case .txt and .json only, so `song.TXT`
@@ -70,6 +74,8 @@ def prepare_file(path: Path, *, key: str | None, fields: dict[str, Any]) -> Lyri
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror}", ExitCode.USAGE) from None
     try:  # the same checks the submit function makes, before anything is uploaded
+        if tenant is not None:
+            check_tenant(tenant, "--tenant")
         if fields:
             data = with_fields(key, data, fields)
         parse_lyric_file(
@@ -87,7 +93,7 @@ def prepare_file(path: Path, *, key: str | None, fields: dict[str, Any]) -> Lyri
             f"{path} is {len(data)} bytes; lyric files may be at most {DEFAULT_LYRICS_MAX_BYTES}",
             ExitCode.USAGE,
         )
-    return LyricUpload(key, data, tuple(fields))
+    return LyricUpload(key, data, tuple(fields), tenant)
 
 
 def upload_file(
@@ -99,7 +105,10 @@ def upload_file(
     Submitted.earlier says so, and the stack pays for nothing new.
     """
     started = clock()
-    response = cloud.s3.put_object(Bucket=cloud.lyrics_bucket, Key=upload.key, Body=upload.data)
+    extra: dict[str, Any] = {"Metadata": {"tenant": upload.tenant}} if upload.tenant else {}
+    response = cloud.s3.put_object(
+        Bucket=cloud.lyrics_bucket, Key=upload.key, Body=upload.data, **extra
+    )
     etag = response["ETag"].strip('"')
     job_id = LyricObject(cloud.lyrics_bucket, upload.key, etag, len(upload.data)).job_id
     row = find_job(cloud, job_id)

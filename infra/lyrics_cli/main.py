@@ -127,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"{', '.join(map(str, ALLOWED_SAMPLE_RATES))} (default {DEFAULT_SAMPLE_RATE})",
     )
     submit.add_argument("--model", help="model name (default: the stack's)")
+    submit.add_argument(
+        "--tenant",
+        help="the producer it is for (README: Producers and what they spend); default "
+        "'default', or for a FILE the stack's rule (its metadata, or its first folder)",
+    )
     submit.add_argument("--wait", action="store_true", help="then wait for the song")
     submit.add_argument(
         "-q", "--quiet", action="store_true", help="print only the job id (for scripts)"
@@ -220,7 +225,10 @@ def _prepared(args: argparse.Namespace) -> jobs.LyricUpload | dict[str, Any]:
             )
         fields = {name: getattr(args, name) for name in FILE_FIELDS}
         return jobs.prepare_file(
-            args.file, key=args.key, fields={k: v for k, v in fields.items() if v is not None}
+            args.file,
+            key=args.key,
+            fields={k: v for k, v in fields.items() if v is not None},
+            tenant=args.tenant,
         )
     if args.lyrics is None or args.prompt is None:
         raise CliError("give a lyric FILE, or both --prompt and --lyrics", ExitCode.USAGE)
@@ -231,7 +239,7 @@ def _prepared(args: argparse.Namespace) -> jobs.LyricUpload | dict[str, Any]:
         )
     lyrics = sys.stdin.read() if args.lyrics == "-" else args.lyrics
     body: dict[str, Any] = {"prompt": args.prompt, "lyrics": lyrics}
-    for name in ("request_id", "bitrate", "sample_rate", "model"):
+    for name in ("request_id", "bitrate", "sample_rate", "model", "tenant"):
         if getattr(args, name) is not None:
             body[name] = getattr(args, name)
     jobs.check_request(body)

@@ -58,6 +58,7 @@ def job_dict(row: Row, songs_bucket: str, window: LikelyWindow | None = None) ->
         "state": row.state.value,
         "ended": row.state.terminal,
         "source": row.source,
+        "tenant": row.tenant,
         "task_id": row.task_id,
         "model": row.model,
         "created_at": when(row.created_at),
@@ -76,6 +77,7 @@ def job_dict(row: Row, songs_bucket: str, window: LikelyWindow | None = None) ->
         ),
         "notified": row.notified,
         "resubmits": row.resubmits,
+        "cost": row.charge.as_dict(),
         "expected_ready": expected_dict(row, window) if window else None,
     }
 
@@ -92,6 +94,8 @@ def describe(row: Row, songs_bucket: str, estimate: str | None = None) -> str:
         ("finished", when(row.finished_at)),
         ("error", row.error),
         ("expected", estimate),
+        ("tenant", row.tenant),
+        ("cost", cost_text(row)),
     ]
     if row.song_key:
         size = size_text(row.song_bytes)
@@ -100,6 +104,18 @@ def describe(row: Row, songs_bucket: str, estimate: str | None = None) -> str:
     if row.resubmits:
         lines.append(("resubmits", str(row.resubmits)))
     return "\n".join(f"{name:<10} {value}" for name, value in lines if value)
+
+
+def cost_text(row: Row) -> str:
+    """What the job has cost, from what the row recorded at each submission."""
+    charge = row.charge.as_dict()
+    paid = f"{charge['credits']} credits (${charge['usd']:.2f})"
+    maybe = f"{charge['maybe_credits']} credits (${charge['maybe_usd']:.2f})"
+    if charge["status"] == "charged":
+        return paid + (f", and maybe {maybe} more" if charge["maybe_credits"] else "")
+    if charge["status"] == "maybe charged":
+        return f"maybe {maybe}: the outcome of its submission is unknown, ask the API"
+    return "nothing"
 
 
 def table(rows: list[Row]) -> str:

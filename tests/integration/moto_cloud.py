@@ -38,6 +38,7 @@ class Cloud:
             attributes = envelope["MessageAttributes"]
             body["_status_attribute"] = attributes["status"]["Value"]
             body["_notice_attribute"] = attributes["notice_id"]["Value"]
+            body["_tenant_attribute"] = attributes["tenant"]["Value"]
             found.append(body)
         return found
 

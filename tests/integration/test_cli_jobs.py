@@ -18,7 +18,7 @@ from lyrics_cli.main import _local_tool_call, main
 from lyrics_cli.stack_target import CliError, Cloud, ExitCode, connect
 from lyrics_to_song.data.caps import Budget
 from lyrics_to_song.data.pace import SongTimes
-from lyrics_to_song.data.rows import JobState, Row
+from lyrics_to_song.data.rows import Charge, JobState, Row
 from lyrics_to_song.data.task_table import TaskTable
 from lyrics_to_song.lyric_files import parse_lyric_file
 from lyrics_to_song.sources import QueuedRequest, read_message
@@ -440,3 +440,45 @@ def test_local_on_a_taken_port_says_so_and_exits(capsys: pytest.CaptureFixture[s
         runner.join(timeout=30)
     assert codes == [ExitCode.ENVIRONMENT], "exits instead of waiting for ever"
     assert f"port {port} or 0 is in use" in capsys.readouterr().err
+
+
+def test_a_tenant_from_the_command_line_goes_where_the_functions_read_it(
+    stack: Stack, tmp_path: Path
+) -> None:
+    cloud = connect("songs", region="us-east-1")
+    path = tmp_path / "song.txt"
+    path.write_text("la la")
+    upload = jobs.prepare_file(path, key=None, fields={}, tenant="team-a")
+    jobs.upload_file(cloud, upload)
+    head = cloud.s3.head_object(Bucket=cloud.lyrics_bucket, Key="song.txt")
+    assert head["Metadata"] == {"tenant": "team-a"}
+    with pytest.raises(CliError, match="--tenant must be a tenant name") as refused:
+        jobs.prepare_file(path, key=None, fields={}, tenant="Team A")
+    assert refused.value.code is ExitCode.USAGE
+    with pytest.raises(CliError, match="'tenant' must be a tenant name"):
+        jobs.check_request({"prompt": "p", "lyrics": "l", "tenant": "Team A"})
+
+
+@pytest.mark.parametrize(
+    ("charge", "said"),
+    [
+        (Charge(30, 0.3), "30 credits ($0.30)"),
+        (Charge(70, 0.7, 30, 0.3), "70 credits ($0.70), and maybe 30 credits ($0.30) more"),
+        (Charge(0, 0, 30, 0.3), "maybe 30 credits ($0.30): the outcome of its submission"),
+        (Charge(), "nothing"),
+    ],
+)
+def test_status_says_what_a_job_cost(charge: Charge, said: str) -> None:
+    row = Row(
+        job_id="job-" + "e" * 32,
+        state=JobState.COMPLETED,
+        source="s",
+        source_name="s",
+        created_at=0.0,
+        tenant="team-a",
+        charge=charge,
+    )
+    text = views.describe(row, "songs")
+    assert f"cost       {said}" in text
+    assert "tenant     team-a" in text
+    assert views.job_dict(row, "songs")["cost"] == charge.as_dict()

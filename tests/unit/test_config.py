@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from lyrics_to_song.config import load_settings
+from lyrics_to_song.data.rows import Price
 from lyrics_to_song.errors import ConfigError
 
 BASE = {
@@ -23,6 +24,15 @@ def test_defaults() -> None:
     assert settings.api_key_secret_arn is None
     assert settings.max_songs_per_day == 200
     assert settings.max_songs_in_flight == 20  # MiniMax runs 20 tasks at once per account
+    assert settings.price == Price(30, 0.3)  # API in One: 30 credits of $0.01
+    assert settings.tenant_from_key is False, "any key works unless the owner says otherwise"
+
+
+def test_the_price_and_the_tenant_rule_are_read() -> None:
+    env = {**BASE, "CREDITS_PER_SONG": "25", "USD_PER_CREDIT": "0.012", "TENANT_FROM_KEY": "prefix"}
+    settings = load_settings(env)
+    assert settings.price == Price(25, 0.3)
+    assert settings.tenant_from_key is True
 
 
 @pytest.mark.parametrize(
@@ -55,6 +65,10 @@ def test_a_missing_variable_is_named(name: str) -> None:
         ("AUDIO_HOSTS", "https://cdn.example.com", "AUDIO_HOSTS must list host names"),
         ("MAX_SONG_BYTES", "999999999", "MAX_SONG_BYTES must be between"),
         ("DOWNLOAD_DEADLINE_SECONDS", "0", "DOWNLOAD_DEADLINE_SECONDS must be between 5"),
+        ("CREDITS_PER_SONG", "-1", "CREDITS_PER_SONG must be between 0 and 1000000"),
+        ("USD_PER_CREDIT", "a cent", "USD_PER_CREDIT must be a number, got 'a cent'"),
+        ("USD_PER_CREDIT", "500", "USD_PER_CREDIT must be between 0 and 100"),
+        ("TENANT_FROM_KEY", "folder", "TENANT_FROM_KEY must be one of none, prefix"),
     ],
 )
 def test_a_malformed_variable_is_named(name: str, value: str, message: str) -> None:

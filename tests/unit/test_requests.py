@@ -72,6 +72,10 @@ def test_fingerprint_depends_on_content_only() -> None:
         (song_request(metadata=[1]), "'metadata' must be a JSON object"),
         (song_request(metadata={"k": "v" * 3000}), "'metadata' must be at most 2048 bytes"),
         (song_request(lyric="typo"), "unknown field(s) 'lyric'"),
+        (song_request(tenant="Team A"), "'tenant' must be a tenant name: 1 to 32 lower-case"),
+        (song_request(tenant="-a"), "'tenant' must be a tenant name"),
+        (song_request(tenant="a" * 33), "'tenant' must be a tenant name"),
+        (song_request(tenant=None), "'tenant' must be a tenant name"),
     ],
 )
 def test_bad_requests_name_the_field_and_the_rule(body: Any, message: str) -> None:

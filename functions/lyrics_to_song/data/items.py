@@ -10,14 +10,24 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+
+@dataclass(frozen=True)
+class AddAttribute:
+    """In an update: add the value of another attribute of the item to this one (either
+    counts as 0 while missing), so a sum kept on the row never needs reading first."""
+
+    source: str
+
+
 # A plain attribute value; None removes the attribute in an update.
 Value = str | float | int | bool | frozenset[str] | None
-Fields = Mapping[str, Value]
+Fields = Mapping[str, Value | AddAttribute]
 Item = dict[str, Any]
 
 CONFLICT_ATTEMPTS = 5
@@ -38,7 +48,7 @@ def to_attr(value: Value) -> dict[str, Any]:
     raise TypeError(f"no DynamoDB type for {value!r}")
 
 
-def item_of(fields: Fields) -> Item:
+def item_of(fields: Mapping[str, Value]) -> Item:
     """A whole item; None fields are left out."""
     return {name: to_attr(value) for name, value in fields.items() if value is not None}
 
@@ -73,7 +83,8 @@ def strings(item: Mapping[str, Any], name: str) -> set[str]:
 
 
 def update_clause(fields: Fields) -> tuple[str, dict[str, str], dict[str, Any]]:
-    """SET/REMOVE clauses for plain fields (None removes), with their names and values."""
+    """SET/REMOVE clauses for plain fields (None removes, AddAttribute adds), with their
+    names and values."""
     sets: list[str] = []
     removes: list[str] = []
     names: dict[str, str] = {}
@@ -82,6 +93,10 @@ def update_clause(fields: Fields) -> tuple[str, dict[str, str], dict[str, Any]]:
         names[f"#f{i}"] = name
         if value is None:
             removes.append(f"#f{i}")
+        elif isinstance(value, AddAttribute):
+            names[f"#a{i}"] = value.source
+            values[f":zero{i}"] = to_attr(0)
+            sets.append(f"#f{i} = if_not_exists(#f{i}, :zero{i}) + if_not_exists(#a{i}, :zero{i})")
         else:
             sets.append(f"#f{i} = :f{i}")
             values[f":f{i}"] = to_attr(value)

@@ -27,6 +27,46 @@ class JobState(StrEnum):
 
 # Ended without a song: the states an owner may resubmit from (README: Resubmitting a job).
 RESUBMITTABLE = (JobState.UNKNOWN, JobState.FAILED, JobState.TIMED_OUT)
+# A producer that names none (README: Producers and what they spend).
+DEFAULT_TENANT = "default"
+
+
+@dataclass(frozen=True)
+class Price:
+    """What one song costs, as configured when a submission was made."""
+
+    credits: int
+    usd: float
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What a job has cost: songs the API accepted, and songs it may have accepted (an
+    outcome unknown). Sums over every submission of the job, each at its own price."""
+
+    credits: float = 0
+    usd: float = 0.0
+    maybe_credits: float = 0
+    maybe_usd: float = 0.0
+
+    @property
+    def status(self) -> str:
+        if self.credits:
+            return "charged"
+        return "maybe charged" if self.maybe_credits else "not charged"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "credits": _whole(self.credits),
+            "usd": round(self.usd, 4),
+            "maybe_credits": _whole(self.maybe_credits),
+            "maybe_usd": round(self.maybe_usd, 4),
+        }
+
+
+def _whole(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
 
 
 @dataclass(frozen=True)
@@ -58,6 +98,9 @@ class Row:
     download_failures: int = 0
     sample_rate: int | None = None  # of the saved song, measured from the file
     bitrate: int | None = None
+    tenant: str = DEFAULT_TENANT
+    price: Price | None = None  # of the latest submission; None for rows written before prices
+    charge: Charge = Charge()
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Row:
@@ -87,7 +130,20 @@ class Row:
             download_failures=whole(item, "download_failures") or 0,
             sample_rate=whole(item, "sample_rate"),
             bitrate=whole(item, "bitrate"),
+            tenant=text(item, "tenant") or DEFAULT_TENANT,
+            price=_price(item),
+            charge=Charge(
+                credits=number(item, "spent_credits") or 0,
+                usd=number(item, "spent_usd") or 0.0,
+                maybe_credits=number(item, "maybe_credits") or 0,
+                maybe_usd=number(item, "maybe_usd") or 0.0,
+            ),
         )
+
+
+def _price(item: dict[str, Any]) -> Price | None:
+    credits, usd = whole(item, "price_credits"), number(item, "price_usd")
+    return Price(credits, usd) if credits is not None and usd is not None else None
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .caps import Cap, Reservation, day_of
-from .items import Fields, Item, item_of, key_text, number, to_attr, transact, update_clause
-from .rows import RESUBMITTABLE, JobState, Row, Song
+from .items import (
+    AddAttribute,
+    Fields,
+    Item,
+    Value,
+    item_of,
+    key_text,
+    number,
+    to_attr,
+    transact,
+    update_clause,
+)
+from .rows import DEFAULT_TENANT, RESUBMITTABLE, JobState, Price, Row, Song
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -52,9 +63,25 @@ class CapReached:
 StartResult = Started | AlreadyKnown | CapReached
 
 
+# A submission the API took is charged at the price recorded with it; one whose outcome
+# is unknown may have been (README: Producers and what they spend).
+_CHARGED: Fields = {
+    "spent_credits": AddAttribute("price_credits"),
+    "spent_usd": AddAttribute("price_usd"),
+}
+_MAYBE_CHARGED: Fields = {
+    "maybe_credits": AddAttribute("price_credits"),
+    "maybe_usd": AddAttribute("price_usd"),
+}
+
+
+def _price_fields(price: Price | None) -> dict[str, Value]:
+    return {"price_credits": price.credits, "price_usd": price.usd} if price else {}
+
+
 def _ending(
     state: JobState, now: float, error: str | None, song: Song | None, *, held_until: float
-) -> Fields:
+) -> dict[str, Value]:
     """What every end of a job writes. It stays in the due index until its notification
     is out, held by whoever ended it until `held_until`: only if that one dies before
     announcing it does a poll run announce it then (never both at once)."""
@@ -167,6 +194,8 @@ class TaskTable:
         now: float,
         lease_seconds: float,
         reservation: Reservation | None,
+        tenant: str = DEFAULT_TENANT,
+        price: Price | None = None,
     ) -> StartResult:
         """Write the SUBMITTING row, with its reservation, before any money is spent.
 
@@ -188,6 +217,8 @@ class TaskTable:
                 "created_at": now,
                 "open_shard": OPEN_SHARD,
                 "due_at": now + lease_seconds,
+                "tenant": tenant,
+                **_price_fields(price),
             }
         )
         put = {
@@ -216,6 +247,7 @@ class TaskTable:
         lease_seconds: float,
         reservation: Reservation,
         max_resubmits: int,
+        price: Price | None = None,
     ) -> StartResult:
         """Take an ended, notified job back to SUBMITTING for the owner's explicit resubmit.
 
@@ -227,6 +259,12 @@ class TaskTable:
         resubmittable = {
             f":ended_{state.value.lower()}": to_attr(state.value) for state in RESUBMITTABLE
         }
+        priced = ", price_credits = :price_credits, price_usd = :price_usd" if price else ""
+        prices = (
+            {":price_credits": to_attr(price.credits), ":price_usd": to_attr(price.usd)}
+            if price
+            else {}
+        )
         update = {
             "Update": {
                 "TableName": self.table_name,
@@ -235,6 +273,7 @@ class TaskTable:
                     "SET previous_state = #state, #state = :submitting, attempt = :attempt,"
                     " open_shard = :open, due_at = :lease, polls = :zero, bad_bodies = :zero,"
                     " resubmits = if_not_exists(resubmits, :zero) + :one, notified = :no"
+                    f"{priced}"
                     " REMOVE task_id, #error, finished_at, submitted_at, song_key, song_bytes,"
                     " duration_seconds, sample_rate, bitrate, api_status, expires_at,"
                     " download_failures"
@@ -256,6 +295,7 @@ class TaskTable:
                     ":yes": to_attr(True),
                     ":most": to_attr(max_resubmits),
                     **resubmittable,
+                    **prices,
                 },
             }
         }
@@ -305,13 +345,15 @@ class TaskTable:
     def submitted(
         self, job_id: str, attempt: str, *, task_id: str, now: float, first_due: float
     ) -> bool:
-        """The API took the job: from now on the poll function follows its task."""
+        """The API took the job, and charged for it: from now on the poll function
+        follows its task."""
         fields: Fields = {
             "state": JobState.PENDING.value,
             "task_id": task_id,
             "submitted_at": now,
             "previous_state": None,
             "due_at": first_due,
+            **_CHARGED,
         }
         return self._update_submitting(job_id, attempt, fields) is not None
 
@@ -330,7 +372,10 @@ class TaskTable:
 
         Returns the ended row, or None when this attempt no longer holds it.
         """
-        ending = _ending(state, now, error, None, held_until=now + lease_seconds)
+        ending: Fields = {
+            **_ending(state, now, error, None, held_until=now + lease_seconds),
+            **(_MAYBE_CHARGED if state is JobState.UNKNOWN else {}),
+        }
         return self._update_submitting(job_id, attempt, ending)
 
     def reject(
@@ -342,6 +387,7 @@ class TaskTable:
         error: str,
         now: float,
         lease_seconds: float,
+        tenant: str = DEFAULT_TENANT,
     ) -> Row | None:
         """A job whose input is unusable: FAILED from the start; the submit function
         announces it, and holds it for `lease_seconds` to do so.
@@ -355,6 +401,7 @@ class TaskTable:
                 "source_name": source_name,
                 "created_at": now,
                 "open_shard": OPEN_SHARD,
+                "tenant": tenant,
                 **_ending(JobState.FAILED, now, error, None, held_until=now + lease_seconds),
             }
         )
@@ -427,7 +474,12 @@ class TaskTable:
         """Record a held row's terminal state, still held by this run's lease for its
         announcement; None when the lease was lost meanwhile."""
         assert row.due_at is not None
-        return self._update_held(row, _ending(state, now, error, song, held_until=row.due_at))
+        ending: Fields = {
+            **_ending(state, now, error, song, held_until=row.due_at),
+            # Only a submission cut short ends UNKNOWN here: it may have been charged.
+            **(_MAYBE_CHARGED if state is JobState.UNKNOWN else {}),
+        }
+        return self._update_held(row, ending)
 
     def mark_notified(self, job_id: str, expires_at: float) -> bool:
         """The last write of a job: it leaves the index and expires later (TTL)."""

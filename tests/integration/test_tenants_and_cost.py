@@ -1,0 +1,168 @@
+"""What each job cost and whose it was: recorded on the row, told by every notice."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from lyrics_to_song.data.rows import JobState, Price
+from lyrics_to_song.data.task_table import Started
+from lyrics_to_song.submit import Outcome
+from tests.integration.moto_cloud import Cloud
+from tests.support import song_request
+
+COST_NOTHING = {
+    "status": "not charged",
+    "credits": 0,
+    "usd": 0.0,
+    "maybe_credits": 0,
+    "maybe_usd": 0.0,
+}
+
+
+def _price(cloud: Cloud, credits: int, usd: float) -> None:
+    settings = dataclasses.replace(cloud.services.settings, price=Price(credits, usd))
+    cloud.services = dataclasses.replace(cloud.services, settings=settings)
+
+
+def _finish(cloud: Cloud) -> None:
+    cloud.clock.advance(31)
+    cloud.poll()
+
+
+def test_a_completed_song_costs_its_price_and_every_notice_says_so(cloud: Cloud) -> None:
+    job_id = cloud.submit(tenant="team-a")
+    _finish(cloud)
+    (note,) = cloud.notifications()
+    assert note["cost"] == {
+        "status": "charged",
+        "credits": 30,
+        "usd": 0.3,
+        "maybe_credits": 0,
+        "maybe_usd": 0.0,
+    }
+    assert note["tenant"] == note["_tenant_attribute"] == "team-a"
+    (event,) = cloud.events()
+    assert (event["detail"]["tenant"], event["detail"]["cost"]) == ("team-a", note["cost"])
+    bucket, _, key = note["song"]["sidecar_s3_uri"].removeprefix("s3://").partition("/")
+    sidecar = json.loads(cloud.stack.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert (sidecar["tenant"], sidecar["cost"]) == ("team-a", note["cost"])
+    row = cloud.services.table.get(job_id)
+    assert row is not None
+    assert row.price == Price(30, 0.3)
+
+
+def test_bad_input_and_refusals_cost_nothing(cloud: Cloud) -> None:
+    assert cloud.send(song_request(bitrate=1, tenant="team-b")) == [Outcome.REJECTED]
+    cloud.emulator.faults.server_error = 1
+    cloud.emulator.faults.server_error_status = 400  # the API refused it: nothing started
+    assert cloud.send(song_request(prompt="refused", tenant="team-b")) == [Outcome.REJECTED]
+    notes = cloud.notifications()
+    assert [(n["status"], n["tenant"], n["cost"]) for n in notes] == [
+        ("FAILED", "team-b", COST_NOTHING),
+        ("FAILED", "team-b", COST_NOTHING),
+    ]
+
+
+def test_an_unknown_outcome_is_maybe_charged_and_a_resubmission_adds_its_own_price(
+    cloud: Cloud,
+) -> None:
+    cloud.emulator.faults.server_error = 1
+    cloud.emulator.faults.server_error_status = 502  # may have been taken and billed
+    assert cloud.send(song_request(request_id="r-1")) == [Outcome.UNKNOWN]
+    (note,) = cloud.notifications()
+    assert note["cost"] == {
+        "status": "maybe charged",
+        "credits": 0,
+        "usd": 0.0,
+        "maybe_credits": 30,
+        "maybe_usd": 0.3,
+    }
+    _price(cloud, 40, 0.4)  # the price changed before the owner resubmitted
+    assert cloud.send({"resubmit": note["job_id"]}) == [Outcome.SUBMITTED]
+    _finish(cloud)
+    (again,) = cloud.notifications()
+    assert again["status"] == "COMPLETED"
+    assert again["cost"] == {
+        "status": "charged",
+        "credits": 40,
+        "usd": 0.4,
+        "maybe_credits": 30,
+        "maybe_usd": 0.3,
+    }, "the first submission keeps its price and its doubt"
+
+
+def test_a_submission_cut_short_is_maybe_charged_when_the_poll_settles_it(cloud: Cloud) -> None:
+    job_id = "job-" + "f" * 32
+    started = cloud.services.table.start(
+        job_id,
+        source="sqs:cut",
+        source_name="cut",
+        request_json="{}",
+        model="minimax-music",
+        now=cloud.clock(),
+        lease_seconds=120,
+        reservation=None,
+        tenant="team-c",
+        price=Price(30, 0.3),
+    )
+    assert isinstance(started, Started)
+    cloud.clock.advance(121)  # the submit function died during its API call
+    cloud.poll()
+    (note,) = cloud.notifications()
+    assert (note["status"], note["tenant"]) == ("UNKNOWN", "team-c")
+    assert note["cost"]["status"] == "maybe charged"
+    assert note["cost"]["maybe_credits"] == 30
+
+
+@pytest.mark.parametrize(
+    ("key", "metadata", "from_key", "tenant"),
+    [
+        ("team-a/song.txt", {}, True, "team-a"),
+        ("team-a/song.txt", {"tenant": "team-b"}, True, "team-b"),  # metadata first
+        ("team-a/song.txt", {}, False, "default"),
+        ("song.txt", {}, True, "default"),
+        ("My Songs/song.txt", {"tenant": "team-d"}, False, "team-d"),
+    ],
+)
+def test_a_lyric_files_tenant_comes_from_its_metadata_or_first_folder(
+    cloud: Cloud, key: str, metadata: dict[str, str], from_key: bool, tenant: str
+) -> None:
+    settings = dataclasses.replace(cloud.services.settings, tenant_from_key=from_key)
+    cloud.services = dataclasses.replace(cloud.services, settings=settings)
+    notice = cloud.put_lyrics(key, b"[Verse]\nla la la", Metadata=metadata)
+    assert cloud.send(notice) == [Outcome.SUBMITTED]
+    assert cloud.only_row().tenant == tenant
+
+
+@pytest.mark.parametrize(
+    ("key", "metadata", "reason"),
+    [
+        ("My Songs/song.txt", {}, "the first folder of 'My Songs/song.txt'"),
+        ("song.txt", {"tenant": "Team A"}, "the file's 'tenant' metadata"),
+    ],
+)
+def test_a_tenant_that_is_not_a_name_fails_the_file_before_anything_is_paid(
+    cloud: Cloud, key: str, metadata: dict[str, str], reason: str
+) -> None:
+    settings = dataclasses.replace(cloud.services.settings, tenant_from_key=True)
+    cloud.services = dataclasses.replace(cloud.services, settings=settings)
+    assert cloud.send(cloud.put_lyrics(key, b"la la", Metadata=metadata)) == [Outcome.REJECTED]
+    row = cloud.only_row()
+    assert row.state is JobState.FAILED
+    assert row.error is not None
+    assert reason in row.error
+    assert "must be a tenant name" in row.error
+    assert cloud.emulator.submissions == []
+
+
+def test_a_request_without_a_tenant_keeps_the_identity_it_had(cloud: Cloud) -> None:
+    plain = cloud.submit()
+    named = cloud.submit(tenant="team-a", prompt="another")
+    rows = {row.job_id: row for row in cloud.rows()}
+    assert (rows[plain].tenant, rows[named].tenant) == ("default", "team-a")
+    assert "tenant" not in json.loads(rows[plain].request_json or "{}"), "stored as before"
+    assert json.loads(rows[named].request_json or "{}")["tenant"] == "team-a"
+    assert all("tenant" not in body for body in cloud.emulator.submissions), "not sent to the API"
