@@ -30,7 +30,12 @@ from .sources import (
 )
 from .tenants import file_tenant, is_tenant
 
-CAP_METRICS = {Cap.DAILY: "DeferredByDailyCap", Cap.IN_FLIGHT: "DeferredByInFlightCap"}
+CAP_METRICS = {
+    Cap.DAILY: "DeferredByDailyCap",
+    Cap.IN_FLIGHT: "DeferredByInFlightCap",
+    Cap.TENANT_DAILY: "DeferredByTenantCap",
+    Cap.TENANT_IN_FLIGHT: "DeferredByTenantCap",
+}
 
 
 class Outcome(StrEnum):
@@ -43,15 +48,16 @@ class Outcome(StrEnum):
 
 
 def _start(
-    services: Services, job_id: str, write: Callable[[float], StartResult]
+    services: Services, job_id: str, tenant: str, write: Callable[[float], StartResult]
 ) -> Started | None:
-    """Write the SUBMITTING row (`write(now)`) with its share of both caps.
+    """Write the SUBMITTING row (`write(now)`) with its share of the caps: the stack's,
+    and its tenant's own if it has some.
 
-    None when the job already has a row. When the in-flight cap refuses, the places of
-    jobs that have ended since are freed and the write is tried once more; a cap still
+    None when the job already has a row. When an in-flight cap refuses, the places of
+    jobs that have ended since are freed and the write is tried again; a cap still
     reached raises OverBudget, and nothing was written or paid.
     """
-    freed = False
+    freed: set[Cap] = set()
     while True:
         now = services.clock()
         result = write(now)
@@ -59,26 +65,35 @@ def _start(
             return result
         if isinstance(result, AlreadyKnown):
             return None
-        if result.cap is Cap.IN_FLIGHT and not freed:
-            freed = True
-            if _free_ended_places(services):
+        if result.cap in (Cap.IN_FLIGHT, Cap.TENANT_IN_FLIGHT) and result.cap not in freed:
+            freed.add(result.cap)
+            if _free_ended_places(services, tenant if result.cap is Cap.TENANT_IN_FLIGHT else None):
                 continue
-        over = services.budget.over(result.cap, now)
+        over = services.budget.over(result.cap, now, tenant)
         logger.warning(
             "spending cap reached: the job waits in the queue, unpaid",
-            extra={"cap": over.cap.value, "reason": str(over), "retry_in": over.retry_after},
+            extra={
+                "cap": over.cap.value,
+                "tenant": tenant,
+                "reason": str(over),
+                "retry_in": over.retry_after,
+            },
         )
         count(CAP_METRICS[over.cap])
         raise over
 
 
-def _free_ended_places(services: Services) -> bool:
-    """Drop the in-flight holders whose rows say they ended; True if any place came free."""
-    holders = services.budget.holders()
+def _free_ended_places(services: Services, tenant: str | None) -> bool:
+    """Drop the in-flight holders (the stack's, or a tenant's) whose rows say they ended;
+    True if any place came free."""
+    holders = services.budget.holders(tenant)
     ended = holders - services.table.in_flight(holders)
-    services.budget.drop(ended)
+    services.budget.drop(ended, tenant)
     if ended:
-        logger.info("freed the in-flight places of ended jobs", extra={"freed": len(ended)})
+        logger.info(
+            "freed the in-flight places of ended jobs",
+            extra={"freed": len(ended), "tenant": tenant},
+        )
     return bool(ended)
 
 
@@ -121,6 +136,7 @@ def submit_request(services: Services, job: Job, request: SongRequest) -> Outcom
     attempt = _start(
         services,
         job.job_id,
+        request.tenant,
         lambda now: services.table.start(
             job.job_id,
             source=job.source,
@@ -129,7 +145,9 @@ def submit_request(services: Services, job: Job, request: SongRequest) -> Outcom
             model=request.model,
             now=now,
             lease_seconds=services.settings.submit_lease_seconds,
-            reservation=services.budget.reserve(job.job_id, now),
+            reservation=services.budget.reserve(
+                job.job_id, now, services.budget.caps_of(request.tenant)
+            ),
             tenant=request.tenant,
             price=services.settings.price,
         ),
@@ -166,11 +184,12 @@ def resubmit(services: Services, job_id: str) -> Outcome:
     attempt = _start(
         services,
         job_id,
+        row.tenant,
         lambda now: services.table.restart(
             job_id,
             now=now,
             lease_seconds=services.settings.submit_lease_seconds,
-            reservation=services.budget.reserve(job_id, now),
+            reservation=services.budget.reserve(job_id, now, services.budget.caps_of(row.tenant)),
             max_resubmits=most,
             price=services.settings.price,  # a resubmission pays today's price
         ),
@@ -239,7 +258,7 @@ def _submission_failed(
         logger.error("submission outcome unknown: not retried", extra=log)
         return _settle(services, job, attempt, JobState.UNKNOWN, f"outcome unknown: {exc}")
     # From here on the API surely did not take the job: nothing was paid.
-    services.budget.refund(attempt.day)
+    services.budget.refund(attempt.day, attempt.tenant)
     if exc.kind is ErrorKind.PERMANENT:
         logger.warning("API refused the request", extra=log)
         return _settle(

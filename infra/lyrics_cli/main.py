@@ -172,6 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
     resubmit.add_argument("--wait", action="store_true", help="then wait for the new ending")
     _wait_options(resubmit)
 
+    caps = command(
+        "caps",
+        "show or set a tenant's own caps (songs per UTC day, songs in flight), beside the "
+        "stack's; they apply from the next submission, without a redeploy",
+    )
+    caps.add_argument("action", choices=["show", "set"], help="show them, or set them")
+    caps.add_argument("--tenant", help="the tenant (show: all of them when not given)")
+    caps.add_argument("--per-day", type=POSITIVE_INT, help="set: songs submitted per UTC day")
+    caps.add_argument("--in-flight", type=POSITIVE_INT, help="set: songs being made at once")
+
     # Listed for --help; main() hands their arguments to the local stack's tools unparsed.
     commands.add_parser(
         "demo", help="run the whole pipeline on this machine and write an MP3 (dev extras)"
@@ -385,6 +395,8 @@ def _run(args: argparse.Namespace, out: Output) -> ExitCode:
     prepared = _prepared(args) if args.command == "submit" else None
     if hasattr(args, "job"):
         jobs.check_job_id(args.job)
+    if args.command == "caps":
+        _check_caps_usage(args)
     cloud = connect(
         args.stack, region=args.region, endpoint_url=args.endpoint_url, local=args.local
     )
@@ -408,7 +420,30 @@ def _run(args: argparse.Namespace, out: Output) -> ExitCode:
         return _wait(cloud, args.job, args, out)
     if args.command == "fetch":
         return _fetch(cloud, args, out)
+    if args.command == "caps":
+        return _caps(cloud, args, out)
     return _resubmit(cloud, args, out)
+
+
+def _check_caps_usage(args: argparse.Namespace) -> None:
+    """What `caps` needs, checked before connecting."""
+    if args.action == "set":
+        if args.tenant is None:
+            raise CliError("caps set needs --tenant", ExitCode.USAGE)
+        if args.per_day is None and args.in_flight is None:
+            raise CliError("caps set needs --per-day, --in-flight or both", ExitCode.USAGE)
+    elif args.per_day is not None or args.in_flight is not None:
+        raise CliError("--per-day and --in-flight are for caps set", ExitCode.USAGE)
+    if args.tenant is not None:
+        jobs.check_job_tenant(args.tenant)
+
+
+def _caps(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
+    if args.action == "set":
+        jobs.set_caps(cloud, args.tenant, per_day=args.per_day, in_flight=args.in_flight)
+    uses = jobs.caps_in_use(cloud, args.tenant, time.time())
+    out.result(views.caps_table(uses), views.caps_dicts(uses))
+    return ExitCode.OK
 
 
 def _local_tool(name: str, argv: list[str]) -> int:

@@ -8,6 +8,8 @@ from typing import Any
 from lyrics_to_song.check_timing import LikelyWindow
 from lyrics_to_song.data.rows import JobState, Row
 
+from .jobs import CapsUse
+
 
 def when(seconds: float | None) -> str | None:
     if seconds is None:
@@ -146,3 +148,28 @@ def progress(row: Row | None, elapsed: float, estimate: str | None = None) -> st
     else:
         what = f"{row.state.value}: sending it to the music API"
     return f"[{elapsed:5.0f} s] {what}"
+
+
+def caps_table(uses: list[CapsUse]) -> str:
+    """Tenants' own caps, one line each, with what is used of them now."""
+    if not uses:
+        return "no tenant has caps of its own (set some: lyrics-to-song caps set --help)"
+    lines = [f"{'TENANT':<32}  {'TODAY / PER DAY':>15}  {'IN FLIGHT / AT ONCE':>19}"]
+    for use in uses:
+        day = f"{use.today} / {use.caps.per_day}"
+        flight = f"{use.in_flight} / {use.caps.in_flight}"
+        lines.append(f"{use.caps.tenant:<32}  {day:>15}  {flight:>19}")
+    return "\n".join(lines)
+
+
+def caps_dicts(uses: list[CapsUse]) -> list[dict[str, Any]]:
+    return [
+        {
+            "tenant": use.caps.tenant,
+            "per_day": use.caps.per_day,
+            "in_flight": use.caps.in_flight,
+            "used_today": use.today,
+            "in_flight_now": use.in_flight,
+        }
+        for use in uses
+    ]

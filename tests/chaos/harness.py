@@ -6,8 +6,10 @@ breaks or slows downloads. The harness sends duplicate deliveries, runs two poll
 once, kills handlers between their steps, and resubmits some ended jobs. Then it checks
 what the package promises: one terminal state and one notice per ending (copies of a notice
 re-sent after a crash are the same notice: one `notice_id`, the same fields), at most
-one paid submission per job and resubmission, songs byte-identical to what the API
-served, a reason for every job without a song, and no half-uploaded object left behind.
+one paid submission per job and resubmission, every song the API took on its job's
+row as charged or maybe charged (and nothing charged it did not take), songs
+byte-identical to what the API served, a reason for every job without a song, and no
+half-uploaded object left behind.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from local_cloud.emulator import API_FAULTS, Faults, MusicApiEmulator, RunningEm
 from local_cloud.runtime import LocalLambda
 from local_cloud.stack import MotoServer, Stack, provision
 from local_cloud.watch import read_notifications, subscribe_queue
+from lyrics_to_song.config import DEFAULT_CREDITS_PER_SONG
 from lyrics_to_song.data.rows import JobState, Row
 from lyrics_to_song.sources import LyricObject, job_id_for
 from tests.support import s3_notification
@@ -196,6 +199,21 @@ def notice_failures(
     elif not last:
         failures.append(f"{name}: no notice for its ending number {endings}")
     return failures
+
+
+def cost_failures(name: str, row: Row, taken: int) -> list[str]:
+    """Each song the API took is on the job's row, charged (it went PENDING) or maybe
+    charged (its outcome unknown), and nothing is charged that the API did not take."""
+    price = DEFAULT_CREDITS_PER_SONG  # the chaos stack's CreditsPerSong
+    charge = row.charge
+    if charge.credits > price * taken:
+        return [f"{name}: charged {charge.credits:g} credits for {taken} song(s) the API took"]
+    if charge.credits + charge.maybe_credits < price * taken:
+        return [
+            f"{name}: the API took {taken} song(s); the row accounts for "
+            f"{charge.credits:g} charged and {charge.maybe_credits:g} maybe charged credits"
+        ]
+    return []
 
 
 def ending_fields(note: dict[str, Any]) -> dict[str, Any]:
@@ -425,6 +443,7 @@ class ChaosRun:
             allowed = 0 if job.kind == "bad" else 1 + resubmits[job.job_id]
             if paid[job.number] > allowed:
                 failures.append(f"{name}: {paid[job.number]} paid submissions, {allowed} allowed")
+            failures.extend(cost_failures(name, row, paid[job.number]))
             if row.state is JobState.COMPLETED:
                 assert row.song_key
                 assert row.task_id

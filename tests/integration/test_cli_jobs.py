@@ -6,6 +6,7 @@ import dataclasses
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,10 +17,10 @@ from local_cloud.stack import Stack, provision, register_outputs
 from lyrics_cli import jobs, views
 from lyrics_cli.main import _local_tool_call, main
 from lyrics_cli.stack_target import CliError, Cloud, ExitCode, connect
-from lyrics_to_song.data.caps import Budget
+from lyrics_to_song.data.caps import Budget, TenantCapsStore
 from lyrics_to_song.data.pace import SongTimes
 from lyrics_to_song.data.rows import Charge, JobState, Row
-from lyrics_to_song.data.task_table import TaskTable
+from lyrics_to_song.data.task_table import Started, TaskTable
 from lyrics_to_song.lyric_files import parse_lyric_file
 from lyrics_to_song.sources import QueuedRequest, read_message
 from tests.support import FakeClock, seed_row
@@ -482,3 +483,63 @@ def test_status_says_what_a_job_cost(charge: Charge, said: str) -> None:
     assert f"cost       {said}" in text
     assert "tenant     team-a" in text
     assert views.job_dict(row, "songs")["cost"] == charge.as_dict()
+
+
+def test_caps_are_set_and_shown_per_tenant_with_what_is_used(
+    stack: Stack, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = ["--region", "us-east-1", "--stack", "songs"]
+    set_a = [*target, "caps", "set", "--tenant", "team-a", "--json"]
+    assert main([*set_a, "--per-day", "5", "--in-flight", "2"]) == ExitCode.OK
+    assert json.loads(capsys.readouterr().out) == [
+        {"tenant": "team-a", "per_day": 5, "in_flight": 2, "used_today": 0, "in_flight_now": 0}
+    ]
+    assert main([*set_a, "--per-day", "7"]) == ExitCode.OK, "the other cap is kept"
+    capsys.readouterr()
+
+    cloud = connect("songs", region="us-east-1")
+    spending = stack.environments["SubmitFunction"]["SPENDING_TABLE_NAME"]
+    budget = Budget(cloud.dynamodb, spending, per_day=100, in_flight=100)
+    table = TaskTable(cloud.dynamodb, cloud.tasks_table)
+    started = table.start(
+        "job-" + "a" * 32,
+        source="s",
+        source_name="s",
+        request_json="{}",
+        model="m",
+        now=time.time(),
+        lease_seconds=60,
+        reservation=budget.reserve("job-" + "a" * 32, time.time(), budget.caps_of("team-a")),
+        tenant="team-a",
+    )
+    assert isinstance(started, Started)
+    assert main([*target, "caps", "show"]) == ExitCode.OK
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[1].split() == ["team-a", "1", "/", "7", "1", "/", "2"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["caps", "set", "--tenant", "new", "--per-day", "3"], "give both --per-day and"),
+        (["caps", "set", "--tenant", "Team A", "--per-day", "3"], "--tenant must be a tenant"),
+        (["caps", "set", "--per-day", "3"], "caps set needs --tenant"),
+        (["caps", "show", "--tenant", "nobody"], "tenant 'nobody' has no caps of its own"),
+        (["caps", "show", "--per-day", "3"], "--per-day and --in-flight are for caps set"),
+    ],
+)
+def test_caps_refuse_what_they_cannot_do_and_write_nothing(
+    stack: Stack, argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--region", "us-east-1", "--stack", "songs", *argv]) == ExitCode.USAGE
+    assert says in capsys.readouterr().err
+    spending = stack.environments["SubmitFunction"]["SPENDING_TABLE_NAME"]
+    cloud = connect("songs", region="us-east-1")
+    assert TenantCapsStore(cloud.dynamodb, spending).all() == []
+
+
+def test_a_cap_of_zero_or_below_is_refused_by_the_parser() -> None:
+    for value in ("0", "-3"):
+        with pytest.raises(SystemExit) as refused:
+            main(["caps", "set", "--tenant", "a", "--per-day", value])
+        assert refused.value.code == ExitCode.USAGE

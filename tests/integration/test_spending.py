@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from local_cloud.runtime import LocalContext
-from lyrics_to_song.data.caps import Cap, day_of
+from lyrics_to_song.data.caps import Cap, TenantCaps, TenantCapsStore, day_of
 from lyrics_to_song.data.rows import JobState
 from lyrics_to_song.errors import OverBudget, RetryLater
 from lyrics_to_song.submit import Outcome, handle_message, resubmit
@@ -188,3 +188,70 @@ def test_files_sent_straight_to_the_function_wait_on_the_queue_too(
     waiting = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0)
     assert delayed_messages(cloud) == 1  # seen in 15 minutes
     assert waiting.get("Messages", []) == []
+
+
+def tenant_request(n: int, tenant: str) -> str:
+    return json.dumps(song_request(request_id=f"{tenant}-{n}", lyrics=f"song {n}", tenant=tenant))
+
+
+def submit_for(cloud: Cloud, n: int, tenant: str) -> list[Outcome] | OverBudget:
+    try:
+        return handle_message(cloud.services, tenant_request(n, tenant), f"{tenant}-m{n}")
+    except OverBudget as over:
+        return over
+
+
+def test_one_tenant_at_its_daily_cap_never_holds_back_another(cloud: Cloud) -> None:
+    caps(cloud, per_day=100)
+    store = TenantCapsStore(cloud.services.budget.client, cloud.services.budget.table_name)
+    store.put(TenantCaps("team-a", per_day=2, in_flight=10))
+    first = [submit_for(cloud, n, "team-a") for n in range(3)]
+    others = [submit_for(cloud, n, "team-b") for n in range(3)]
+    assert first[:2] == [[Outcome.SUBMITTED]] * 2
+    over = first[2]
+    assert isinstance(over, OverBudget)
+    assert over.cap is Cap.TENANT_DAILY
+    assert "tenant 'team-a' reached its daily cap of 2 songs" in str(over)
+    assert over.retry_after == 900
+    assert others == [[Outcome.SUBMITTED]] * 3, "team-b has no caps of its own"
+    assert len(cloud.emulator.submissions) == 5
+    today = day_of(cloud.clock.now)
+    assert cloud.services.budget.submitted_on(today, "team-a") == 2
+    assert cloud.services.budget.submitted_on(today) == 5, "the stack's cap counts everyone"
+
+
+def test_a_tenants_in_flight_cap_frees_places_as_its_songs_end(cloud: Cloud) -> None:
+    store = TenantCapsStore(cloud.services.budget.client, cloud.services.budget.table_name)
+    store.put(TenantCaps("team-a", per_day=100, in_flight=1))
+    assert submit_for(cloud, 0, "team-a") == [Outcome.SUBMITTED]
+    waiting = submit_for(cloud, 1, "team-a")
+    assert isinstance(waiting, OverBudget)
+    assert waiting.cap is Cap.TENANT_IN_FLIGHT
+    assert "tenant 'team-a' has 1 songs in flight" in str(waiting)
+    assert submit_for(cloud, 0, "team-b") == [Outcome.SUBMITTED]
+    cloud.clock.advance(31)
+    cloud.poll()  # team-a's first song ends: its place comes free
+    assert submit_for(cloud, 1, "team-a") == [Outcome.SUBMITTED]
+
+
+def test_the_stacks_caps_still_bound_the_sum_of_the_tenants(cloud: Cloud) -> None:
+    caps(cloud, per_day=3)
+    store = TenantCapsStore(cloud.services.budget.client, cloud.services.budget.table_name)
+    for tenant in ("team-a", "team-b"):
+        store.put(TenantCaps(tenant, per_day=10, in_flight=10))
+    outcomes = [submit_for(cloud, n, t) for n in range(2) for t in ("team-a", "team-b")]
+    assert outcomes[:3] == [[Outcome.SUBMITTED]] * 3
+    assert isinstance(outcomes[3], OverBudget)
+    assert outcomes[3].cap is Cap.DAILY
+
+
+def test_a_refusal_gives_the_song_back_to_the_tenants_day_too(cloud: Cloud) -> None:
+    store = TenantCapsStore(cloud.services.budget.client, cloud.services.budget.table_name)
+    store.put(TenantCaps("team-a", per_day=1, in_flight=10))
+    cloud.emulator.faults.rate_limit = 10  # refused for sure: nothing started
+    with pytest.raises(RetryLater):
+        handle_message(cloud.services, tenant_request(0, "team-a"), "m0")
+    today = day_of(cloud.clock.now)
+    assert cloud.services.budget.submitted_on(today, "team-a") == 0
+    cloud.emulator.faults.rate_limit = 0
+    assert submit_for(cloud, 0, "team-a") == [Outcome.SUBMITTED]

@@ -10,6 +10,10 @@ when its share of both caps was taken:
   a string set). Nothing removes a holder when its job ends: when the set is full,
   the submit function reads the holders' rows and drops those that ended. The rows
   are the truth, so a crash anywhere cannot leak a place for good.
+
+A tenant may have caps of its own, set at run time (`caps#<tenant>`: `per_day`,
+`in_flight`); its jobs then also take a song of `day#<date>#<tenant>` and a place in
+`in-flight#<tenant>`, in the same transaction, beside the global two.
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import OverBudget
 from .items import Item, item_of, strings, to_attr, whole
+from .rows import DEFAULT_TENANT
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 IN_FLIGHT_KEY = "in-flight"
 DAY_PREFIX = "day#"
+TENANT_CAPS_PREFIX = "caps#"
 # Longest delay SQS allows on a message: a job over the daily cap looks again this often.
 MAX_QUEUE_DELAY_SECONDS = 900
 DAY_ITEM_TTL_DAYS = 3
@@ -36,6 +42,24 @@ DAY_ITEM_TTL_DAYS = 3
 class Cap(StrEnum):
     DAILY = "daily"
     IN_FLIGHT = "in-flight"
+    TENANT_DAILY = "tenant daily"
+    TENANT_IN_FLIGHT = "tenant in-flight"
+
+
+@dataclass(frozen=True)
+class TenantCaps:
+    """One tenant's own caps, beside the stack's."""
+
+    tenant: str
+    per_day: int
+    in_flight: int
+
+    def day_key(self, day: str) -> str:
+        return f"{DAY_PREFIX}{day}#{self.tenant}"
+
+    @property
+    def in_flight_key(self) -> str:
+        return f"{IN_FLIGHT_KEY}#{self.tenant}"
 
 
 def day_of(now: float) -> str:
@@ -61,40 +85,58 @@ class Reservation:
     per_day: int
     in_flight: int
     expires_at: int
+    tenant_caps: TenantCaps | None = None
 
-    # The caps in the order of `writes`.
-    CAPS = (Cap.DAILY, Cap.IN_FLIGHT)
+    @property
+    def caps(self) -> tuple[Cap, ...]:
+        """The caps in the order of `writes`."""
+        if self.tenant_caps is None:
+            return (Cap.DAILY, Cap.IN_FLIGHT)
+        return (Cap.DAILY, Cap.IN_FLIGHT, Cap.TENANT_DAILY, Cap.TENANT_IN_FLIGHT)
 
     def writes(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "Update": {
-                    "TableName": self.table_name,
-                    "Key": counter_key(DAY_PREFIX + self.day),
-                    "UpdateExpression": "ADD submitted :one SET expires_at = :expires",
-                    "ConditionExpression": "attribute_not_exists(submitted) OR submitted < :cap",
-                    "ExpressionAttributeValues": {
-                        ":one": to_attr(1),
-                        ":cap": to_attr(self.per_day),
-                        ":expires": to_attr(self.expires_at),
-                    },
-                }
-            },
-            {
-                "Update": {
-                    "TableName": self.table_name,
-                    "Key": counter_key(IN_FLIGHT_KEY),
-                    "UpdateExpression": "ADD holders :job",
-                    "ConditionExpression": "attribute_not_exists(holders)"
-                    " OR size(holders) < :cap OR contains(holders, :job_id)",
-                    "ExpressionAttributeValues": {
-                        ":job": to_attr(frozenset([self.job_id])),
-                        ":job_id": to_attr(self.job_id),
-                        ":cap": to_attr(self.in_flight),
-                    },
-                }
-            },
+        writes = [
+            self._day(DAY_PREFIX + self.day, self.per_day),
+            self._in_flight(IN_FLIGHT_KEY, self.in_flight),
         ]
+        if self.tenant_caps is not None:
+            caps = self.tenant_caps
+            writes += [
+                self._day(caps.day_key(self.day), caps.per_day),
+                self._in_flight(caps.in_flight_key, caps.in_flight),
+            ]
+        return writes
+
+    def _day(self, name: str, cap: int) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": counter_key(name),
+                "UpdateExpression": "ADD submitted :one SET expires_at = :expires",
+                "ConditionExpression": "attribute_not_exists(submitted) OR submitted < :cap",
+                "ExpressionAttributeValues": {
+                    ":one": to_attr(1),
+                    ":cap": to_attr(cap),
+                    ":expires": to_attr(self.expires_at),
+                },
+            }
+        }
+
+    def _in_flight(self, name: str, cap: int) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": counter_key(name),
+                "UpdateExpression": "ADD holders :job",
+                "ConditionExpression": "attribute_not_exists(holders)"
+                " OR size(holders) < :cap OR contains(holders, :job_id)",
+                "ExpressionAttributeValues": {
+                    ":job": to_attr(frozenset([self.job_id])),
+                    ":job_id": to_attr(self.job_id),
+                    ":cap": to_attr(cap),
+                },
+            }
+        }
 
 
 @dataclass(frozen=True)
@@ -107,8 +149,15 @@ class Budget:
     in_flight: int
     in_flight_retry_seconds: int = 60  # songs take 30-90 s
 
-    def reserve(self, job_id: str, now: float) -> Reservation:
-        """What the job's row must take with it: a song of today's cap, a place in flight."""
+    def caps_of(self, tenant: str) -> TenantCaps | None:
+        """The tenant's own caps, if it has some (read at each submission: set at run time)."""
+        return TenantCapsStore(self.client, self.table_name).get(tenant)
+
+    def reserve(
+        self, job_id: str, now: float, tenant_caps: TenantCaps | None = None
+    ) -> Reservation:
+        """What the job's row must take with it: a song of today's cap and a place in
+        flight, and the same of its tenant's `tenant_caps` when it has some."""
         expires = datetime.fromtimestamp(now, UTC) + timedelta(days=DAY_ITEM_TTL_DAYS)
         return Reservation(
             job_id=job_id,
@@ -117,51 +166,123 @@ class Budget:
             per_day=self.per_day,
             in_flight=self.in_flight,
             expires_at=int(expires.timestamp()),
+            tenant_caps=tenant_caps,
         )
 
-    def over(self, cap: Cap, now: float) -> OverBudget:
+    def over(self, cap: Cap, now: float, tenant: str = DEFAULT_TENANT) -> OverBudget:
         """The error that says a cap is reached, and how long the job waits."""
+        day = day_of(now)
         if cap is Cap.DAILY:
             return OverBudget(
-                Cap.DAILY,
-                f"the daily cap of {self.per_day} songs is reached for {day_of(now)} (UTC)",
+                cap,
+                f"the daily cap of {self.per_day} songs is reached for {day} (UTC)",
+                MAX_QUEUE_DELAY_SECONDS,
+            )
+        if cap is Cap.IN_FLIGHT:
+            return OverBudget(
+                cap,
+                f"{self.in_flight} songs are in flight, the most allowed at once",
+                self.in_flight_retry_seconds,
+            )
+        caps = self.caps_of(tenant)
+        if cap is Cap.TENANT_DAILY:
+            return OverBudget(
+                cap,
+                f"tenant '{tenant}' reached its daily cap of "
+                f"{caps.per_day if caps else '?'} songs for {day} (UTC)",
                 MAX_QUEUE_DELAY_SECONDS,
             )
         return OverBudget(
-            Cap.IN_FLIGHT,
-            f"{self.in_flight} songs are in flight, the most allowed at once",
+            cap,
+            f"tenant '{tenant}' has {caps.in_flight if caps else '?'} songs in flight, "
+            "its most at once",
             self.in_flight_retry_seconds,
         )
 
-    def refund(self, day: str) -> None:
-        """Give back a song of that day's cap: the API surely refused it, nothing was paid."""
-        # Nothing counted that day (the item expired): nothing to give back.
-        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
-            self.client.update_item(
-                TableName=self.table_name,
-                Key=counter_key(DAY_PREFIX + day),
-                UpdateExpression="ADD submitted :minus_one",
-                ConditionExpression="submitted > :zero",
-                ExpressionAttributeValues={":minus_one": to_attr(-1), ":zero": to_attr(0)},
-            )
+    def refund(self, day: str, tenant: str | None = None) -> None:
+        """Give back a song of that day's cap (and of the tenant's, when it was counted
+        there too): the API surely refused it, nothing was paid."""
+        names = [DAY_PREFIX + day]
+        if tenant is not None:
+            names.append(TenantCaps(tenant, 0, 0).day_key(day))
+        for name in names:
+            # Nothing counted that day (the item expired, or the tenant has no caps).
+            with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key=counter_key(name),
+                    UpdateExpression="ADD submitted :minus_one",
+                    ConditionExpression="submitted > :zero",
+                    ExpressionAttributeValues={":minus_one": to_attr(-1), ":zero": to_attr(0)},
+                )
 
     def _read(self, name: str) -> Item:
         return self.client.get_item(
             TableName=self.table_name, Key=counter_key(name), ConsistentRead=True
         ).get("Item", {})
 
-    def submitted_on(self, day: str) -> int:
-        return whole(self._read(DAY_PREFIX + day), "submitted") or 0
+    def submitted_on(self, day: str, tenant: str | None = None) -> int:
+        """Songs counted against that day's cap: the stack's, or a tenant's own."""
+        name = DAY_PREFIX + day if tenant is None else TenantCaps(tenant, 0, 0).day_key(day)
+        return whole(self._read(name), "submitted") or 0
 
-    def holders(self) -> set[str]:
-        return strings(self._read(IN_FLIGHT_KEY), "holders")
+    def holders(self, tenant: str | None = None) -> set[str]:
+        """The jobs holding places in flight: the stack's, or a tenant's own."""
+        name = IN_FLIGHT_KEY if tenant is None else TenantCaps(tenant, 0, 0).in_flight_key
+        return strings(self._read(name), "holders")
 
-    def drop(self, job_ids: set[str]) -> None:
+    def drop(self, job_ids: set[str], tenant: str | None = None) -> None:
         """Free the places of jobs that have ended."""
+        name = IN_FLIGHT_KEY if tenant is None else TenantCaps(tenant, 0, 0).in_flight_key
         if job_ids:
             self.client.update_item(
                 TableName=self.table_name,
-                Key=counter_key(IN_FLIGHT_KEY),
+                Key=counter_key(name),
                 UpdateExpression="DELETE holders :jobs",
                 ExpressionAttributeValues={":jobs": to_attr(frozenset(job_ids))},
             )
+
+
+@dataclass(frozen=True)
+class TenantCapsStore:
+    """Tenants' own caps in the spending table, set at run time (`lyrics-to-song caps`)."""
+
+    client: DynamoDBClient
+    table_name: str
+
+    def get(self, tenant: str) -> TenantCaps | None:
+        item = self.client.get_item(
+            TableName=self.table_name, Key=counter_key(TENANT_CAPS_PREFIX + tenant)
+        ).get("Item")
+        return _tenant_caps(tenant, item) if item else None
+
+    def put(self, caps: TenantCaps) -> None:
+        self.client.put_item(
+            TableName=self.table_name,
+            Item=item_of(
+                {
+                    "counter": TENANT_CAPS_PREFIX + caps.tenant,
+                    "per_day": caps.per_day,
+                    "in_flight": caps.in_flight,
+                }
+            ),
+        )
+
+    def all(self) -> list[TenantCaps]:
+        """Every tenant with caps of its own (a scan: the table holds a few dozen items)."""
+        found: list[TenantCaps] = []
+        pages = self.client.get_paginator("scan").paginate(
+            TableName=self.table_name,
+            FilterExpression="begins_with(#counter, :prefix)",
+            ExpressionAttributeNames={"#counter": "counter"},
+            ExpressionAttributeValues={":prefix": to_attr(TENANT_CAPS_PREFIX)},
+        )
+        for page in pages:
+            for item in page.get("Items", []):
+                tenant = item["counter"]["S"].removeprefix(TENANT_CAPS_PREFIX)
+                found.append(_tenant_caps(tenant, item))
+        return sorted(found, key=lambda caps: caps.tenant)
+
+
+def _tenant_caps(tenant: str, item: Item) -> TenantCaps:
+    return TenantCaps(tenant, whole(item, "per_day") or 0, whole(item, "in_flight") or 0)

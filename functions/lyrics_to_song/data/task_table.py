@@ -46,6 +46,7 @@ class Started:
 
     attempt: str
     day: str  # whose daily cap it counts against
+    tenant: str | None = None  # whose own daily cap it counts against too, if any
 
 
 @dataclass(frozen=True)
@@ -304,10 +305,11 @@ class TaskTable:
     def _start(self, write: dict[str, Any], attempt: str, reservation: Reservation) -> StartResult:
         refused = transact(self.client, [write, *reservation.writes()])
         if refused is None:
-            return Started(attempt, reservation.day)
+            caps = reservation.tenant_caps
+            return Started(attempt, reservation.day, caps.tenant if caps else None)
         if refused == 0:  # the row's own condition wins over the caps'
             return AlreadyKnown()
-        return CapReached(Reservation.CAPS[refused - 1])
+        return CapReached(reservation.caps[refused - 1])
 
     def release(self, job_id: str, attempt: str) -> bool:
         """Undo a submission the API surely refused, so a redelivery may try again.
