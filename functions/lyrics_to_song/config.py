@@ -204,7 +204,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
 
 def _price(env: Mapping[str, str]) -> Price:
-    credits = _int(env, "CREDITS_PER_SONG", DEFAULT_CREDITS_PER_SONG, 0, 1_000_000)
+    credits = _int(env, "CREDITS_PER_SONG", DEFAULT_CREDITS_PER_SONG, 1, 1_000_000)
     usd_per_credit = _usd(env, "USD_PER_CREDIT", DEFAULT_USD_PER_CREDIT)
     return Price(credits, round(credits * usd_per_credit, 3))  # stored to the tenth of a cent
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 SERVICE = "lyrics-to-song"
@@ -69,3 +69,19 @@ def count(name: str, value: int = 1) -> None:
 
 def seconds(name: str, value: float) -> None:
     _add(name, MetricUnit.Seconds, value)
+
+
+def credits_spent(credits: float, tenant: str) -> None:
+    """`CreditsSpent` on its own, with the tenant as a property rather than a dimension:
+    logs and Logs Insights can split by it, while CloudWatch keeps one metric, whatever
+    the number of tenants (README: Producers and what they spend)."""
+    if is_metrics_disabled():
+        return
+    with single_metric(
+        name="CreditsSpent",
+        unit=MetricUnit.Count,
+        value=credits,
+        namespace=NAMESPACE,
+        default_dimensions={"service": SERVICE},
+    ) as metric:
+        metric.add_metadata(key="tenant", value=tenant)

@@ -16,7 +16,7 @@ from .data.rows import DEFAULT_TENANT, JobState
 from .data.task_table import AlreadyKnown, Started, StartResult
 from .errors import ErrorKind, InvalidRequest, MusicApiError, OverBudget, RetryLater
 from .lyric_files import parse_lyric_file
-from .observability import count, logger
+from .observability import count, credits_spent, logger
 from .requests import SongRequest, parse_request
 from .services import Services
 from .sources import (
@@ -231,6 +231,7 @@ def _pay(services: Services, job: Job, attempt: Started, request: SongRequest) -
         # as UNKNOWN meanwhile: keep the task id where an operator will find it.
         logger.error("submitted, but the row was already settled; see task_id")
     count("SongsSubmitted")
+    credits_spent(services.settings.price.credits, request.tenant)
     logger.info("song submitted", extra={"source": job.source, "model": request.model})
     return Outcome.SUBMITTED
 

@@ -298,7 +298,9 @@ def _emitted_metrics() -> set[str]:
 
     names: set[str] = set(ENDED_METRICS.values())
     for source in Path(lyrics_to_song.__file__).parent.glob("**/*.py"):
-        names |= set(re.findall(r'(?:count|seconds)\(\s*"(\w+)"', source.read_text()))
+        text = source.read_text()
+        names |= set(re.findall(r'(?:count|seconds)\(\s*"(\w+)"', text))
+        names |= set(re.findall(r'single_metric\(\s*name="(\w+)"', text))
     return names
 
 
@@ -322,6 +324,7 @@ def test_alarms_watch_what_needs_a_person_and_notify_the_alarm_topic(cfn: dict[s
         "LyricsToSong/PollErrors",
         "LyricsToSong/SongsTimedOut",
         "LyricsToSong/AccountErrors",
+        "LyricsToSong/CreditsSpent",
         "AWS/SQS/ApproximateNumberOfMessagesVisible",
         "AWS/Lambda/Errors",
     } <= watched
@@ -348,7 +351,13 @@ def test_the_dashboard_shows_the_songs_and_their_time(cfn: dict[str, Any]) -> No
             namespace = namespace if metric[0] == "." else metric[0]  # "." repeats the row above
             if namespace == "LyricsToSong":
                 shown.add(metric[1])
-    assert {"SongsSubmitted", "SongsCompleted", "SongsFailed", "TimeToSong"} <= shown
+    assert {
+        "SongsSubmitted",
+        "SongsCompleted",
+        "SongsFailed",
+        "TimeToSong",
+        "CreditsSpent",
+    } <= shown
     assert shown <= _emitted_metrics()
 
 
@@ -398,3 +407,16 @@ def test_only_the_lyrics_bucket_may_send_to_the_jobs_queue(cfn: dict[str, Any]) 
     assert source_template == "arn:${AWS::Partition}:s3:::" + name_template
     assert source_values == name_values, "the same name, made the same way"
     assert "*" not in source_template
+
+
+def test_the_spend_alarm_compares_the_days_credits_with_the_daily_cap(cfn: dict[str, Any]) -> None:
+    alarm = cfn["Resources"]["SpendAlarm"]["Properties"]
+    spent, share = alarm["Metrics"]
+    assert spent["MetricStat"]["Period"] == 86400, "a UTC day"
+    assert spent["MetricStat"]["Stat"] == "Sum"
+    assert share["Expression"] == {
+        "Fn::Sub": "100 * spent / (${MaxSongsPerDay} * ${CreditsPerSong})"
+    }
+    assert alarm["Threshold"] == {"Ref": "SpendAlarmPercent"}
+    assert cfn["Parameters"]["SpendAlarmPercent"]["Default"] == 80
+    assert cfn["Parameters"]["CreditsPerSong"]["MinValue"] >= 1, "never a division by zero"

@@ -65,7 +65,7 @@ def test_a_missing_variable_is_named(name: str) -> None:
         ("AUDIO_HOSTS", "https://cdn.example.com", "AUDIO_HOSTS must list host names"),
         ("MAX_SONG_BYTES", "999999999", "MAX_SONG_BYTES must be between"),
         ("DOWNLOAD_DEADLINE_SECONDS", "0", "DOWNLOAD_DEADLINE_SECONDS must be between 5"),
-        ("CREDITS_PER_SONG", "-1", "CREDITS_PER_SONG must be between 0 and 1000000"),
+        ("CREDITS_PER_SONG", "0", "CREDITS_PER_SONG must be between 1 and 1000000"),
         ("USD_PER_CREDIT", "a cent", "USD_PER_CREDIT must be a number, got 'a cent'"),
         ("USD_PER_CREDIT", "500", "USD_PER_CREDIT must be between 0 and 100"),
         ("TENANT_FROM_KEY", "folder", "TENANT_FROM_KEY must be one of none, prefix"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from lyrics_to_song import observability
@@ -25,6 +27,22 @@ def test_enabled_metrics_are_kept_for_the_flush(monkeypatch: pytest.MonkeyPatch)
     observability.count("SongsSubmitted", 2)
     assert observability.metrics.metric_set["SongsSubmitted"]["Value"] == [2.0]
     observability.metrics.clear_metrics()
+
+
+def test_credits_spent_names_its_tenant_as_a_property_not_a_dimension(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    observability.credits_spent(30, "team-a")
+    emf = json.loads(capsys.readouterr().out)
+    assert emf["CreditsSpent"] == [30.0]
+    assert emf["tenant"] == "team-a"
+    (directive,) = emf["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "LyricsToSong"
+    assert directive["Dimensions"] == [["service"]], "one metric whatever the tenants"
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    observability.credits_spent(30, "team-a")
+    assert capsys.readouterr().out == ""
 
 
 @pytest.mark.parametrize(
