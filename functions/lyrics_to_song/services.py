@@ -105,7 +105,7 @@ def build_services(
         )
     return Services(
         settings=settings,
-        table=TaskTable(dynamodb, settings.tasks_table_name),
+        table=TaskTable(dynamodb, settings.tasks_table_name, settings.spending_table_name),
         budget=Budget(
             dynamodb,
             settings.spending_table_name,

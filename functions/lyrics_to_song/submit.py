@@ -213,17 +213,24 @@ def _pay(services: Services, job: Job, attempt: Started, request: SongRequest) -
     try:
         task_id = services.api.submit(request)
     except MusicApiError as exc:
-        return _submission_failed(services, job, attempt, exc)
+        return _submission_failed(services, job, attempt, request, exc)
     except Exception as exc:
         # A bug or an unforeseen error mid-call: whether the API got it is not known.
         logger.exception("unexpected error during the submission")
         reason = f"outcome unknown: unexpected {type(exc).__name__} during the API call"
-        return _settle(services, job, attempt, JobState.UNKNOWN, reason)
+        return _settle(services, job, attempt, request, state=JobState.UNKNOWN, error=reason)
     logger.thread_safe_append_keys(task_id=task_id)
     now = services.clock()
     first_due = now + services.settings.first_poll_delay_seconds
     if services.table.submitted(
-        job.job_id, attempt.attempt, task_id=task_id, now=now, first_due=first_due
+        job.job_id,
+        attempt.attempt,
+        task_id=task_id,
+        now=now,
+        first_due=first_due,
+        tenant=request.tenant,
+        model=request.model,
+        price=services.settings.price,
     ):
         _wake_watch(services, job.job_id, first_due)
     else:
@@ -250,20 +257,26 @@ def _wake_watch(services: Services, job_id: str, first_due: float) -> None:
 
 
 def _submission_failed(
-    services: Services, job: Job, attempt: Started, exc: MusicApiError
+    services: Services, job: Job, attempt: Started, request: SongRequest, exc: MusicApiError
 ) -> Outcome:
     table = services.table
     log = {"api_status": exc.status, "error": str(exc), "raw_body": exc.raw_body}
     if exc.maybe_accepted:
         # It may have been accepted and billed: never retry blindly (docs/music-api.md, "Errors").
         logger.error("submission outcome unknown: not retried", extra=log)
-        return _settle(services, job, attempt, JobState.UNKNOWN, f"outcome unknown: {exc}")
+        reason = f"outcome unknown: {exc}"
+        return _settle(services, job, attempt, request, state=JobState.UNKNOWN, error=reason)
     # From here on the API surely did not take the job: nothing was paid.
     services.budget.refund(attempt.day, attempt.tenant)
     if exc.kind is ErrorKind.PERMANENT:
         logger.warning("API refused the request", extra=log)
         return _settle(
-            services, job, attempt, JobState.FAILED, f"the API refused the request: {exc}"
+            services,
+            job,
+            attempt,
+            request,
+            state=JobState.FAILED,
+            error=f"the API refused the request: {exc}",
         )
     table.release(job.job_id, attempt.attempt)
     if exc.kind is ErrorKind.ACCOUNT:
@@ -278,7 +291,15 @@ def _submission_failed(
     raise RetryLater(str(exc))
 
 
-def _settle(services: Services, job: Job, attempt: Started, state: JobState, error: str) -> Outcome:
+def _settle(
+    services: Services,
+    job: Job,
+    attempt: Started,
+    request: SongRequest,
+    *,
+    state: JobState,
+    error: str,
+) -> Outcome:
     """End a submission that cannot go on; announced unless another run settled it first."""
     row = services.table.settle(
         job.job_id,
@@ -287,6 +308,9 @@ def _settle(services: Services, job: Job, attempt: Started, state: JobState, err
         error=error,
         now=services.clock(),
         lease_seconds=services.settings.submit_lease_seconds,
+        tenant=request.tenant,
+        model=request.model,
+        price=services.settings.price,
     )
     if row is not None:
         ended(services, row)

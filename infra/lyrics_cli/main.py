@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ from lyrics_to_song.requests import (
     DEFAULT_SAMPLE_RATE,
 )
 
-from . import jobs, views
+from . import jobs, spend_report, views
+from .spend_report import GROUPINGS
 from .stack_target import DEFAULT_STACK_NAME, CliError, Cloud, ExitCode, aws_errors, connect
 
 STACK_ENV = "LYRICS_TO_SONG_STACK"
@@ -181,6 +183,17 @@ def build_parser() -> argparse.ArgumentParser:
     caps.add_argument("--tenant", help="the tenant (show: all of them when not given)")
     caps.add_argument("--per-day", type=POSITIVE_INT, help="set: songs submitted per UTC day")
     caps.add_argument("--in-flight", type=POSITIVE_INT, help="set: songs being made at once")
+
+    spend = command(
+        "spend",
+        "credits and dollars spent and how jobs ended, per UTC day's counters, and what is "
+        "left of today's caps",
+    )
+    span = spend.add_mutually_exclusive_group()
+    span.add_argument("--month", help="YYYY-MM (default: this month so far)")
+    span.add_argument("--since", help="YYYY-MM-DD: from that day to today")
+    spend.add_argument("--tenant", help="only this tenant")
+    spend.add_argument("--by", choices=GROUPINGS, default="tenant", help="group by (tenant)")
 
     # Listed for --help; main() hands their arguments to the local stack's tools unparsed.
     commands.add_parser(
@@ -397,6 +410,10 @@ def _run(args: argparse.Namespace, out: Output) -> ExitCode:
         jobs.check_job_id(args.job)
     if args.command == "caps":
         _check_caps_usage(args)
+    if args.command == "spend":
+        spend_report.span(args.month, args.since, datetime.now(UTC).date())
+        if args.tenant is not None:
+            jobs.check_job_tenant(args.tenant)
     cloud = connect(
         args.stack, region=args.region, endpoint_url=args.endpoint_url, local=args.local
     )
@@ -422,7 +439,17 @@ def _run(args: argparse.Namespace, out: Output) -> ExitCode:
         return _fetch(cloud, args, out)
     if args.command == "caps":
         return _caps(cloud, args, out)
+    if args.command == "spend":
+        return _spend(cloud, args, out)
     return _resubmit(cloud, args, out)
+
+
+def _spend(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
+    now = time.time()
+    days = spend_report.span(args.month, args.since, datetime.fromtimestamp(now, UTC).date())
+    found = spend_report.report(cloud, days, tenant=args.tenant, by=args.by, now=now)
+    out.result(views.spend_text(found), views.spend_dict(found))
+    return ExitCode.OK
 
 
 def _check_caps_usage(args: argparse.Namespace) -> None:

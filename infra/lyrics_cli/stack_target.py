@@ -64,6 +64,7 @@ class Cloud:
     tasks_table: str
     spending_table: str | None  # None for a stack deployed before it was an output
     typical_song_seconds: str | None  # the TypicalSongSeconds parameter, LOW-HIGH
+    max_songs_per_day: str | None  # the MaxSongsPerDay parameter
     s3: S3Client
     sqs: SQSClient
     dynamodb: DynamoDBClient
@@ -149,6 +150,7 @@ def connect(
         tasks_table=outputs["TasksTableName"],
         spending_table=outputs.get("SpendingTableName"),
         typical_song_seconds=outputs.get("TypicalSongSeconds"),
+        max_songs_per_day=outputs.get("MaxSongsPerDay"),
         s3=client("s3"),
         sqs=client("sqs"),
         dynamodb=client("dynamodb"),

@@ -7,8 +7,10 @@ from typing import Any
 
 from lyrics_to_song.check_timing import LikelyWindow
 from lyrics_to_song.data.rows import JobState, Row
+from lyrics_to_song.data.spend import Counts
 
 from .jobs import CapsUse
+from .spend_report import SpendReport
 
 
 def when(seconds: float | None) -> str | None:
@@ -173,3 +175,66 @@ def caps_dicts(uses: list[CapsUse]) -> list[dict[str, Any]]:
         }
         for use in uses
     ]
+
+
+ENDINGS = ("COMPLETED", "FAILED", "TIMED_OUT", "UNKNOWN")
+
+
+def spend_text(report: SpendReport) -> str:
+    """The span's spend per group, its total, what is left today, and the doubts."""
+    lines = [f"spent from {report.first} to {report.last} (UTC), by {report.by}"]
+    if report.by == "state":
+        lines.append(f"{'STATE':<12}  {'ENDINGS':>7}")
+        lines += [f"{name:<12}  {c.ended[name]:>7}" for name, c in report.groups.items()]
+    else:
+        header = f"{report.by.upper():<32}  {'SONGS':>5}  {'CREDITS':>8}  {'USD':>9}  {'MAYBE':>6}"
+        lines.append(header + "".join(f"  {state:>9}" for state in ENDINGS))
+        for name, counts in [*report.groups.items(), ("total", report.total)]:
+            lines.append(_spend_line(name, counts))
+    for cap in report.today:
+        whose = "the stack" if cap.tenant is None else f"tenant {cap.tenant}"
+        lines.append(f"today: {whose} {cap.used} of {cap.cap} songs, {cap.left} left")
+    if report.maybe_jobs:
+        lines.append(
+            f"maybe charged: {len(report.maybe_jobs)} job(s) whose outcome is unknown; "
+            "check them with the API before resubmitting:"
+        )
+        lines += [f"  {job}  {tenant}  {day}" for job, tenant, day in report.maybe_jobs]
+    return "\n".join(lines)
+
+
+def _spend_line(name: str, counts: Counts) -> str:
+    line = (
+        f"{name:<32}  {counts.charged_songs:>5}  {counts.charged_credits:>8g}  "
+        f"{counts.charged_usd:>9.2f}  {counts.maybe_credits:>6g}"
+    )
+    return line + "".join(f"  {counts.ended.get(state, 0):>9}" for state in ENDINGS)
+
+
+def _counts_dict(counts: Counts) -> dict[str, Any]:
+    return {
+        "charged_songs": counts.charged_songs,
+        "credits": counts.charged_credits,
+        "usd": round(counts.charged_usd, 4),
+        "maybe_songs": counts.maybe_songs,
+        "maybe_credits": counts.maybe_credits,
+        "maybe_usd": round(counts.maybe_usd, 4),
+        "ended": dict(sorted(counts.ended.items())),
+    }
+
+
+def spend_dict(report: SpendReport) -> dict[str, Any]:
+    return {
+        "from": report.first,
+        "to": report.last,
+        "by": report.by,
+        "groups": {name: _counts_dict(counts) for name, counts in report.groups.items()},
+        "total": _counts_dict(report.total),
+        "today": [
+            {"tenant": cap.tenant, "cap": cap.cap, "used": cap.used, "left": cap.left}
+            for cap in report.today
+        ],
+        "maybe_charged_jobs": [
+            {"job_id": job, "tenant": tenant, "day": day} for job, tenant, day in report.maybe_jobs
+        ],
+    }

@@ -21,7 +21,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +31,9 @@ from local_cloud.runtime import LocalLambda
 from local_cloud.stack import MotoServer, Stack, provision
 from local_cloud.watch import read_notifications, subscribe_queue
 from lyrics_to_song.config import DEFAULT_CREDITS_PER_SONG
-from lyrics_to_song.data.rows import JobState, Row
+from lyrics_to_song.data.caps import TenantCaps, TenantCapsStore, day_of
+from lyrics_to_song.data.rows import DEFAULT_TENANT, JobState, Row
+from lyrics_to_song.data.spend import Counts, SpendLedger
 from lyrics_to_song.sources import LyricObject, job_id_for
 from tests.support import s3_notification
 
@@ -51,6 +53,9 @@ FUNCTION_ENV = {
     "STATUS_CHECKS_PER_MINUTE": "600",  # 240 jobs in a few minutes; the budget is met too
     "MUSIC_API_TIMEOUT_SECONDS": "2",  # the emulator's stalls (3 s) are timeouts
 }
+# Jobs belong to these producers in turn; the capped one has caps of its own, below the stack's.
+TENANTS = (DEFAULT_TENANT, "team-a", "team-b")
+CAPPED_TENANT = "team-a"
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,7 @@ class PlannedJob:
     number: int
     kind: str  # "file", "request" or "bad"
     job_id: str = ""
+    tenant: str = DEFAULT_TENANT
 
 
 @dataclass
@@ -216,6 +222,40 @@ def cost_failures(name: str, row: Row, taken: int) -> list[str]:
     return []
 
 
+def counter_failures(
+    stack: Stack, rows: Iterable[Row], notices: dict[str, dict[str, list[dict[str, Any]]]]
+) -> list[str]:
+    """The spend counters, per tenant, equal a recount: credits charged and maybe charged
+    from the rows, endings by state from the notices (one per ending, old ones too)."""
+    rows = list(rows)
+    first = min(row.created_at for row in rows)
+    days = [day_of(first + n * 86_400) for n in range(int((time.time() - first) // 86_400) + 2)]
+    ledger = SpendLedger(stack.client("dynamodb"), stack.refs["SpendingTable"])
+    counted: dict[str, Counts] = {}
+    for spent in ledger.days(sorted(set(days))):
+        for counts in spent.by_model.values():
+            counted.setdefault(spent.tenant, Counts()).add(counts)
+    recounted: dict[str, Counts] = {}
+    for row in rows:
+        counts = recounted.setdefault(row.tenant, Counts())
+        counts.charged_credits += row.charge.credits
+        counts.maybe_credits += row.charge.maybe_credits
+        for copies in notices.get(row.job_id, {}).values():
+            state = copies[0]["status"]
+            counts.ended[state] = counts.ended.get(state, 0) + 1
+    failures = []
+    for tenant in sorted(set(counted) | set(recounted)):
+        kept, recount = counted.get(tenant, Counts()), recounted.get(tenant, Counts())
+        seen = (kept.charged_credits, kept.maybe_credits, kept.ended)
+        expected = (recount.charged_credits, recount.maybe_credits, recount.ended)
+        if seen != expected:
+            failures.append(
+                f"tenant {tenant}: counters say (charged, maybe, endings) {seen}, "
+                f"a recount {expected}"
+            )
+    return failures
+
+
 def ending_fields(note: dict[str, Any]) -> dict[str, Any]:
     """A notice without its presigned link, which is signed anew on every send."""
     song = note.get("song")
@@ -264,7 +304,7 @@ class ChaosRun:
         for number in range(self.settings.jobs):
             roll = self.random.random()
             kind = "bad" if roll < self.settings.bad_input_rate else ("file", "request")[number % 2]
-            job = PlannedJob(number, kind)
+            job = PlannedJob(number, kind, tenant=TENANTS[number % len(TENANTS)])
             twice = self.random.random() < self.settings.duplicate_rate
             if kind == "request" or (kind == "bad" and number % 2):
                 request_id = f"chaos-{number}"
@@ -275,13 +315,18 @@ class ChaosRun:
                 }
                 if kind == "bad":
                     body["bitrate"] = 12345  # not a bitrate the model takes
+                if job.tenant != DEFAULT_TENANT:
+                    body["tenant"] = job.tenant
                 job.job_id = job_id_for("request:" + request_id)
                 for _ in range(2 if twice else 1):
                     sqs.send_message(QueueUrl=stack.jobs_queue_url, MessageBody=json.dumps(body))
             else:
                 key = f"chaos/song {number}.txt"
                 data = lyrics_for(number).encode() if kind == "file" else b"\x00\xff binary"
-                etag = s3.put_object(Bucket=stack.lyrics_bucket, Key=key, Body=data)["ETag"]
+                metadata = {} if job.tenant == DEFAULT_TENANT else {"tenant": job.tenant}
+                etag = s3.put_object(
+                    Bucket=stack.lyrics_bucket, Key=key, Body=data, Metadata=metadata
+                )["ETag"]
                 job.job_id = LyricObject(stack.lyrics_bucket, key, etag.strip('"'), None).job_id
                 if twice:  # S3 delivers the same event again
                     event = s3_notification(stack.lyrics_bucket, key, etag.strip('"'), len(data))
@@ -374,6 +419,10 @@ class ChaosRun:
                 stack.store_api_key(self.emulator.api_key)
                 notes_url = subscribe_queue(stack, "chaos-notifications")
                 runtime = LocalLambda(stack, {**FUNCTION_ENV, "MUSIC_API_BASE_URL": api.url})
+                # One tenant with caps of its own, below the stack's: it waits, others go on.
+                TenantCapsStore(stack.client("dynamodb"), stack.refs["SpendingTable"]).put(
+                    TenantCaps(CAPPED_TENANT, per_day=1000, in_flight=3)
+                )
                 jobs = self.produce(stack)
                 self.say(f"sent {len(jobs)} jobs ({self.duplicates_sent} of them twice)")
                 with self.kill_switch.installed(), self._counting_deferrals():
@@ -460,4 +509,5 @@ class ChaosRun:
         strangers = set(paid) - {job.number for job in outcome.jobs}
         if strangers:
             failures.append(f"submissions that belong to no job: {sorted(map(str, strangers))}")
+        failures.extend(counter_failures(stack, outcome.rows.values(), notices))
         return failures

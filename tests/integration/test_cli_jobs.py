@@ -543,3 +543,31 @@ def test_a_cap_of_zero_or_below_is_refused_by_the_parser() -> None:
         with pytest.raises(SystemExit) as refused:
             main(["caps", "set", "--tenant", "a", "--per-day", value])
         assert refused.value.code == ExitCode.USAGE
+
+
+def test_spend_on_a_quiet_stack_shows_nothing_spent_and_the_whole_cap_left(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--region", "us-east-1", "--stack", "songs", "spend", "--json"]) == ExitCode.OK
+    said = json.loads(capsys.readouterr().out)
+    assert said["groups"] == {}
+    assert said["total"]["credits"] == 0
+    assert said["today"] == [{"tenant": None, "cap": 200, "used": 0, "left": 200}]
+    assert main(["--region", "us-east-1", "--stack", "songs", "spend", "--tenant", "x"]) == 2
+    assert "tenant 'x' has no caps and spent nothing" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["spend", "--month", "2026-13"],
+        ["spend", "--tenant", "Team A"],
+        ["spend", "--since", "tomorrow"],
+    ],
+)
+def test_spend_checks_what_it_is_asked_before_connecting(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    nowhere = ["--endpoint-url", "http://127.0.0.1:9", "--region", "us-east-1"]
+    assert main([*nowhere, *argv]) == ExitCode.USAGE
+    assert "error:" in capsys.readouterr().err

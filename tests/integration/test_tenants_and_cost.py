@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import date
 
 import pytest
 
+from local_cloud.stack import register_outputs
+from lyrics_cli import spend_report, views
+from lyrics_cli.stack_target import CliError, ExitCode, connect
+from lyrics_to_song.data.caps import day_of
 from lyrics_to_song.data.rows import JobState, Price
 from lyrics_to_song.data.task_table import Started
 from lyrics_to_song.submit import Outcome
@@ -166,3 +171,71 @@ def test_a_request_without_a_tenant_keeps_the_identity_it_had(cloud: Cloud) -> N
     assert "tenant" not in json.loads(rows[plain].request_json or "{}"), "stored as before"
     assert json.loads(rows[named].request_json or "{}")["tenant"] == "team-a"
     assert all("tenant" not in body for body in cloud.emulator.submissions), "not sent to the API"
+
+
+def test_spend_is_counted_per_day_and_tenant_and_read_back_without_a_scan(cloud: Cloud) -> None:
+    cloud.submit(tenant="team-a", prompt="a song")
+    _finish(cloud)
+    assert cloud.send(song_request(bitrate=1, tenant="team-b")) == [Outcome.REJECTED]
+    cloud.emulator.faults.server_error = 1
+    cloud.emulator.faults.server_error_status = 502
+    assert cloud.send(song_request(request_id="doubt")) == [Outcome.UNKNOWN]
+    doubt = next(row.job_id for row in cloud.rows() if row.state is JobState.UNKNOWN)
+    cloud.notifications()
+    assert cloud.send({"resubmit": doubt}) == [Outcome.SUBMITTED]
+    _finish(cloud)
+
+    register_outputs(cloud.stack)
+    target = connect(cloud.stack.name, region="us-east-1")
+    today = day_of(cloud.clock())
+    found = spend_report.report(target, [today], tenant=None, by="tenant", now=cloud.clock())
+    by_tenant = {
+        name: (c.charged_songs, c.charged_credits, c.maybe_credits, c.ended)
+        for name, c in found.groups.items()
+    }
+    assert by_tenant == {
+        "team-a": (1, 30, 0, {"COMPLETED": 1}),
+        "team-b": (0, 0, 0, {"FAILED": 1}),
+        "default": (1, 30, 30, {"UNKNOWN": 1, "COMPLETED": 1}),  # two endings of one job
+    }
+    assert found.total.charged_usd == pytest.approx(0.6)
+    assert found.maybe_jobs == [(doubt, "default", today)]
+    # three submissions count against the day: the doubtful one too
+    assert [(c.tenant, c.cap, c.used) for c in found.today] == [(None, 200, 3)]
+    text = views.spend_text(found)
+    assert "maybe charged: 1 job(s) whose outcome is unknown" in text
+    assert "today: the stack 3 of 200 songs, 197 left" in text
+    by_state = spend_report.report(target, [today], tenant=None, by="state", now=cloud.clock())
+    assert {name: c.ended[name] for name, c in by_state.groups.items()} == {
+        "COMPLETED": 2,
+        "FAILED": 1,
+        "UNKNOWN": 1,
+    }
+    only_a = spend_report.report(target, [today], tenant="team-a", by="model", now=cloud.clock())
+    assert list(only_a.groups) == ["minimax-music"]
+    assert only_a.total.charged_credits == 30
+
+
+@pytest.mark.parametrize(
+    ("month", "since", "says"),
+    [
+        ("2026-13", None, "--month must be YYYY-MM"),
+        ("November", None, "--month must be YYYY-MM"),
+        (None, "2026-11-31", "--since must be YYYY-MM-DD"),
+        (None, "2027-01-01", "is in the future"),
+        (None, "2024-01-01", "at most 400 days"),
+    ],
+)
+def test_a_span_that_cannot_be_read_is_refused(
+    month: str | None, since: str | None, says: str
+) -> None:
+    with pytest.raises(CliError, match=says) as refused:
+        spend_report.span(month, since, date(2026, 11, 27))
+    assert refused.value.code is ExitCode.USAGE
+
+
+def test_a_month_is_its_days_and_no_day_after_today() -> None:
+    november = spend_report.span("2026-11", None, date(2026, 11, 27))
+    assert (november[0], november[-1], len(november)) == ("2026-11-01", "2026-11-27", 27)
+    assert len(spend_report.span("2026-02", None, date(2026, 11, 27))) == 28
+    assert spend_report.span(None, None, date(2026, 11, 27))[0] == "2026-11-01"

@@ -32,6 +32,7 @@ from .items import (
     update_clause,
 )
 from .rows import DEFAULT_TENANT, RESUBMITTABLE, JobState, Price, Row, Song
+from .spend import Tally
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -102,10 +103,18 @@ def _ending(
 
 
 class TaskTable:
-    """Data access for the tasks table; takes its client, holds no other state."""
+    """Data access for the tasks table; takes its client, holds no other state.
 
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+    With `spending_table`, every charge and every ending is also counted there, in the
+    transaction of the row's own change (spend.py); without it (tools, some tests),
+    rows change alone.
+    """
+
+    def __init__(
+        self, client: DynamoDBClient, table_name: str, spending_table: str | None = None
+    ) -> None:
         self.client = client
+        self.spending_table = spending_table
         self.table_name = table_name
 
     # --- reading ---------------------------------------------------------------------
@@ -222,7 +231,7 @@ class TaskTable:
                 **_price_fields(price),
             }
         )
-        put = {
+        put: dict[str, Any] = {
             "Put": {
                 "TableName": self.table_name,
                 "Item": item,
@@ -345,7 +354,16 @@ class TaskTable:
         return True
 
     def submitted(
-        self, job_id: str, attempt: str, *, task_id: str, now: float, first_due: float
+        self,
+        job_id: str,
+        attempt: str,
+        *,
+        task_id: str,
+        now: float,
+        first_due: float,
+        tenant: str = DEFAULT_TENANT,
+        model: str | None = None,
+        price: Price | None = None,
     ) -> bool:
         """The API took the job, and charged for it: from now on the poll function
         follows its task."""
@@ -357,7 +375,8 @@ class TaskTable:
             "due_at": first_due,
             **_CHARGED,
         }
-        return self._update_submitting(job_id, attempt, fields) is not None
+        tally = Tally(day_of(now), tenant, model, charged=price) if price else None
+        return self._update_submitting(job_id, attempt, fields, tally) is not None
 
     def settle(
         self,
@@ -368,6 +387,9 @@ class TaskTable:
         error: str,
         now: float,
         lease_seconds: float,
+        tenant: str = DEFAULT_TENANT,
+        model: str | None = None,
+        price: Price | None = None,
     ) -> Row | None:
         """End a submission that cannot go on (refused, or outcome unknown); the submit
         function announces it, and holds it for `lease_seconds` to do so.
@@ -378,7 +400,9 @@ class TaskTable:
             **_ending(state, now, error, None, held_until=now + lease_seconds),
             **(_MAYBE_CHARGED if state is JobState.UNKNOWN else {}),
         }
-        return self._update_submitting(job_id, attempt, ending)
+        maybe = price if state is JobState.UNKNOWN else None
+        tally = Tally(day_of(now), tenant, model, maybe=maybe, job_id=job_id, ended=state)
+        return self._update_submitting(job_id, attempt, ending, tally)
 
     def reject(
         self,
@@ -407,12 +431,18 @@ class TaskTable:
                 **_ending(JobState.FAILED, now, error, None, held_until=now + lease_seconds),
             }
         )
+        put: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Item": item,
+            "ConditionExpression": "attribute_not_exists(job_id)",
+        }
+        if self.spending_table is not None:
+            tally = Tally(day_of(now), tenant, None, ended=JobState.FAILED)
+            if transact(self.client, [{"Put": put}, *tally.writes(self.spending_table)]) == 0:
+                return None
+            return Row.from_item(item)
         try:
-            self.client.put_item(
-                TableName=self.table_name,
-                Item=item,
-                ConditionExpression="attribute_not_exists(job_id)",
-            )
+            self.client.put_item(**put)
         except self.client.exceptions.ConditionalCheckFailedException:
             return None
         return Row.from_item(item)
@@ -476,12 +506,17 @@ class TaskTable:
         """Record a held row's terminal state, still held by this run's lease for its
         announcement; None when the lease was lost meanwhile."""
         assert row.due_at is not None
+        unknown = state is JobState.UNKNOWN
         ending: Fields = {
             **_ending(state, now, error, song, held_until=row.due_at),
             # Only a submission cut short ends UNKNOWN here: it may have been charged.
-            **(_MAYBE_CHARGED if state is JobState.UNKNOWN else {}),
+            **(_MAYBE_CHARGED if unknown else {}),
         }
-        return self._update_held(row, ending)
+        maybe = row.price if unknown else None
+        tally = Tally(
+            day_of(now), row.tenant, row.model, maybe=maybe, job_id=row.job_id, ended=state
+        )
+        return self._update_held(row, ending, tally)
 
     def mark_notified(self, job_id: str, expires_at: float) -> bool:
         """The last write of a job: it leaves the index and expires later (TTL)."""
@@ -498,7 +533,9 @@ class TaskTable:
     def _key(job_id: str) -> Item:
         return item_of({"job_id": job_id})
 
-    def _update_submitting(self, job_id: str, attempt: str, fields: Fields) -> Row | None:
+    def _update_submitting(
+        self, job_id: str, attempt: str, fields: Fields, tally: Tally | None = None
+    ) -> Row | None:
         """Change a SUBMITTING row, only if it is still the one this attempt wrote."""
         return self._update(
             job_id,
@@ -508,9 +545,10 @@ class TaskTable:
                 ":expected": to_attr(JobState.SUBMITTING.value),
                 ":attempt": to_attr(attempt),
             },
+            tally=tally,
         )
 
-    def _update_held(self, row: Row, fields: Fields) -> Row | None:
+    def _update_held(self, row: Row, fields: Fields, tally: Tally | None = None) -> Row | None:
         """Change a row this run holds (its due_at is still our lease)."""
         assert row.due_at is not None
         return self._update(
@@ -518,6 +556,7 @@ class TaskTable:
             fields,
             condition="due_at = :held",
             extra_values={":held": to_attr(row.due_at)},
+            tally=tally,
         )
 
     def _update(
@@ -527,24 +566,29 @@ class TaskTable:
         *,
         condition: str,
         extra_values: dict[str, Any] | None = None,
+        tally: Tally | None = None,
     ) -> Row | None:
-        """A conditional update; the row as it is after it, or None if the condition failed."""
+        """A conditional update (counted with `tally` when the table counts); the row as
+        it is after it, or None if the condition failed."""
         clause, names, values = update_clause(fields)
         if "#state" in condition:
             names["#state"] = "state"
         values.update(extra_values or {})
-        kwargs: dict[str, Any] = {
+        update: dict[str, Any] = {
             "TableName": self.table_name,
             "Key": self._key(job_id),
             "UpdateExpression": clause,
             "ConditionExpression": condition,
             "ExpressionAttributeNames": names,
-            "ReturnValues": "ALL_NEW",
         }
         if values:
-            kwargs["ExpressionAttributeValues"] = values
+            update["ExpressionAttributeValues"] = values
+        if tally is not None and self.spending_table is not None:
+            if transact(self.client, [{"Update": update}, *tally.writes(self.spending_table)]) == 0:
+                return None
+            return self.get(job_id)
         try:
-            response = self.client.update_item(**kwargs)
+            response = self.client.update_item(**update, ReturnValues="ALL_NEW")
         except self.client.exceptions.ConditionalCheckFailedException:
             return None
         return Row.from_item(response["Attributes"])

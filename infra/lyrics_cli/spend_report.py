@@ -1,0 +1,117 @@
+"""`lyrics-to-song spend`: what was spent, by whom, and what is left today, from the
+counters the functions keep (a few reads per day of the span, never a table scan)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from lyrics_to_song.data.caps import Budget, TenantCapsStore, day_of
+from lyrics_to_song.data.spend import Counts, SpendLedger
+
+from .jobs import check_job_tenant
+from .stack_target import CliError, Cloud, ExitCode
+
+GROUPINGS = ("tenant", "model", "state")
+MAX_DAYS = 400
+_MONTH = re.compile(r"^\d{4}-\d{2}$")
+
+
+@dataclass(frozen=True)
+class CapLeft:
+    """A daily cap: the stack's (`tenant` None) or a tenant's own."""
+
+    tenant: str | None
+    cap: int
+    used: int
+
+    @property
+    def left(self) -> int:
+        return max(0, self.cap - self.used)
+
+
+@dataclass
+class SpendReport:
+    first: str
+    last: str
+    by: str
+    groups: dict[str, Counts]
+    total: Counts = field(default_factory=Counts)
+    maybe_jobs: list[tuple[str, str, str]] = field(default_factory=list)  # job, tenant, day
+    today: list[CapLeft] = field(default_factory=list)
+
+
+def span(month: str | None, since: str | None, today: date) -> list[str]:
+    """The UTC days asked for: a month, the days since a date, or this month so far."""
+    if month is not None:
+        try:
+            first = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC).date()
+        except ValueError:
+            first = None
+        if first is None or not _MONTH.match(month):
+            raise CliError(f"--month must be YYYY-MM, got {month!r}", ExitCode.USAGE)
+        following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+        last = min(following - timedelta(days=1), today)
+    elif since is not None:
+        try:
+            first = datetime.strptime(since, "%Y-%m-%d").replace(tzinfo=UTC).date()
+        except ValueError:
+            raise CliError(f"--since must be YYYY-MM-DD, got {since!r}", ExitCode.USAGE) from None
+        last = today
+    else:
+        first, last = today.replace(day=1), today
+    if first > today:
+        raise CliError(f"{first} is in the future (today is {today}, UTC)", ExitCode.USAGE)
+    days = (last - first).days + 1
+    if days > MAX_DAYS:
+        raise CliError(
+            f"at most {MAX_DAYS} days at once; {first} is {days} days ago", ExitCode.USAGE
+        )
+    return [(first + timedelta(days=n)).isoformat() for n in range(days)]
+
+
+def report(
+    cloud: Cloud, days: list[str], *, tenant: str | None, by: str, now: float
+) -> SpendReport:
+    if not cloud.spending_table:
+        raise CliError(
+            f"stack {cloud.stack_name!r} has no SpendingTableName output: deploy it again",
+            ExitCode.ENVIRONMENT,
+        )
+    tenant = check_job_tenant(tenant) if tenant is not None else None
+    caps = TenantCapsStore(cloud.dynamodb, cloud.spending_table)
+    spent = SpendLedger(cloud.dynamodb, cloud.spending_table).days(days, tenant)
+    if tenant is not None and not spent and caps.get(tenant) is None:
+        raise CliError(
+            f"tenant {tenant!r} has no caps and spent nothing from {days[0]} to {days[-1]}",
+            ExitCode.USAGE,
+        )
+    found = SpendReport(days[0], days[-1], by, {})
+    for day_spend in spent:
+        for model, counts in day_spend.by_model.items():
+            found.total.add(counts)
+            if by == "tenant":
+                found.groups.setdefault(day_spend.tenant, Counts()).add(counts)
+            elif by == "model":
+                found.groups.setdefault(model, Counts()).add(counts)
+        found.maybe_jobs += [
+            (job, day_spend.tenant, day_spend.day) for job in sorted(day_spend.maybe_jobs)
+        ]
+    if by == "state":
+        for state, number in sorted(found.total.ended.items()):
+            found.groups[state] = Counts(ended={state: number})
+    found.today = _caps_left(cloud, caps, tenant, day_of(now))
+    return found
+
+
+def _caps_left(
+    cloud: Cloud, caps: TenantCapsStore, tenant: str | None, today: str
+) -> list[CapLeft]:
+    budget = Budget(cloud.dynamodb, caps.table_name, per_day=0, in_flight=0)
+    left: list[CapLeft] = []
+    if cloud.max_songs_per_day and tenant is None:
+        left.append(CapLeft(None, int(cloud.max_songs_per_day), budget.submitted_on(today)))
+    own = [caps.get(tenant)] if tenant is not None else caps.all()
+    left += [CapLeft(c.tenant, c.per_day, budget.submitted_on(today, c.tenant)) for c in own if c]
+    return left
