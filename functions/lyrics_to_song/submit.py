@@ -228,9 +228,6 @@ def _pay(services: Services, job: Job, attempt: Started, request: SongRequest) -
         task_id=task_id,
         now=now,
         first_due=first_due,
-        tenant=request.tenant,
-        model=request.model,
-        price=services.settings.price,
     ):
         _wake_watch(services, job.job_id, first_due)
     else:

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -404,8 +405,9 @@ def _resubmit(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
     return ExitCode.OK
 
 
-def _run(args: argparse.Namespace, out: Output) -> ExitCode:
-    prepared = _prepared(args) if args.command == "submit" else None
+def _checked_first(args: argparse.Namespace) -> jobs.LyricUpload | dict[str, Any] | None:
+    """Everything the command line can check alone, before any AWS call: bad input is
+    exit 2 whether or not the stack is reachable. Returns what `submit` will send."""
     if hasattr(args, "job"):
         jobs.check_job_id(args.job)
     if args.command == "caps":
@@ -414,34 +416,44 @@ def _run(args: argparse.Namespace, out: Output) -> ExitCode:
         spend_report.span(args.month, args.since, datetime.now(UTC).date())
         if args.tenant is not None:
             jobs.check_job_tenant(args.tenant)
+    return _prepared(args) if args.command == "submit" else None
+
+
+def _status(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
+    row = jobs.get_job(cloud, args.job)
+    window = jobs.likely_window(cloud, row.model)
+    estimate = views.expected(row, window, time.time())
+    out.result(
+        views.describe(row, cloud.songs_bucket, estimate),
+        views.job_dict(row, cloud.songs_bucket, window),
+    )
+    return ExitCode.OK
+
+
+def _list(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
+    state = JobState(args.status) if args.status else None
+    rows = jobs.list_jobs(cloud, state=state, limit=args.limit)
+    out.result(views.table(rows), [views.job_dict(r, cloud.songs_bucket) for r in rows])
+    return ExitCode.OK
+
+
+def _run(args: argparse.Namespace, out: Output) -> ExitCode:
+    prepared = _checked_first(args)
     cloud = connect(
         args.stack, region=args.region, endpoint_url=args.endpoint_url, local=args.local
     )
     if prepared is not None:
         return _submit(cloud, prepared, args, out)
-    if args.command == "status":
-        row = jobs.get_job(cloud, args.job)
-        window = jobs.likely_window(cloud, row.model)
-        estimate = views.expected(row, window, time.time())
-        out.result(
-            views.describe(row, cloud.songs_bucket, estimate),
-            views.job_dict(row, cloud.songs_bucket, window),
-        )
-        return ExitCode.OK
-    if args.command == "list":
-        state = JobState(args.status) if args.status else None
-        rows = jobs.list_jobs(cloud, state=state, limit=args.limit)
-        out.result(views.table(rows), [views.job_dict(r, cloud.songs_bucket) for r in rows])
-        return ExitCode.OK
-    if args.command == "wait":
-        return _wait(cloud, args.job, args, out)
-    if args.command == "fetch":
-        return _fetch(cloud, args, out)
-    if args.command == "caps":
-        return _caps(cloud, args, out)
-    if args.command == "spend":
-        return _spend(cloud, args, out)
-    return _resubmit(cloud, args, out)
+    commands: dict[str, Callable[[Cloud, argparse.Namespace, Output], ExitCode]] = {
+        "status": _status,
+        "list": _list,
+        "wait": lambda cloud, args, out: _wait(cloud, args.job, args, out),
+        "fetch": _fetch,
+        "caps": _caps,
+        "spend": _spend,
+        "resubmit": _resubmit,
+    }
+    return commands[args.command](cloud, args, out)
 
 
 def _spend(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:

@@ -108,8 +108,7 @@ def emulator_process(*args: str) -> Iterator[EmulatorProcess]:
         _wait_until_up(f"{url}/_emulator/submissions")
         yield EmulatorProcess(url)
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        _stop(process)
 
 
 def _free_port() -> int:
@@ -129,6 +128,16 @@ def _wait_until_up(url: str) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Ask a server process to stop; kill it if it is still busy 10 s later."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @contextmanager
 def moto_process() -> Iterator[str]:
     """moto's server in a process of its own (its memory and CPU are not the function's)."""
@@ -143,8 +152,7 @@ def moto_process() -> Iterator[str]:
         _wait_until_up(url)
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        _stop(process)
 
 
 def seed_pending(

@@ -1,8 +1,10 @@
 """What was spent, and how jobs ended, counted per UTC day and tenant as it happens.
 
-Each change of a job that costs or ends it (`Tally`) is written in the same transaction
-as the row's change, so a redelivery, a crash between two writes or a resubmission can
-never count it twice or not at all:
+Each ending of a job is counted (`Tally`) in the same transaction as the row's change,
+with the charge of its submission if the API took it (on the day it was submitted) or
+the doubt if its outcome is unknown, so a redelivery, a crash between two writes or a
+resubmission can never count it twice or not at all. A song being made is counted when
+it ends (at most `MAX_TASK_AGE_SECONDS` later); the caps count it when it starts.
 
 - `spend#<day>#<tenant>` adds up, per model, the songs the API took (`<model>:charged_*`),
   those whose outcome is unknown (`<model>:maybe_*`, and their jobs in `maybe_jobs`),

@@ -13,6 +13,7 @@ send) carry `open_shard` and `due_at`; those two keys make up the sparse index
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -75,6 +76,20 @@ _MAYBE_CHARGED: Fields = {
     "maybe_credits": AddAttribute("price_credits"),
     "maybe_usd": AddAttribute("price_usd"),
 }
+
+
+def _end_tallies(row: Row, state: JobState, now: float) -> list[Tally]:
+    """What the end of a task counts: the ending, today; the charge of its submission
+    if the API took it (it has a task), on the day it was submitted; or the doubt of a
+    submission cut short (UNKNOWN)."""
+    maybe = row.price if state is JobState.UNKNOWN else None
+    ending = Tally(day_of(now), row.tenant, row.model, maybe=maybe, job_id=row.job_id, ended=state)
+    if not (row.task_id and row.price):
+        return [ending]
+    charge_day = day_of(row.submitted_at or now)
+    if charge_day == ending.day:
+        return [dataclasses.replace(ending, charged=row.price)]
+    return [ending, Tally(charge_day, row.tenant, row.model, charged=row.price)]
 
 
 def _price_fields(price: Price | None) -> dict[str, Value]:
@@ -361,12 +376,10 @@ class TaskTable:
         task_id: str,
         now: float,
         first_due: float,
-        tenant: str = DEFAULT_TENANT,
-        model: str | None = None,
-        price: Price | None = None,
     ) -> bool:
         """The API took the job, and charged for it: from now on the poll function
-        follows its task."""
+        follows its task. The spend counters count the charge when the task ends (`end`),
+        on the day it was submitted: one transaction fewer on the way in."""
         fields: Fields = {
             "state": JobState.PENDING.value,
             "task_id": task_id,
@@ -375,8 +388,7 @@ class TaskTable:
             "due_at": first_due,
             **_CHARGED,
         }
-        tally = Tally(day_of(now), tenant, model, charged=price) if price else None
-        return self._update_submitting(job_id, attempt, fields, tally) is not None
+        return self._update_submitting(job_id, attempt, fields) is not None
 
     def settle(
         self,
@@ -512,11 +524,7 @@ class TaskTable:
             # Only a submission cut short ends UNKNOWN here: it may have been charged.
             **(_MAYBE_CHARGED if unknown else {}),
         }
-        maybe = row.price if unknown else None
-        tally = Tally(
-            day_of(now), row.tenant, row.model, maybe=maybe, job_id=row.job_id, ended=state
-        )
-        return self._update_held(row, ending, tally)
+        return self._update_held(row, ending, _end_tallies(row, state, now))
 
     def mark_notified(self, job_id: str, expires_at: float) -> bool:
         """The last write of a job: it leaves the index and expires later (TTL)."""
@@ -545,10 +553,12 @@ class TaskTable:
                 ":expected": to_attr(JobState.SUBMITTING.value),
                 ":attempt": to_attr(attempt),
             },
-            tally=tally,
+            tallies=[tally] if tally else [],
         )
 
-    def _update_held(self, row: Row, fields: Fields, tally: Tally | None = None) -> Row | None:
+    def _update_held(
+        self, row: Row, fields: Fields, tallies: list[Tally] | None = None
+    ) -> Row | None:
         """Change a row this run holds (its due_at is still our lease)."""
         assert row.due_at is not None
         return self._update(
@@ -556,7 +566,7 @@ class TaskTable:
             fields,
             condition="due_at = :held",
             extra_values={":held": to_attr(row.due_at)},
-            tally=tally,
+            tallies=tallies,
         )
 
     def _update(
@@ -566,10 +576,10 @@ class TaskTable:
         *,
         condition: str,
         extra_values: dict[str, Any] | None = None,
-        tally: Tally | None = None,
+        tallies: list[Tally] | None = None,
     ) -> Row | None:
-        """A conditional update (counted with `tally` when the table counts); the row as
-        it is after it, or None if the condition failed."""
+        """A conditional update (counted with `tallies` when the table counts); the row
+        as it is after it, or None if the condition failed."""
         clause, names, values = update_clause(fields)
         if "#state" in condition:
             names["#state"] = "state"
@@ -583,8 +593,9 @@ class TaskTable:
         }
         if values:
             update["ExpressionAttributeValues"] = values
-        if tally is not None and self.spending_table is not None:
-            if transact(self.client, [{"Update": update}, *tally.writes(self.spending_table)]) == 0:
+        if tallies and self.spending_table is not None:
+            counted = [write for tally in tallies for write in tally.writes(self.spending_table)]
+            if transact(self.client, [{"Update": update}, *counted]) == 0:
                 return None
             return self.get(job_id)
         try:
