@@ -54,12 +54,15 @@ class TenantCaps:
     per_day: int
     in_flight: int
 
-    def day_key(self, day: str) -> str:
-        return f"{DAY_PREFIX}{day}#{self.tenant}"
 
-    @property
-    def in_flight_key(self) -> str:
-        return f"{IN_FLIGHT_KEY}#{self.tenant}"
+def day_counter(day: str, tenant: str | None = None) -> str:
+    """The name of a day's count: the stack's, or (with `tenant`) that tenant's own."""
+    return f"{DAY_PREFIX}{day}" + (f"#{tenant}" if tenant is not None else "")
+
+
+def in_flight_counter(tenant: str | None = None) -> str:
+    """The name of the set of jobs in flight: the stack's, or that tenant's own."""
+    return IN_FLIGHT_KEY + (f"#{tenant}" if tenant is not None else "")
 
 
 def day_of(now: float) -> str:
@@ -96,14 +99,14 @@ class Reservation:
 
     def writes(self) -> list[dict[str, Any]]:
         writes = [
-            self._day(DAY_PREFIX + self.day, self.per_day),
-            self._in_flight(IN_FLIGHT_KEY, self.in_flight),
+            self._day(day_counter(self.day), self.per_day),
+            self._in_flight(in_flight_counter(), self.in_flight),
         ]
         if self.tenant_caps is not None:
             caps = self.tenant_caps
             writes += [
-                self._day(caps.day_key(self.day), caps.per_day),
-                self._in_flight(caps.in_flight_key, caps.in_flight),
+                self._day(day_counter(self.day, caps.tenant), caps.per_day),
+                self._in_flight(in_flight_counter(caps.tenant), caps.in_flight),
             ]
         return writes
 
@@ -202,9 +205,7 @@ class Budget:
     def refund(self, day: str, tenant: str | None = None) -> None:
         """Give back a song of that day's cap (and of the tenant's, when it was counted
         there too): the API surely refused it, nothing was paid."""
-        names = [DAY_PREFIX + day]
-        if tenant is not None:
-            names.append(TenantCaps(tenant, 0, 0).day_key(day))
+        names = [day_counter(day)] + ([day_counter(day, tenant)] if tenant is not None else [])
         for name in names:
             # Nothing counted that day (the item expired, or the tenant has no caps).
             with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
@@ -223,21 +224,18 @@ class Budget:
 
     def submitted_on(self, day: str, tenant: str | None = None) -> int:
         """Songs counted against that day's cap: the stack's, or a tenant's own."""
-        name = DAY_PREFIX + day if tenant is None else TenantCaps(tenant, 0, 0).day_key(day)
-        return whole(self._read(name), "submitted") or 0
+        return whole(self._read(day_counter(day, tenant)), "submitted") or 0
 
     def holders(self, tenant: str | None = None) -> set[str]:
         """The jobs holding places in flight: the stack's, or a tenant's own."""
-        name = IN_FLIGHT_KEY if tenant is None else TenantCaps(tenant, 0, 0).in_flight_key
-        return strings(self._read(name), "holders")
+        return strings(self._read(in_flight_counter(tenant)), "holders")
 
     def drop(self, job_ids: set[str], tenant: str | None = None) -> None:
         """Free the places of jobs that have ended."""
-        name = IN_FLIGHT_KEY if tenant is None else TenantCaps(tenant, 0, 0).in_flight_key
         if job_ids:
             self.client.update_item(
                 TableName=self.table_name,
-                Key=counter_key(name),
+                Key=counter_key(in_flight_counter(tenant)),
                 UpdateExpression="DELETE holders :jobs",
                 ExpressionAttributeValues={":jobs": to_attr(frozenset(job_ids))},
             )

@@ -414,7 +414,7 @@ class TaskTable:
         }
         maybe = price if state is JobState.UNKNOWN else None
         tally = Tally(day_of(now), tenant, model, maybe=maybe, job_id=job_id, ended=state)
-        return self._update_submitting(job_id, attempt, ending, tally)
+        return self._update_submitting(job_id, attempt, ending, [tally])
 
     def reject(
         self,
@@ -542,7 +542,7 @@ class TaskTable:
         return item_of({"job_id": job_id})
 
     def _update_submitting(
-        self, job_id: str, attempt: str, fields: Fields, tally: Tally | None = None
+        self, job_id: str, attempt: str, fields: Fields, tallies: list[Tally] | None = None
     ) -> Row | None:
         """Change a SUBMITTING row, only if it is still the one this attempt wrote."""
         return self._update(
@@ -553,7 +553,7 @@ class TaskTable:
                 ":expected": to_attr(JobState.SUBMITTING.value),
                 ":attempt": to_attr(attempt),
             },
-            tallies=[tally] if tally else [],
+            tallies=tallies,
         )
 
     def _update_held(
