@@ -9,6 +9,7 @@ CHECKOV_VENV ?= .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 LYRICS ?=
 REAL_API ?=
+CALLBACK ?=
 
 .PHONY: demo local test lint fmt bench chaos emulator build deploy clean
 
@@ -23,9 +24,9 @@ $(CHECKOV_STAMP): .ci/checkov-requirements.txt
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r .ci/checkov-requirements.txt
 	touch $(CHECKOV_STAMP)
 
-## demo: the whole pipeline on the local stack; LYRICS=file.txt for your own, REAL_API=1 (with MUSIC_API_KEY) for the real API
+## demo: the whole pipeline on the local stack; LYRICS=file.txt for your own, REAL_API=1 (with MUSIC_API_KEY) for the real API, CALLBACK=1 for a signed webhook too
 demo: $(STAMP)
-	$(PY) -m local_cloud.demo $(if $(LYRICS),--lyrics "$(LYRICS)") $(if $(REAL_API),--real-api)
+	$(PY) -m local_cloud.demo $(if $(LYRICS),--lyrics "$(LYRICS)") $(if $(REAL_API),--real-api) $(if $(CALLBACK),--callback)
 
 ## local: keep the local stack running for `lyrics-to-song --local ...` (Ctrl-C stops it)
 local: $(STAMP)

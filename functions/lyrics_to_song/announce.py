@@ -13,6 +13,7 @@ from .data.rows import JobState, Row
 from .observability import count, logger
 from .sidecar import sidecar_key
 from .song_store import presigned_url
+from .webhooks import notice_id, queue_webhook
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -38,7 +39,8 @@ def ended(services: Services, row: Row) -> None:
 
 
 def announce(services: Services, row: Row) -> None:
-    """Publish the job's notification and event, then close the row.
+    """Publish the job's notification and event (and queue its webhook, if it has a
+    callback_url), then close the row.
 
     A crash before the row is closed leaves it due with `notified` false, and the next
     poll sends them then; the row is never closed without them.
@@ -54,6 +56,18 @@ def announce(services: Services, row: Row) -> None:
     body = notification_body(row, songs_bucket=settings.audio_bucket_name, song_url=url)
     message_id = publish(services.sns, settings.notify_topic_arn, body)
     event_id = put_event(services.events, settings.event_bus_name, body)
+    webhook = bool(
+        row.callback_url
+        and settings.webhook_queue_url
+        and queue_webhook(
+            services.table,
+            services.sqs,
+            settings.webhook_queue_url,
+            row,
+            body=json.dumps(body, ensure_ascii=False),
+            now=services.clock(),
+        )
+    )
     expires_at = services.clock() + settings.terminal_ttl_days * 86400
     services.table.mark_notified(row.job_id, expires_at=expires_at)
     logger.info(
@@ -62,15 +76,10 @@ def announce(services: Services, row: Row) -> None:
             "status": row.state.value,
             "sns_message_id": message_id,
             "event_id": event_id,
+            "webhook_queued": webhook,
             "error": row.error,
         },
     )
-
-
-def notice_id(row: Row) -> str:
-    """The same on every send of one ending, new for the next ending of the job (after a
-    resubmission): the job id and the ending's number, 1 for the first."""
-    return f"{row.job_id}.{row.resubmits + 1}"
 
 
 def notification_body(row: Row, *, songs_bucket: str, song_url: str | None) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpcore
@@ -22,6 +22,18 @@ from .errors import RefusedAudioSource
 
 MAX_REDIRECTS = 3
 _BLOCKED = ("loopback", "link_local", "private", "multicast", "reserved", "unspecified")
+
+
+def blocked_kind(address: str) -> str | None:
+    """What makes an address one never to connect to ("link-local", "private", ...), or
+    None for a public one. Loopback is among them: callers that allow it say so."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    for kind in _BLOCKED:
+        if getattr(ip, f"is_{kind}"):
+            return kind.replace("_", "-")
+    return None
 
 
 def is_loopback_host(host: str) -> bool:
@@ -65,17 +77,12 @@ class AudioOrigins:
         return parsed
 
     def check_address(self, host: str, address: str) -> None:
-        ip = ipaddress.ip_address(address)
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-            ip = ip.ipv4_mapped
-        if self.local and ip.is_loopback:
+        kind = blocked_kind(address)
+        if kind is None or (self.local and kind == "loopback"):
             return
-        for kind in _BLOCKED:
-            if getattr(ip, f"is_{kind}"):
-                raise RefusedAudioSource(
-                    f"the audio host {host} resolves to a {kind.replace('_', '-')} address "
-                    f"({ip}): refused"
-                )
+        raise RefusedAudioSource(
+            f"the audio host {host} resolves to a {kind} address ({address}): refused"
+        )
 
     def sends_key(self, url: httpx.URL) -> bool:
         """The key goes with a download only to the API's own origin, and never over plain
@@ -84,12 +91,16 @@ class AudioOrigins:
         return same_origin and (url.scheme == "https" or self.local)
 
 
+# Raises when a host's address must not be reached: (host, address) -> None.
+AddressCheck = Callable[[str, str], None]
+
+
 class _CheckedNetwork(httpcore.SyncBackend):
     """Resolves each host itself, refuses the whole name if any of its addresses is
     internal, and connects to an address it checked."""
 
-    def __init__(self, origins: AudioOrigins) -> None:
-        self._origins = origins
+    def __init__(self, check: AddressCheck) -> None:
+        self._check = check
 
     def connect_tcp(
         self,
@@ -105,21 +116,21 @@ class _CheckedNetwork(httpcore.SyncBackend):
             raise httpcore.ConnectError(f"could not resolve {host}: {exc}") from None
         addresses = [str(info[4][0]) for info in found]
         for address in addresses:
-            self._origins.check_address(host, address)
+            self._check(host, address)
         return super().connect_tcp(addresses[0], port, timeout, local_address, socket_options)
 
 
 class CheckedTransport(httpx.HTTPTransport):
-    """httpx's transport with every connection's address checked (proxies from the
-    environment are not used: a proxy would make the connection instead)."""
+    """httpx's transport with every connection's address checked by `check` (proxies
+    from the environment are not used: a proxy would make the connection instead)."""
 
-    def __init__(self, origins: AudioOrigins) -> None:
+    def __init__(self, check: AddressCheck) -> None:
         super().__init__(trust_env=False)
         # httpx builds its pool without a way to choose the network; this is that pool
         # with the checked one (tests/unit/test_audio_origins.py proves it is in effect).
         self._pool = httpcore.ConnectionPool(
             ssl_context=httpx.create_ssl_context(trust_env=False),
-            network_backend=_CheckedNetwork(origins),
+            network_backend=_CheckedNetwork(check),
             max_connections=10,
             max_keepalive_connections=10,
             keepalive_expiry=5.0,

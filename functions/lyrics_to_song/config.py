@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from .audio_origins import is_loopback_host
+from .callbacks import CallbackRules
 from .check_timing import PRIOR_SECONDS
 from .data.rows import Price
 from .errors import ConfigError
@@ -63,6 +64,22 @@ class Settings:
     download_deadline_seconds: float
     price: Price
     tenant_from_key: bool  # a lyric file's first folder names its tenant
+    webhook_queue_url: str | None  # None: this stack sends no webhooks
+    callback_rules: CallbackRules
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """What the webhook function reads (docs/webhooks.md: Delivery)."""
+
+    tasks_table_name: str
+    queue_url: str  # the webhooks queue: a failed attempt's message waits there
+    secret_arn: str | None  # the signing secret in Secrets Manager (deployed)
+    secret: str | None  # the signing secret itself (local runs)
+    callback_rules: CallbackRules
+    timeout_seconds: float  # for one POST, connecting included
+    first_retry_seconds: int  # the first wait after a failed attempt; each later one doubles
+    retry_window_seconds: int  # after this long since the ending, a failed attempt is the last
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -133,9 +150,7 @@ def seconds_range(
     return bounds
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Read and check every variable; the first problem raises a ConfigError naming it."""
-    env = os.environ if env is None else env
+def _api_base_url(env: Mapping[str, str]) -> str:
     base_url = env.get("MUSIC_API_BASE_URL", "").strip() or DEFAULT_API_BASE_URL
     parsed = urlparse(base_url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
@@ -147,6 +162,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "environment variable MUSIC_API_BASE_URL must be https (the key would go out in "
             f"clear text; plain http is for an emulator on loopback only), got {base_url!r}"
         )
+    return base_url.rstrip("/")
+
+
+def _callback_rules(env: Mapping[str, str], api_base_url: str) -> CallbackRules:
+    """CALLBACK_HOSTS; a local run (the API on loopback) may call receivers on loopback."""
+    local = is_loopback_host(urlparse(api_base_url).hostname or "")
+    return CallbackRules.of(_hosts(env, "CALLBACK_HOSTS"), local=local)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and check every variable; the first problem raises a ConfigError naming it."""
+    env = os.environ if env is None else env
+    base_url = _api_base_url(env)
     secret_arn = env.get("MUSIC_API_KEY_SECRET_ARN", "").strip() or None
     api_key = env.get("MUSIC_API_KEY", "").strip() or None
     if secret_arn is None and api_key is None:
@@ -164,7 +192,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         audio_bucket_name=_required(env, "AUDIO_BUCKET_NAME"),
         notify_topic_arn=topic,
         event_bus_name=env.get("EVENT_BUS_NAME", "").strip() or "default",
-        api_base_url=base_url.rstrip("/"),
+        api_base_url=base_url,
         # At most 30: the submit function keeps 40 s for one call when it starts a record.
         api_timeout_seconds=_int(env, "MUSIC_API_TIMEOUT_SECONDS", 30, 1, 30),
         api_key_secret_arn=secret_arn,
@@ -200,6 +228,31 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         download_deadline_seconds=float(_int(env, "DOWNLOAD_DEADLINE_SECONDS", 90, 5, 180)),
         price=_price(env),
         tenant_from_key=_tenant_rule(env),
+        webhook_queue_url=env.get("WEBHOOK_QUEUE_URL", "").strip() or None,
+        callback_rules=_callback_rules(env, base_url),
+    )
+
+
+def load_webhook_settings(env: Mapping[str, str] | None = None) -> WebhookSettings:
+    """The webhook function's variables, checked like the others."""
+    env = os.environ if env is None else env
+    secret_arn = env.get("WEBHOOK_SECRET_ARN", "").strip() or None
+    secret = env.get("WEBHOOK_SECRET", "").strip() or None
+    if secret_arn is None and secret is None:
+        raise ConfigError(
+            "environment variable WEBHOOK_SECRET_ARN (deployed) or WEBHOOK_SECRET "
+            "(local runs) is required and neither is set"
+        )
+    return WebhookSettings(
+        tasks_table_name=_required(env, "TASKS_TABLE_NAME"),
+        queue_url=_required(env, "WEBHOOK_QUEUE_URL"),
+        secret_arn=secret_arn,
+        secret=secret,
+        callback_rules=_callback_rules(env, _api_base_url(env)),
+        timeout_seconds=float(_int(env, "WEBHOOK_TIMEOUT_SECONDS", 10, 1, 30)),
+        first_retry_seconds=_int(env, "WEBHOOK_FIRST_RETRY_SECONDS", 30, 1, 900),
+        # At least a day on AWS (the template's WebhookRetryHours); tests go shorter.
+        retry_window_seconds=_int(env, "WEBHOOK_RETRY_SECONDS", 24 * 3600, 10, 7 * 24 * 3600),
     )
 
 

@@ -3,6 +3,7 @@
     LyricsToSongError              the base of all of them
     ├── ConfigError                a setting is missing or malformed: the function cannot start
     ├── InvalidRequest             input the user must fix: the job ends FAILED, nothing paid
+    │   └── RefusedCallback        its callback_url may not be called (also when delivering)
     ├── MusicApiError              an API call gave no usable answer; its `kind` says what next:
     │                                PERMANENT  the request is wrong: the job ends FAILED
     │                                ACCOUNT    bad key or no credits: the job waits for the owner
@@ -39,6 +40,11 @@ class ConfigError(LyricsToSongError, ValueError):
 
 class InvalidRequest(LyricsToSongError, ValueError):
     """Input a user must fix: the message names the field and the rule it broke."""
+
+
+class RefusedCallback(InvalidRequest):
+    """A callback_url that is not https, carries credentials, is not on CALLBACK_HOSTS,
+    or reaches a loopback, private or otherwise internal address (docs/webhooks.md)."""
 
 
 class ErrorKind(StrEnum):

@@ -20,7 +20,7 @@ from .errors import InvalidRequest
 from .requests import SongRequest, decode_json, json_type, parse_request
 
 LYRIC_FILE_SUFFIXES = (".txt", ".json")
-FRONT_MATTER_FIELDS = ("prompt", "bitrate", "sample_rate", "model")
+FRONT_MATTER_FIELDS = ("prompt", "bitrate", "sample_rate", "model", "callback_url")
 _FENCE = "---"
 
 

@@ -66,7 +66,7 @@ class MusicApiClient:
         self.origins = AudioOrigins(self.base_url, audio_hosts)
         # No proxies from the environment: the checked transport connects by itself.
         self.downloads = downloads or httpx.Client(
-            transport=CheckedTransport(self.origins), trust_env=False
+            transport=CheckedTransport(self.origins.check_address), trust_env=False
         )
         self._status_timeout = httpx.Timeout(
             connect=5.0, read=min(read_timeout, STATUS_READ_TIMEOUT), write=5.0, pool=5.0

@@ -31,6 +31,7 @@ REQUEST_FIELDS = (
     "request_id",
     "metadata",
     "tenant",
+    "callback_url",
 )
 _MODEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _REQUEST_ID_PATTERN = re.compile(r"^[\x21-\x7e]+$")
@@ -84,6 +85,7 @@ class SongRequest:
     request_id: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     tenant: str = DEFAULT_TENANT
+    callback_url: str | None = None  # checked against CALLBACK_HOSTS and DNS by submit
 
     def api_body(self) -> dict[str, Any]:
         """The JSON body of `POST /api/v1/audio/music`."""
@@ -104,6 +106,8 @@ class SongRequest:
             item["metadata"] = dict(self.metadata)
         if self.tenant != DEFAULT_TENANT:  # so requests made before tenants keep their identity
             item["tenant"] = self.tenant
+        if self.callback_url is not None:
+            item["callback_url"] = self.callback_url
         return item
 
     def fingerprint(self) -> str:
@@ -169,6 +173,9 @@ def parse_request(data: Any, default_model: str, default_prompt: str | None = No
             f"'request_id' must be a string of 1 to {MAX_REQUEST_ID_CHARS} printable ASCII "
             f"characters without spaces; got {request_id!r}"
         )
+    callback_url = data.get("callback_url")
+    if callback_url is not None and (not isinstance(callback_url, str) or not callback_url.strip()):
+        raise InvalidRequest(f"'callback_url' must be an https URL, got {callback_url!r}")
     metadata = data.get("metadata") or {}
     if not isinstance(metadata, Mapping):
         raise InvalidRequest(f"'metadata' must be a JSON object, got {json_type(metadata)}")
@@ -183,4 +190,5 @@ def parse_request(data: Any, default_model: str, default_prompt: str | None = No
         request_id=request_id,
         metadata=dict(metadata),
         tenant=check_tenant(data["tenant"], "'tenant'") if "tenant" in data else DEFAULT_TENANT,
+        callback_url=callback_url.strip() if callback_url is not None else None,
     )

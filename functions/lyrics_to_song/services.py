@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .config import Settings
+import httpx
+
+from .audio_origins import CheckedTransport
+from .callbacks import Resolver
+from .config import Settings, WebhookSettings
 from .data.caps import Budget
 from .data.pace import PollWatch, SongTimes, StatusBudget
 from .data.task_table import TaskTable
-from .errors import ErrorKind, MusicApiError
+from .errors import ConfigError, ErrorKind, MusicApiError
 from .music_api import MusicApiClient
+from .webhook_delivery import WebhookServices
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -36,6 +42,7 @@ class Services:
     poll_watch: PollWatch
     clock: Callable[[], float] = field(default=time.time)
     sleep: Callable[[float], None] = field(default=time.sleep)
+    resolve: Resolver = field(default=socket.getaddrinfo)  # a callback host's addresses
 
 
 def api_key_source(settings: Settings, secrets_client: object | None = None) -> Callable[[], str]:
@@ -125,6 +132,51 @@ def build_services(
         poll_watch=PollWatch(dynamodb, settings.spending_table_name),
         clock=clock,
         sleep=sleep,
+    )
+
+
+def webhook_secret_source(
+    settings: WebhookSettings, secrets_client: object | None = None
+) -> Callable[[], str]:
+    """The signing secret: Secrets Manager's (cached by Powertools) or WEBHOOK_SECRET.
+    Unreadable, it is an error of the invocation: the batch waits on the queue."""
+    if settings.secret_arn is None:
+        secret = settings.secret or ""
+        return lambda: secret
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    provider = SecretsProvider(boto3_client=secrets_client)  # type: ignore[arg-type]
+    arn = settings.secret_arn
+
+    def fetch() -> str:
+        value = provider.get(arn, max_age=300)
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"the webhook signing secret {arn} has no value")
+        return value.strip()
+
+    return fetch
+
+
+def build_webhook_services(
+    settings: WebhookSettings, *, client: Callable[[str], Any] | None = None
+) -> WebhookServices:
+    """The webhook function's clients: its table, its queue, the secret, and an http
+    client that checks every connection's address and follows no redirect."""
+    client = client or _boto3_clients()
+    timeout = settings.timeout_seconds
+    return WebhookServices(
+        settings=settings,
+        table=TaskTable(client("dynamodb"), settings.tasks_table_name),
+        sqs=client("sqs"),
+        http=httpx.Client(
+            transport=CheckedTransport(settings.callback_rules.check_address),
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            follow_redirects=False,
+            trust_env=False,
+        ),
+        secret=webhook_secret_source(
+            settings, client("secretsmanager") if settings.secret_arn else None
+        ),
     )
 
 

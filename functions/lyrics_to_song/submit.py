@@ -14,7 +14,14 @@ from .announce import ended
 from .data.caps import Cap
 from .data.rows import DEFAULT_TENANT, JobState
 from .data.task_table import AlreadyKnown, Started, StartResult
-from .errors import ErrorKind, InvalidRequest, MusicApiError, OverBudget, RetryLater
+from .errors import (
+    ErrorKind,
+    InvalidRequest,
+    MusicApiError,
+    OverBudget,
+    RefusedCallback,
+    RetryLater,
+)
 from .lyric_files import parse_lyric_file
 from .observability import count, credits_spent, logger
 from .requests import SongRequest, parse_request
@@ -109,8 +116,15 @@ def defer(services: Services, body: str, delay: int) -> None:
     )
 
 
-def _reject(services: Services, job: Job, reason: str, tenant: Any = DEFAULT_TENANT) -> Outcome:
-    """End a job whose input is unusable; `tenant`, the one it named, if valid."""
+def _reject(
+    services: Services,
+    job: Job,
+    reason: str,
+    tenant: Any = DEFAULT_TENANT,
+    callback_url: Any = None,
+) -> Outcome:
+    """End a job whose input is unusable; `tenant` and `callback_url`, the ones it
+    named, if they are usable (a caller outside AWS hears why through its webhook)."""
     now = services.clock()
     logger.warning("job rejected", extra={"reason": reason, "source": job.source})
     row = services.table.reject(
@@ -121,6 +135,7 @@ def _reject(services: Services, job: Job, reason: str, tenant: Any = DEFAULT_TEN
         now=now,
         lease_seconds=services.settings.submit_lease_seconds,
         tenant=tenant if is_tenant(tenant) else DEFAULT_TENANT,
+        callback_url=_usable_callback(services, callback_url),
     )
     if row is None:
         return Outcome.DUPLICATE
@@ -129,10 +144,44 @@ def _reject(services: Services, job: Job, reason: str, tenant: Any = DEFAULT_TEN
     return Outcome.REJECTED
 
 
+def _callback_url(
+    services: Services, own: str | None, default: str | None = None, tenant: str = DEFAULT_TENANT
+) -> str | None:
+    """The job's callback: its own, else its tenant's default; checked, text and
+    addresses, before anything is paid (RefusedCallback says why not)."""
+    url = own or default
+    if url is None:
+        return None
+    where = "'callback_url'" if own else f"tenant {tenant}'s default callback_url"
+    if services.settings.webhook_queue_url is None:
+        raise RefusedCallback(f"{where} is set, but this stack sends no webhooks")
+    rules = services.settings.callback_rules
+    checked = rules.check_url(url, where)
+    rules.check_resolved(checked, services.resolve, where)
+    return checked
+
+
+def _usable_callback(services: Services, url: Any) -> str | None:
+    """A rejected request's callback, if it is one that may be called; else None."""
+    if url is None:
+        return None
+    try:
+        return _callback_url(services, url)
+    except (InvalidRequest, RetryLater):
+        return None
+
+
 def submit_request(services: Services, job: Job, request: SongRequest) -> Outcome:
     """Write the row, then pay: the order that makes a redelivery harmless."""
     logger.thread_safe_append_keys(job_id=job.job_id)
     request_json = json.dumps(request.as_item(), ensure_ascii=False, sort_keys=True)
+    terms = services.budget.terms_of(request.tenant)
+    try:
+        callback_url = _callback_url(
+            services, request.callback_url, terms.callback_url, request.tenant
+        )
+    except RefusedCallback as exc:
+        return _reject(services, job, f"invalid song request: {exc}", request.tenant)
     attempt = _start(
         services,
         job.job_id,
@@ -145,11 +194,10 @@ def submit_request(services: Services, job: Job, request: SongRequest) -> Outcom
             model=request.model,
             now=now,
             lease_seconds=services.settings.submit_lease_seconds,
-            reservation=services.budget.reserve(
-                job.job_id, now, services.budget.caps_of(request.tenant)
-            ),
+            reservation=services.budget.reserve(job.job_id, now, terms.caps),
             tenant=request.tenant,
             price=services.settings.price,
+            callback_url=callback_url,
         ),
     )
     if attempt is None:
@@ -361,7 +409,9 @@ def submit_lyric_object(services: Services, obj: LyricObject) -> Outcome:
             default_model=settings.model,
         )
     except InvalidRequest as exc:
-        return _reject(services, job, str(exc))
+        return _reject(services, job, str(exc), callback_url=metadata.get("callback_url"))
+    if request.callback_url is None and metadata.get("callback_url"):
+        request = dataclasses.replace(request, callback_url=metadata["callback_url"].strip())
     return submit_request(services, job, dataclasses.replace(request, tenant=tenant))
 
 
@@ -371,8 +421,14 @@ def submit_queued(services: Services, queued: QueuedRequest) -> Outcome:
         request = parse_request(queued.body, services.settings.model)
     except InvalidRequest as exc:
         logger.thread_safe_append_keys(job_id=job.job_id)
-        tenant = queued.body.get("tenant") if isinstance(queued.body, dict) else None
-        return _reject(services, job, f"invalid song request: {exc}", tenant)
+        body = queued.body if isinstance(queued.body, dict) else {}
+        return _reject(
+            services,
+            job,
+            f"invalid song request: {exc}",
+            body.get("tenant"),
+            body.get("callback_url"),
+        )
     return submit_request(services, job, request)
 
 

@@ -20,6 +20,7 @@ from lyrics_to_song.data.rows import JobState
 from lyrics_to_song.data.task_table import TaskTable
 
 from .emulator import MusicApiEmulator, RunningEmulator
+from .receiver import WebhookReceiver
 from .runtime import WRAP_UP_SECONDS, LocalLambda
 from .stack import MotoServer, Stack, provision
 from .watch import read_notifications, subscribe_queue
@@ -44,6 +45,13 @@ def run(args: argparse.Namespace) -> int:
     if not lyrics.is_file():
         print(f"error: lyric file {lyrics} does not exist", file=sys.stderr)
         return 2
+    if args.callback and args.real_api:
+        print(
+            "error: --callback needs the emulator: with the real API the stack refuses a "
+            "receiver on loopback, as it would on AWS",
+            file=sys.stderr,
+        )
+        return 2
     out_dir = Path(args.out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -54,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     )
     running: RunningEmulator | None = None
     emulator: MusicApiEmulator | None = None
+    receiver: WebhookReceiver | None = None
     extra_env = {
         "POWERTOOLS_LOG_LEVEL": "DEBUG" if args.verbose else "WARNING",
         "POWERTOOLS_METRICS_DISABLED": "true",
@@ -93,12 +102,29 @@ def run(args: argparse.Namespace) -> int:
         say("secret", "API key stored in the Secrets Manager secret the functions read")
         watch_url = subscribe_queue(stack, "demo-notifications")
         runtime = LocalLambda(stack, extra_env)
+        metadata = {}
+        if args.callback:
+            receiver = WebhookReceiver(stack.webhook_secret())
+            metadata["callback_url"] = receiver.url
+            say("webhook", f"a receiver on {receiver.url} checks each webhook's signature")
 
         key = lyrics.name
-        stack.client("s3").put_object(Bucket=stack.lyrics_bucket, Key=key, Body=lyrics.read_bytes())
+        stack.client("s3").put_object(
+            Bucket=stack.lyrics_bucket, Key=key, Body=lyrics.read_bytes(), Metadata=metadata
+        )
         say("upload", f"{lyrics} -> s3://{stack.lyrics_bucket}/{key}")
-        return follow(stack, runtime, watch_url, out_dir=out_dir, args=args, emulator=emulator)
+        return follow(
+            stack,
+            runtime,
+            watch_url,
+            out_dir=out_dir,
+            args=args,
+            emulator=emulator,
+            receiver=receiver,
+        )
     finally:
+        if receiver:
+            receiver.stop()
         if running:
             running.stop()
         moto.stop()
@@ -112,6 +138,7 @@ def follow(
     out_dir: Path,
     args: argparse.Namespace,
     emulator: MusicApiEmulator | None = None,
+    receiver: WebhookReceiver | None = None,
 ) -> int:
     """Run the event sources as AWS would (the queues every second, the schedule every
     minute) until the notification arrives; report every change seen."""
@@ -125,9 +152,10 @@ def follow(
     )
     sources.start()
     try:
-        return _watch(
+        code = _watch(
             stack, watch_url, out_dir=out_dir, args=args, emulator=emulator, errors=errors
         )
+        return code if code or receiver is None else _webhook(receiver, stack)
     finally:
         stop.set()
         sources.join(timeout=WRAP_UP_SECONDS + 5)
@@ -185,6 +213,23 @@ def _watch(
     return 1
 
 
+def _webhook(receiver: WebhookReceiver, stack: Stack) -> int:
+    """Wait for the song's webhook at the demo's receiver, and say what it got."""
+    tasks = TaskTable(stack.client("dynamodb"), stack.tasks_table)
+    (row,) = list(tasks.rows())
+    delivery_id = f"{row.job_id}.{row.resubmits + 1}"
+    found = receiver.wait_for(delivery_id, timeout=30.0)
+    if found is None:
+        say("webhook", f"no webhook {delivery_id} within 30 s")
+        return 1
+    say(
+        "webhook",
+        f"delivered: POST {receiver.url}, delivery id {found.delivery_id}, status "
+        f"{found.notice['status']}, signature verified with the stack's signing secret",
+    )
+    return 0
+
+
 def _how_soon(emulator: MusicApiEmulator | None, note: dict[str, Any]) -> str:
     """How long after the emulator finished the song it was announced."""
     task = emulator.tasks.get(str(note.get("task_id"))) if emulator else None
@@ -220,6 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--timeout", type=float, default=None, help="give up after this many seconds"
+    )
+    parser.add_argument(
+        "--callback",
+        action="store_true",
+        help="also announce the song to a webhook receiver run here, and check its signature",
     )
     parser.add_argument("--verbose", action="store_true", help="show the functions' own log lines")
     args = parser.parse_args(argv)

@@ -1,8 +1,8 @@
 """Lambda, played locally: the real handlers, invoked with the events AWS would send.
 
-- the SQS event sources: receive a batch from the jobs queue (or the poll-wake queue),
-  invoke the submit (or poll) function, delete what succeeded, leave the reported
-  failures for redelivery;
+- the SQS event sources: receive a batch from the jobs queue (or the poll-wake queue,
+  or the webhooks queue), invoke the submit (or poll, or webhook) function, delete what
+  succeeded, leave the reported failures for redelivery;
 - the schedule: invoke the poll function with an EventBridge Scheduler event.
 """
 
@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from importlib import import_module
 from typing import Any
 
-from .stack import REGION, Stack, aws_environment, environment
+from .stack import FUNCTIONS, REGION, Stack, aws_environment, environment
 
 # How long serving waits for each invocation to wrap up once told to stop (a poll run
 # sleeps at most 5 s between sweeps).
@@ -82,7 +82,7 @@ class LocalLambda:
         self.extra_env = dict(extra_env or {})
         self.sqs = stack.client("sqs")
         self.stopping: threading.Event | None = None  # the contexts' signal to wrap up
-        for logical_id in ("SubmitFunction", "PollFunction"):
+        for logical_id in FUNCTIONS:
             self.cold_start(logical_id)
 
     def _environment(self, logical_id: str) -> dict[str, str]:
@@ -126,6 +126,11 @@ class LocalLambda:
     def deliver_wakes(self) -> BatchResult:
         """One poll of the poll-wake queue's event source (a poll run woken by a submission)."""
         return self.deliver("PollFunction", "Wake")
+
+    def deliver_webhooks(self) -> BatchResult:
+        """One poll of the webhooks queue's event source; a failed attempt's message stays
+        hidden for as long as the function said."""
+        return self.deliver("WebhookFunction", "Webhooks")
 
     def deliver(
         self, logical_id: str, event_name: str, retry_delay_seconds: int | None = None
@@ -221,6 +226,7 @@ class LocalLambda:
                 try:
                     self.deliver_jobs(retry_delay_seconds=2)
                     invoke(self.deliver_wakes)
+                    invoke(self.deliver_webhooks)
                 except Exception as exc:  # AWS unreachable for a moment: read again later
                     on_error(exc)
                 stop.wait(queue_seconds)

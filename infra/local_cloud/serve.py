@@ -3,8 +3,8 @@
 moto's server listens on a fixed loopback port (the command line's `--local`), the
 stack is provisioned from template.yaml and recorded in moto's CloudFormation with its
 outputs, and a thread plays the event sources as AWS does: the queues feed the submit
-function (jobs) and the poll function (wakes) every second, and the schedule starts a
-poll run every minute.
+function (jobs), the poll function (wakes) and the webhook function every second, and
+the schedule starts a poll run every minute.
 """
 
 from __future__ import annotations
@@ -20,12 +20,15 @@ from typing import Any
 from lyrics_cli.stack_target import DEFAULT_STACK_NAME, LOCAL_PORT
 
 from .emulator import MusicApiEmulator, RunningEmulator
+from .receiver import Delivery, WebhookReceiver
 from .runtime import WRAP_UP_SECONDS, LocalLambda
 from .stack import MotoServer, Stack, provision, register_outputs
 from .watch import read_notifications, subscribe_queue
 
-# The emulator's port under `make local`, so its fault switches are at a known address.
+# The emulator's port under `make local`, so its fault switches are at a known address,
+# and the webhook receiver's, so a callback_url can name it.
 LOCAL_API_PORT = 4567
+LOCAL_RECEIVER_PORT = 4568
 
 
 class LocalService:
@@ -36,6 +39,7 @@ class LocalService:
         *,
         port: int = LOCAL_PORT,
         api_port: int = 0,
+        receiver_port: int = 0,
         stack_name: str = DEFAULT_STACK_NAME,
         emulator: MusicApiEmulator | None = None,
         tick_seconds: float = 1.0,
@@ -53,6 +57,9 @@ class LocalService:
         )
         register_outputs(self.stack)
         self.stack.store_api_key(self.emulator.api_key)
+        self.receiver = WebhookReceiver(
+            self.stack.webhook_secret(), port=receiver_port, on_delivery=_said_webhook
+        )
         self.runtime = LocalLambda(
             self.stack,
             {
@@ -99,8 +106,19 @@ class LocalService:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=WRAP_UP_SECONDS + 10)
+        self.receiver.stop()
         self.api.stop()
         self.moto.stop()
+
+
+def _said_webhook(delivery: Delivery) -> None:
+    stamp = time.strftime("%H:%M:%S")
+    check = "signature verified" if delivery.verified else "SIGNATURE DOES NOT VERIFY"
+    print(
+        f"[{stamp}] webhook {delivery.delivery_id} received ({check}), answered "
+        f"{delivery.answered}",
+        flush=True,
+    )
 
 
 def _say(note: dict[str, Any]) -> None:
@@ -119,6 +137,12 @@ def main(argv: list[str] | None = None) -> int:
         "--api-port", type=int, default=LOCAL_API_PORT, help="the music API emulator's port (4567)"
     )
     parser.add_argument(
+        "--hook-port",
+        type=int,
+        default=LOCAL_RECEIVER_PORT,
+        help="the webhook receiver's port (4568)",
+    )
+    parser.add_argument(
         "--delay", type=float, default=5.0, help="emulator: seconds until a song is ready"
     )
     args = parser.parse_args(argv)
@@ -126,12 +150,14 @@ def main(argv: list[str] | None = None) -> int:
         service = LocalService(
             port=args.port,
             api_port=args.api_port,
+            receiver_port=args.hook_port,
             emulator=MusicApiEmulator(completion_delay=args.delay),
         )
     except OSError as exc:
         hint = (
-            f"port {args.port} or {args.api_port} is in use: is `make local` already running? "
-            "Stop it, or serve on other ports (--port N --api-port M) and reach them with "
+            f"port {args.port}, {args.api_port} or {args.hook_port} is in use: is `make local` "
+            "already running? Stop it, or serve on other ports (--port N --api-port M "
+            "--hook-port H) and reach them with "
             "--local --endpoint-url http://127.0.0.1:N"
             if exc.errno == errno.EADDRINUSE
             else f"cannot serve on 127.0.0.1:{args.port}: {exc}"
@@ -148,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         f"use it with: lyrics-to-song {target} submit examples/neon-rain.txt\n"
         f"make the next songs fail: curl -d '{{\"fail_tasks\": true}}' "
         f"{service.api.url}/_emulator/faults (docs/emulator.md lists the switches)\n"
+        f"a webhook receiver that checks signatures: --callback-url {service.receiver.url}\n"
         "Ctrl-C stops it (everything is in memory and goes with it)",
         flush=True,
     )

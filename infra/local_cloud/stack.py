@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import socket
+import string
 import threading
 import uuid
 import warnings
@@ -34,7 +36,7 @@ from .template import (
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
-FUNCTIONS = ("SubmitFunction", "PollFunction")
+FUNCTIONS = ("SubmitFunction", "PollFunction", "WebhookFunction")
 
 
 @dataclass
@@ -81,6 +83,13 @@ class Stack:
     @property
     def secret_arn(self) -> str:
         return self.refs["MusicApiKeySecret"]
+
+    def webhook_secret(self) -> str:
+        """The key webhooks are signed with, as a receiver would be given it."""
+        secret = self.client("secretsmanager").get_secret_value(
+            SecretId=self.refs["WebhookSigningSecret"]
+        )
+        return str(secret["SecretString"])
 
     def store_api_key(self, key: str) -> None:
         """Put the music API key in the secret the functions read it from."""
@@ -150,8 +159,13 @@ class _Provisioner:
 
     def secrets(self) -> None:
         for logical, spec in self.of_type("AWS::SecretsManager::Secret").items():
+            props = self.props(spec)
+            value = {}
+            if "GenerateSecretString" in props:  # a random value, as CloudFormation makes one
+                length = int(props["GenerateSecretString"].get("PasswordLength", 32))
+                value = {"SecretString": _random_text(length)}
             self.refs[logical] = self.client("secretsmanager").create_secret(
-                Name=self.name(logical), Description=self.props(spec).get("Description", "")
+                Name=self.name(logical), Description=props.get("Description", ""), **value
             )["ARN"]
 
     def topics(self) -> None:
@@ -228,6 +242,11 @@ class _Provisioner:
                     Bucket=self.refs[logical],
                     NotificationConfiguration={"QueueConfigurations": queue_configs},
                 )
+
+
+def _random_text(length: int) -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
 def _key_filter(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from lyrics_to_song.callbacks import CallbackRules
 from lyrics_to_song.check_timing import PRIOR_SECONDS, LikelyWindow
 from lyrics_to_song.check_timing import likely_window as learned_window
 from lyrics_to_song.config import (
@@ -20,7 +21,7 @@ from lyrics_to_song.config import (
     DEFAULT_PROMPT,
     seconds_range,
 )
-from lyrics_to_song.data.caps import Budget, TenantCaps, TenantCapsStore, day_of
+from lyrics_to_song.data.caps import Budget, TenantCaps, TenantStore, day_of
 from lyrics_to_song.data.pace import SongTimes
 from lyrics_to_song.data.rows import RESUBMITTABLE, JobState, Row
 from lyrics_to_song.data.task_table import TaskTable
@@ -129,6 +130,26 @@ def lyric_key(key: str) -> str:
     if len(key.encode()) > MAX_KEY_BYTES:
         raise CliError(f"S3 keys are at most {MAX_KEY_BYTES} bytes", ExitCode.USAGE)
     return f"{stem}.{suffix.lower()}"
+
+
+def check_callback(url: str, where: str, *, local: bool) -> str:
+    """What can be known of a callback URL here (https, no credentials, no internal
+    address written out; a local stack may call loopback over http); the stack checks
+    the rest (its CALLBACK_HOSTS, DNS)."""
+    try:
+        return CallbackRules(local=local).check_url(url, where)
+    except InvalidRequest as exc:
+        raise CliError(str(exc), ExitCode.USAGE) from None
+
+
+def tenant_callback(cloud: Cloud, tenant: str) -> str | None:
+    return _caps_store(cloud).terms(tenant).callback_url
+
+
+def set_tenant_callback(cloud: Cloud, tenant: str, url: str | None) -> None:
+    """The tenant's default callback_url (None removes it); the submit function reads it
+    at each submission."""
+    _caps_store(cloud).set_callback(tenant, url)
 
 
 def check_request(body: dict[str, Any]) -> None:
@@ -306,14 +327,14 @@ class CapsUse:
     in_flight: int  # its songs in flight now
 
 
-def _caps_store(cloud: Cloud) -> TenantCapsStore:
+def _caps_store(cloud: Cloud) -> TenantStore:
     if not cloud.spending_table:
         raise CliError(
             f"stack {cloud.stack_name!r} has no SpendingTableName output: deploy it again "
             "(make deploy) to manage tenants' caps",
             ExitCode.ENVIRONMENT,
         )
-    return TenantCapsStore(cloud.dynamodb, cloud.spending_table)
+    return TenantStore(cloud.dynamodb, cloud.spending_table)
 
 
 def check_job_tenant(tenant: str) -> str:

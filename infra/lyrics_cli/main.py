@@ -33,7 +33,7 @@ MISSING_AFTER_SECONDS = 60.0
 # The reader of our output went away (`list | head`): the code a shell gives for SIGPIPE.
 OUTPUT_CLOSED = 141
 # The request fields a lyric file can set (front matter or JSON) and their flags.
-FILE_FIELDS = ("prompt", "bitrate", "sample_rate", "model")
+FILE_FIELDS = ("prompt", "bitrate", "sample_rate", "model", "callback_url")
 
 
 def _number(kind: type[int] | type[float], *, minimum: float, above: bool) -> Any:
@@ -135,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the producer it is for (README: Producers and what they spend); default "
         "'default', or for a FILE the stack's rule (its metadata, or its first folder)",
     )
+    submit.add_argument(
+        "--callback-url",
+        metavar="URL",
+        help="https URL that gets the job's notice, signed, when it ends (docs/webhooks.md)",
+    )
     submit.add_argument("--wait", action="store_true", help="then wait for the song")
     submit.add_argument(
         "-q", "--quiet", action="store_true", help="print only the job id (for scripts)"
@@ -175,6 +180,18 @@ def build_parser() -> argparse.ArgumentParser:
     resubmit.add_argument("--wait", action="store_true", help="then wait for the new ending")
     _wait_options(resubmit)
 
+    _tenant_commands(command)
+
+    # Listed for --help; main() hands their arguments to the local stack's tools unparsed.
+    commands.add_parser(
+        "demo", help="run the whole pipeline on this machine and write an MP3 (dev extras)"
+    )
+    commands.add_parser("local", help="keep the local stack running for --local (dev extras)")
+    return parser
+
+
+def _tenant_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """The commands about producers: their caps, their default callback, what they spent."""
     caps = command(
         "caps",
         "show or set a tenant's own caps (songs per UTC day, songs in flight), beside the "
@@ -184,6 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
     caps.add_argument("--tenant", help="the tenant (show: all of them when not given)")
     caps.add_argument("--per-day", type=POSITIVE_INT, help="set: songs submitted per UTC day")
     caps.add_argument("--in-flight", type=POSITIVE_INT, help="set: songs being made at once")
+
+    callback = command(
+        "callback",
+        "show, set or remove a tenant's default callback_url: the webhook of its jobs that "
+        "name none (docs/webhooks.md)",
+    )
+    callback.add_argument("action", choices=["show", "set", "unset"])
+    callback.add_argument("--tenant", required=True, help="the tenant ('default' for the rest)")
+    callback.add_argument("--url", help="set: the https URL")
 
     spend = command(
         "spend",
@@ -195,13 +221,6 @@ def build_parser() -> argparse.ArgumentParser:
     span.add_argument("--since", help="YYYY-MM-DD: from that day to today")
     spend.add_argument("--tenant", help="only this tenant")
     spend.add_argument("--by", choices=GROUPINGS, default="tenant", help="group by (tenant)")
-
-    # Listed for --help; main() hands their arguments to the local stack's tools unparsed.
-    commands.add_parser(
-        "demo", help="run the whole pipeline on this machine and write an MP3 (dev extras)"
-    )
-    commands.add_parser("local", help="keep the local stack running for --local (dev extras)")
-    return parser
 
 
 def _wait_options(parser: argparse.ArgumentParser) -> None:
@@ -263,7 +282,7 @@ def _prepared(args: argparse.Namespace) -> jobs.LyricUpload | dict[str, Any]:
         )
     lyrics = sys.stdin.read() if args.lyrics == "-" else args.lyrics
     body: dict[str, Any] = {"prompt": args.prompt, "lyrics": lyrics}
-    for name in ("request_id", "bitrate", "sample_rate", "model", "tenant"):
+    for name in ("request_id", "bitrate", "sample_rate", "model", "tenant", "callback_url"):
         if getattr(args, name) is not None:
             body[name] = getattr(args, name)
     jobs.check_request(body)
@@ -412,6 +431,15 @@ def _checked_first(args: argparse.Namespace) -> jobs.LyricUpload | dict[str, Any
         jobs.check_job_id(args.job)
     if args.command == "caps":
         _check_caps_usage(args)
+    local = args.local or args.endpoint_url is not None
+    if getattr(args, "callback_url", None) is not None:
+        jobs.check_callback(args.callback_url, "--callback-url", local=local)
+    if args.command == "callback":
+        jobs.check_job_tenant(args.tenant)
+        if (args.action == "set") != (args.url is not None):
+            raise CliError("--url goes with callback set, and only with it", ExitCode.USAGE)
+        if args.url is not None:
+            jobs.check_callback(args.url, "--url", local=local)
     if args.command == "spend":
         spend_report.span(args.month, args.since, datetime.now(UTC).date())
         if args.tenant is not None:
@@ -450,6 +478,7 @@ def _run(args: argparse.Namespace, out: Output) -> ExitCode:
         "wait": lambda cloud, args, out: _wait(cloud, args.job, args, out),
         "fetch": _fetch,
         "caps": _caps,
+        "callback": _callback,
         "spend": _spend,
         "resubmit": _resubmit,
     }
@@ -482,6 +511,19 @@ def _caps(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
         jobs.set_caps(cloud, args.tenant, per_day=args.per_day, in_flight=args.in_flight)
     uses = jobs.caps_in_use(cloud, args.tenant, time.time())
     out.result(views.caps_table(uses), views.caps_dicts(uses))
+    return ExitCode.OK
+
+
+def _callback(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
+    if args.action != "show":
+        jobs.set_tenant_callback(cloud, args.tenant, args.url)
+    url = jobs.tenant_callback(cloud, args.tenant)
+    text = f"tenant {args.tenant}: " + (
+        f"jobs that name no callback_url are announced to {url}"
+        if url
+        else "no default callback_url (only jobs that name one get a webhook)"
+    )
+    out.result(text, {"tenant": args.tenant, "callback_url": url})
     return ExitCode.OK
 
 

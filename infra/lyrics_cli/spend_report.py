@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from lyrics_to_song.data.caps import Budget, TenantCapsStore, day_of
+from lyrics_to_song.data.caps import Budget, TenantStore, day_of
 from lyrics_to_song.data.spend import Counts, SpendLedger
 
 from .jobs import check_job_tenant
@@ -80,7 +80,7 @@ def report(
             ExitCode.ENVIRONMENT,
         )
     tenant = check_job_tenant(tenant) if tenant is not None else None
-    caps = TenantCapsStore(cloud.dynamodb, cloud.spending_table)
+    caps = TenantStore(cloud.dynamodb, cloud.spending_table)
     spent = SpendLedger(cloud.dynamodb, cloud.spending_table).days(days, tenant)
     if tenant is not None and not spent and caps.get(tenant) is None:
         raise CliError(
@@ -105,9 +105,7 @@ def report(
     return found
 
 
-def _caps_left(
-    cloud: Cloud, caps: TenantCapsStore, tenant: str | None, today: str
-) -> list[CapLeft]:
+def _caps_left(cloud: Cloud, caps: TenantStore, tenant: str | None, today: str) -> list[CapLeft]:
     budget = Budget(cloud.dynamodb, caps.table_name, per_day=0, in_flight=0)
     left: list[CapLeft] = []
     if cloud.max_songs_per_day and tenant is None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lyrics_to_song.check_timing import LikelyWindow
-from lyrics_to_song.data.rows import JobState, Row
+from lyrics_to_song.data.rows import JobState, Row, WebhookState
 from lyrics_to_song.data.spend import Counts
 
 from .jobs import CapsUse
@@ -83,7 +83,39 @@ def job_dict(row: Row, songs_bucket: str, window: LikelyWindow | None = None) ->
         "resubmits": row.resubmits,
         "cost": row.charge.as_dict(),
         "expected_ready": expected_dict(row, window) if window else None,
+        "callback_url": row.callback_url,
+        "webhook": webhook_dict(row),
     }
+
+
+def webhook_dict(row: Row) -> dict[str, Any] | None:
+    hook = row.webhook
+    if hook is None:
+        return None
+    return {
+        "state": hook.state.value,
+        "delivery_id": hook.delivery_id,
+        "attempts": hook.attempts,
+        "last_answer": hook.answer,
+        "queued_at": when(hook.queued_at),
+        "ended_at": when(hook.ended_at),
+        "next_attempt_at": when(hook.next_at),
+    }
+
+
+def webhook_text(row: Row) -> str | None:
+    """The webhook of the job's latest ending, in a line (docs/webhooks.md)."""
+    hook = row.webhook
+    if hook is None:
+        return f"to {row.callback_url}, when the job ends" if row.callback_url else None
+    tries = f"{hook.attempts} attempt{'s' if hook.attempts != 1 else ''}"
+    answer = f", last answer: {hook.answer}" if hook.answer else ""
+    if hook.state is WebhookState.DELIVERED:
+        return f"delivered at {when(hook.ended_at)} ({tries}{answer})"
+    if hook.state is WebhookState.PENDING:
+        later = f", next at {when(hook.next_at)}" if hook.next_at else ""
+        return f"pending ({tries}{answer}{later})"
+    return f"{hook.state.value} at {when(hook.ended_at)} ({tries}{answer})"
 
 
 def describe(row: Row, songs_bucket: str, estimate: str | None = None) -> str:
@@ -100,6 +132,7 @@ def describe(row: Row, songs_bucket: str, estimate: str | None = None) -> str:
         ("expected", estimate),
         ("tenant", row.tenant),
         ("cost", cost_text(row)),
+        ("webhook", webhook_text(row)),
     ]
     if row.song_key:
         size = size_text(row.song_bytes)

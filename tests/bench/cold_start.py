@@ -31,7 +31,8 @@ def import_seconds(module: str, lambda_env: dict[str, str] = LAMBDA_ENV) -> floa
 def run() -> list[Result]:
     boto3_s = import_seconds("boto3")
     results = []
-    for module in ("lyrics_to_song.submit_handler", "lyrics_to_song.poll_handler"):
+    handlers = ("submit_handler", "poll_handler", "webhook_handler")
+    for module in (f"lyrics_to_song.{name}" for name in handlers):
         seconds = import_seconds(module)
         ratio = seconds / boto3_s
         results.append(

@@ -27,12 +27,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local_cloud.emulator import API_FAULTS, Faults, MusicApiEmulator, RunningEmulator
+from local_cloud.receiver import WebhookReceiver
 from local_cloud.runtime import LocalLambda
 from local_cloud.stack import MotoServer, Stack, provision
 from local_cloud.watch import read_notifications, subscribe_queue
 from lyrics_to_song.config import DEFAULT_CREDITS_PER_SONG
-from lyrics_to_song.data.caps import TenantCaps, TenantCapsStore, day_of
-from lyrics_to_song.data.rows import DEFAULT_TENANT, JobState, Row
+from lyrics_to_song.data.caps import TenantCaps, TenantStore, day_of
+from lyrics_to_song.data.rows import DEFAULT_TENANT, JobState, Row, WebhookState
 from lyrics_to_song.data.spend import Counts, SpendLedger
 from lyrics_to_song.sources import LyricObject, job_id_for
 from tests.support import s3_notification
@@ -50,6 +51,8 @@ FUNCTION_ENV = {
     "IN_FLIGHT_RETRY_SECONDS": "1",
     "MAX_SONGS_IN_FLIGHT": "8",  # below the jobs in flight, so the cap is met too
     "MAX_SONGS_PER_DAY": "100000",
+    "WEBHOOK_FIRST_RETRY_SECONDS": "1",  # a failed POST is tried again after 1 s, 2 s, ...
+    "WEBHOOK_RETRY_SECONDS": "30",  # given up after half a minute of failures
     "STATUS_CHECKS_PER_MINUTE": "600",  # 240 jobs in a few minutes; the budget is met too
     "MUSIC_API_TIMEOUT_SECONDS": "2",  # the emulator's stalls (3 s) are timeouts
 }
@@ -70,6 +73,8 @@ class ChaosSettings:
     broken_download_rate: float = 0.1
     slow_download_rate: float = 0.1
     resubmits: int = 6  # ended jobs without a song, resubmitted on purpose
+    callback_rate: float = 0.25  # jobs with a callback_url, to a receiver that fails at random
+    receiver_fault_rate: float = 0.3  # of the POSTs it gets: a 500, 503, 429 or 408
     timeout: float = 900.0
 
 
@@ -83,6 +88,7 @@ class PlannedJob:
     kind: str  # "file", "request" or "bad"
     job_id: str = ""
     tenant: str = DEFAULT_TENANT
+    callback: bool = False
 
 
 @dataclass
@@ -100,6 +106,7 @@ class Outcome:
     resubmitted: list[str]
     seconds: float
     notices_resent: int = 0
+    webhooks: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
 
     def table(self) -> str:
@@ -120,6 +127,7 @@ class Outcome:
             ("deferred by a spending cap", str(self.deferred)),
             ("resubmitted on purpose", str(len(self.resubmitted))),
             ("notices sent again after a kill", str(self.notices_resent)),
+            ("webhooks", ", ".join(f"{k} {n}" for k, n in sorted(self.webhooks.items()))),
             ("end states", ", ".join(f"{k} {n}" for k, n in sorted(states.items()))),
             ("time", f"{self.seconds:.0f} s"),
             ("promises", "all held" if not self.failures else f"{len(self.failures)} broken"),
@@ -148,8 +156,9 @@ class KillSwitch:
     @contextmanager
     def installed(self) -> Iterator[None]:
         """Kill points: after the paid call, after the song is saved (before its sidecar),
-        before a job's end is written, before its notification, and after the notification
-        before it is recorded as sent (so the next run sends it again)."""
+        before a job's end is written, before its notification, after the notification
+        before it is recorded as sent (so the next run sends it again), and after a
+        webhook's POST before it is recorded (so the receiver gets it again)."""
         from lyrics_to_song import announce, follow
         from lyrics_to_song.data.task_table import TaskTable
 
@@ -171,6 +180,7 @@ class KillSwitch:
                 (TaskTable, "end", "before the end is written", always),
                 (announce, "publish", "before the notification", always),
                 (TaskTable, "mark_notified", "after the notification", always),
+                (TaskTable, "webhook_attempted", "after a webhook's POST", always),
             ):
                 patches.enter_context(
                     replaced(owner, name, before(point, getattr(owner, name), when))
@@ -296,6 +306,14 @@ class ChaosRun:
         self.overlapping = 0
         self.deferred = 0
         self.resubmitted: list[str] = []
+        self.receiver: WebhookReceiver | None = None
+        faults = random.Random(settings.seed + 2)
+        rate = settings.receiver_fault_rate
+
+        def answers(delivery_id: str, seen: int) -> int:
+            return faults.choice((500, 503, 429, 408)) if faults.random() < rate else 200
+
+        self.receiver_answers = answers
 
     # --- producing the jobs -----------------------------------------------------------
     def produce(self, stack: Stack) -> list[PlannedJob]:
@@ -305,6 +323,8 @@ class ChaosRun:
             roll = self.random.random()
             kind = "bad" if roll < self.settings.bad_input_rate else ("file", "request")[number % 2]
             job = PlannedJob(number, kind, tenant=TENANTS[number % len(TENANTS)])
+            job.callback = self.random.random() < self.settings.callback_rate
+            callback = {"callback_url": self.receiver.url} if job.callback and self.receiver else {}
             twice = self.random.random() < self.settings.duplicate_rate
             if kind == "request" or (kind == "bad" and number % 2):
                 request_id = f"chaos-{number}"
@@ -317,6 +337,7 @@ class ChaosRun:
                     body["bitrate"] = 12345  # not a bitrate the model takes
                 if job.tenant != DEFAULT_TENANT:
                     body["tenant"] = job.tenant
+                body |= callback
                 job.job_id = job_id_for("request:" + request_id)
                 for _ in range(2 if twice else 1):
                     sqs.send_message(QueueUrl=stack.jobs_queue_url, MessageBody=json.dumps(body))
@@ -324,6 +345,7 @@ class ChaosRun:
                 key = f"chaos/song {number}.txt"
                 data = lyrics_for(number).encode() if kind == "file" else b"\x00\xff binary"
                 metadata = {} if job.tenant == DEFAULT_TENANT else {"tenant": job.tenant}
+                metadata |= callback
                 etag = s3.put_object(
                     Bucket=stack.lyrics_bucket, Key=key, Body=data, Metadata=metadata
                 )["ETag"]
@@ -346,6 +368,7 @@ class ChaosRun:
             threading.Thread(target=self._poll_once, args=(runtime,)) for _ in range(pollers)
         ]
         threads.append(threading.Thread(target=self._wake_once, args=(runtime,)))
+        threads.append(threading.Thread(target=self._webhooks_once, args=(runtime,)))
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -360,6 +383,11 @@ class ChaosRun:
     def _wake_once(runtime: LocalLambda) -> None:
         with contextlib.suppress(Exception):  # a woken run that died: the schedule's runs go on
             runtime.deliver_wakes()
+
+    @staticmethod
+    def _webhooks_once(runtime: LocalLambda) -> None:
+        with contextlib.suppress(Exception):  # a killed delivery: its message comes back
+            runtime.deliver_webhooks()
 
     def rows(self, stack: Stack) -> dict[str, Row]:
         ddb = stack.client("dynamodb")
@@ -377,6 +405,8 @@ class ChaosRun:
             if row is None or not row.state.terminal or not row.notified:
                 return False
             if row.resubmits < wanted_resubmits[job.job_id]:
+                return False
+            if job.callback and (row.webhook is None or not row.webhook.state.ended):
                 return False
         return True
 
@@ -417,10 +447,13 @@ class ChaosRun:
             with RunningEmulator(self.emulator) as api:
                 stack = provision(moto.url, stack_name="chaos")
                 stack.store_api_key(self.emulator.api_key)
+                self.receiver = WebhookReceiver(
+                    stack.webhook_secret(), answers=self.receiver_answers
+                )
                 notes_url = subscribe_queue(stack, "chaos-notifications")
                 runtime = LocalLambda(stack, {**FUNCTION_ENV, "MUSIC_API_BASE_URL": api.url})
                 # One tenant with caps of its own, below the stack's: it waits, others go on.
-                TenantCapsStore(stack.client("dynamodb"), stack.refs["SpendingTable"]).put(
+                TenantStore(stack.client("dynamodb"), stack.refs["SpendingTable"]).put(
                     TenantCaps(CAPPED_TENANT, per_day=1000, in_flight=3)
                 )
                 jobs = self.produce(stack)
@@ -449,8 +482,11 @@ class ChaosRun:
                 notes = read_notifications(stack, notes_url)
                 outcome.notices_resent = len(notes) - len({n["notice_id"] for n in notes})
                 outcome.failures = self.check(stack, outcome, notes)
+                outcome.failures += self.check_webhooks(outcome)
                 return outcome
         finally:
+            if self.receiver is not None:
+                self.receiver.stop()
             moto.stop()
 
     @contextmanager
@@ -467,6 +503,45 @@ class ChaosRun:
             yield
 
     # --- checking the promises -----------------------------------------------------------
+    def check_webhooks(self, outcome: Outcome) -> list[str]:
+        """Every job with a callback: its last ending's webhook delivered (the receiver took
+        that delivery id) or given up (it never did), each POST signed; no other job's."""
+        assert self.receiver is not None
+        failures: list[str] = []
+        posts = list(self.receiver.deliveries)
+        accepted = self.receiver.accepted()
+        outcome.webhooks["POSTs"] = len(posts)
+        outcome.webhooks["refused by the receiver at random"] = sum(
+            1 for d in posts if d.answered != 200
+        )
+        outcome.webhooks["taken twice (same id)"] = sum(
+            1 for d in posts if d.answered == 200
+        ) - len(accepted)
+        if not all(d.verified for d in posts):
+            failures.append("a webhook arrived with a signature that does not verify")
+        with_callback = {job.job_id for job in outcome.jobs if job.callback}
+        strangers = {d.delivery_id.rsplit(".", 1)[0] for d in posts} - with_callback
+        if strangers:
+            failures.append(f"webhooks for jobs that named no callback: {sorted(strangers)}")
+        for job in outcome.jobs:
+            row = outcome.rows.get(job.job_id)
+            if not job.callback or row is None:
+                continue
+            name = f"job {job.number} ({job.kind}, {job.job_id})"
+            latest = f"{job.job_id}.{row.resubmits + 1}"
+            hook = row.webhook
+            if hook is None or hook.delivery_id != latest:
+                failures.append(f"{name}: no webhook recorded for {latest}: {hook}")
+                continue
+            outcome.webhooks[hook.state.value] += 1
+            if hook.state is WebhookState.DELIVERED and latest not in accepted:
+                failures.append(f"{name}: webhook marked delivered, never taken by the receiver")
+            elif hook.state is WebhookState.GIVEN_UP and latest in accepted:
+                failures.append(f"{name}: webhook given up, yet the receiver took it")
+            elif hook.state not in (WebhookState.DELIVERED, WebhookState.GIVEN_UP):
+                failures.append(f"{name}: webhook ended {hook.state.value}")
+        return failures
+
     def check(self, stack: Stack, outcome: Outcome, notes: list[dict[str, Any]]) -> list[str]:
         failures: list[str] = []
         notices: dict[str, dict[str, list[dict[str, Any]]]] = {}

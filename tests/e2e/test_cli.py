@@ -221,11 +221,13 @@ def test_clear_errors_for_unknown_jobs_stacks_and_credentials(cli: Cli) -> None:
 
 
 def test_demo_command_writes_an_mp3_in_the_current_folder(cli: Cli, tmp_path: Path) -> None:
-    run = cli("demo", "--delay", "0.5", "--timeout", "60", timeout=120, cwd=tmp_path)
+    run = cli("demo", "--delay", "0.5", "--timeout", "60", "--callback", timeout=120, cwd=tmp_path)
     assert run.code == 0, run.out + run.err
     songs = list((tmp_path / "out").glob("*.mp3"))
     assert len(songs) == 1
     assert mp3_info(songs[0].read_bytes()).length > 0
+    # make demo CALLBACK=1: the song's webhook reached a receiver that checked its signature.
+    assert "status COMPLETED, signature verified with the stack's signing secret" in run.out
 
 
 def test_options_given_with_a_file_are_the_ones_paid_for(cli: Cli, tmp_path: Path) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from pathlib import Path
 
 import pytest
 
+from local_cloud.receiver import WebhookReceiver, failing_first
 from tests.e2e.local_pipeline import Pipeline, mp3_info
 from tests.support import s3_notification, song_request
 
@@ -193,3 +195,26 @@ def test_automation_gets_an_event_and_a_sidecar(pipeline: Pipeline) -> None:
     sidecar = json.loads(stack.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
     assert sidecar["request"]["request_id"] == "with-event"
     assert sidecar["audio"]["bytes"] == len(pipeline.song(note))
+
+
+@pytest.mark.parametrize("function_env", [{"WEBHOOK_FIRST_RETRY_SECONDS": "1"}])
+def test_a_webhook_that_fails_once_waits_on_its_queue_and_is_delivered(
+    pipeline: Pipeline, function_env: dict[str, str]
+) -> None:
+    receiver = WebhookReceiver(pipeline.stack.webhook_secret(), answers=failing_first(1, 503))
+    try:
+        pipeline.enqueue(song_request(request_id="hooked", callback_url=receiver.url))
+        (note,) = pipeline.run(expected=1)
+        first = pipeline.runtime.deliver_webhooks()
+        assert (first.received, len(first.failed)) == (1, 1), "the 503 leaves it on the queue"
+        assert pipeline.runtime.deliver_webhooks().received == 0, "hidden until its next try"
+        deadline = time.monotonic() + 10
+        while not receiver.accepted() and time.monotonic() < deadline:
+            pipeline.runtime.deliver_webhooks()
+            time.sleep(0.2)
+        assert [d.answered for d in receiver.deliveries] == [503, 200]
+        assert all(d.verified for d in receiver.deliveries)
+        assert list(receiver.accepted()) == [note["notice_id"]]
+        assert pipeline.runtime.deliver_webhooks().received == 0, "deleted once delivered"
+    finally:
+        receiver.stop()

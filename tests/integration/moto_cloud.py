@@ -14,6 +14,7 @@ from lyrics_to_song.data.rows import Row
 from lyrics_to_song.follow import PollReport
 from lyrics_to_song.poll import poll_due, watch
 from lyrics_to_song.services import Services
+from lyrics_to_song.sources import QueuedRequest
 from lyrics_to_song.submit import Outcome, handle_message
 from tests.support import FakeClock, s3_notification, song_request
 
@@ -56,8 +57,9 @@ class Cloud:
 
     def submit(self, **overrides: object) -> str:
         """Submit a song request (`overrides` on the test one) and return its job id."""
-        handle_message(self.services, json.dumps(song_request(**overrides)), "m1")
-        return self.rows()[-1].job_id
+        body = song_request(**overrides)
+        handle_message(self.services, json.dumps(body), "m1")
+        return QueuedRequest(body, "m1").job.job_id
 
     def send(self, message: object, message_id: str = "m1") -> list[Outcome]:
         """One message on the jobs queue, as the submit function takes it."""

@@ -17,9 +17,9 @@ from local_cloud.stack import Stack, provision, register_outputs
 from lyrics_cli import jobs, views
 from lyrics_cli.main import _local_tool_call, main
 from lyrics_cli.stack_target import CliError, Cloud, ExitCode, connect
-from lyrics_to_song.data.caps import Budget, TenantCapsStore
+from lyrics_to_song.data.caps import Budget, TenantStore
 from lyrics_to_song.data.pace import SongTimes
-from lyrics_to_song.data.rows import Charge, JobState, Row
+from lyrics_to_song.data.rows import Charge, JobState, Row, WebhookState
 from lyrics_to_song.data.task_table import Started, TaskTable
 from lyrics_to_song.lyric_files import parse_lyric_file
 from lyrics_to_song.sources import QueuedRequest, read_message
@@ -434,13 +434,15 @@ def test_local_on_a_taken_port_says_so_and_exits(capsys: pytest.CaptureFixture[s
         port = taken.getsockname()[1]
         codes: list[int] = []
         runner = threading.Thread(
-            target=lambda: codes.append(serve(["--port", str(port), "--api-port", "0"])),
+            target=lambda: codes.append(
+                serve(["--port", str(port), "--api-port", "0", "--hook-port", "0"])
+            ),
             daemon=True,
         )
         runner.start()
         runner.join(timeout=30)
     assert codes == [ExitCode.ENVIRONMENT], "exits instead of waiting for ever"
-    assert f"port {port} or 0 is in use" in capsys.readouterr().err
+    assert f"port {port}, 0 or 0 is in use" in capsys.readouterr().err
 
 
 def test_a_tenant_from_the_command_line_goes_where_the_functions_read_it(
@@ -535,7 +537,7 @@ def test_caps_refuse_what_they_cannot_do_and_write_nothing(
     assert says in capsys.readouterr().err
     spending = stack.environments["SubmitFunction"]["SPENDING_TABLE_NAME"]
     cloud = connect("songs", region="us-east-1")
-    assert TenantCapsStore(cloud.dynamodb, spending).all() == []
+    assert TenantStore(cloud.dynamodb, spending).all() == []
 
 
 def test_a_cap_of_zero_or_below_is_refused_by_the_parser() -> None:
@@ -571,3 +573,79 @@ def test_spend_checks_what_it_is_asked_before_connecting(
     nowhere = ["--endpoint-url", "http://127.0.0.1:9", "--region", "us-east-1"]
     assert main([*nowhere, *argv]) == ExitCode.USAGE
     assert "error:" in capsys.readouterr().err
+
+
+def test_a_tenant_default_callback_is_set_shown_and_removed(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = ["--region", "us-east-1", "--stack", "songs", "--json", "callback"]
+    url = "https://shop.example.com/hooks/songs"
+    assert main([*target, "set", "--tenant", "shop", "--url", url]) == ExitCode.OK
+    assert json.loads(capsys.readouterr().out) == {"tenant": "shop", "callback_url": url}
+    spending = stack.environments["SubmitFunction"]["SPENDING_TABLE_NAME"]
+    store = TenantStore(stack.client("dynamodb"), spending)
+    assert store.terms("shop").callback_url == url, "where the submit function reads it"
+    assert store.get("shop") is None, "no caps come with it"
+    assert main([*target, "unset", "--tenant", "shop"]) == ExitCode.OK
+    assert json.loads(capsys.readouterr().out)["callback_url"] is None
+    assert store.terms("shop").callback_url is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["callback", "set", "--tenant", "shop", "--url", "http://shop.example.com/"], "https"),
+        (["callback", "set", "--tenant", "shop"], "--url goes with callback set"),
+        (["callback", "show", "--tenant", "shop", "--url", "https://x.example/"], "--url"),
+        (["callback", "set", "--tenant", "Shop!", "--url", "https://x.example/"], "tenant name"),
+        (
+            [
+                "submit",
+                "--prompt",
+                "p",
+                "--lyrics",
+                "l",
+                "--callback-url",
+                "https://u:p@x.example/",
+            ],
+            "carries credentials",
+        ),
+        (
+            ["submit", "--prompt", "p", "--lyrics", "l", "--callback-url", "https://10.0.0.8/"],
+            "private",
+        ),
+    ],
+)
+def test_callbacks_the_stack_would_refuse_are_refused_before_anything_is_sent(
+    stack: Stack, argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--region", "us-east-1", "--stack", "songs", *argv]) == ExitCode.USAGE
+    assert says in capsys.readouterr().err
+    queued = stack.client("sqs").receive_message(
+        QueueUrl=stack.jobs_queue_url, MaxNumberOfMessages=10
+    )
+    assert all("s3:TestEvent" in m["Body"] for m in queued.get("Messages", [])), "nothing sent"
+
+
+def test_status_shows_the_webhook(stack: Stack, clock: FakeClock) -> None:
+    from lyrics_cli import views
+    from lyrics_to_song.data.task_table import WebhookAttempt
+
+    cloud = connect("songs", region="us-east-1")
+    job_id = _pending_row(stack, cloud, clock)
+    table = TaskTable(cloud.dynamodb, cloud.tasks_table)
+    table.webhook_queued(job_id, f"{job_id}.1", clock())
+    row = table.get(job_id)
+    assert row is not None
+    assert row.webhook is not None
+    assert views.webhook_text(row) == "pending (0 attempts)"
+    table.webhook_attempted(
+        job_id, row.webhook, WebhookAttempt(WebhookState.DELIVERED, "200 OK", clock() + 5)
+    )
+    row = table.get(job_id)
+    assert row is not None
+    text = views.describe(row, cloud.songs_bucket)
+    assert "webhook    delivered at 2027-01-15T08:00:05Z (1 attempt, last answer: 200 OK)" in text
+    data = views.job_dict(row, cloud.songs_bucket)
+    assert data["webhook"]["state"] == "delivered"
+    assert data["webhook"]["attempts"] == 1

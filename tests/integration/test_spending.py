@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from local_cloud.runtime import LocalContext
-from lyrics_to_song.data.caps import Cap, TenantCaps, TenantCapsStore, day_of
+from lyrics_to_song.data.caps import Cap, TenantCaps, TenantStore, day_of
 from lyrics_to_song.data.rows import JobState
 from lyrics_to_song.errors import OverBudget, RetryLater
 from lyrics_to_song.submit import Outcome, handle_message, resubmit
@@ -203,7 +203,7 @@ def submit_for(cloud: Cloud, n: int, tenant: str) -> list[Outcome] | OverBudget:
 
 def test_one_tenant_at_its_daily_cap_never_holds_back_another(cloud: Cloud) -> None:
     caps(cloud, per_day=100)
-    store = TenantCapsStore(cloud.services.budget.client, cloud.services.budget.table_name)
+    store = TenantStore(cloud.services.budget.client, cloud.services.budget.table_name)
     store.put(TenantCaps("team-a", per_day=2, in_flight=10))
     first = [submit_for(cloud, n, "team-a") for n in range(3)]
     others = [submit_for(cloud, n, "team-b") for n in range(3)]
@@ -221,7 +221,7 @@ def test_one_tenant_at_its_daily_cap_never_holds_back_another(cloud: Cloud) -> N
 
 
 def test_a_tenants_in_flight_cap_frees_places_as_its_songs_end(cloud: Cloud) -> None:
-    store = TenantCapsStore(cloud.services.budget.client, cloud.services.budget.table_name)
+    store = TenantStore(cloud.services.budget.client, cloud.services.budget.table_name)
     store.put(TenantCaps("team-a", per_day=100, in_flight=1))
     assert submit_for(cloud, 0, "team-a") == [Outcome.SUBMITTED]
     waiting = submit_for(cloud, 1, "team-a")
@@ -236,7 +236,7 @@ def test_a_tenants_in_flight_cap_frees_places_as_its_songs_end(cloud: Cloud) -> 
 
 def test_the_stacks_caps_still_bound_the_sum_of_the_tenants(cloud: Cloud) -> None:
     caps(cloud, per_day=3)
-    store = TenantCapsStore(cloud.services.budget.client, cloud.services.budget.table_name)
+    store = TenantStore(cloud.services.budget.client, cloud.services.budget.table_name)
     for tenant in ("team-a", "team-b"):
         store.put(TenantCaps(tenant, per_day=10, in_flight=10))
     outcomes = [submit_for(cloud, n, t) for n in range(2) for t in ("team-a", "team-b")]
@@ -246,7 +246,7 @@ def test_the_stacks_caps_still_bound_the_sum_of_the_tenants(cloud: Cloud) -> Non
 
 
 def test_a_refusal_gives_the_song_back_to_the_tenants_day_too(cloud: Cloud) -> None:
-    store = TenantCapsStore(cloud.services.budget.client, cloud.services.budget.table_name)
+    store = TenantStore(cloud.services.budget.client, cloud.services.budget.table_name)
     store.put(TenantCaps("team-a", per_day=1, in_flight=10))
     cloud.emulator.faults.rate_limit = 10  # refused for sure: nothing started
     with pytest.raises(RetryLater):

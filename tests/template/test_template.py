@@ -55,8 +55,9 @@ def ref(value: Any) -> str:
 
 def test_each_function_is_pointed_at_the_right_resources(cfn: dict[str, Any]) -> None:
     functions = resources(cfn, "AWS::Lambda::Function")
-    assert set(functions) == {"SubmitFunction", "PollFunction"}
-    for props in functions.values():
+    assert set(functions) == {"SubmitFunction", "PollFunction", "WebhookFunction"}
+    for name in ("SubmitFunction", "PollFunction"):
+        props = functions[name]
         env = props["Environment"]["Variables"]
         assert ref(env["TASKS_TABLE_NAME"]) == "TasksTable"
         assert ref(env["AUDIO_BUCKET_NAME"]) == "SongsBucket"
@@ -65,6 +66,7 @@ def test_each_function_is_pointed_at_the_right_resources(cfn: dict[str, Any]) ->
         assert env["EVENT_BUS_NAME"] == {"Ref": "EventBusName"}
         assert "MUSIC_API_KEY" not in env, "a deployed function reads its key from Secrets Manager"
         assert props["TracingConfig"] == {"Mode": "Active"}
+        assert ref(env["WEBHOOK_QUEUE_URL"]) == "WebhookQueue"
     assert functions["SubmitFunction"]["Handler"] == "lyrics_to_song.submit_handler.handler"
     assert functions["PollFunction"]["Handler"] == "lyrics_to_song.poll_handler.handler"
 
@@ -87,7 +89,7 @@ def test_the_queue_feeds_the_submit_function_with_partial_batch_failures(
         ref(m["EventSourceArn"]): m
         for m in resources(cfn, "AWS::Lambda::EventSourceMapping").values()
     }
-    assert set(mappings) == {"JobsQueue", "PollWakeQueue"}
+    assert set(mappings) == {"JobsQueue", "PollWakeQueue", "WebhookQueue"}
     mapping = mappings["JobsQueue"]
     assert ref(mapping["FunctionName"]) == "SubmitFunction"
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
@@ -221,7 +223,7 @@ def _statements(cfn: dict[str, Any], role: str) -> Iterator[dict[str, Any]]:
         yield from policy["PolicyDocument"]["Statement"]
 
 
-@pytest.mark.parametrize("role", ["SubmitFunctionRole", "PollFunctionRole"])
+@pytest.mark.parametrize("role", ["SubmitFunctionRole", "PollFunctionRole", "WebhookFunctionRole"])
 def test_function_policies_name_their_actions_and_resources(cfn: dict[str, Any], role: str) -> None:
     statements = list(_statements(cfn, role))
     assert statements
@@ -259,6 +261,7 @@ def test_logs_are_kept_for_a_set_time(cfn: dict[str, Any]) -> None:
     assert {g["LogGroupName"]["Fn::Sub"] for g in groups.values()} == {
         "/aws/lambda/${SubmitFunction}",
         "/aws/lambda/${PollFunction}",
+        "/aws/lambda/${WebhookFunction}",
     }
     assert all(g["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups.values())
 
@@ -272,6 +275,7 @@ def test_outputs_give_a_user_everything_they_need(cfn: dict[str, Any]) -> None:
         "MusicApiKeySecretArn",
         "TasksTableName",
         "JobsDeadLetterQueueUrl",
+        "WebhookSecretArn",
     } <= set(cfn["Outputs"])
 
 
@@ -295,8 +299,9 @@ def _emitted_metrics() -> set[str]:
 
     import lyrics_to_song
     from lyrics_to_song.announce import ENDED_METRICS
+    from lyrics_to_song.webhook_delivery import ENDED_METRICS as WEBHOOK_METRICS
 
-    names: set[str] = set(ENDED_METRICS.values())
+    names: set[str] = set(ENDED_METRICS.values()) | set(WEBHOOK_METRICS.values())
     for source in Path(lyrics_to_song.__file__).parent.glob("**/*.py"):
         text = source.read_text()
         names |= set(re.findall(r'(?:count|seconds)\(\s*"(\w+)"', text))
@@ -325,6 +330,7 @@ def test_alarms_watch_what_needs_a_person_and_notify_the_alarm_topic(cfn: dict[s
         "LyricsToSong/SongsTimedOut",
         "LyricsToSong/AccountErrors",
         "LyricsToSong/CreditsSpent",
+        "LyricsToSong/WebhooksGivenUp",
         "AWS/SQS/ApproximateNumberOfMessagesVisible",
         "AWS/Lambda/Errors",
     } <= watched
@@ -333,7 +339,11 @@ def test_alarms_watch_what_needs_a_person_and_notify_the_alarm_topic(cfn: dict[s
         for a in alarms.values()
         if a.get("Namespace") == "AWS/SQS"
     }
-    assert dead_letter_queues == {"JobsDeadLetterQueue", "PollScheduleDeadLetterQueue"}
+    assert dead_letter_queues == {
+        "JobsDeadLetterQueue",
+        "PollScheduleDeadLetterQueue",
+        "WebhookDeadLetterQueue",
+    }
 
 
 def test_the_dashboard_shows_the_songs_and_their_time(cfn: dict[str, Any]) -> None:
@@ -357,6 +367,8 @@ def test_the_dashboard_shows_the_songs_and_their_time(cfn: dict[str, Any]) -> No
         "SongsFailed",
         "TimeToSong",
         "CreditsSpent",
+        "WebhooksDelivered",
+        "WebhooksGivenUp",
     } <= shown
     assert shown <= _emitted_metrics()
 
@@ -372,7 +384,9 @@ def test_the_alarm_topic_is_one_cloudwatch_can_publish_to(cfn: dict[str, Any]) -
         assert "cloudwatch.amazonaws.com" in str(key_policy)
 
 
-@pytest.mark.parametrize("name", ["TasksTable", "SpendingTable", "MusicApiKeySecret"])
+@pytest.mark.parametrize(
+    "name", ["TasksTable", "SpendingTable", "MusicApiKeySecret", "WebhookSigningSecret"]
+)
 def test_state_that_must_outlive_a_replacement_is_kept(cfn: dict[str, Any], name: str) -> None:
     resource = cfn["Resources"][name]
     assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == ("Retain", "Retain")
@@ -420,3 +434,64 @@ def test_the_spend_alarm_compares_the_days_credits_with_the_daily_cap(cfn: dict[
     assert alarm["Threshold"] == {"Ref": "SpendAlarmPercent"}
     assert cfn["Parameters"]["SpendAlarmPercent"]["Default"] == 80
     assert cfn["Parameters"]["CreditsPerSong"]["MinValue"] >= 1, "never a division by zero"
+
+
+def test_webhooks_have_a_function_of_their_own_with_the_least_it_needs(
+    cfn: dict[str, Any], sam: dict[str, Any]
+) -> None:
+    from local_cloud.template import Resolver, function_environment
+    from lyrics_to_song.config import load_webhook_settings
+    from lyrics_to_song.webhook_handler import SPARE_MS
+
+    functions = resources(cfn, "AWS::Lambda::Function")
+    webhook = functions["WebhookFunction"]
+    assert webhook["Handler"] == "lyrics_to_song.webhook_handler.handler"
+    grants = {
+        (action, str(s["Resource"]))
+        for s in _statements(cfn, "WebhookFunctionRole")
+        for action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    }
+    assert grants == {
+        ("dynamodb:GetItem", "{'Fn::GetAtt': ['TasksTable', 'Arn']}"),
+        ("dynamodb:UpdateItem", "{'Fn::GetAtt': ['TasksTable', 'Arn']}"),
+        ("sqs:ChangeMessageVisibility", "{'Fn::GetAtt': ['WebhookQueue', 'Arn']}"),
+        ("secretsmanager:GetSecretValue", "{'Ref': 'WebhookSigningSecret'}"),
+    }, "no music API key, no songs, no spending table"
+    (mapping,) = [
+        m
+        for m in resources(cfn, "AWS::Lambda::EventSourceMapping").values()
+        if ref(m["EventSourceArn"]) == "WebhookQueue"
+    ]
+    assert ref(mapping["FunctionName"]) == "WebhookFunction"
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # Each record may take one POST's timeout; the batch fits in the function's time.
+    refs = {name: f"physical-{name}" for name in sam["Resources"]}
+    settings = load_webhook_settings(
+        function_environment(sam, "WebhookFunction", Resolver(sam, refs, {}, {}))
+    )
+    assert settings.queue_url == "physical-WebhookQueue"
+    assert settings.retry_window_seconds >= 86400, "at least a day of retries"
+    per_record_ms = settings.timeout_seconds * 1000 + SPARE_MS
+    assert webhook["Timeout"] * 1000 >= per_record_ms
+    for role in ("SubmitFunctionRole", "PollFunctionRole"):
+        sends = [s["Resource"] for s in _statements(cfn, role) if s["Action"] == "sqs:SendMessage"]
+        assert {"Fn::GetAtt": ["WebhookQueue", "Arn"]} in sends, role
+
+
+def test_the_webhooks_queue_is_encrypted_tls_only_and_outlives_the_retries(
+    cfn: dict[str, Any],
+) -> None:
+    queues = resources(cfn, "AWS::SQS::Queue")
+    queue = queues["WebhookQueue"]
+    functions = resources(cfn, "AWS::Lambda::Function")
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queues["WebhookDeadLetterQueue"]["SqsManagedSseEnabled"] is True
+    assert queue["VisibilityTimeout"] >= 6 * functions["WebhookFunction"]["Timeout"]
+    longest_window = int(cfn["Parameters"]["WebhookRetrySeconds"]["MaxValue"])
+    assert queue["MessageRetentionPeriod"] > longest_window + 3600, "the last wait fits too"
+    assert ref(queue["RedrivePolicy"]["deadLetterTargetArn"]) == "WebhookDeadLetterQueue"
+    statements = cfn["Resources"]["WebhookQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    (deny,) = statements
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": False}}
+    assert {ref(r) for r in deny["Resource"]} == {"WebhookQueue", "WebhookDeadLetterQueue"}

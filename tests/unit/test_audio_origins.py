@@ -142,7 +142,7 @@ def test_an_allowed_name_that_resolves_to_an_internal_address_is_never_connected
     # connection refuses it, whatever the scheme.
     origins = AudioOrigins(DEPLOYED, ["localhost"])
     with (
-        httpx.Client(transport=CheckedTransport(origins)) as client,
+        httpx.Client(transport=CheckedTransport(origins.check_address)) as client,
         pytest.raises(RefusedAudioSource, match="loopback address"),
     ):
         client.get(f"http://localhost:{loopback_server}/a.mp3")
@@ -161,7 +161,7 @@ def test_an_allowed_name_that_resolves_to_an_internal_address_is_never_connected
 def test_a_local_run_may_fetch_over_plain_http_from_loopback_only(loopback_server: int) -> None:
     origins = AudioOrigins(f"http://127.0.0.1:{loopback_server}")
     assert origins.local
-    with httpx.Client(transport=CheckedTransport(origins)) as client:
+    with httpx.Client(transport=CheckedTransport(origins.check_address)) as client:
         answer = client.get(f"http://127.0.0.1:{loopback_server}/a.mp3")
     assert answer.content == b"internal data"
     with pytest.raises(RefusedAudioSource, match="private"):

@@ -4,7 +4,9 @@ links that exist, tables that match the code (the walkthrough runs in tests/e2e)
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -16,6 +18,7 @@ from tests.docs_text import (
     README,
     ROOT,
     anchors,
+    code_blocks,
     commands,
     links,
     make_targets,
@@ -87,3 +90,20 @@ def test_the_emulator_page_lists_every_fault_switch_with_its_type() -> None:
     section = page.split("## Fault switches", 1)[1]
     listed = dict(re.findall(r"^\| `(\w+)` \| (\w+) \|", section, re.M))
     assert listed == FAULT_SWITCHES
+
+
+def test_the_readme_receiver_checks_what_the_stack_signs() -> None:
+    from lyrics_to_song.webhooks import signed_headers
+
+    section = README.read_text().split("#### Webhooks", 1)[1]
+    (example,) = code_blocks(section.split("\n#### ", 1)[0])
+    namespace: dict[str, Any] = {}
+    exec(example, namespace)  # noqa: S102 - the README's own example, run as written
+    verify = namespace["verify"]
+    body = b'{"notice_id": "job-1.1", "status": "COMPLETED"}'
+    headers = signed_headers("s3cret", "job-1.1", int(time.time()), body)
+    assert verify("s3cret", headers, body)
+    assert not verify("s3cret", headers, body.replace(b"COMPLETED", b"FAILED"))
+    assert not verify("other", headers, body)
+    stale = signed_headers("s3cret", "job-1.1", int(time.time()) - 600, body)
+    assert not verify("s3cret", stale, body), "an old delivery is refused as a replay"

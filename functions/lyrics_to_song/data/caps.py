@@ -25,7 +25,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from ..errors import OverBudget
-from .items import Item, item_of, strings, to_attr, whole
+from .items import Fields, Item, item_of, strings, text, to_attr, update_clause, whole
 from .rows import DEFAULT_TENANT
 
 if TYPE_CHECKING:
@@ -154,7 +154,11 @@ class Budget:
 
     def caps_of(self, tenant: str) -> TenantCaps | None:
         """The tenant's own caps, if it has some (read at each submission: set at run time)."""
-        return TenantCapsStore(self.client, self.table_name).get(tenant)
+        return self.terms_of(tenant).caps
+
+    def terms_of(self, tenant: str) -> TenantTerms:
+        """The tenant's own caps and default callback, in one read."""
+        return TenantStore(self.client, self.table_name).terms(tenant)
 
     def reserve(
         self, job_id: str, now: float, tenant_caps: TenantCaps | None = None
@@ -242,28 +246,46 @@ class Budget:
 
 
 @dataclass(frozen=True)
-class TenantCapsStore:
-    """Tenants' own caps in the spending table, set at run time (`lyrics-to-song caps`)."""
+class TenantTerms:
+    """What a tenant has of its own, set at run time: caps, a default callback_url."""
+
+    caps: TenantCaps | None = None
+    callback_url: str | None = None
+
+
+@dataclass(frozen=True)
+class TenantStore:
+    """Tenants' own settings in the spending table, set at run time (`lyrics-to-song
+    caps`, `lyrics-to-song callback`): one item each, `caps#<tenant>`, read with one
+    GetItem at each submission."""
 
     client: DynamoDBClient
     table_name: str
 
-    def get(self, tenant: str) -> TenantCaps | None:
+    def terms(self, tenant: str) -> TenantTerms:
         item = self.client.get_item(
             TableName=self.table_name, Key=counter_key(TENANT_CAPS_PREFIX + tenant)
-        ).get("Item")
-        return _tenant_caps(tenant, item) if item else None
+        ).get("Item", {})
+        return TenantTerms(_tenant_caps(tenant, item), text(item, "callback_url"))
+
+    def get(self, tenant: str) -> TenantCaps | None:
+        return self.terms(tenant).caps
 
     def put(self, caps: TenantCaps) -> None:
-        self.client.put_item(
+        self._set(caps.tenant, {"per_day": caps.per_day, "in_flight": caps.in_flight})
+
+    def set_callback(self, tenant: str, url: str | None) -> None:
+        """The tenant's default callback_url (checked by the caller); None removes it."""
+        self._set(tenant, {"callback_url": url})
+
+    def _set(self, tenant: str, fields: Fields) -> None:
+        clause, names, values = update_clause(fields)
+        self.client.update_item(
             TableName=self.table_name,
-            Item=item_of(
-                {
-                    "counter": TENANT_CAPS_PREFIX + caps.tenant,
-                    "per_day": caps.per_day,
-                    "in_flight": caps.in_flight,
-                }
-            ),
+            Key=counter_key(TENANT_CAPS_PREFIX + tenant),
+            UpdateExpression=clause,
+            ExpressionAttributeNames=names,
+            **({"ExpressionAttributeValues": values} if values else {}),  # type: ignore[arg-type]
         )
 
     def all(self) -> list[TenantCaps]:
@@ -271,16 +293,20 @@ class TenantCapsStore:
         found: list[TenantCaps] = []
         pages = self.client.get_paginator("scan").paginate(
             TableName=self.table_name,
-            FilterExpression="begins_with(#counter, :prefix)",
+            FilterExpression="begins_with(#counter, :prefix) AND attribute_exists(per_day)",
             ExpressionAttributeNames={"#counter": "counter"},
             ExpressionAttributeValues={":prefix": to_attr(TENANT_CAPS_PREFIX)},
         )
         for page in pages:
             for item in page.get("Items", []):
-                tenant = item["counter"]["S"].removeprefix(TENANT_CAPS_PREFIX)
-                found.append(_tenant_caps(tenant, item))
+                caps = _tenant_caps(item["counter"]["S"].removeprefix(TENANT_CAPS_PREFIX), item)
+                if caps is not None:
+                    found.append(caps)
         return sorted(found, key=lambda caps: caps.tenant)
 
 
-def _tenant_caps(tenant: str, item: Item) -> TenantCaps:
-    return TenantCaps(tenant, whole(item, "per_day") or 0, whole(item, "in_flight") or 0)
+def _tenant_caps(tenant: str, item: Item) -> TenantCaps | None:
+    per_day, in_flight = whole(item, "per_day"), whole(item, "in_flight")
+    if per_day is None or in_flight is None:
+        return None  # no caps set: a default callback alone, or no item
+    return TenantCaps(tenant, per_day, in_flight)

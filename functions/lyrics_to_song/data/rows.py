@@ -69,6 +69,45 @@ def _whole(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
 
+class WebhookState(StrEnum):
+    PENDING = "pending"  # on the webhooks queue: being tried, or waiting to be tried again
+    DELIVERED = "delivered"  # the receiver answered 2xx
+    REFUSED = "refused"  # the receiver answered 4xx (not 408/429) or a redirect: not retried
+    GIVEN_UP = "given up"  # no 2xx within the retry window
+
+    @property
+    def ended(self) -> bool:
+        return self is not WebhookState.PENDING
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """The webhook of a job's latest ending (docs/webhooks.md)."""
+
+    delivery_id: str  # the notice id: the same on every attempt, new for a new ending
+    state: WebhookState
+    queued_at: float
+    attempts: int = 0
+    answer: str | None = None  # the receiver's last answer: "503 Service Unavailable", ...
+    ended_at: float | None = None  # delivered, refused or given up at
+    next_at: float | None = None  # while pending after a failed attempt: tried again about then
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Webhook | None:
+        delivery_id, state = text(item, "webhook_id"), text(item, "webhook_state")
+        if delivery_id is None or state is None:
+            return None
+        return cls(
+            delivery_id=delivery_id,
+            state=WebhookState(state),
+            queued_at=number(item, "webhook_queued_at") or 0.0,
+            attempts=whole(item, "webhook_attempts") or 0,
+            answer=text(item, "webhook_answer"),
+            ended_at=number(item, "webhook_ended_at"),
+            next_at=number(item, "webhook_next_at"),
+        )
+
+
 @dataclass(frozen=True)
 class Row:
     """A task row as the functions use it."""
@@ -101,6 +140,8 @@ class Row:
     tenant: str = DEFAULT_TENANT
     price: Price | None = None  # of the latest submission; None for rows written before prices
     charge: Charge = Charge()
+    callback_url: str | None = None  # its own, or its tenant's default when it was submitted
+    webhook: Webhook | None = None
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Row:
@@ -138,6 +179,8 @@ class Row:
                 maybe_credits=number(item, "maybe_credits") or 0,
                 maybe_usd=number(item, "maybe_usd") or 0.0,
             ),
+            callback_url=text(item, "callback_url"),
+            webhook=Webhook.from_item(item),
         )
 
 

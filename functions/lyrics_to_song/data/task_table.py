@@ -5,6 +5,7 @@
         └──reject──► FAILED └──release──► (no row, or as it was)       │   record_check ...)
     ended, notified ──restart──► SUBMITTING (the owner's resubmission)  │
     ended ──mark_notified──► leaves the due index, expires (TTL)        claim (a poll run's lease)
+    ended ──webhook_queued──► webhook pending ──webhook_attempted──► delivered | refused | given up
 
 Rows that still need work (a task to poll, a submission to settle, a notification to
 send) carry `open_shard` and `due_at`; those two keys make up the sparse index
@@ -32,7 +33,16 @@ from .items import (
     transact,
     update_clause,
 )
-from .rows import DEFAULT_TENANT, RESUBMITTABLE, JobState, Price, Row, Song
+from .rows import (
+    DEFAULT_TENANT,
+    RESUBMITTABLE,
+    JobState,
+    Price,
+    Row,
+    Song,
+    Webhook,
+    WebhookState,
+)
 from .spend import Tally
 
 if TYPE_CHECKING:
@@ -64,6 +74,16 @@ class CapReached:
 
 
 StartResult = Started | AlreadyKnown | CapReached
+
+
+@dataclass(frozen=True)
+class WebhookAttempt:
+    """What one attempt to deliver a webhook came to."""
+
+    state: WebhookState  # PENDING: it failed and is tried again about `next_at`
+    answer: str
+    at: float
+    next_at: float | None = None
 
 
 # A submission the API took is charged at the price recorded with it; one whose outcome
@@ -221,6 +241,7 @@ class TaskTable:
         reservation: Reservation | None,
         tenant: str = DEFAULT_TENANT,
         price: Price | None = None,
+        callback_url: str | None = None,
     ) -> StartResult:
         """Write the SUBMITTING row, with its reservation, before any money is spent.
 
@@ -243,6 +264,7 @@ class TaskTable:
                 "open_shard": OPEN_SHARD,
                 "due_at": now + lease_seconds,
                 "tenant": tenant,
+                "callback_url": callback_url,
                 **_price_fields(price),
             }
         )
@@ -426,9 +448,11 @@ class TaskTable:
         now: float,
         lease_seconds: float,
         tenant: str = DEFAULT_TENANT,
+        callback_url: str | None = None,
     ) -> Row | None:
         """A job whose input is unusable: FAILED from the start; the submit function
-        announces it, and holds it for `lease_seconds` to do so.
+        announces it (to `callback_url` too, when the request named a usable one), and
+        holds it for `lease_seconds` to do so.
 
         None when the job already has a row.
         """
@@ -440,6 +464,7 @@ class TaskTable:
                 "created_at": now,
                 "open_shard": OPEN_SHARD,
                 "tenant": tenant,
+                "callback_url": callback_url,
                 **_ending(JobState.FAILED, now, error, None, held_until=now + lease_seconds),
             }
         )
@@ -535,6 +560,52 @@ class TaskTable:
             "expires_at": int(expires_at),
         }
         return self._update(job_id, fields, condition="attribute_exists(job_id)") is not None
+
+    # --- webhooks (webhooks.py) --------------------------------------------------------
+    def webhook_queued(self, job_id: str, delivery_id: str, now: float) -> bool:
+        """Record a new webhook as pending; False when this delivery was recorded before
+        (a notice sent again after a crash), which is left as it is."""
+        fields: Fields = {
+            "webhook_id": delivery_id,
+            "webhook_state": WebhookState.PENDING.value,
+            "webhook_queued_at": now,
+            "webhook_attempts": 0,
+            "webhook_answer": None,
+            "webhook_ended_at": None,
+            "webhook_next_at": None,
+        }
+        return (
+            self._update(
+                job_id,
+                fields,
+                condition="attribute_exists(job_id)"
+                " AND (attribute_not_exists(webhook_id) OR webhook_id <> :delivery)",
+                extra_values={":delivery": to_attr(delivery_id)},
+            )
+            is not None
+        )
+
+    def webhook_attempted(self, job_id: str, seen: Webhook, attempt: WebhookAttempt) -> Row | None:
+        """Record one attempt of a pending webhook, as `seen` before it: None when another
+        attempt was recorded meanwhile, or the webhook is no longer that one or pending."""
+        fields: Fields = {
+            "webhook_state": attempt.state.value,
+            "webhook_attempts": seen.attempts + 1,
+            "webhook_answer": attempt.answer,
+            "webhook_ended_at": attempt.at if attempt.state.ended else None,
+            "webhook_next_at": attempt.next_at,
+        }
+        return self._update(
+            job_id,
+            fields,
+            condition="webhook_id = :delivery AND webhook_state = :pending"
+            " AND webhook_attempts = :seen",
+            extra_values={
+                ":delivery": to_attr(seen.delivery_id),
+                ":pending": to_attr(WebhookState.PENDING.value),
+                ":seen": to_attr(seen.attempts),
+            },
+        )
 
     # --- plumbing --------------------------------------------------------------------
     @staticmethod

@@ -1,0 +1,169 @@
+"""The webhook function's work: one signed POST per attempt, and what comes of it
+(docs/webhooks.md: Delivery).
+
+A 2xx ends a webhook as delivered. A 4xx other than 408 and 429, or a redirect (never
+followed), ends it as refused by the receiver. Anything else (5xx, 408, 429, a timeout,
+no connection) is tried again after a growing, jittered wait, or the receiver's
+Retry-After if longer, until the retry window since the ending has passed: the first
+attempt to fail after that gives it up. The row records every attempt; the song, the
+notification and the job's state are never touched.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
+
+import httpx
+
+from .config import WebhookSettings
+from .data.rows import Webhook, WebhookState
+from .data.task_table import TaskTable, WebhookAttempt
+from .errors import RefusedCallback
+from .observability import count, logger
+from .webhooks import WebhookMessage, signed_headers
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+# The longest wait between two attempts, and the longest Retry-After honoured as asked
+# (SQS hides a message for at most 12 hours).
+MAX_RETRY_SECONDS = 3600
+MAX_RETRY_AFTER_SECONDS = 6 * 3600
+USER_AGENT = "lyrics-to-song-webhooks/1"
+ENDED_METRICS = {
+    WebhookState.DELIVERED: "WebhooksDelivered",
+    WebhookState.REFUSED: "WebhooksRefused",
+    WebhookState.GIVEN_UP: "WebhooksGivenUp",
+}
+
+
+@dataclass
+class WebhookServices:
+    settings: WebhookSettings
+    table: TaskTable
+    sqs: SQSClient
+    http: httpx.Client  # with every connection's address checked, redirects not followed
+    secret: Callable[[], str]
+    clock: Callable[[], float] = field(default=time.time)
+    jitter: Callable[[float, float], float] = field(default=random.uniform)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one POST came to."""
+
+    state: WebhookState  # PENDING: worth trying again
+    text: str
+    retry_after: float | None = None
+
+
+def deliver(services: WebhookServices, message: WebhookMessage) -> float | None:
+    """One attempt; the seconds until the next one, or None when there is none to make
+    (delivered, refused, given up, or no longer this message's to make)."""
+    logger.thread_safe_append_keys(job_id=message.job_id, delivery_id=message.delivery_id)
+    row = services.table.get(message.job_id)
+    hook = row.webhook if row else None
+    if hook is None or hook.delivery_id != message.delivery_id or hook.state.ended:
+        logger.info(
+            "webhook already settled, or its job is gone: nothing to send",
+            extra={"webhook_state": hook.state.value if hook else None},
+        )
+        return None
+    now = services.clock()
+    answer = post(services, message, now)
+    attempt, wait = _verdict(services.settings, services.jitter, hook, answer, now)
+    if services.table.webhook_attempted(message.job_id, hook, attempt) is None:
+        logger.info("another copy of this webhook recorded an attempt first: this one stops")
+        return None
+    log = {"attempts": hook.attempts + 1, "answer": answer.text, "url": message.url}
+    if attempt.state is WebhookState.PENDING:
+        logger.warning("webhook not delivered: tried again later", extra={**log, "wait": wait})
+        count("WebhookRetries")
+        return wait
+    count(ENDED_METRICS[attempt.state])
+    if attempt.state is WebhookState.DELIVERED:
+        logger.info("webhook delivered", extra=log)
+    elif attempt.state is WebhookState.REFUSED:
+        logger.warning("webhook refused by its receiver: not tried again", extra=log)
+    else:
+        logger.error("webhook given up: the retry window has passed", extra=log)
+    return None
+
+
+def post(services: WebhookServices, message: WebhookMessage, now: float) -> Answer:
+    """POST the body, signed for this attempt's time; the receiver's body is not read."""
+    body = message.body.encode()
+    headers = {
+        **signed_headers(services.secret(), message.delivery_id, int(now), body),
+        "User-Agent": USER_AGENT,
+    }
+    timeout = services.settings.timeout_seconds
+    try:
+        with services.http.stream("POST", message.url, content=body, headers=headers) as reply:
+            return _answer(reply)
+    except RefusedCallback as exc:
+        return Answer(WebhookState.REFUSED, f"not sent: {exc}")
+    except httpx.TimeoutException:
+        return Answer(WebhookState.PENDING, f"no answer within {timeout:g} s")
+    except httpx.HTTPError as exc:
+        return Answer(WebhookState.PENDING, f"could not connect: {type(exc).__name__} {exc}"[:300])
+
+
+def _answer(reply: httpx.Response) -> Answer:
+    status = f"{reply.status_code} {reply.reason_phrase}".strip()
+    if reply.is_success:
+        return Answer(WebhookState.DELIVERED, status)
+    if reply.is_redirect:
+        where = reply.headers.get("location", "")[:200]
+        return Answer(WebhookState.REFUSED, f"{status} to {where} (redirects are not followed)")
+    code = reply.status_code
+    if 400 <= code < 500 and code not in (408, 429):
+        return Answer(WebhookState.REFUSED, status)
+    return Answer(WebhookState.PENDING, status, retry_after(reply.headers.get("retry-after")))
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Retry-After in seconds: a number of seconds or an HTTP date; None if neither."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+def _verdict(
+    settings: WebhookSettings,
+    jitter: Callable[[float, float], float],
+    hook: Webhook,
+    answer: Answer,
+    now: float,
+) -> tuple[WebhookAttempt, float]:
+    """What to record of the attempt, and the wait before the next one."""
+    if answer.state is not WebhookState.PENDING:
+        return WebhookAttempt(answer.state, answer.text, now), 0.0
+    window_ends = hook.queued_at + settings.retry_window_seconds
+    if now >= window_ends:
+        return WebhookAttempt(WebhookState.GIVEN_UP, answer.text, now), 0.0
+    wait = next_wait(settings.first_retry_seconds, hook.attempts + 1, jitter)
+    wait = min(wait, max(1.0, window_ends - now))  # the last try falls at the window's end
+    if answer.retry_after is not None:
+        wait = max(wait, min(answer.retry_after, MAX_RETRY_AFTER_SECONDS))
+    wait = round(wait)
+    return WebhookAttempt(WebhookState.PENDING, answer.text, now, next_at=now + wait), wait
+
+
+def next_wait(first: float, attempts: int, jitter: Callable[[float, float], float]) -> float:
+    """After the n-th failed attempt: `first` doubled n-1 times, at most an hour, of
+    which a random half is taken off (so receivers coming back are not met all at once)."""
+    full = min(MAX_RETRY_SECONDS, first * 2 ** min(attempts - 1, 20))
+    return max(1.0, jitter(full / 2, full))

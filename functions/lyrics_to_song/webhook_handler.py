@@ -1,0 +1,88 @@
+"""Lambda entry point of the webhook function: batches from the webhooks queue.
+
+A webhook to be tried again stays on the queue, hidden until its next attempt
+(ChangeMessageVisibility), and is reported as this batch's failure; the others are
+deleted by Lambda.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from .config import load_webhook_settings
+from .observability import count, logger, metrics, tracer
+from .services import build_webhook_services
+from .webhook_delivery import WebhookServices, deliver
+from .webhooks import WebhookMessage
+
+# An attempt is not started with less time left than its timeout and this much more.
+SPARE_MS = 5_000
+# A message this invocation had no time for is seen again this soon.
+NO_TIME_RETRY_SECONDS = 5
+
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+class TryAgain(Exception):
+    """The record goes back to the queue, hidden for as long as its message says."""
+
+
+@cache
+def services() -> WebhookServices:
+    """Settings checked and clients built once per cold start."""
+    return build_webhook_services(load_webhook_settings())
+
+
+def _wait_on_queue(record: SQSRecord, seconds: float) -> None:
+    services().sqs.change_message_visibility(
+        QueueUrl=services().settings.queue_url,
+        ReceiptHandle=record.receipt_handle,
+        VisibilityTimeout=int(seconds),
+    )
+    raise TryAgain(f"next attempt in {int(seconds)} s")
+
+
+def _deliver_record(record: SQSRecord, context: LambdaContext) -> None:
+    logger.thread_safe_clear_keys()
+    needed_ms = services().settings.timeout_seconds * 1000 + SPARE_MS
+    if context.get_remaining_time_in_millis() < needed_ms:
+        _wait_on_queue(record, NO_TIME_RETRY_SECONDS)
+    try:
+        message = WebhookMessage.from_json(record.body)
+    except (ValueError, KeyError, TypeError) as exc:
+        logger.error("unreadable webhook message: dropped", extra={"error": repr(exc)})
+        count("WebhookMessagesUnreadable")
+        return
+    try:
+        wait = deliver(services(), message)
+    except Exception:
+        # The table or the secret out of reach, a bug: tried again soon rather than after
+        # the queue's 6 minutes; a message that keeps failing ends in the dead-letter queue.
+        logger.exception("webhook attempt failed inside the function: tried again soon")
+        count("WebhookErrors")
+        wait = services().settings.first_retry_seconds
+    if wait is not None:
+        _wait_on_queue(record, wait)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    services()  # fail fast, once, on bad configuration
+    response = process_partial_response(
+        event=event,
+        record_handler=lambda record: _deliver_record(record, context),
+        processor=processor,
+        context=context,
+    )
+    return dict(response)

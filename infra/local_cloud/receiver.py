@@ -1,0 +1,144 @@
+"""A webhook receiver on loopback, as a caller outside AWS would run one: it checks each
+delivery's signature (`verify`, the check docs/webhooks.md shows), keeps what it got,
+and answers as told, so the local stack and the tests can make it fail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+# How far a delivery's timestamp may be from the receiver's clock (replays are refused).
+TOLERANCE_SECONDS = 300
+
+
+def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float | None = None) -> bool:
+    """The check of docs/webhooks.md: the signature over `<timestamp>.<body>`, and a
+    timestamp within five minutes of `now` (the clock's)."""
+    timestamp = headers["Lyrics-Timestamp"]
+    signed = timestamp.encode() + b"." + body
+    expected = "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    fresh = abs((time.time() if now is None else now) - int(timestamp)) < TOLERANCE_SECONDS
+    return fresh and hmac.compare_digest(expected, headers["Lyrics-Signature"])
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One POST the receiver got, and what it answered."""
+
+    delivery_id: str
+    timestamp: str
+    signature: str
+    body: bytes
+    verified: bool
+    answered: int
+
+    @property
+    def notice(self) -> dict[str, Any]:
+        found: dict[str, Any] = json.loads(self.body)
+        return found
+
+
+# Decides the status of each POST: given the delivery id and how many times it came.
+Answers = Callable[[str, int], int]
+
+
+def always(status: int) -> Answers:
+    return lambda delivery_id, seen: status
+
+
+def failing_first(times: int, status: int = 500) -> Answers:
+    """`status` for the first `times` POSTs of each delivery, then 200."""
+    return lambda delivery_id, seen: status if seen <= times else 200
+
+
+class WebhookReceiver:
+    """An HTTP server on 127.0.0.1 that takes webhooks; `url` is where to point them."""
+
+    def __init__(
+        self,
+        secret: str,
+        *,
+        answers: Answers | None = None,
+        port: int = 0,
+        clock: Callable[[], float] = time.time,
+        on_delivery: Callable[[Delivery], None] | None = None,
+    ) -> None:
+        self.secret = secret
+        self.answers = answers or always(200)
+        self.clock = clock
+        self.on_delivery = on_delivery
+        self.deliveries: list[Delivery] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                receiver._take(self, self.rfile.read(length))
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return  # quiet: the stack's own output says what happened
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        host, bound = self._server.server_address[:2]
+        self.url = f"http://{host!s}:{bound}/hooks/songs"
+
+    def _take(self, request: BaseHTTPRequestHandler, body: bytes) -> None:
+        headers = {name: value for name, value in request.headers.items()}
+        try:
+            verified = verify(self.secret, headers, body, self.clock())
+        except (KeyError, ValueError):
+            verified = False
+        delivery_id = headers.get("Lyrics-Delivery-Id", "")
+        with self._lock:
+            seen = 1 + sum(1 for d in self.deliveries if d.delivery_id == delivery_id)
+            status = self.answers(delivery_id, seen) if verified else 401
+            self.deliveries.append(
+                Delivery(
+                    delivery_id,
+                    headers.get("Lyrics-Timestamp", ""),
+                    headers.get("Lyrics-Signature", ""),
+                    body,
+                    verified,
+                    status,
+                )
+            )
+        request.send_response(status)
+        request.send_header("Content-Length", "0")
+        request.end_headers()
+        if self.on_delivery is not None:
+            self.on_delivery(self.deliveries[-1])
+
+    def accepted(self) -> dict[str, Delivery]:
+        """The first delivery answered 2xx, by delivery id."""
+        with self._lock:
+            found: dict[str, Delivery] = {}
+            for delivery in self.deliveries:
+                if 200 <= delivery.answered < 300:
+                    found.setdefault(delivery.delivery_id, delivery)
+            return found
+
+    def wait_for(self, delivery_id: str, timeout: float) -> Delivery | None:
+        """The accepted delivery of that id, waited for up to `timeout` seconds."""
+        ends = time.monotonic() + timeout
+        while time.monotonic() < ends:
+            found = self.accepted().get(delivery_id)
+            if found is not None:
+                return found
+            time.sleep(0.05)
+        return None
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

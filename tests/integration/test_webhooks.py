@@ -1,0 +1,427 @@
+"""Webhooks: a job's callback_url checked before payment, its notice delivered signed,
+tried again, refused or given up (docs/webhooks.md), against moto and a real receiver
+on loopback."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from local_cloud.receiver import WebhookReceiver, always, failing_first, verify
+from lyrics_to_song import observability
+from lyrics_to_song.config import load_webhook_settings
+from lyrics_to_song.data.caps import TenantStore
+from lyrics_to_song.data.rows import JobState, Row, WebhookState
+from lyrics_to_song.services import build_webhook_services
+from lyrics_to_song.webhook_delivery import WebhookServices, deliver
+from lyrics_to_song.webhooks import WebhookMessage
+from tests.conftest import API_URL
+from tests.integration.moto_cloud import Cloud
+from tests.support import song_request
+
+PUBLIC = "93.184.215.14"  # a public address, only resolved to by the fake DNS, never reached
+
+
+@pytest.fixture
+def hooks(cloud: Cloud) -> WebhookServices:
+    """The webhook function's services on the test's clock, its waits without jitter."""
+    stack = cloud.stack
+    env = {**stack.environments["WebhookFunction"], "MUSIC_API_BASE_URL": API_URL}
+    settings = load_webhook_settings(env)
+    services = build_webhook_services(settings, client=stack.client)
+    return dataclasses.replace(services, clock=cloud.clock, jitter=lambda low, high: high)
+
+
+@pytest.fixture
+def receiver(cloud: Cloud) -> Iterator[WebhookReceiver]:
+    found = WebhookReceiver(cloud.stack.webhook_secret(), clock=cloud.clock)
+    yield found
+    found.stop()
+
+
+def fake_dns(table: dict[str, str]) -> Any:
+    """getaddrinfo for the names of `table`; any other name does not exist."""
+
+    def resolve(host: str, port: int, **kwargs: Any) -> list[Any]:
+        if host not in table:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (table[host], port))]
+
+    return resolve
+
+
+def queued_webhooks(cloud: Cloud) -> list[WebhookMessage]:
+    """Every message on the webhooks queue, taken off it."""
+    sqs = cloud.stack.client("sqs")
+    url = cloud.stack.refs["WebhookQueue"]
+    found = []
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        for message in batch:
+            found.append(WebhookMessage.from_json(message["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return found
+
+
+def finished_song(cloud: Cloud, **request: Any) -> Row:
+    """A song made and announced; its row as it then is."""
+    job_id = cloud.submit(**request)
+    cloud.clock.advance(31)
+    cloud.poll()
+    row = cloud.services.table.get(job_id)
+    assert row is not None
+    assert row.state is JobState.COMPLETED
+    assert row.notified
+    return row
+
+
+def deliver_until_done(hooks: WebhookServices, message: WebhookMessage) -> list[float]:
+    """Attempts as the queue would make them: each after the wait the last one asked."""
+    waits = []
+    while (wait := deliver(hooks, message)) is not None:
+        waits.append(wait)
+        hooks.clock.advance(wait)  # type: ignore[attr-defined]
+    return waits
+
+
+def test_a_receiver_failing_twice_gets_one_delivery_with_one_id_signed_every_time(
+    cloud: Cloud, hooks: WebhookServices, receiver: WebhookReceiver
+) -> None:
+    receiver.answers = failing_first(2, status=500)
+    row = finished_song(cloud, callback_url=receiver.url)
+    (notice,) = cloud.notifications()
+    (message,) = queued_webhooks(cloud)
+
+    waits = deliver_until_done(hooks, message)
+
+    assert [d.answered for d in receiver.deliveries] == [500, 500, 200]
+    assert {d.delivery_id for d in receiver.deliveries} == {notice["notice_id"]}
+    assert all(d.verified for d in receiver.deliveries), "each attempt is signed afresh"
+    assert len({d.timestamp for d in receiver.deliveries}) == 3, "each with its own time"
+    assert list(receiver.accepted()) == [notice["notice_id"]]
+    body = receiver.deliveries[-1].notice
+    assert body == {k: v for k, v in notice.items() if not k.startswith("_")}, (
+        "the notification's body, as SNS carried it"
+    )
+    assert waits[0] < waits[1], "the waits grow"
+    hook = cloud.services.table.get(row.job_id).webhook  # type: ignore[union-attr]
+    assert hook is not None
+    assert (hook.state, hook.attempts, hook.answer) == (WebhookState.DELIVERED, 3, "200 OK")
+    assert hook.ended_at == cloud.clock.now
+    assert deliver(hooks, message) is None, "a copy of a delivered webhook is dropped"
+    assert len(receiver.deliveries) == 3
+
+
+def test_a_receiver_down_past_the_retry_window_is_given_up_and_nothing_else_changes(
+    cloud: Cloud, hooks: WebhookServices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    row = finished_song(cloud, callback_url=f"http://127.0.0.1:{port}/hook")
+    cloud.notifications()
+    (message,) = queued_webhooks(cloud)
+    song = cloud.stack.client("s3").get_object(Bucket=cloud.stack.songs_bucket, Key=row.song_key)
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    observability.metrics.clear_metrics()
+    started = cloud.clock.now
+
+    waits = deliver_until_done(hooks, message)
+
+    assert cloud.clock.now - started >= hooks.settings.retry_window_seconds, "a day at least"
+    assert max(waits) <= 3600
+    after = cloud.services.table.get(row.job_id)
+    assert after is not None
+    assert after.webhook is not None
+    assert after.webhook.state is WebhookState.GIVEN_UP
+    assert after.webhook.attempts == len(waits) + 1
+    assert after.webhook.answer is not None
+    assert "could not connect" in after.webhook.answer
+    assert observability.metrics.metric_set["WebhooksGivenUp"]["Value"] == [1.0]
+    observability.metrics.clear_metrics()
+    unchanged = dataclasses.replace(after, webhook=row.webhook)
+    assert unchanged == row, "the job, its song and its notice are as they were"
+    again = cloud.stack.client("s3").get_object(Bucket=cloud.stack.songs_bucket, Key=row.song_key)
+    assert again["ETag"] == song["ETag"]
+    assert cloud.notifications() == [], "no second notice"
+
+
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [
+        (410, WebhookState.REFUSED),
+        (301, WebhookState.REFUSED),
+        (429, WebhookState.PENDING),
+        (408, WebhookState.PENDING),
+        (503, WebhookState.PENDING),
+    ],
+)
+def test_what_each_answer_means(
+    cloud: Cloud,
+    hooks: WebhookServices,
+    receiver: WebhookReceiver,
+    status: int,
+    state: WebhookState,
+) -> None:
+    receiver.answers = always(status)
+    row = finished_song(cloud, callback_url=receiver.url)
+    (message,) = queued_webhooks(cloud)
+    wait = deliver(hooks, message)
+    hook = cloud.services.table.get(row.job_id).webhook  # type: ignore[union-attr]
+    assert hook is not None
+    assert hook.state is state
+    assert (wait is None) is (state is not WebhookState.PENDING)
+    assert len(receiver.deliveries) == 1, "one POST an attempt; a redirect is not followed"
+
+
+def test_retry_after_is_honoured(
+    cloud: Cloud, hooks: WebhookServices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lyrics_to_song import webhook_delivery
+
+    assert webhook_delivery.retry_after("120") == 120
+    assert webhook_delivery.retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412460) == 20
+    assert webhook_delivery.retry_after("soon") is None
+    answer = webhook_delivery.Answer(WebhookState.PENDING, "429 Too Many Requests", 1800.0)
+    monkeypatch.setattr(webhook_delivery, "post", lambda *args: answer)
+    row = finished_song(cloud, callback_url="http://127.0.0.1:9/hook")
+    (message,) = queued_webhooks(cloud)
+    assert deliver(hooks, message) == 1800, "longer than the 30 s the first wait would be"
+    hook = cloud.services.table.get(row.job_id).webhook  # type: ignore[union-attr]
+    assert hook is not None
+    assert hook.next_at == cloud.clock.now + 1800
+
+
+@pytest.mark.parametrize(
+    ("callback_url", "reason"),
+    [
+        ("https://10.1.2.3/hook", "a private address (10.1.2.3)"),
+        ("https://hooks.internal.example/hook", "resolves to a private address (192.168.4.5)"),
+        ("https://169.254.169.254/latest", "a link-local address"),
+        ("http://hooks.example.com/hook", "must be https"),
+        ("https://user:secret@hooks.example.com/hook", "carries credentials"),
+        ("https://no-such-host.example/hook", "does not resolve"),
+        ("ftp://hooks.example.com/hook", "must be https"),
+    ],
+)
+def test_a_callback_that_may_not_be_called_is_refused_before_payment(
+    cloud: Cloud, callback_url: str, reason: str
+) -> None:
+    cloud.services.resolve = fake_dns(
+        {"hooks.internal.example": "192.168.4.5", "hooks.example.com": PUBLIC}
+    )
+    job_id = cloud.submit(callback_url=callback_url)
+    row = cloud.services.table.get(job_id)
+    assert row is not None
+    assert row.state is JobState.FAILED
+    assert reason in (row.error or ""), row.error
+    assert cloud.emulator.submissions == [], "nothing was paid"
+    (notice,) = cloud.notifications()
+    assert notice["status"] == "FAILED"
+    assert reason in notice["error"]
+    assert notice["cost"]["status"] == "not charged"
+    assert queued_webhooks(cloud) == [], "a callback that may not be called is not called"
+
+
+def test_on_aws_loopback_is_refused_and_the_allow_list_holds(cloud: Cloud) -> None:
+    settings = cloud.services.settings
+    cloud.services.resolve = fake_dns({"hooks.example.com": PUBLIC, "other.example.com": PUBLIC})
+    deployed = dataclasses.replace(settings.callback_rules, local=False)
+    allow_list = dataclasses.replace(deployed, hosts=frozenset({"hooks.example.com"}))
+    refused = [
+        (deployed, "https://127.0.0.1/hook", "a loopback address"),
+        (deployed, "http://127.0.0.1/hook", "must be https"),
+        (allow_list, "https://other.example.com/hook", "not one of CALLBACK_HOSTS"),
+    ]
+    for rules, url, reason in refused:
+        cloud.services.settings = dataclasses.replace(settings, callback_rules=rules)
+        row = cloud.services.table.get(cloud.submit(callback_url=url))
+        assert row is not None
+        assert reason in (row.error or ""), (url, row.error)
+    assert cloud.emulator.submissions == []
+    row = cloud.services.table.get(cloud.submit(callback_url="https://hooks.example.com/hook"))
+    assert row is not None
+    assert row.state is JobState.PENDING
+    assert row.callback_url == "https://hooks.example.com/hook"
+
+
+def test_an_unusable_request_still_tells_its_callback_why(
+    cloud: Cloud, hooks: WebhookServices, receiver: WebhookReceiver
+) -> None:
+    cloud.send({**song_request(callback_url=receiver.url), "bitrate": 7})
+    (message,) = queued_webhooks(cloud)
+    assert deliver(hooks, message) is None
+    (delivery,) = receiver.deliveries
+    assert delivery.verified
+    assert delivery.notice["status"] == "FAILED"
+    assert "'bitrate' must be one of" in delivery.notice["error"]
+    assert cloud.emulator.submissions == []
+
+
+def test_a_lyric_file_names_its_callback_in_front_matter_or_metadata(
+    cloud: Cloud, receiver: WebhookReceiver
+) -> None:
+    front = f"---\ncallback_url: {receiver.url}?from=front\n---\n[Verse]\nla la\n".encode()
+    cloud.send(cloud.put_lyrics("front.txt", front))
+    cloud.send(
+        cloud.put_lyrics(
+            "meta.txt", b"[Verse]\nla la la\n", Metadata={"callback_url": receiver.url + "?m=1"}
+        )
+    )
+    urls = {row.source_name: row.callback_url for row in cloud.rows()}
+    assert urls == {"front.txt": receiver.url + "?from=front", "meta.txt": receiver.url + "?m=1"}
+
+
+def test_a_tenant_default_callback_applies_when_a_request_names_none(
+    cloud: Cloud, receiver: WebhookReceiver
+) -> None:
+    TenantStore(cloud.services.budget.client, cloud.services.budget.table_name).set_callback(
+        "team-a", receiver.url
+    )
+    own = receiver.url + "?own=1"
+    with_default = cloud.services.table.get(cloud.submit(tenant="team-a", lyrics="one"))
+    with_own = cloud.services.table.get(
+        cloud.submit(tenant="team-a", lyrics="two", callback_url=own)
+    )
+    other = cloud.services.table.get(cloud.submit(tenant="team-b", lyrics="three"))
+    assert with_default is not None
+    assert with_default.callback_url == receiver.url
+    assert with_own is not None
+    assert with_own.callback_url == own
+    assert other is not None
+    assert other.callback_url is None
+    caps = TenantStore(cloud.services.budget.client, cloud.services.budget.table_name)
+    assert caps.get("team-a") is None, "a default callback sets no caps"
+
+
+def test_a_resent_notice_does_not_send_a_delivered_webhook_again(
+    cloud: Cloud, hooks: WebhookServices, receiver: WebhookReceiver
+) -> None:
+    from lyrics_to_song.announce import announce
+
+    row = finished_song(cloud, callback_url=receiver.url)
+    (message,) = queued_webhooks(cloud)
+    deliver(hooks, message)
+    delivered = cloud.services.table.get(row.job_id)
+    assert delivered is not None
+    announce(cloud.services, delivered)  # as after a crash before the row was closed
+    assert queued_webhooks(cloud) == []
+    assert len(receiver.deliveries) == 1
+
+
+def test_the_receiver_example_checks_a_real_signature(
+    cloud: Cloud, hooks: WebhookServices, receiver: WebhookReceiver
+) -> None:
+    finished_song(cloud, callback_url=receiver.url)
+    (message,) = queued_webhooks(cloud)
+    deliver(hooks, message)
+    (delivery,) = receiver.deliveries
+    headers = {"Lyrics-Timestamp": delivery.timestamp, "Lyrics-Signature": delivery.signature}
+    secret = cloud.stack.webhook_secret()
+    now = cloud.clock.now
+    assert verify(secret, headers, delivery.body, now)
+    assert not verify(secret, headers, delivery.body + b" ", now), "a changed body fails"
+    assert not verify("another secret", headers, delivery.body, now)
+    assert not verify(secret, headers, delivery.body, now + 301), "a replay later fails"
+    json.loads(delivery.body)
+
+
+@pytest.fixture
+def handler_env(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The webhook function's environment as the template gives it, on a fresh cold start."""
+    from lyrics_to_song import webhook_handler
+
+    env = {**cloud.stack.environments["WebhookFunction"], "MUSIC_API_BASE_URL": API_URL}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    webhook_handler.services.cache_clear()
+    yield
+    webhook_handler.services.cache_clear()
+
+
+def _batch(cloud: Cloud) -> dict[str, Any]:
+    from local_cloud.runtime import sqs_record
+
+    url = cloud.stack.refs["WebhookQueue"]
+    messages = cloud.stack.client("sqs").receive_message(QueueUrl=url, AttributeNames=["All"])
+    arn = cloud.stack.arns["WebhookQueue"]
+    return {"Records": [sqs_record(m, arn) for m in messages["Messages"]]}
+
+
+def test_the_handler_hides_a_failed_attempt_until_its_next_one(
+    cloud: Cloud, receiver: WebhookReceiver, handler_env: None
+) -> None:
+    from local_cloud.runtime import LocalContext
+    from lyrics_to_song.webhook_handler import handler
+
+    receiver.clock = time.time  # the function signs with the real clock
+    receiver.answers = always(503)
+    finished_song(cloud, callback_url=receiver.url)
+    event = _batch(cloud)
+    (record,) = event["Records"]
+    response = handler(event, LocalContext("webhooks", 60))
+    assert response["batchItemFailures"] == [{"itemIdentifier": record["messageId"]}]
+    assert [d.answered for d in receiver.deliveries] == [503]
+    sqs = cloud.stack.client("sqs")
+    url = cloud.stack.refs["WebhookQueue"]
+    assert "Messages" not in sqs.receive_message(QueueUrl=url), "hidden until its next try"
+
+
+@pytest.mark.usefixtures("handler_env")
+def test_an_error_inside_the_function_is_tried_again_soon(
+    cloud: Cloud,
+    receiver: WebhookReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from local_cloud.runtime import LocalContext
+    from lyrics_to_song import webhook_handler
+    from lyrics_to_song.data.task_table import TaskTable
+
+    finished_song(cloud, callback_url=receiver.url)
+    event = _batch(cloud)
+    hidden: list[int] = []
+    services = webhook_handler.services()
+    monkeypatch.setattr(
+        services.sqs,
+        "change_message_visibility",
+        lambda **kwargs: hidden.append(kwargs["VisibilityTimeout"]),
+    )
+
+    def unreachable(*args: Any) -> None:
+        raise RuntimeError("the table is out of reach")
+
+    monkeypatch.setattr(TaskTable, "get", unreachable)
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    observability.metrics.clear_metrics()
+    response = webhook_handler.handler(event, LocalContext("webhooks", 60))
+    (record,) = event["Records"]
+    assert response["batchItemFailures"] == [{"itemIdentifier": record["messageId"]}]
+    assert hidden == [services.settings.first_retry_seconds]
+    assert receiver.deliveries == [], "nothing was sent"
+    assert '"WebhookErrors":[1.0]' in capsys.readouterr().out, "counted, for the dashboard"
+    (logged,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert logged.exc_info is not None, "logged with its trace"
+    assert "the table is out of reach" in str(logged.exc_info[1])
+
+
+def test_a_tenant_default_that_may_not_be_called_fails_its_jobs_before_payment(
+    cloud: Cloud,
+) -> None:
+    TenantStore(cloud.services.budget.client, cloud.services.budget.table_name).set_callback(
+        "team-c", "https://10.0.0.9/hook"
+    )
+    row = cloud.services.table.get(cloud.submit(tenant="team-c"))
+    assert row is not None
+    assert row.state is JobState.FAILED
+    assert (
+        "tenant team-c's default callback_url is refused: its host is a private address "
+        "(10.0.0.9)" in (row.error or "")
+    )
+    assert cloud.emulator.submissions == []
