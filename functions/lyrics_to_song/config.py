@@ -165,6 +165,20 @@ def _api_base_url(env: Mapping[str, str]) -> str:
     return base_url.rstrip("/")
 
 
+def _secret(
+    env: Mapping[str, str], arn_name: str, value_name: str
+) -> tuple[str | None, str | None]:
+    """A secret's ARN in Secrets Manager (deployed) or its value (local runs): one of them."""
+    arn = env.get(arn_name, "").strip() or None
+    value = env.get(value_name, "").strip() or None
+    if arn is None and value is None:
+        raise ConfigError(
+            f"environment variable {arn_name} (deployed) or {value_name} "
+            "(local runs) is required and neither is set"
+        )
+    return arn, value
+
+
 def _callback_rules(env: Mapping[str, str], api_base_url: str) -> CallbackRules:
     """CALLBACK_HOSTS; a local run (the API on loopback) may call receivers on loopback."""
     local = is_loopback_host(urlparse(api_base_url).hostname or "")
@@ -175,13 +189,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and check every variable; the first problem raises a ConfigError naming it."""
     env = os.environ if env is None else env
     base_url = _api_base_url(env)
-    secret_arn = env.get("MUSIC_API_KEY_SECRET_ARN", "").strip() or None
-    api_key = env.get("MUSIC_API_KEY", "").strip() or None
-    if secret_arn is None and api_key is None:
-        raise ConfigError(
-            "environment variable MUSIC_API_KEY_SECRET_ARN (deployed) or MUSIC_API_KEY "
-            "(local runs) is required and neither is set"
-        )
+    secret_arn, api_key = _secret(env, "MUSIC_API_KEY_SECRET_ARN", "MUSIC_API_KEY")
     topic = _required(env, "NOTIFY_TOPIC_ARN")
     if not topic.startswith("arn:"):
         raise ConfigError(f"environment variable NOTIFY_TOPIC_ARN must be an ARN, got {topic!r}")
@@ -236,13 +244,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 def load_webhook_settings(env: Mapping[str, str] | None = None) -> WebhookSettings:
     """The webhook function's variables, checked like the others."""
     env = os.environ if env is None else env
-    secret_arn = env.get("WEBHOOK_SECRET_ARN", "").strip() or None
-    secret = env.get("WEBHOOK_SECRET", "").strip() or None
-    if secret_arn is None and secret is None:
-        raise ConfigError(
-            "environment variable WEBHOOK_SECRET_ARN (deployed) or WEBHOOK_SECRET "
-            "(local runs) is required and neither is set"
-        )
+    secret_arn, secret = _secret(env, "WEBHOOK_SECRET_ARN", "WEBHOOK_SECRET")
     return WebhookSettings(
         tasks_table_name=_required(env, "TASKS_TABLE_NAME"),
         queue_url=_required(env, "WEBHOOK_QUEUE_URL"),

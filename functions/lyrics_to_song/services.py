@@ -18,13 +18,14 @@ from .data.pace import PollWatch, SongTimes, StatusBudget
 from .data.task_table import TaskTable
 from .errors import ConfigError, ErrorKind, MusicApiError
 from .music_api import MusicApiClient
-from .webhook_delivery import WebhookServices
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
+
+    from .webhook_delivery import WebhookServices
 
 
 @dataclass
@@ -162,6 +163,8 @@ def build_webhook_services(
 ) -> WebhookServices:
     """The webhook function's clients: its table, its queue, the secret, and an http
     client that checks every connection's address and follows no redirect."""
+    from .webhook_delivery import WebhookServices  # the submit and poll functions never need it
+
     client = client or _boto3_clients()
     timeout = settings.timeout_seconds
     return WebhookServices(

@@ -3,13 +3,15 @@
 The emulator injects API faults at random (429, 500, 503, malformed bodies, answers cut
 off after the work was done, answers later than the client waits), fails tasks, and
 breaks or slows downloads. The harness sends duplicate deliveries, runs two pollers at
-once, kills handlers between their steps, and resubmits some ended jobs. Then it checks
+once, kills handlers between their steps, resubmits some ended jobs, and sends a share
+of the jobs' webhooks to a receiver that fails at random. Then it checks
 what the package promises: one terminal state and one notice per ending (copies of a notice
 re-sent after a crash are the same notice: one `notice_id`, the same fields), at most
 one paid submission per job and resubmission, every song the API took on its job's
 row as charged or maybe charged (and nothing charged it did not take), songs
-byte-identical to what the API served, a reason for every job without a song, and no
-half-uploaded object left behind.
+byte-identical to what the API served, a reason for every job without a song, no
+half-uploaded object left behind, and every webhook delivered (by its delivery id) or
+given up.
 """
 
 from __future__ import annotations
@@ -511,7 +513,7 @@ class ChaosRun:
         posts = list(self.receiver.deliveries)
         accepted = self.receiver.accepted()
         outcome.webhooks["POSTs"] = len(posts)
-        outcome.webhooks["refused by the receiver at random"] = sum(
+        outcome.webhooks["failed by the receiver at random"] = sum(
             1 for d in posts if d.answered != 200
         )
         outcome.webhooks["taken twice (same id)"] = sum(

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from lyrics_to_song.config import load_settings
+from lyrics_to_song.config import load_settings, load_webhook_settings
 from lyrics_to_song.data.rows import Price
 from lyrics_to_song.errors import ConfigError
 
@@ -98,3 +100,36 @@ def test_audio_hosts_are_read_as_a_list() -> None:
     settings = load_settings({**BASE, "AUDIO_HOSTS": " CDN.example.com, files.example.net "})
     assert settings.audio_hosts == ("cdn.example.com", "files.example.net")
     assert load_settings(BASE).audio_hosts == ()
+
+
+WEBHOOK_BASE = {
+    "TASKS_TABLE_NAME": "tasks",
+    "WEBHOOK_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/webhooks",
+    "WEBHOOK_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:signing",
+}
+
+
+def test_the_webhook_function_reads_its_own_few_variables() -> None:
+    settings = load_webhook_settings(WEBHOOK_BASE)
+    assert settings.retry_window_seconds == 86400, "a day of retries"
+    assert (settings.timeout_seconds, settings.first_retry_seconds) == (10, 30)
+    assert settings.callback_rules.local is False, "on AWS: https and public addresses only"
+    local = load_webhook_settings({**WEBHOOK_BASE, "MUSIC_API_BASE_URL": "http://127.0.0.1:1"})
+    assert local.callback_rules.local is True
+    hosts = load_webhook_settings({**WEBHOOK_BASE, "CALLBACK_HOSTS": "Hooks.Example.com"})
+    assert hosts.callback_rules.hosts == frozenset({"hooks.example.com"})
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"WEBHOOK_SECRET_ARN": ""}, "WEBHOOK_SECRET_ARN (deployed) or WEBHOOK_SECRET"),
+        ({"WEBHOOK_QUEUE_URL": ""}, "WEBHOOK_QUEUE_URL is required"),
+        ({"WEBHOOK_TIMEOUT_SECONDS": "60"}, "between 1 and 30"),
+        ({"WEBHOOK_RETRY_SECONDS": "5"}, "between 10 and 604800"),
+        ({"CALLBACK_HOSTS": "https://hooks.example.com"}, "no scheme, port or path"),
+    ],
+)
+def test_a_webhook_setting_that_cannot_work_is_named(change: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_webhook_settings({**WEBHOOK_BASE, **change})
