@@ -32,6 +32,13 @@ def code_blocks(text: str) -> Iterator[str]:
         yield match.group(1)
 
 
+def readme_webhook_examples() -> tuple[str, str]:
+    """The README's two Python blocks under Webhooks: the check, and a whole receiver."""
+    section = README.read_text().split("#### Webhooks", 1)[1].split("\n#### ", 1)[0]
+    check, receiver = code_blocks(section)
+    return check, receiver
+
+
 def walkthrough(text: str) -> str:
     """The block the README marks as run by the tests."""
     start = text.index(WALKTHROUGH_MARK)

@@ -143,13 +143,13 @@ def check_callback(url: str, where: str, *, local: bool) -> str:
 
 
 def tenant_callback(cloud: Cloud, tenant: str) -> str | None:
-    return _caps_store(cloud).terms(tenant).callback_url
+    return _tenant_store(cloud).terms(tenant).callback_url
 
 
 def set_tenant_callback(cloud: Cloud, tenant: str, url: str | None) -> None:
     """The tenant's default callback_url (None removes it); the submit function reads it
     at each submission."""
-    _caps_store(cloud).set_callback(tenant, url)
+    _tenant_store(cloud).set_callback(tenant, url)
 
 
 def check_request(body: dict[str, Any]) -> None:
@@ -327,11 +327,11 @@ class CapsUse:
     in_flight: int  # its songs in flight now
 
 
-def _caps_store(cloud: Cloud) -> TenantStore:
+def _tenant_store(cloud: Cloud) -> TenantStore:
     if not cloud.spending_table:
         raise CliError(
             f"stack {cloud.stack_name!r} has no SpendingTableName output: deploy it again "
-            "(make deploy) to manage tenants' caps",
+            "(make deploy) to manage tenants' caps and callbacks",
             ExitCode.ENVIRONMENT,
         )
     return TenantStore(cloud.dynamodb, cloud.spending_table)
@@ -350,7 +350,7 @@ def set_caps(
 ) -> TenantCaps:
     """Set a tenant's own caps; the one not given keeps its value. The submit function
     reads them at each submission: no redeploy (README: Producers and what they spend)."""
-    store = _caps_store(cloud)
+    store = _tenant_store(cloud)
     current = store.get(check_job_tenant(tenant))
     per_day = per_day if per_day is not None else current.per_day if current else None
     in_flight = in_flight if in_flight is not None else current.in_flight if current else None
@@ -366,7 +366,7 @@ def set_caps(
 
 def caps_in_use(cloud: Cloud, tenant: str | None, now: float) -> list[CapsUse]:
     """Every tenant's caps (or one's) with what is used of them now."""
-    store = _caps_store(cloud)
+    store = _tenant_store(cloud)
     if tenant is None:
         found = store.all()
     else:

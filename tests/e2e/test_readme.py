@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from http.server import HTTPServer
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from local_cloud.emulator import MusicApiEmulator
@@ -15,20 +21,30 @@ from local_cloud.serve import LOCAL_API_PORT, LocalService
 from lyrics_cli.stack_target import LOCAL_ENDPOINT
 from lyrics_to_song.data.rows import JobState
 from lyrics_to_song.data.task_table import TaskTable
-from tests.docs_text import README, ROOT, walkthrough
+from tests.docs_text import README, ROOT, readme_webhook_examples, walkthrough
 from tests.e2e.local_pipeline import mp3_info
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def service() -> Iterator[LocalService]:
-    """`make local`, on free ports (the test points the walkthrough's addresses at them)."""
+def _local_service(stack_name: str) -> Iterator[LocalService]:
+    """`make local`, on free ports (the test points the walkthrough's addresses at them);
+    moto's servers in one process share their state, so each test's stack has a name."""
     emulator = MusicApiEmulator(completion_delay=1.0, audio_seconds=1.0)
-    running = LocalService(port=0, emulator=emulator, tick_seconds=0.2)
+    running = LocalService(port=0, emulator=emulator, tick_seconds=0.2, stack_name=stack_name)
     yield running.start(lambda note: None)
     running.stop()
     assert not running.errors
+
+
+@pytest.fixture
+def service() -> Iterator[LocalService]:
+    yield from _local_service("lyrics-to-song")  # the name `--local` finds
+
+
+@pytest.fixture
+def hooked_service() -> Iterator[LocalService]:
+    yield from _local_service("readme-hook")
 
 
 def _as_run_here(block: str, service: LocalService) -> str:
@@ -72,3 +88,40 @@ def test_the_walkthrough_makes_a_song_and_a_listed_failure(
     ended = sorted((row.state, row.resubmits) for row in rows)
     assert ended == [(JobState.COMPLETED, 0), (JobState.COMPLETED, 1)], "the failure paid again"
     assert done.stdout.rstrip().endswith("resubmits  1")
+
+
+def test_the_readme_receiver_takes_the_stacks_webhook_once(
+    hooked_service: LocalService,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The README's receiver, as written but on a free port, given the stack's secret:
+    the webhook function's delivery verifies, is printed once, and a forgery is refused."""
+    check, receiver = readme_webhook_examples()
+    serve = 'HTTPServer(("", 8080), Receiver).serve_forever()'
+    assert serve in receiver
+    monkeypatch.setenv("LYRICS_WEBHOOK_SECRET", hooked_service.stack.webhook_secret())
+    namespace: dict[str, Any] = {}
+    exec(check + receiver.replace(serve, ""), namespace)  # noqa: S102 - the README's own code
+    server = HTTPServer(("127.0.0.1", 0), namespace["Receiver"])
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
+    try:
+        body = {"request_id": "readme-hook", "prompt": "p", "lyrics": "la", "callback_url": url}
+        sqs = hooked_service.stack.client("sqs")
+        sqs.send_message(QueueUrl=hooked_service.stack.jobs_queue_url, MessageBody=json.dumps(body))
+        deadline = time.monotonic() + 60
+        printed = ""
+        while "COMPLETED" not in printed and time.monotonic() < deadline:
+            time.sleep(0.2)
+            printed += capsys.readouterr().out
+        forged = httpx.post(
+            url, content=b"{}", headers={"Lyrics-Timestamp": "1", "Lyrics-Signature": "sha256=0"}
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    (line,) = [line for line in printed.splitlines() if "COMPLETED" in line]
+    assert line.startswith("job-"), line
+    assert "/songs/" in line, "the song's link"
+    assert forged.status_code == 401

@@ -18,10 +18,10 @@ from tests.docs_text import (
     README,
     ROOT,
     anchors,
-    code_blocks,
     commands,
     links,
     make_targets,
+    readme_webhook_examples,
     typed,
     walkthrough,
 )
@@ -92,13 +92,11 @@ def test_the_emulator_page_lists_every_fault_switch_with_its_type() -> None:
     assert listed == FAULT_SWITCHES
 
 
-def test_the_readme_receiver_checks_what_the_stack_signs() -> None:
+def test_the_readme_check_verifies_what_the_stack_signs() -> None:
     from lyrics_to_song.webhooks import signed_headers
 
-    section = README.read_text().split("#### Webhooks", 1)[1]
-    (example,) = code_blocks(section.split("\n#### ", 1)[0])
     namespace: dict[str, Any] = {}
-    exec(example, namespace)  # noqa: S102 - the README's own example, run as written
+    exec(readme_webhook_examples()[0], namespace)  # noqa: S102 - the README's own example
     verify = namespace["verify"]
     body = b'{"notice_id": "job-1.1", "status": "COMPLETED"}'
     headers = signed_headers("s3cret", "job-1.1", int(time.time()), body)

@@ -280,13 +280,15 @@ class TenantStore:
 
     def _set(self, tenant: str, fields: Fields) -> None:
         clause, names, values = update_clause(fields)
-        self.client.update_item(
-            TableName=self.table_name,
-            Key=counter_key(TENANT_CAPS_PREFIX + tenant),
-            UpdateExpression=clause,
-            ExpressionAttributeNames=names,
-            **({"ExpressionAttributeValues": values} if values else {}),  # type: ignore[arg-type]
-        )
+        update: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": counter_key(TENANT_CAPS_PREFIX + tenant),
+            "UpdateExpression": clause,
+            "ExpressionAttributeNames": names,
+        }
+        if values:  # a removal alone has none, and DynamoDB refuses an empty map
+            update["ExpressionAttributeValues"] = values
+        self.client.update_item(**update)
 
     def all(self) -> list[TenantCaps]:
         """Every tenant with caps of its own (a scan: the table holds a few dozen items)."""
