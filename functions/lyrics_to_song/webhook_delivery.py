@@ -80,7 +80,7 @@ def deliver(services: WebhookServices, message: WebhookMessage) -> float | None:
     if services.table.webhook_attempted(message.job_id, hook, attempt) is None:
         logger.info("another copy of this webhook recorded an attempt first: this one stops")
         return None
-    log = {"attempts": hook.attempts + 1, "answer": answer.text, "url": message.url}
+    log = {"attempts": hook.attempts + 1, "answer": answer.text, "url": _shown(message.url)}
     if attempt.state is WebhookState.PENDING:
         logger.warning("webhook not delivered: tried again later", extra={**log, "wait": wait})
         count("WebhookRetries")
@@ -93,6 +93,11 @@ def deliver(services: WebhookServices, message: WebhookMessage) -> float | None:
     else:
         logger.error("webhook given up: the retry window has passed", extra=log)
     return None
+
+
+def _shown(url: str) -> str:
+    """The URL for a log line, without its query: receivers often put a token there."""
+    return str(httpx.URL(url).copy_with(query=None))
 
 
 def post(services: WebhookServices, message: WebhookMessage, now: float) -> Answer:

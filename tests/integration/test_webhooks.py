@@ -425,3 +425,18 @@ def test_a_tenant_default_that_may_not_be_called_fails_its_jobs_before_payment(
         "(10.0.0.9)" in (row.error or "")
     )
     assert cloud.emulator.submissions == []
+
+
+def test_a_token_in_the_callback_query_stays_out_of_the_logs(
+    cloud: Cloud,
+    hooks: WebhookServices,
+    receiver: WebhookReceiver,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    finished_song(cloud, callback_url=receiver.url + "?token=hush-hush")
+    (message,) = queued_webhooks(cloud)
+    caplog.clear()
+    assert deliver(hooks, message) is None
+    (delivered,) = [r for r in caplog.records if r.getMessage() == "webhook delivered"]
+    assert delivered.__dict__["url"] == receiver.url
+    assert not [r for r in caplog.records if "hush-hush" in str(r.__dict__)]
