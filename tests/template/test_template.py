@@ -490,6 +490,14 @@ def test_the_webhooks_queue_is_encrypted_tls_only_and_outlives_the_retries(
     longest_window = int(cfn["Parameters"]["WebhookRetrySeconds"]["MaxValue"])
     assert queue["MessageRetentionPeriod"] > longest_window + 3600, "the last wait fits too"
     assert ref(queue["RedrivePolicy"]["deadLetterTargetArn"]) == "WebhookDeadLetterQueue"
+    # Every attempt is a receive: the most a window can take, each wait at its shortest
+    # (half of the hour) once the waits have grown, must not send a webhook to the DLQ.
+    from lyrics_to_song.webhook_delivery import MAX_RETRY_SECONDS, next_wait
+
+    ramp = [next_wait(30, n, lambda low, high: low) for n in range(1, 30)]
+    growing = [wait for wait in ramp if wait < MAX_RETRY_SECONDS / 2]
+    most = len(growing) + (longest_window - sum(growing)) / (MAX_RETRY_SECONDS / 2) + 1
+    assert queue["RedrivePolicy"]["maxReceiveCount"] > most * 1.5, most
     statements = cfn["Resources"]["WebhookQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
     (deny,) = statements
     assert deny["Effect"] == "Deny"
