@@ -115,9 +115,9 @@ def test_the_readme_receiver_takes_the_stacks_webhook_once(
         while "COMPLETED" not in printed and time.monotonic() < deadline:
             time.sleep(0.2)
             printed += capsys.readouterr().out
-        forged = httpx.post(
-            url, content=b"{}", headers={"Lyrics-Timestamp": "1", "Lyrics-Signature": "sha256=0"}
-        )
+        guess = {"Lyrics-Timestamp": str(int(time.time())), "Lyrics-Signature": "sha256=0"}
+        forged = httpx.post(url, content=b"{}", headers=guess)
+        bare = httpx.post(url, content=b"{}")
     finally:
         server.shutdown()
         server.server_close()
@@ -125,3 +125,4 @@ def test_the_readme_receiver_takes_the_stacks_webhook_once(
     assert line.startswith("job-"), line
     assert "/songs/" in line, "the song's link"
     assert forged.status_code == 401
+    assert bare.status_code == 401, "a request without the headers is refused, not a crash"

@@ -105,3 +105,5 @@ def test_the_readme_check_verifies_what_the_stack_signs() -> None:
     assert not verify("other", headers, body)
     stale = signed_headers("s3cret", "job-1.1", int(time.time()) - 600, body)
     assert not verify("s3cret", stale, body), "an old delivery is refused as a replay"
+    assert not verify("s3cret", {}, body), "a request without the headers is refused"
+    assert not verify("s3cret", {**headers, "Lyrics-Timestamp": "soon"}, body)
