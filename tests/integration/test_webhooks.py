@@ -440,3 +440,40 @@ def test_a_token_in_the_callback_query_stays_out_of_the_logs(
     (delivered,) = [r for r in caplog.records if r.getMessage() == "webhook delivered"]
     assert delivered.__dict__["url"] == receiver.url
     assert not [r for r in caplog.records if "hush-hush" in str(r.__dict__)]
+
+
+@pytest.mark.usefixtures("handler_env")
+def test_a_record_the_invocation_has_no_time_for_is_seen_again_soon(
+    cloud: Cloud, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from local_cloud.runtime import LocalContext
+    from lyrics_to_song import webhook_handler
+
+    finished_song(cloud, callback_url=receiver.url)
+    event = _batch(cloud)
+    hidden: list[int] = []
+    monkeypatch.setattr(
+        webhook_handler.services().sqs,
+        "change_message_visibility",
+        lambda **kwargs: hidden.append(kwargs["VisibilityTimeout"]),
+    )
+    # 12 s left: less than one POST's 10 s and the spare 5 s.
+    response = webhook_handler.handler(event, LocalContext("webhooks", 12))
+    assert len(response["batchItemFailures"]) == 1
+    assert hidden == [webhook_handler.NO_TIME_RETRY_SECONDS]
+    assert receiver.deliveries == [], "not started without the time to finish"
+
+
+@pytest.mark.usefixtures("handler_env")
+def test_an_unreadable_message_is_dropped_and_counted(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from local_cloud.runtime import LocalContext
+    from lyrics_to_song.webhook_handler import handler
+
+    sqs = cloud.stack.client("sqs")
+    sqs.send_message(QueueUrl=cloud.stack.refs["WebhookQueue"], MessageBody='{"job_id": 1}')
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    response = handler(_batch(cloud), LocalContext("webhooks", 60))
+    assert response["batchItemFailures"] == [], "nothing to try again"
+    assert '"WebhookMessagesUnreadable":[1.0]' in capsys.readouterr().out
