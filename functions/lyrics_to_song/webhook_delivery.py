@@ -115,18 +115,20 @@ def post(services: WebhookServices, message: WebhookMessage, now: float) -> Answ
         return Answer(WebhookState.REFUSED, f"not sent: {exc}")
     except httpx.TimeoutException:
         return Answer(WebhookState.PENDING, f"no answer within {timeout:g} s")
+    except httpx.ConnectError as exc:
+        return Answer(WebhookState.PENDING, f"could not connect: {exc}"[:300])
     except httpx.HTTPError as exc:
-        return Answer(WebhookState.PENDING, f"could not connect: {type(exc).__name__} {exc}"[:300])
+        return Answer(WebhookState.PENDING, f"no usable answer: {type(exc).__name__} {exc}"[:300])
 
 
 def _answer(reply: httpx.Response) -> Answer:
     status = f"{reply.status_code} {reply.reason_phrase}".strip()
     if reply.is_success:
         return Answer(WebhookState.DELIVERED, status)
-    if reply.is_redirect:
+    code = reply.status_code
+    if 300 <= code < 400:
         where = reply.headers.get("location", "")[:200]
         return Answer(WebhookState.REFUSED, f"{status} to {where} (redirects are not followed)")
-    code = reply.status_code
     if 400 <= code < 500 and code not in (408, 429):
         return Answer(WebhookState.REFUSED, status)
     return Answer(WebhookState.PENDING, status, retry_after(reply.headers.get("retry-after")))

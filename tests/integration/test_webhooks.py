@@ -156,6 +156,7 @@ def test_a_receiver_down_past_the_retry_window_is_given_up_and_nothing_else_chan
     [
         (410, WebhookState.REFUSED),
         (301, WebhookState.REFUSED),
+        (300, WebhookState.REFUSED),
         (429, WebhookState.PENDING),
         (408, WebhookState.PENDING),
         (503, WebhookState.PENDING),
