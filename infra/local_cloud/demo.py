@@ -18,6 +18,7 @@ from typing import Any
 
 from lyrics_to_song.data.rows import JobState
 from lyrics_to_song.data.task_table import TaskTable
+from lyrics_to_song.webhooks import notice_id
 
 from .emulator import MusicApiEmulator, RunningEmulator
 from .receiver import WebhookReceiver
@@ -217,7 +218,7 @@ def _webhook(receiver: WebhookReceiver, stack: Stack) -> int:
     """Wait for the song's webhook at the demo's receiver, and say what it got."""
     tasks = TaskTable(stack.client("dynamodb"), stack.tasks_table)
     (row,) = list(tasks.rows())
-    delivery_id = f"{row.job_id}.{row.resubmits + 1}"
+    delivery_id = notice_id(row)
     found = receiver.wait_for(delivery_id, timeout=30.0)
     if found is None:
         say("webhook", f"no webhook {delivery_id} within 30 s")
