@@ -38,6 +38,7 @@ from lyrics_to_song.data.caps import TenantCaps, TenantStore, day_of
 from lyrics_to_song.data.rows import DEFAULT_TENANT, JobState, Row, WebhookState
 from lyrics_to_song.data.spend import Counts, SpendLedger
 from lyrics_to_song.sources import LyricObject, job_id_for
+from lyrics_to_song.webhooks import notice_id
 from tests.support import s3_notification
 
 # Short leases and waits, so that what a crash leaves behind is picked up within the run.
@@ -208,9 +209,9 @@ def notice_failures(
     failures = []
     if len(notices) != endings:
         failures.append(f"{name}: {len(notices)} different notices for {endings} ending(s)")
-    for notice_id, copies in notices.items():
+    for notice, copies in notices.items():
         if any(ending_fields(copy) != ending_fields(copies[0]) for copy in copies[1:]):
-            failures.append(f"{name}: the {len(copies)} copies of notice {notice_id} differ")
+            failures.append(f"{name}: the {len(copies)} copies of notice {notice} differ")
     last = notices.get(f"{row.job_id}.{endings}")
     if last and last[0]["status"] != row.state.value:
         failures.append(f"{name}: last notice says {last[0]['status']}, row {row.state}")
@@ -530,7 +531,7 @@ class ChaosRun:
             if not job.callback or row is None:
                 continue
             name = f"job {job.number} ({job.kind}, {job.job_id})"
-            latest = f"{job.job_id}.{row.resubmits + 1}"
+            latest = notice_id(row)
             hook = row.webhook
             if hook is None or hook.delivery_id != latest:
                 failures.append(f"{name}: no webhook recorded for {latest}: {hook}")
