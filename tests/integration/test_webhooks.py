@@ -18,7 +18,7 @@ from local_cloud.receiver import WebhookReceiver, always, failing_first, verify
 from lyrics_to_song import observability
 from lyrics_to_song.config import load_webhook_settings
 from lyrics_to_song.data.caps import TenantStore
-from lyrics_to_song.data.rows import JobState, Row, WebhookState
+from lyrics_to_song.data.rows import JobState, Row, Webhook, WebhookState
 from lyrics_to_song.services import build_webhook_services
 from lyrics_to_song.webhook_delivery import WebhookServices, deliver
 from lyrics_to_song.webhooks import WebhookMessage
@@ -81,13 +81,22 @@ def finished_song(cloud: Cloud, **request: Any) -> Row:
     return row
 
 
-def deliver_until_done(hooks: WebhookServices, message: WebhookMessage) -> list[float]:
+def deliver_until_done(
+    cloud: Cloud, hooks: WebhookServices, message: WebhookMessage
+) -> list[float]:
     """Attempts as the queue would make them: each after the wait the last one asked."""
     waits = []
     while (wait := deliver(hooks, message)) is not None:
         waits.append(wait)
-        hooks.clock.advance(wait)  # type: ignore[attr-defined]
+        cloud.clock.advance(wait)
     return waits
+
+
+def webhook_of(cloud: Cloud, job_id: str) -> Webhook:
+    row = cloud.services.table.get(job_id)
+    assert row is not None
+    assert row.webhook is not None
+    return row.webhook
 
 
 def test_a_receiver_failing_twice_gets_one_delivery_with_one_id_signed_every_time(
@@ -98,7 +107,7 @@ def test_a_receiver_failing_twice_gets_one_delivery_with_one_id_signed_every_tim
     (notice,) = cloud.notifications()
     (message,) = queued_webhooks(cloud)
 
-    waits = deliver_until_done(hooks, message)
+    waits = deliver_until_done(cloud, hooks, message)
 
     assert [d.answered for d in receiver.deliveries] == [500, 500, 200]
     assert {d.delivery_id for d in receiver.deliveries} == {notice["notice_id"]}
@@ -110,8 +119,7 @@ def test_a_receiver_failing_twice_gets_one_delivery_with_one_id_signed_every_tim
         "the notification's body, as SNS carried it"
     )
     assert waits[0] < waits[1], "the waits grow"
-    hook = cloud.services.table.get(row.job_id).webhook  # type: ignore[union-attr]
-    assert hook is not None
+    hook = webhook_of(cloud, row.job_id)
     assert (hook.state, hook.attempts, hook.answer) == (WebhookState.DELIVERED, 3, "200 OK")
     assert hook.ended_at == cloud.clock.now
     assert deliver(hooks, message) is None, "a copy of a delivered webhook is dropped"
@@ -132,7 +140,7 @@ def test_a_receiver_down_past_the_retry_window_is_given_up_and_nothing_else_chan
     observability.metrics.clear_metrics()
     started = cloud.clock.now
 
-    waits = deliver_until_done(hooks, message)
+    waits = deliver_until_done(cloud, hooks, message)
 
     assert cloud.clock.now - started >= hooks.settings.retry_window_seconds, "a day at least"
     assert max(waits) <= 3600
@@ -174,8 +182,7 @@ def test_what_each_answer_means(
     row = finished_song(cloud, callback_url=receiver.url)
     (message,) = queued_webhooks(cloud)
     wait = deliver(hooks, message)
-    hook = cloud.services.table.get(row.job_id).webhook  # type: ignore[union-attr]
-    assert hook is not None
+    hook = webhook_of(cloud, row.job_id)
     assert hook.state is state
     assert (wait is None) is (state is not WebhookState.PENDING)
     assert len(receiver.deliveries) == 1, "one POST an attempt; a redirect is not followed"
@@ -194,8 +201,7 @@ def test_retry_after_is_honoured(
     row = finished_song(cloud, callback_url="http://127.0.0.1:9/hook")
     (message,) = queued_webhooks(cloud)
     assert deliver(hooks, message) == 1800, "longer than the 30 s the first wait would be"
-    hook = cloud.services.table.get(row.job_id).webhook  # type: ignore[union-attr]
-    assert hook is not None
+    hook = webhook_of(cloud, row.job_id)
     assert hook.next_at == cloud.clock.now + 1800
 
 
