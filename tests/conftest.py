@@ -22,6 +22,12 @@ os.environ.pop("AWS_PROFILE", None)
 API_URL = "http://localhost:8765"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slowest tests first, so that parallel workers (pytest-xdist) start them at once
+    and the rest of the suite runs beside them rather than after them."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

@@ -17,9 +17,10 @@ import string
 import threading
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -50,15 +51,17 @@ class Stack:
     environments: dict[str, dict[str, str]]
     template: dict[str, Any] = field(repr=False)
     outputs: dict[str, str] = field(default_factory=dict)
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def client(self, service: str) -> Any:
-        return boto3.client(  # type: ignore[call-overload]
-            service,
-            endpoint_url=self.endpoint_url,
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106 - moto's fixed test credentials
-        )
+        """A client of moto's `service`, made once per stack (a client takes ~20 ms to
+        make; boto3's clients are safe to share between threads)."""
+        with _session_lock:
+            if service not in self._clients:
+                self._clients[service] = _moto_session().client(  # type: ignore[call-overload]
+                    service, endpoint_url=self.endpoint_url
+                )
+            return self._clients[service]
 
     @property
     def lyrics_bucket(self) -> str:
@@ -107,6 +110,22 @@ class Stack:
         return props
 
 
+_session_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _moto_session() -> boto3.session.Session:
+    """One session for every client of moto: it reads boto3's service models once.
+
+    Callers hold `_session_lock`, since a session is not safe to share between threads.
+    """
+    return boto3.session.Session(
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 - moto's fixed test credentials
+        region_name=REGION,
+    )
+
+
 def aws_environment(endpoint_url: str) -> dict[str, str]:
     """What boto3 needs to talk to moto's server: one endpoint for every client."""
     return {
@@ -123,8 +142,7 @@ def aws_environment(endpoint_url: str) -> dict[str, str]:
 class _Provisioner:
     """Creates the template's resources in moto, recording what each Ref and GetAtt gives."""
 
-    session: boto3.session.Session
-    endpoint_url: str | None
+    client: Callable[[str], Any]
     stack_name: str
     template: dict[str, Any]
     parameters: Mapping[str, str]
@@ -143,9 +161,6 @@ class _Provisioner:
             "AWS::URLSuffix": "amazonaws.com",
         }
         self.resolver = Resolver(self.template, self.refs, self.attributes, pseudo, self.parameters)
-
-    def client(self, service: str) -> Any:
-        return self.session.client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
 
     def name(self, logical_id: str) -> str:
         return f"{self.stack_name}-{logical_id}".lower()
@@ -291,12 +306,8 @@ def provision(
     """Create in moto every resource of the template that the functions touch."""
     serialize_dynamodb()
     template = load_template(template_path)
-    session = boto3.session.Session(
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 - moto's fixed test credentials
-        region_name=REGION,
-    )
-    p = _Provisioner(session, endpoint_url, stack_name, template, parameters or {})
+    stack = Stack(stack_name, endpoint_url, {}, {}, {}, template)
+    p = _Provisioner(stack.client, stack_name, template, parameters or {})
     p.secrets()
     p.topics()
     p.queues()
@@ -313,7 +324,9 @@ def provision(
             outputs[name] = str(p.resolver.resolve(spec["Value"]))
         except KeyError:  # an output of a resource moto does not hold (the dashboard)
             continue
-    return Stack(stack_name, endpoint_url, p.refs, p.arns, environments, template, outputs)
+    stack.refs, stack.arns = p.refs, p.arns
+    stack.environments, stack.outputs = environments, outputs
+    return stack
 
 
 def register_outputs(stack: Stack) -> None:

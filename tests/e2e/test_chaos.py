@@ -8,7 +8,7 @@ import pytest
 
 from tests.chaos.harness import ChaosRun, ChaosSettings
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_every_promise_holds_under_faults_duplicates_overlap_and_kills() -> None:

@@ -55,6 +55,7 @@ def _as_run_here(block: str, service: LocalService) -> str:
     return script.replace(f"http://127.0.0.1:{LOCAL_API_PORT}", service.api.url)
 
 
+@pytest.mark.slow
 def test_the_walkthrough_makes_a_song_and_a_listed_failure(
     service: LocalService, tmp_path: Path
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -503,3 +504,16 @@ def test_the_webhooks_queue_is_encrypted_tls_only_and_outlives_the_retries(
     assert deny["Effect"] == "Deny"
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": False}}
     assert {ref(r) for r in deny["Resource"]} == {"WebhookQueue", "WebhookDeadLetterQueue"}
+
+
+def test_each_reader_of_the_template_gets_a_copy_of_its_own_and_an_edit_is_read_anew(
+    tmp_path: Path,
+) -> None:
+    """The parsed template is kept between calls; a caller's changes must not leak."""
+    path = tmp_path / "template.yaml"
+    path.write_text("Resources:\n  Queue:\n    Type: AWS::SQS::Queue\n")
+    first = load_template(path)
+    first["Resources"]["Queue"]["Type"] = "changed by a caller"
+    assert load_template(path)["Resources"]["Queue"]["Type"] == "AWS::SQS::Queue"
+    path.write_text("Resources:\n  Topic:\n    Type: !Ref Kind\n")
+    assert load_template(path)["Resources"] == {"Topic": {"Type": {"Ref": "Kind"}}}
