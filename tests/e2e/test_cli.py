@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shlex
 import subprocess
@@ -76,10 +77,16 @@ class Cli:
         return job_id
 
 
+_services = itertools.count()
+
+
 @pytest.fixture(scope="module")
 def service() -> Iterator[LocalService]:
+    # Parallel workers may run this module's tests apart, setting this up again in one
+    # process, where moto's servers share their state: each stack has a name of its own.
     emulator = MusicApiEmulator(completion_delay=0.5, audio_seconds=1.0)
-    running = LocalService(port=0, stack_name="cli", emulator=emulator, tick_seconds=0.2)
+    name = f"cli-{next(_services)}"
+    running = LocalService(port=0, stack_name=name, emulator=emulator, tick_seconds=0.2)
     yield running.start()
     running.stop()
     assert not running.errors
