@@ -11,6 +11,7 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -104,6 +105,21 @@ def update_clause(fields: Fields) -> tuple[str, dict[str, str], dict[str, Any]]:
         " REMOVE " + ", ".join(removes) if removes else ""
     )
     return clause.strip(), names, values
+
+
+def updated(item: Mapping[str, Any], fields: Fields) -> Item:
+    """The item as an update of `update_clause(fields)` leaves it, worked out here: a
+    transaction returns no values, and reading the row back would cost a read each."""
+    after = dict(item)
+    for name, value in fields.items():
+        if value is None:
+            after.pop(name, None)
+        elif isinstance(value, AddAttribute):
+            total = sum(Decimal(after.get(n, {}).get("N", "0")) for n in (name, value.source))
+            after[name] = {"N": str(total)}
+        else:
+            after[name] = to_attr(value)
+    return after
 
 
 def transact(client: DynamoDBClient, writes: Sequence[Mapping[str, Any]]) -> int | None:

@@ -5,7 +5,7 @@ The states and their meaning are in the README (Job states).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -142,6 +142,8 @@ class Row:
     charge: Charge = Charge()
     callback_url: str | None = None  # its own, or its tenant's default when it was submitted
     webhook: Webhook | None = None
+    # The item it was read from, so that a write can tell the row it leaves without a read.
+    item: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Row:
@@ -181,6 +183,7 @@ class Row:
             ),
             callback_url=text(item, "callback_url"),
             webhook=Webhook.from_item(item),
+            item=item,
         )
 
 

@@ -32,6 +32,7 @@ from .items import (
     to_attr,
     transact,
     update_clause,
+    updated,
 )
 from .rows import (
     DEFAULT_TENANT,
@@ -638,6 +639,7 @@ class TaskTable:
             condition="due_at = :held",
             extra_values={":held": to_attr(row.due_at)},
             tallies=tallies,
+            held=row,
         )
 
     def _update(
@@ -648,9 +650,14 @@ class TaskTable:
         condition: str,
         extra_values: dict[str, Any] | None = None,
         tallies: list[Tally] | None = None,
+        held: Row | None = None,
     ) -> Row | None:
         """A conditional update (counted with `tallies` when the table counts); the row
-        as it is after it, or None if the condition failed."""
+        as it is after it, or None if the condition failed.
+
+        A counted update is a transaction, which returns no values: the row after it is
+        worked out from `held` (a row this run holds: only its holder changes it, but for
+        the webhook of an earlier ending, which an ending does not read), else read back."""
         clause, names, values = update_clause(fields)
         if "#state" in condition:
             names["#state"] = "state"
@@ -668,6 +675,8 @@ class TaskTable:
             counted = [write for tally in tallies for write in tally.writes(self.spending_table)]
             if transact(self.client, [{"Update": update}, *counted]) == 0:
                 return None
+            if held is not None and held.item:
+                return Row.from_item(updated(held.item, fields))
             return self.get(job_id)
         try:
             response = self.client.update_item(**update, ReturnValues="ALL_NEW")
