@@ -33,8 +33,9 @@ REQUEST_FIELDS = (
     "tenant",
     "callback_url",
 )
-_MODEL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_REQUEST_ID_PATTERN = re.compile(r"^[\x21-\x7e]+$")
+# Whole-string patterns, used with fullmatch: `$` would also match before a final newline.
+_MODEL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_REQUEST_ID_PATTERN = re.compile(r"[\x21-\x7e]+")
 
 
 def decode_json(text: str) -> Any:
@@ -70,7 +71,7 @@ def is_valid_request_id(value: Any) -> bool:
     """A producer's id for its request: printable ASCII without spaces, at most 128."""
     return (
         isinstance(value, str)
-        and bool(_REQUEST_ID_PATTERN.match(value))
+        and bool(_REQUEST_ID_PATTERN.fullmatch(value))
         and len(value) <= MAX_REQUEST_ID_CHARS
     )
 
@@ -162,7 +163,7 @@ def parse_request(data: Any, default_model: str, default_prompt: str | None = No
     if default_prompt is not None and data.get("prompt") is None:
         data = {**data, "prompt": default_prompt}
     model = data.get("model", default_model)
-    if not isinstance(model, str) or not _MODEL_PATTERN.match(model):
+    if not isinstance(model, str) or not _MODEL_PATTERN.fullmatch(model):
         raise InvalidRequest(
             f"'model' must be a model name such as 'minimax-music' "
             f"(letters, digits, '.', '_', '-'; at most 64); got {model!r}"

@@ -11,12 +11,13 @@ from .errors import InvalidRequest
 
 MAX_TENANT_CHARS = 32
 # Lower-case letters, digits and inner hyphens: safe as an S3 folder, a metric property,
-# an SNS attribute and part of a DynamoDB key.
-_TENANT = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+# an SNS attribute and part of a DynamoDB key. Matched whole (fullmatch): `$` would let a
+# final newline through, and `"acme\n"` would be a tenant of its own with caps of none.
+_TENANT = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
 
 
 def is_tenant(value: Any) -> bool:
-    return isinstance(value, str) and bool(_TENANT.match(value))
+    return isinstance(value, str) and bool(_TENANT.fullmatch(value))
 
 
 def check_tenant(value: Any, where: str) -> str:
@@ -29,13 +30,29 @@ def check_tenant(value: Any, where: str) -> str:
 
 
 def file_tenant(key: str, metadata_tenant: str | None, *, from_key: bool) -> str:
-    """A lyric file's tenant: its `tenant` user metadata, else (TENANT_FROM_KEY=prefix)
-    the first folder of its key, else the default one."""
-    if metadata_tenant is not None and metadata_tenant.strip():
-        return check_tenant(metadata_tenant.strip(), "the file's 'tenant' metadata")
+    """A lyric file's tenant.
+
+    With TENANT_FROM_KEY=prefix the key names it (its first folder, or the default
+    tenant at the bucket's top), since a bucket policy can limit who writes where: the
+    `tenant` metadata may only repeat it. Otherwise the metadata names it, else it is the
+    default one. Metadata is taken as written (empty: none): `"acme "` is no tenant.
+    """
+    named = (
+        check_tenant(metadata_tenant, "the file's 'tenant' metadata") if metadata_tenant else None
+    )
+    if not from_key:
+        return named or DEFAULT_TENANT
     folder, slash, _ = key.partition("/")
-    if from_key and slash:
-        return check_tenant(
+    tenant = (
+        check_tenant(
             folder, f"the first folder of '{key}' (TENANT_FROM_KEY=prefix names tenants by it)"
         )
-    return DEFAULT_TENANT
+        if slash
+        else DEFAULT_TENANT
+    )
+    if named is not None and named != tenant:
+        raise InvalidRequest(
+            f"the file's 'tenant' metadata names {named}, but with TENANT_FROM_KEY=prefix "
+            f"'{key}' belongs to tenant {tenant}: write it under {named}/ instead"
+        )
+    return tenant

@@ -33,7 +33,7 @@ from lyrics_to_song.tenants import check_tenant
 
 from .stack_target import CliError, Cloud, ExitCode
 
-_JOB_ID = re.compile(r"^job-[0-9a-f]{32}$")
+_JOB_ID = re.compile(r"job-[0-9a-f]{32}")  # fullmatch
 MAX_KEY_BYTES = 1024  # S3's limit on object keys
 
 
@@ -55,7 +55,7 @@ class LyricUpload:
 
 
 def check_job_id(job_id: str) -> str:
-    if not _JOB_ID.match(job_id):
+    if not _JOB_ID.fullmatch(job_id):
         raise CliError(
             f"{job_id!r} is not a job id (they look like job- and 32 hex digits)", ExitCode.USAGE
         )

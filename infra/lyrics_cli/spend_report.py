@@ -15,7 +15,7 @@ from .stack_target import CliError, Cloud, ExitCode
 
 GROUPINGS = ("tenant", "model", "state")
 MAX_DAYS = 400
-_MONTH = re.compile(r"^\d{4}-\d{2}$")
+_MONTH = re.compile(r"\d{4}-\d{2}")  # fullmatch
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def span(month: str | None, since: str | None, today: date) -> list[str]:
             first = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC).date()
         except ValueError:
             first = None
-        if first is None or not _MONTH.match(month):
+        if first is None or not _MONTH.fullmatch(month):
             raise CliError(f"--month must be YYYY-MM, got {month!r}", ExitCode.USAGE)
         following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
         last = min(following - timedelta(days=1), today)

@@ -126,7 +126,8 @@ def test_a_submission_cut_short_is_maybe_charged_when_the_poll_settles_it(cloud:
     ("key", "metadata", "from_key", "tenant"),
     [
         ("team-a/song.txt", {}, True, "team-a"),
-        ("team-a/song.txt", {"tenant": "team-b"}, True, "team-b"),  # metadata first
+        ("team-a/song.txt", {"tenant": "team-a"}, True, "team-a"),  # metadata may repeat it
+        ("team-a/song.txt", {"tenant": "team-b"}, False, "team-b"),
         ("team-a/song.txt", {}, False, "default"),
         ("song.txt", {}, True, "default"),
         ("My Songs/song.txt", {"tenant": "team-d"}, False, "team-d"),
@@ -147,6 +148,9 @@ def test_a_lyric_files_tenant_comes_from_its_metadata_or_first_folder(
     [
         ("My Songs/song.txt", {}, "the first folder of 'My Songs/song.txt'"),
         ("song.txt", {"tenant": "Team A"}, "the file's 'tenant' metadata"),
+        ("song.txt", {"tenant": "acme "}, "the file's 'tenant' metadata"),
+        ("song.txt", {"tenant": "ACME"}, "the file's 'tenant' metadata"),
+        ("a" * 33 + "/song.txt", {}, "the first folder of"),
     ],
 )
 def test_a_tenant_that_is_not_a_name_fails_the_file_before_anything_is_paid(
@@ -161,6 +165,28 @@ def test_a_tenant_that_is_not_a_name_fails_the_file_before_anything_is_paid(
     assert reason in row.error
     assert "must be a tenant name" in row.error
     assert cloud.emulator.submissions == []
+
+
+@pytest.mark.parametrize(
+    ("key", "named", "belongs_to"),
+    [("acme/song.txt", "shop", "acme"), ("song.txt", "shop", "default")],
+)
+def test_a_file_whose_key_names_its_tenant_cannot_name_another_in_its_metadata(
+    cloud: Cloud, key: str, named: str, belongs_to: str
+) -> None:
+    """A producer limited by a bucket policy to acme/ cannot spend shop's caps."""
+    settings = dataclasses.replace(cloud.services.settings, tenant_from_key=True)
+    cloud.services = dataclasses.replace(cloud.services, settings=settings)
+    notice = cloud.put_lyrics(key, b"la la", Metadata={"tenant": named})
+    assert cloud.send(notice) == [Outcome.REJECTED]
+    row = cloud.only_row()
+    assert (row.state, row.tenant) == (JobState.FAILED, "default")
+    assert row.error is not None
+    assert f"names {named}, but with TENANT_FROM_KEY=prefix" in row.error
+    assert f"belongs to tenant {belongs_to}" in row.error
+    assert cloud.emulator.submissions == [], "nothing paid"
+    (note,) = cloud.notifications()
+    assert note["status"] == "FAILED"
 
 
 def test_a_request_without_a_tenant_keeps_the_identity_it_had(cloud: Cloud) -> None:

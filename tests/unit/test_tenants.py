@@ -1,0 +1,50 @@
+"""Tenant names are checked whole, wherever one is read."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lyrics_cli.jobs import check_job_tenant
+from lyrics_cli.stack_target import CliError
+from lyrics_to_song.errors import InvalidRequest
+from lyrics_to_song.requests import is_valid_request_id, parse_request
+from lyrics_to_song.tenants import MAX_TENANT_CHARS, file_tenant, is_tenant
+from tests.support import song_request
+
+NOT_NAMES = ["acme\n", "ACME", "acme ", " acme", "a" * 33, "", "-acme", "acme-", "ac_me"]
+
+
+@pytest.mark.parametrize("name", NOT_NAMES)
+def test_what_is_not_a_tenant_name_is_refused_everywhere_a_tenant_is_read(name: str) -> None:
+    with pytest.raises(InvalidRequest, match="'tenant'"):
+        parse_request(song_request(tenant=name), "minimax-music")
+    with pytest.raises(CliError, match="--tenant"):
+        check_job_tenant(name)
+    if name:  # empty metadata is no metadata
+        with pytest.raises(InvalidRequest, match="'tenant' metadata"):
+            file_tenant("song.txt", name, from_key=False)
+    if "/" not in name and name.strip():
+        with pytest.raises(InvalidRequest, match="first folder"):
+            file_tenant(f"{name}/song.txt", None, from_key=True)
+
+
+@given(st.text(max_size=40))
+def test_a_name_taken_is_whole_and_safe(text: str) -> None:
+    if is_tenant(text):
+        assert len(text) <= MAX_TENANT_CHARS
+        assert set(text) <= set("abcdefghijklmnopqrstuvwxyz0123456789-")
+        for variant in (text + "\n", text + " ", text.upper() + "X", "\n" + text):
+            assert not is_tenant(variant)
+
+
+@given(st.from_regex(r"[\x21-\x7e]{1,20}", fullmatch=True))
+def test_a_request_id_with_a_final_newline_is_not_the_same_id(request_id: str) -> None:
+    assert is_valid_request_id(request_id)
+    assert not is_valid_request_id(request_id + "\n")
+
+
+def test_a_model_name_with_a_final_newline_is_refused() -> None:
+    with pytest.raises(InvalidRequest, match="'model'"):
+        parse_request(song_request(model="minimax-music\n"), "minimax-music")
