@@ -52,6 +52,8 @@ class Settings:
     terminal_ttl_days: int
     max_songs_per_day: int
     max_songs_in_flight: int
+    tenant_songs_per_day: int  # the caps of a tenant without caps of its own
+    tenant_songs_in_flight: int
     in_flight_retry_seconds: int
     status_checks_per_minute: int
     poll_watch_seconds: int
@@ -219,6 +221,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_songs_per_day=_int(env, "MAX_SONGS_PER_DAY", 200, 1, 1_000_000),
         # MiniMax runs at most 20 tasks at once per account (docs/music-api.md, "Rates and times").
         max_songs_in_flight=_int(env, "MAX_SONGS_IN_FLIGHT", 20, 1, 1000),
+        tenant_songs_per_day=_int(env, "TENANT_SONGS_PER_DAY", 200, 1, 1_000_000),
+        tenant_songs_in_flight=_int(env, "TENANT_SONGS_IN_FLIGHT", 20, 1, 1000),
         # How long a job over the in-flight cap waits on the queue (SQS delays up to 900 s).
         in_flight_retry_seconds=_int(env, "IN_FLIGHT_RETRY_SECONDS", 60, 0, 900),
         # MiniMax allows about 120 requests a minute; submissions need the rest

@@ -120,6 +120,7 @@ def build_services(
             per_day=settings.max_songs_per_day,
             in_flight=settings.max_songs_in_flight,
             in_flight_retry_seconds=settings.in_flight_retry_seconds,
+            tenant_defaults=(settings.tenant_songs_per_day, settings.tenant_songs_in_flight),
         ),
         s3=client("s3"),
         sns=client("sns"),

@@ -371,6 +371,8 @@ def caps_in_use(cloud: Cloud, tenant: str | None, now: float) -> list[CapsUse]:
         found = store.all()
     else:
         one = store.get(check_job_tenant(tenant))
+        if one is None and cloud.tenant_defaults is not None:
+            one = TenantCaps(tenant, *cloud.tenant_defaults, own=False)
         if one is None:
             raise CliError(
                 f"tenant {tenant!r} has no caps of its own: set them with "

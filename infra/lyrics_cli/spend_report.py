@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from lyrics_to_song.data.caps import Budget, TenantStore, day_of
+from lyrics_to_song.data.caps import Budget, TenantCaps, TenantStore, day_of
 from lyrics_to_song.data.spend import Counts, SpendLedger
 
 from .jobs import check_job_tenant
@@ -111,5 +111,7 @@ def _caps_left(cloud: Cloud, caps: TenantStore, tenant: str | None, today: str) 
     if cloud.max_songs_per_day and tenant is None:
         left.append(CapLeft(None, int(cloud.max_songs_per_day), budget.submitted_on(today)))
     own = [caps.get(tenant)] if tenant is not None else caps.all()
+    if tenant is not None and own == [None] and cloud.tenant_defaults is not None:
+        own = [TenantCaps(tenant, *cloud.tenant_defaults, own=False)]
     left += [CapLeft(c.tenant, c.per_day, budget.submitted_on(today, c.tenant)) for c in own if c]
     return left

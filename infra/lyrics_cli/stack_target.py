@@ -65,6 +65,8 @@ class Cloud:
     spending_table: str | None  # None for a stack deployed before it was an output
     typical_song_seconds: str | None  # the TypicalSongSeconds parameter, LOW-HIGH
     max_songs_per_day: str | None  # the MaxSongsPerDay parameter
+    # TenantSongsPerDay and TenantSongsInFlight; None for a stack deployed before them
+    tenant_defaults: tuple[int, int] | None
     s3: S3Client
     sqs: SQSClient
     dynamodb: DynamoDBClient
@@ -151,7 +153,15 @@ def connect(
         spending_table=outputs.get("SpendingTableName"),
         typical_song_seconds=outputs.get("TypicalSongSeconds"),
         max_songs_per_day=outputs.get("MaxSongsPerDay"),
+        tenant_defaults=_tenant_defaults(outputs),
         s3=client("s3"),
         sqs=client("sqs"),
         dynamodb=client("dynamodb"),
     )
+
+
+def _tenant_defaults(outputs: dict[str, str]) -> tuple[int, int] | None:
+    per_day, in_flight = outputs.get("TenantSongsPerDay"), outputs.get("TenantSongsInFlight")
+    if per_day is None or in_flight is None:
+        return None
+    return int(float(per_day)), int(float(in_flight))

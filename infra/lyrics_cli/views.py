@@ -186,14 +186,15 @@ def progress(row: Row | None, elapsed: float, estimate: str | None = None) -> st
 
 
 def caps_table(uses: list[CapsUse]) -> str:
-    """Tenants' own caps, one line each, with what is used of them now."""
+    """Tenants' caps, one line each, with what is used of them now."""
     if not uses:
         return "no tenant has caps of its own (set some: lyrics-to-song caps set --help)"
     lines = [f"{'TENANT':<32}  {'TODAY / PER DAY':>15}  {'IN FLIGHT / AT ONCE':>19}"]
     for use in uses:
         day = f"{use.today} / {use.caps.per_day}"
         flight = f"{use.in_flight} / {use.caps.in_flight}"
-        lines.append(f"{use.caps.tenant:<32}  {day:>15}  {flight:>19}")
+        mark = "" if use.caps.own else "  (the stack's defaults for tenants)"
+        lines.append(f"{use.caps.tenant:<32}  {day:>15}  {flight:>19}{mark}")
     return "\n".join(lines)
 
 
@@ -205,6 +206,7 @@ def caps_dicts(uses: list[CapsUse]) -> list[dict[str, Any]]:
             "in_flight": use.caps.in_flight,
             "used_today": use.today,
             "in_flight_now": use.in_flight,
+            "own": use.caps.own,
         }
         for use in uses
     ]

@@ -494,7 +494,14 @@ def test_caps_are_set_and_shown_per_tenant_with_what_is_used(
     set_a = [*target, "caps", "set", "--tenant", "team-a", "--json"]
     assert main([*set_a, "--per-day", "5", "--in-flight", "2"]) == ExitCode.OK
     assert json.loads(capsys.readouterr().out) == [
-        {"tenant": "team-a", "per_day": 5, "in_flight": 2, "used_today": 0, "in_flight_now": 0}
+        {
+            "tenant": "team-a",
+            "per_day": 5,
+            "in_flight": 2,
+            "used_today": 0,
+            "in_flight_now": 0,
+            "own": True,
+        }
     ]
     assert main([*set_a, "--per-day", "7"]) == ExitCode.OK, "the other cap is kept"
     capsys.readouterr()
@@ -518,6 +525,11 @@ def test_caps_are_set_and_shown_per_tenant_with_what_is_used(
     assert main([*target, "caps", "show"]) == ExitCode.OK
     shown = capsys.readouterr().out.splitlines()
     assert shown[1].split() == ["team-a", "1", "/", "7", "1", "/", "2"]
+    # A tenant without caps of its own has the stack's defaults for tenants.
+    assert main([*target, "caps", "show", "--tenant", "team-b"]) == ExitCode.OK
+    row = capsys.readouterr().out.splitlines()[1]
+    assert row.split()[:7] == ["team-b", "0", "/", "200", "0", "/", "20"]
+    assert row.endswith("(the stack's defaults for tenants)")
 
 
 @pytest.mark.parametrize(
@@ -526,7 +538,6 @@ def test_caps_are_set_and_shown_per_tenant_with_what_is_used(
         (["caps", "set", "--tenant", "new", "--per-day", "3"], "give both --per-day and"),
         (["caps", "set", "--tenant", "Team A", "--per-day", "3"], "--tenant must be a tenant"),
         (["caps", "set", "--per-day", "3"], "caps set needs --tenant"),
-        (["caps", "show", "--tenant", "nobody"], "tenant 'nobody' has no caps of its own"),
         (["caps", "show", "--per-day", "3"], "--per-day and --in-flight are for caps set"),
     ],
 )

@@ -213,11 +213,38 @@ def test_one_tenant_at_its_daily_cap_never_holds_back_another(cloud: Cloud) -> N
     assert over.cap is Cap.TENANT_DAILY
     assert "tenant 'team-a' reached its daily cap of 2 songs" in str(over)
     assert over.retry_after == 900
-    assert others == [[Outcome.SUBMITTED]] * 3, "team-b has no caps of its own"
+    assert others == [[Outcome.SUBMITTED]] * 3, "team-b has the defaults (200 a day)"
     assert len(cloud.emulator.submissions) == 5
     today = day_of(cloud.clock.now)
     assert cloud.services.budget.submitted_on(today, "team-a") == 2
     assert cloud.services.budget.submitted_on(today) == 5, "the stack's cap counts everyone"
+
+
+def test_a_tenant_without_caps_of_its_own_has_the_stacks_defaults_for_tenants(
+    cloud: Cloud,
+) -> None:
+    cloud.services.budget = dataclasses.replace(cloud.services.budget, tenant_defaults=(2, 10))
+    outcomes = [submit_for(cloud, n, "team-a") for n in range(3)]
+    assert outcomes[:2] == [[Outcome.SUBMITTED]] * 2
+    over = outcomes[2]
+    assert isinstance(over, OverBudget)
+    assert over.cap is Cap.TENANT_DAILY
+    assert "tenant 'team-a' reached its daily cap of 2 songs" in str(over)
+    assert submit_for(cloud, 0, "team-b") == [Outcome.SUBMITTED], "each tenant its own"
+    assert len(cloud.emulator.submissions) == 3
+
+
+def test_caps_set_at_noon_count_the_morning(cloud: Cloud) -> None:
+    """A tenant's day is counted from its first song, whether it had caps then or not."""
+    assert submit_for(cloud, 0, "team-a") == [Outcome.SUBMITTED]
+    store = TenantStore(cloud.services.budget.client, cloud.services.budget.table_name)
+    store.put(TenantCaps("team-a", per_day=2, in_flight=10))
+    later = [submit_for(cloud, n, "team-a") for n in (1, 2)]
+    assert later[0] == [Outcome.SUBMITTED], "exactly one more that day"
+    assert isinstance(later[1], OverBudget)
+    assert later[1].cap is Cap.TENANT_DAILY
+    assert cloud.services.budget.submitted_on(day_of(cloud.clock.now), "team-a") == 2
+    assert len(cloud.emulator.submissions) == 2
 
 
 def test_a_tenants_in_flight_cap_frees_places_as_its_songs_end(cloud: Cloud) -> None:

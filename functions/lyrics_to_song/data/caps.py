@@ -11,9 +11,11 @@ when its share of both caps was taken:
   the submit function reads the holders' rows and drops those that ended. The rows
   are the truth, so a crash anywhere cannot leak a place for good.
 
-A tenant may have caps of its own, set at run time (`caps#<tenant>`: `per_day`,
-`in_flight`); its jobs then also take a song of `day#<date>#<tenant>` and a place in
-`in-flight#<tenant>`, in the same transaction, beside the global two.
+Every tenant has caps: its own, set at run time (`caps#<tenant>`: `per_day`,
+`in_flight`), else the stack's defaults for tenants (TENANT_SONGS_PER_DAY,
+TENANT_SONGS_IN_FLIGHT). Its jobs take a song of `day#<date>#<tenant>` and a place in
+`in-flight#<tenant>`, in the same transaction, beside the global two; so a tenant's day
+is counted from its first song, and caps set at noon count the morning.
 """
 
 from __future__ import annotations
@@ -48,11 +50,12 @@ class Cap(StrEnum):
 
 @dataclass(frozen=True)
 class TenantCaps:
-    """One tenant's own caps, beside the stack's."""
+    """One tenant's caps, beside the stack's: its own (`own`), or the defaults."""
 
     tenant: str
     per_day: int
     in_flight: int
+    own: bool = True
 
 
 def day_counter(day: str, tenant: str | None = None) -> str:
@@ -151,20 +154,29 @@ class Budget:
     per_day: int
     in_flight: int
     in_flight_retry_seconds: int = 60  # songs take 30-90 s
+    # The caps of a tenant without caps of its own (songs per day, in flight); tools that
+    # only read the counters leave them out.
+    tenant_defaults: tuple[int, int] | None = None
 
     def caps_of(self, tenant: str) -> TenantCaps | None:
-        """The tenant's own caps, if it has some (read at each submission: set at run time)."""
+        """The tenant's caps, its own or the defaults (read at each submission: set at
+        run time)."""
         return self.terms_of(tenant).caps
 
     def terms_of(self, tenant: str) -> TenantTerms:
-        """The tenant's own caps and default callback, in one read."""
-        return TenantStore(self.client, self.table_name).terms(tenant)
+        """The tenant's caps (its own, else the defaults) and default callback, in one read."""
+        terms = TenantStore(self.client, self.table_name).terms(tenant)
+        if terms.caps is None and self.tenant_defaults is not None:
+            per_day, in_flight = self.tenant_defaults
+            default = TenantCaps(tenant, per_day, in_flight, own=False)
+            return TenantTerms(default, terms.callback_url)
+        return terms
 
     def reserve(
         self, job_id: str, now: float, tenant_caps: TenantCaps | None = None
     ) -> Reservation:
         """What the job's row must take with it: a song of today's cap and a place in
-        flight, and the same of its tenant's `tenant_caps` when it has some."""
+        flight, and the same of its tenant's `tenant_caps`."""
         expires = datetime.fromtimestamp(now, UTC) + timedelta(days=DAY_ITEM_TTL_DAYS)
         return Reservation(
             job_id=job_id,
