@@ -83,7 +83,9 @@ def read_envelope(response: httpx.Response) -> Any:
     text = response.text
     try:
         body: Any = json.loads(text) if text.strip() else None
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
+        # Not JSON (JSONDecodeError is a ValueError), an integer past Python's 4,300
+        # digits, or nesting past the interpreter's recursion limit: not understood.
         body = None
     code: int | None = None
     message = ""

@@ -264,10 +264,29 @@ def _status_unavailable(
     _retry_later(services, row, report, max(again - now, exc.retry_after or 0.0))
 
 
+def after_error(services: Services, row: Row, exc: Exception, report: PollReport) -> None:
+    """Anything that went wrong while following a held row, whatever raised it, counts
+    as a bad answer: a row past MAX_TASK_AGE_SECONDS ends TIMED_OUT, and a row that
+    meets MAX_BAD_BODIES of them in a row ends FAILED. So no answer, however built, keeps
+    a job open for ever. A row already ended is left to be announced when its lease ends.
+    """
+    if row.state.terminal or row.state is JobState.SUBMITTING:
+        return
+    error = MusicApiError(
+        ErrorKind.TRANSIENT, f"unexpected {type(exc).__name__} while following the task"
+    )
+    again = services.clock() + _steps(services, TRANSIENT_RETRY_STEPS)
+    _unreadable(services, row, error, report, again)
+
+
 def _unreadable(
     services: Services, row: Row, exc: MusicApiError, report: PollReport, again: float
 ) -> None:
-    """A status body not understood: kept and logged; the job fails after a few in a row."""
+    """A status body not understood: kept and logged; the job fails after a few in a row,
+    or at once when it is past its age."""
+    if _too_old(services, row):
+        _time_out(services, row, report)
+        return
     bad = row.bad_bodies + 1
     logger.error(
         "status body not understood",

@@ -13,7 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from .check_timing import CheckPolicy
-from .follow import Pacing, PollReport, process_row
+from .follow import Pacing, PollReport, after_error, process_row
 from .observability import count, logger
 from .services import Services
 
@@ -165,12 +165,17 @@ def _take(services: Services, job_id: str, due_at: float, pacing: Pacing) -> Pol
     logger.thread_safe_append_keys(job_id=row.job_id, task_id=row.task_id)
     try:
         process_row(services, row, report, pacing, was_due=due_at)
-    except Exception:
-        # One task's trouble must not stop the others; this one keeps its lease and
-        # is taken again when the lease ends.
-        logger.exception("unexpected error while following a task; retried later")
+    except Exception as exc:
+        # One task's trouble must not stop the others; this one counts it as a bad
+        # answer (bounded by its age and MAX_BAD_BODIES), else keeps its lease and is
+        # taken again when the lease ends.
+        logger.exception("unexpected error while following a task")
         count("PollErrors")
         report.errors += 1
+        try:
+            after_error(services, row, exc, report)
+        except Exception:
+            logger.exception("could not record the error on the row; retried later")
     finally:
         logger.thread_safe_clear_keys()
     return report

@@ -410,9 +410,58 @@ def test_one_tasks_unexpected_error_does_not_stop_the_others(
         patched.setattr(cloud.services.api, "task_status", status)
         report = cloud.poll()
     assert (report.errors, report.completed) == (1, 1)
-    assert cloud.poll().due == 0, "the broken one keeps its lease"
+    assert cloud.poll().due == 0, "the broken one is looked at again later"
+    row = cloud.services.table.get(first)
+    assert row is not None
+    assert (row.state, row.bad_bodies) == (JobState.PENDING, 1), "counted as a bad answer"
     cloud.clock.advance(cloud.services.settings.poll_lease_seconds + 1)
     assert cloud.poll().completed == 1
+
+
+class _Odd(Exception):
+    """An exception type nothing in the package names."""
+
+
+@pytest.mark.parametrize("raised", [RecursionError, ValueError, KeyError, TypeError, _Odd])
+def test_a_status_check_that_always_raises_still_ends_the_job(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, raised: type[Exception]
+) -> None:
+    """Whatever a status check raises counts as a bad answer: the job fails after a few."""
+    job_id = cloud.submit()
+    cloud.clock.advance(31)
+
+    def status(task_id: str) -> object:
+        raise raised("built to hurt")
+
+    monkeypatch.setattr(cloud.services.api, "task_status", status)
+    for _ in range(MAX_BAD_BODIES - 1):
+        assert cloud.poll().retry_later == 1
+        cloud.clock.advance(60)
+    assert cloud.poll().failed == 1
+    row = cloud.services.table.get(job_id)
+    assert row is not None
+    assert row.state is JobState.FAILED
+    (note,) = cloud.notifications()
+    assert f"unexpected {raised.__name__} while following the task" in note["error"]
+
+
+def test_a_job_past_its_age_ends_timed_out_whatever_its_status_check_raises(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = cloud.submit()
+    cloud.clock.advance(31)
+
+    def status(task_id: str) -> object:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(cloud.services.api, "task_status", status)
+    assert cloud.poll().retry_later == 1
+    cloud.clock.advance(cloud.services.settings.max_task_age_seconds)
+    report = cloud.poll()
+    assert report.timed_out == 1, "in the first run that sees it past its age"
+    row = cloud.services.table.get(job_id)
+    assert row is not None
+    assert (row.state, row.notified) == (JobState.TIMED_OUT, True)
 
 
 def test_every_log_line_about_a_task_names_its_job_and_task(cloud: Cloud) -> None:

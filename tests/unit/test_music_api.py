@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from local_cloud.emulator import MusicApiEmulator
 from lyrics_to_song.api_answers import TaskState, find_audio, parse_task_status
@@ -17,6 +19,14 @@ from lyrics_to_song.requests import parse_request
 from tests.support import FakeClock, song_request
 
 KEY = "aio_secret_key_123"
+
+
+def _nest(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """JSON values of the shapes status answers take, with the words they use."""
+    words = st.sampled_from(["data", "status", "audio_url", "output", "result", "code", "error"])
+    return st.lists(children, max_size=4) | st.dictionaries(words | st.text(), children, max_size=4)
+
+
 REQUEST = parse_request(song_request(), "minimax-music")
 
 
@@ -304,3 +314,31 @@ def test_minimax_s_numeric_status_is_read(sleeps: list[float]) -> None:
     unknown = {"data": {"status": 7}, "base_resp": {"status_code": 0}}
     with pytest.raises(MusicApiError, match="unknown task status '7'"):
         client_for(answer(200, unknown), sleeps).task_status("t1")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 100_000 + "]" * 100_000,  # nesting past the interpreter's recursion limit
+        '{"data": {"status": "completed", "n": ' + "9" * 5000 + "}}",  # past 4,300 digits
+        '{"data": ' * 50_000,
+    ],
+    ids=["deep", "huge integer", "deep and cut"],
+)
+def test_a_status_body_built_to_hurt_is_an_unreadable_answer(body: str) -> None:
+    api = client_for(answer(200, body), [])
+    with pytest.raises(MusicApiError) as raised:
+        api.task_status("t1")
+    assert raised.value.malformed
+
+
+@given(st.binary(max_size=2000) | st.recursive(st.none() | st.integers() | st.text(), _nest))
+@settings(max_examples=200, deadline=None)
+def test_any_status_body_gives_a_status_or_an_api_error(body: object) -> None:
+    text = body.decode("latin-1") if isinstance(body, bytes) else json.dumps(body)
+    api = client_for(answer(200, text), [])
+    try:
+        status = api.task_status("t1")
+    except MusicApiError:
+        return
+    assert status.state in TaskState
