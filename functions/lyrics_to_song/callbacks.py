@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from .audio_origins import blocked_kind, is_loopback_host
+from .addresses import blocked_kind, is_loopback_host
 from .errors import RefusedCallback, RetryLater
 
 MAX_CALLBACK_URL_CHARS = 2048

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from .audio_origins import is_loopback_host
+from .addresses import is_loopback_host
 from .callbacks import CallbackRules
 from .check_timing import PRIOR_SECONDS
 from .data.rows import Price

@@ -15,8 +15,9 @@ from urllib.parse import quote
 
 import httpx
 
+from .addresses import CheckedTransport
 from .api_answers import TaskStatus, clip, first_str, parse_task_status, read_envelope
-from .audio_origins import MAX_REDIRECTS, AudioOrigins, CheckedTransport
+from .audio_origins import MAX_REDIRECTS, AudioOrigins
 from .errors import ErrorKind, MusicApiError, RefusedAudioSource
 from .observability import logger
 from .requests import SongRequest

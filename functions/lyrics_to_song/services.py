@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .audio_origins import CheckedTransport
+from .addresses import CheckedTransport
 from .callbacks import Resolver
 from .config import Settings, WebhookSettings
 from .data.caps import Budget

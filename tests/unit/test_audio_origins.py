@@ -10,7 +10,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import httpx
 import pytest
 
-from lyrics_to_song.audio_origins import AudioOrigins, CheckedTransport
+from lyrics_to_song.addresses import CheckedTransport
+from lyrics_to_song.audio_origins import AudioOrigins
 from lyrics_to_song.errors import RefusedAudioSource
 from lyrics_to_song.music_api import MusicApiClient
 
