@@ -5,18 +5,12 @@ Only what `ipaddress` calls global is public, after the forms that carry an IPv4
 inside an IPv6 one are unwrapped (IPv4-mapped, 6to4, NAT64 and Teredo): `2002:a9fe:a9fe::`
 is 169.254.169.254, and `100.64.0.1` (shared address space) is not public though it is
 not private either. The audio downloads (audio_origins.py) and the webhooks
-(callbacks.py) hold their hosts to it.
+(callbacks.py) hold their hosts to it; http_transport.py checks each connection.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import socket
-from collections.abc import Callable, Iterable
-from typing import Any
-
-import httpcore
-import httpx
 
 # The well-known NAT64 prefix (RFC 6052) and the local-use one (RFC 8215): the IPv4
 # address is the last 32 bits.
@@ -70,49 +64,3 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-# Raises when a host's address must not be reached: (host, address) -> None.
-AddressCheck = Callable[[str, str], None]
-
-
-class _CheckedNetwork(httpcore.SyncBackend):
-    """Resolves each host itself, refuses the whole name if any of its addresses is
-    internal, and connects to an address it checked."""
-
-    def __init__(self, check: AddressCheck) -> None:
-        self._check = check
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        try:
-            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise httpcore.ConnectError(f"could not resolve {host}: {exc}") from None
-        addresses = [str(info[4][0]) for info in found]
-        for address in addresses:
-            self._check(host, address)
-        return super().connect_tcp(addresses[0], port, timeout, local_address, socket_options)
-
-
-class CheckedTransport(httpx.HTTPTransport):
-    """httpx's transport with every connection's address checked by `check` (proxies
-    from the environment are not used: a proxy would make the connection instead)."""
-
-    def __init__(self, check: AddressCheck) -> None:
-        super().__init__(trust_env=False)
-        # httpx builds its pool without a way to choose the network; this is that pool
-        # with the checked one (tests/unit/test_audio_origins.py proves it is in effect).
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            network_backend=_CheckedNetwork(check),
-            max_connections=10,
-            max_keepalive_connections=10,
-            keepalive_expiry=5.0,
-        )

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from .errors import ErrorKind, MusicApiError
+from .http_transport import retry_after
 
 RAW_BODY_LOG_LIMIT = 2000
 
@@ -61,13 +62,7 @@ def classify_status(status: int) -> ErrorKind:
 
 
 def retry_after_of(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
+    return retry_after(response.headers.get("retry-after"))
 
 
 def clip(text: str) -> str:

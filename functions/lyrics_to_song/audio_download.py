@@ -16,10 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
+
 from .api_answers import AudioSource
 from .audio_check import AudioInfo, inspect_audio
 from .data.rows import Row
 from .errors import AudioGone, DownloadFailed
+from .http_transport import call_deadline, is_encoded, raw_chunks
 from .song_store import SavedSong, file_chunks, hex_chunks, song_key, stream_to_s3
 
 if TYPE_CHECKING:
@@ -72,21 +75,54 @@ def fetch_audio(
             content_type = "audio/mpeg"  # MiniMax's hex audio is MP3 (docs/music-api.md)
         else:
             assert audio.url is not None
-            with api.open_audio(audio.url, read_timeout=limits.deadline_seconds) as response:
-                if response.status_code in GONE_STATUSES:
-                    raise AudioGone(
-                        f"the song's download link no longer works (HTTP {response.status_code});"
-                        " it may have expired"
-                    )
-                response.raise_for_status()
-                content_type = response.headers.get("content-type", "")
-                content_type = content_type.split(";")[0].strip().lower()
-                declared_size = _declared_size(response.headers.get("content-length"))
-                if declared_size > limits.max_bytes:
-                    raise DownloadFailed(_too_large(limits, declared_size))
-                chunks = response.iter_bytes(chunk_size=DOWNLOAD_CHUNK)
-                size = _write(path, chunks, limits, deadline, clock)
+            try:
+                size, content_type = _download(
+                    api, audio.url, path, limits, deadline=deadline, clock=clock
+                )
+            except httpx.TimeoutException:
+                if clock() < deadline:
+                    raise
+                raise DownloadFailed(_too_slow(limits, path)) from None
         yield FetchedAudio(path, size, inspect_audio(path, content_type))
+
+
+def _download(
+    api: MusicApiClient,
+    url: str,
+    path: Path,
+    limits: DownloadLimits,
+    *,
+    deadline: float,
+    clock: Callable[[], float],
+) -> tuple[int, str]:
+    """The linked song into `path`, within the download's deadline (every connection,
+    header and read: http_transport.py); its size and declared content type."""
+    with (
+        call_deadline(limits.deadline_seconds),
+        api.open_audio(url, read_timeout=limits.deadline_seconds) as response,
+    ):
+        if response.status_code in GONE_STATUSES:
+            raise AudioGone(
+                f"the song's download link no longer works (HTTP {response.status_code});"
+                " it may have expired"
+            )
+        response.raise_for_status()
+        content_type = response.headers.get("content-type", "")
+        content_type = content_type.split(";")[0].strip().lower()
+        declared_size = _declared_size(response.headers.get("content-length"))
+        if declared_size > limits.max_bytes:
+            raise DownloadFailed(_too_large(limits, declared_size))
+        if is_encoded(response):  # never inflated: a few KB can hold gigabytes
+            encoding = response.headers["content-encoding"][:40]
+            raise DownloadFailed(f"the song came encoded ({encoding}): not read")
+        return _write(path, _raw_chunks(response), limits, deadline, clock), content_type
+
+
+def _raw_chunks(response: httpx.Response) -> Iterator[bytes]:
+    """The body as it comes, in pieces of at most DOWNLOAD_CHUNK."""
+    for piece in raw_chunks(response):
+        for start in range(0, len(piece), DOWNLOAD_CHUNK):
+            yield piece[start : start + DOWNLOAD_CHUNK]
 
 
 def _write(
@@ -103,10 +139,7 @@ def _write(
             if size > limits.max_bytes:
                 raise DownloadFailed(_too_large(limits))
             if clock() > deadline:
-                raise DownloadFailed(
-                    f"the download took longer than {limits.deadline_seconds:g} s "
-                    f"(DOWNLOAD_DEADLINE_SECONDS); {size} bytes had come"
-                )
+                raise DownloadFailed(_too_slow(limits, size))
             file.write(chunk)
     return size
 
@@ -117,6 +150,15 @@ def _declared_size(header: str | None) -> int:
         return int(header or 0)
     except ValueError:
         return 0
+
+
+def _too_slow(limits: DownloadLimits, got: int | Path) -> str:
+    """The deadline's reason, with how much had come (`got`: a count, or the file)."""
+    size = got if isinstance(got, int) else (got.stat().st_size if got.exists() else 0)
+    return (
+        f"the download took longer than {limits.deadline_seconds:g} s "
+        f"(DOWNLOAD_DEADLINE_SECONDS); {size} bytes had come"
+    )
 
 
 def _too_large(limits: DownloadLimits, size: int | None = None) -> str:

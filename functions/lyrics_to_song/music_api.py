@@ -15,10 +15,10 @@ from urllib.parse import quote
 
 import httpx
 
-from .addresses import CheckedTransport
 from .api_answers import TaskStatus, clip, first_str, parse_task_status, read_envelope
 from .audio_origins import MAX_REDIRECTS, AudioOrigins
 from .errors import ErrorKind, MusicApiError, RefusedAudioSource
+from .http_transport import NO_ENCODING, CheckedTransport, call_deadline, is_encoded, raw_chunks
 from .observability import logger
 from .requests import SongRequest
 
@@ -30,6 +30,12 @@ STATUS_READ_TIMEOUT = 10.0
 # A status answer is read up to this size. Answers with hex audio are the large ones:
 # this reads songs of up to 16 MiB that way (larger ones need a URL; docs/music-api.md).
 MAX_STATUS_BYTES = 32 * 1024 * 1024
+MAX_SUBMIT_ANSWER_BYTES = 1024 * 1024  # a task id in an envelope
+# Each whole call ends by then, however the other side answers (docs/security.md: Bounds):
+# a status check (connect, ask, read up to MAX_STATUS_BYTES), a submission beyond its
+# read timeout (connect and send).
+STATUS_DEADLINE_SECONDS = 30.0
+SUBMIT_SEND_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -62,8 +68,10 @@ class MusicApiClient:
         self._api_key = api_key
         self._sent_key = ""
         self.http = http or httpx.Client(
-            timeout=httpx.Timeout(connect=5.0, read=read_timeout, write=10.0, pool=5.0)
+            transport=CheckedTransport(None),
+            timeout=httpx.Timeout(connect=5.0, read=read_timeout, write=10.0, pool=5.0),
         )
+        self._submit_deadline = SUBMIT_SEND_SECONDS + read_timeout
         self.origins = AudioOrigins(self.base_url, audio_hosts)
         # No proxies from the environment: the checked transport connects by itself.
         self.downloads = downloads or httpx.Client(
@@ -78,7 +86,7 @@ class MusicApiClient:
     def _headers(self) -> dict[str, str]:
         key = self._api_key()
         self._sent_key = key  # what to scrub from error texts
-        return {"Authorization": f"Bearer {key}", "Accept": "application/json"}
+        return {"Authorization": f"Bearer {key}", "Accept": "application/json", **NO_ENCODING}
 
     def _with_retries(self, call: Callable[[], Any]) -> Any:
         for attempt in range(1, self.retry.attempts + 1):
@@ -106,10 +114,20 @@ class MusicApiClient:
         """Start a song; return the task id. Retries only what surely did not reach the API."""
 
         def call() -> str:
+            headers = self._headers()  # no key: an account error, before anything is sent
             try:
-                response = self.http.post(
-                    self.base_url + SUBMIT_PATH, json=request.api_body(), headers=self._headers()
-                )
+                with (
+                    call_deadline(self._submit_deadline),
+                    self.http.stream(
+                        "POST",
+                        self.base_url + SUBMIT_PATH,
+                        json=request.api_body(),
+                        headers=headers,
+                    ) as streamed,
+                ):
+                    response = _read_capped(streamed, MAX_SUBMIT_ANSWER_BYTES, "submission")
+            except MusicApiError as exc:
+                raise exc.possibly_accepted() from None  # it was sent; its answer is not read
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 raise MusicApiError(
                     ErrorKind.TRANSIENT, f"could not connect to the API: {type(exc).__name__}"
@@ -149,10 +167,13 @@ class MusicApiClient:
         url = self.base_url + STATUS_PATH.format(task_id=quote(task_id, safe=""))
         try:
             try:
-                with self.http.stream(
-                    "GET", url, headers=self._headers(), timeout=self._status_timeout
-                ) as streamed:
-                    response = _read_capped(streamed, MAX_STATUS_BYTES)
+                with (
+                    call_deadline(STATUS_DEADLINE_SECONDS),
+                    self.http.stream(
+                        "GET", url, headers=self._headers(), timeout=self._status_timeout
+                    ) as streamed,
+                ):
+                    response = _read_capped(streamed, MAX_STATUS_BYTES, "status")
             except httpx.HTTPError as exc:
                 raise MusicApiError(
                     ErrorKind.TRANSIENT, f"status request failed: {type(exc).__name__}"
@@ -163,11 +184,12 @@ class MusicApiClient:
 
     def audio_headers(self, url: httpx.URL) -> dict[str, str]:
         """The key goes with a download only to the API's own origin over https."""
-        return self._headers() if self.origins.sends_key(url) else {}
+        return self._headers() if self.origins.sends_key(url) else dict(NO_ENCODING)
 
     @contextmanager
     def open_audio(self, url: str, read_timeout: float = 30.0) -> Iterator[httpx.Response]:
-        """A song's audio as a streamed response; read it with `iter_bytes`.
+        """A song's audio as a streamed response; read it raw (`iter_raw`): it is never
+        decoded, and an encoded one is the caller's to refuse.
 
         Every hop is checked (RefusedAudioSource): the link, each redirect's target, and
         the address each connection reaches.
@@ -193,19 +215,35 @@ def _download_timeout(read_timeout: float) -> httpx.Timeout:
     return httpx.Timeout(connect=5.0, read=min(30.0, read_timeout), write=30.0, pool=5.0)
 
 
-def _read_capped(response: httpx.Response, limit: int) -> httpx.Response:
-    """The answer read whole, but never more than `limit` bytes of it."""
+def _read_capped(response: httpx.Response, limit: int, what: str) -> httpx.Response:
+    """The `what` answer read whole, as sent (never decoded), but never more than `limit`
+    bytes of it. An encoded answer is not read at all: a refusal (4xx, 5xx) is then told
+    by its HTTP status alone, anything else is an answer not understood."""
     body = bytearray()
-    for chunk in response.iter_bytes():
-        body += chunk
-        if len(body) > limit:
+    if is_encoded(response):
+        if response.status_code < 400:
+            encoding = response.headers["content-encoding"][:40]
             raise MusicApiError(
-                ErrorKind.PERMANENT,
-                f"the status answer is larger than {limit} bytes, so it is not read: songs "
-                "this large must come as a link, not as hex audio",
+                ErrorKind.TRANSIENT,
+                f"the {what} answer came encoded ({encoding}) though none was asked for: not read",
                 status=response.status_code,
+                malformed=True,
             )
-    # The body is already decoded: the copy must not say it is compressed.
+    else:
+        for chunk in raw_chunks(response):
+            body += chunk
+            if len(body) > limit:
+                raise MusicApiError(
+                    ErrorKind.PERMANENT,
+                    f"the {what} answer is larger than {limit} bytes, so it is not read"
+                    + (
+                        ": songs this large must come as a link, not as hex audio"
+                        if what == "status"
+                        else ""
+                    ),
+                    status=response.status_code,
+                )
+    # The copy holds the body as read: it must not say it is compressed.
     headers = [
         (name, value)
         for name, value in response.headers.multi_items()

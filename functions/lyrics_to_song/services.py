@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .addresses import CheckedTransport
 from .callbacks import Resolver
 from .config import Settings, WebhookSettings
 from .data.caps import Budget
 from .data.pace import PollWatch, SongTimes, StatusBudget
 from .data.task_table import TaskTable
 from .errors import ConfigError, ErrorKind, MusicApiError
+from .http_transport import CheckedTransport
 from .music_api import MusicApiClient
 
 if TYPE_CHECKING:

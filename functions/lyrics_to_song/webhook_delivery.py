@@ -15,7 +15,6 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 
 import httpx
@@ -24,6 +23,7 @@ from .config import WebhookSettings
 from .data.rows import Webhook, WebhookState
 from .data.task_table import TaskTable, WebhookAttempt
 from .errors import RefusedCallback
+from .http_transport import NO_ENCODING, call_deadline, retry_after
 from .observability import count, logger
 from .webhooks import WebhookMessage, signed_headers
 
@@ -106,10 +106,14 @@ def post(services: WebhookServices, message: WebhookMessage, now: float) -> Answ
     headers = {
         **signed_headers(services.secret(), message.delivery_id, int(now), body),
         "User-Agent": USER_AGENT,
+        **NO_ENCODING,
     }
     timeout = services.settings.timeout_seconds
     try:
-        with services.http.stream("POST", message.url, content=body, headers=headers) as reply:
+        with (
+            call_deadline(timeout),  # the whole POST, however slowly the receiver answers
+            services.http.stream("POST", message.url, content=body, headers=headers) as reply,
+        ):
             return _answer(reply)
     except RefusedCallback as exc:
         return Answer(WebhookState.REFUSED, f"not sent: {exc}")
@@ -132,20 +136,6 @@ def _answer(reply: httpx.Response) -> Answer:
     if 400 <= code < 500 and code not in (408, 429):
         return Answer(WebhookState.REFUSED, status)
     return Answer(WebhookState.PENDING, status, retry_after(reply.headers.get("retry-after")))
-
-
-def retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Retry-After in seconds: a number of seconds or an HTTP date; None if neither."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when - (time.time() if now is None else now))
 
 
 def _verdict(

@@ -193,9 +193,6 @@ def test_retry_after_is_honoured(
 ) -> None:
     from lyrics_to_song import webhook_delivery
 
-    assert webhook_delivery.retry_after("120") == 120
-    assert webhook_delivery.retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412460) == 20
-    assert webhook_delivery.retry_after("soon") is None
     answer = webhook_delivery.Answer(WebhookState.PENDING, "429 Too Many Requests", 1800.0)
     monkeypatch.setattr(webhook_delivery, "post", lambda *args: answer)
     row = finished_song(cloud, callback_url="http://127.0.0.1:9/hook")
