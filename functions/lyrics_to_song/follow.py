@@ -18,7 +18,7 @@ from .audio_download import DownloadLimits, FetchedAudio, fetch_audio, store_son
 from .check_timing import CheckPolicy, likely_window
 from .data.rows import JobState, Row, Song
 from .errors import AudioGone, DownloadFailed, ErrorKind, MusicApiError
-from .observability import count, logger, seconds
+from .observability import count, logger, seconds, without_queries
 from .services import Services
 from .sidecar import sidecar_body, write_sidecar
 
@@ -209,6 +209,7 @@ def _download_failed(services: Services, row: Row, exc: Exception, report: PollR
     MAX_DOWNLOAD_FAILURES, with what went wrong the last time."""
     failures = row.download_failures + 1
     reason = str(exc) if isinstance(exc, DownloadFailed) else f"{type(exc).__name__}: {exc}"
+    reason = without_queries(reason)
     logger.warning(
         "downloading the song failed",
         extra={"error": reason, "times": failures},
@@ -359,6 +360,8 @@ def _end(
     song: Song | None = None,
 ) -> None:
     """Record the terminal state (still due, for its notification), then announce it."""
+    if error is not None:
+        error = without_queries(error)  # a download's link may be signed in its query
     ended_row = services.table.end(row, state, now=services.clock(), error=error, song=song)
     if ended_row is None:
         logger.warning("the row changed under this run (lease lost); left to the other run")

@@ -24,7 +24,7 @@ from .data.rows import Webhook, WebhookState
 from .data.task_table import TaskTable, WebhookAttempt
 from .errors import RefusedCallback
 from .http_transport import NO_ENCODING, call_deadline, retry_after
-from .observability import count, logger
+from .observability import count, logger, without_queries
 from .webhooks import WebhookMessage, signed_headers
 
 if TYPE_CHECKING:
@@ -120,9 +120,10 @@ def post(services: WebhookServices, message: WebhookMessage, now: float) -> Answ
     except httpx.TimeoutException:
         return Answer(WebhookState.PENDING, f"no answer within {timeout:g} s")
     except httpx.ConnectError as exc:
-        return Answer(WebhookState.PENDING, f"could not connect: {exc}"[:300])
+        return Answer(WebhookState.PENDING, without_queries(f"could not connect: {exc}")[:300])
     except httpx.HTTPError as exc:
-        return Answer(WebhookState.PENDING, f"no usable answer: {type(exc).__name__} {exc}"[:300])
+        text = f"no usable answer: {type(exc).__name__} {exc}"
+        return Answer(WebhookState.PENDING, without_queries(text)[:300])
 
 
 def _answer(reply: httpx.Response) -> Answer:
@@ -131,7 +132,7 @@ def _answer(reply: httpx.Response) -> Answer:
         return Answer(WebhookState.DELIVERED, status)
     code = reply.status_code
     if 300 <= code < 400:
-        where = reply.headers.get("location", "")[:200]
+        where = without_queries(reply.headers.get("location", ""))[:200]
         return Answer(WebhookState.REFUSED, f"{status} to {where} (redirects are not followed)")
     if 400 <= code < 500 and code not in (408, 429):
         return Answer(WebhookState.REFUSED, status)

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from typing import Any
 
+import httpx
 import pytest
 
 from lyrics_to_song import music_api
 from lyrics_to_song.data.rows import JobState
 from lyrics_to_song.follow import MAX_DOWNLOAD_FAILURES
+from tests.conftest import API_URL
 from tests.integration.moto_cloud import Cloud
 
 
@@ -177,3 +180,26 @@ def test_a_task_minimax_refuses_fails_with_its_message(cloud: Cloud) -> None:
     cloud.emulator.faults.fail_tasks = True
     note = failed_at_once(cloud)
     assert "input new_sensitive (MiniMax status code 1026)" in note["error"]
+
+
+def test_a_signed_download_link_never_shows_its_query(
+    cloud: Cloud, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A link's query is its signature: a failed download's reason drops it everywhere."""
+    secret = "X-Amz-Signature=0123456789abcdef"
+    cloud.emulator.faults.audio_link = f"{API_URL}/files/song.mp3?{secret}"
+    cloud.services.api.downloads = httpx.Client(
+        transport=httpx.MockTransport(lambda request: httpx.Response(500))
+    )
+    caplog.set_level(logging.DEBUG)  # httpx's own lines too, at any level a function sets
+    job_id = cloud.submit()
+    cloud.clock.advance(31)
+    note = poll_until_ended(cloud)
+    row = cloud.services.table.get(job_id)
+    assert row is not None
+    assert row.state is JobState.FAILED
+    assert row.error is not None
+    assert "500 Internal Server Error" in row.error
+    assert f"{API_URL}/files/song.mp3?…" in row.error
+    for text in (row.error, json.dumps(note), caplog.text):
+        assert "0123456789abcdef" not in text

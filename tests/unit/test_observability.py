@@ -1,12 +1,14 @@
-"""Metrics and tracing switches."""
+"""Metrics and tracing switches, and what log lines and texts may hold."""
 
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
 from lyrics_to_song import observability
+from lyrics_to_song.observability import without_queries
 
 
 def test_disabled_metrics_are_neither_kept_nor_printed(
@@ -50,3 +52,30 @@ def test_credits_spent_names_its_tenant_as_a_property_not_a_dimension(
 )
 def test_detailed_tracing_follows_the_powertools_switch(value: str, on: bool) -> None:
     assert observability.detailed_tracing({"POWERTOOLS_TRACE_DISABLED": value}) is on
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (
+            "Server error '500' for url 'https://cdn.example/a.mp3?X-Amz-Signature=abc'",
+            "Server error '500' for url 'https://cdn.example/a.mp3?…'",
+        ),
+        (
+            "POST https://hooks.example/h?token=s3cr3t#top failed",
+            "POST https://hooks.example/h?…#top failed",
+        ),
+        ("no link here? none", "no link here? none"),
+        (
+            "http://127.0.0.1:8080/x and https://a/b?c=d e",
+            "http://127.0.0.1:8080/x and https://a/b?… e",
+        ),
+    ],
+)
+def test_urls_lose_their_queries_in_texts(text: str, shown: str) -> None:
+    assert without_queries(text) == shown
+
+
+def test_the_http_clients_never_log_a_url_at_the_functions_levels() -> None:
+    for name in ("httpx", "httpcore"):
+        assert logging.getLogger(name).getEffectiveLevel() >= logging.WARNING
