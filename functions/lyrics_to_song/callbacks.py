@@ -21,6 +21,7 @@ import httpx
 
 from .addresses import blocked_kind, is_loopback_host
 from .errors import RefusedCallback, RetryLater
+from .observability import without_queries
 
 MAX_CALLBACK_URL_CHARS = 2048
 Resolver = Callable[..., list[Any]]
@@ -53,7 +54,7 @@ class CallbackRules:
         if url.scheme != "https" and not local_http:
             raise RefusedCallback(
                 f"{where} must be https (the notice would go out in clear text), "
-                f"got {url.scheme}://{url.host}"
+                f"got {without_queries(str(url.copy_with(fragment=None)))}"
             )
         if url.userinfo:
             raise RefusedCallback(

@@ -70,6 +70,12 @@ def prepare_file(
     The bucket notifies for names ending in lower-case .txt and .json only, so `song.TXT`
     is uploaded as `song.txt`.
     """
+    if path.is_dir():
+        raise CliError(
+            f"{path} is a folder: submit takes one lyric file (.txt or .json); for many, "
+            f'run it once per file (for f in {path}/*.txt; do lyrics-to-song submit "$f"; done)',
+            ExitCode.USAGE,
+        )
     key = lyric_key(key or path.name)
     try:
         data = path.read_bytes()

@@ -32,6 +32,7 @@ STACK_ENV = "LYRICS_TO_SONG_STACK"
 MISSING_AFTER_SECONDS = 60.0
 # The reader of our output went away (`list | head`): the code a shell gives for SIGPIPE.
 OUTPUT_CLOSED = 141
+INTERRUPTED = 130  # Ctrl-C, as shells report a command stopped by SIGINT
 # The request fields a lyric file can set (front matter or JSON) and their flags.
 FILE_FIELDS = ("prompt", "bitrate", "sample_rate", "model", "callback_url")
 
@@ -90,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Turn lyrics into songs with a lyrics-to-song stack, and follow the jobs.",
         epilog="exit codes: 0 ok, 1 job failed / timed out / unknown outcome, 2 bad usage or "
         "input, 3 no such job, 4 stack not found / no credentials / AWS error, 5 wait timed "
-        f"out, {OUTPUT_CLOSED} the output was closed early (as by `| head`)",
+        f"out, {INTERRUPTED} interrupted (Ctrl-C; jobs go on), {OUTPUT_CLOSED} the output "
+        "was closed early (as by `| head`)",
     )
     _common(parser, defaults=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -579,7 +581,13 @@ def main(argv: list[str] | None = None) -> int:
         error = aws_errors(exc, args.endpoint_url)
         code, message = error.code, str(error)
     except KeyboardInterrupt:
-        return 130
+        job = getattr(args, "job", None)
+        print(
+            "\ninterrupted: only this command stopped; a job already sent goes on in the stack"
+            + (f" (lyrics-to-song status {job})" if job else ""),
+            file=sys.stderr,
+        )
+        return INTERRUPTED
     except BrokenPipeError:
         # Whoever read the output stopped reading; nothing more to say, and nothing to flush.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

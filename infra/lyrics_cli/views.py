@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lyrics_to_song.check_timing import LikelyWindow
-from lyrics_to_song.data.rows import JobState, Row, WebhookState
+from lyrics_to_song.data.rows import JobState, Row, WebhookState, whole_number
 from lyrics_to_song.data.spend import Counts
 
 from .jobs import CapsUse
@@ -249,10 +249,10 @@ def _spend_line(name: str, counts: Counts) -> str:
 def _counts_dict(counts: Counts) -> dict[str, Any]:
     return {
         "charged_songs": counts.charged_songs,
-        "credits": counts.charged_credits,
+        "credits": whole_number(counts.charged_credits),
         "usd": round(counts.charged_usd, 4),
         "maybe_songs": counts.maybe_songs,
-        "maybe_credits": counts.maybe_credits,
+        "maybe_credits": whole_number(counts.maybe_credits),
         "maybe_usd": round(counts.maybe_usd, 4),
         "ended": dict(sorted(counts.ended.items())),
     }

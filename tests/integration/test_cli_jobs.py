@@ -253,6 +253,9 @@ def test_a_lyric_file_with_an_upper_case_suffix_is_uploaded_where_the_bucket_see
     with pytest.raises(CliError, match="lyric files end in") as refused:
         jobs.prepare_file(tmp_path / given, key="notes.md", fields={})
     assert refused.value.code is ExitCode.USAGE
+    with pytest.raises(CliError, match="is a folder: submit takes one lyric file") as refused:
+        jobs.prepare_file(tmp_path, key=None, fields={})
+    assert refused.value.code is ExitCode.USAGE
 
 
 def test_the_same_request_twice_from_the_command_line_is_one_job(stack: Stack) -> None:
@@ -565,6 +568,7 @@ def test_spend_on_a_quiet_stack_shows_nothing_spent_and_the_whole_cap_left(
     said = json.loads(capsys.readouterr().out)
     assert said["groups"] == {}
     assert said["total"]["credits"] == 0
+    assert type(said["total"]["credits"]) is int, "credits as a job's cost gives them"
     assert said["today"] == [{"tenant": None, "cap": 200, "used": 0, "left": 200}]
     assert main(["--region", "us-east-1", "--stack", "songs", "spend", "--tenant", "x"]) == 2
     assert "tenant 'x' has no caps and spent nothing" in capsys.readouterr().err
@@ -660,3 +664,18 @@ def test_status_shows_the_webhook(stack: Stack, clock: FakeClock) -> None:
     data = views.job_dict(row, cloud.songs_bucket)
     assert data["webhook"]["state"] == "delivered"
     assert data["webhook"]["attempts"] == 1
+
+
+def test_ctrl_c_while_waiting_says_the_job_goes_on(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(*args: object, **kwargs: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(jobs, "wait_for", interrupted)
+    job = "job-" + "b" * 32
+    code = main(["--region", "us-east-1", "--stack", "songs", "wait", job])
+    assert code == 130
+    said = capsys.readouterr().err
+    assert "interrupted: only this command stopped; a job already sent goes on" in said
+    assert f"lyrics-to-song status {job}" in said

@@ -25,6 +25,10 @@ LOCAL = CallbackRules(local=True)
         ("https://0.0.0.0/", "its host is a private address (0.0.0.0)"),
         ("https://224.0.0.1/", "a multicast address"),
         ("http://localhost/", "must be https"),
+        (
+            "http://example.com/h?token=s3cr3t",
+            "must be https (the notice would go out in clear text), got http://example.com/h?…",
+        ),
         ("https://hooks.example.com/a#frag", "#fragment"),
         ("https://:pw@hooks.example.com/", "carries credentials"),
         ("https:///nohost", "no host"),

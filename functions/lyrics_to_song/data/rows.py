@@ -58,14 +58,15 @@ class Charge:
     def as_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
-            "credits": _whole(self.credits),
+            "credits": whole_number(self.credits),
             "usd": round(self.usd, 4),
-            "maybe_credits": _whole(self.maybe_credits),
+            "maybe_credits": whole_number(self.maybe_credits),
             "maybe_usd": round(self.maybe_usd, 4),
         }
 
 
-def _whole(value: float) -> int | float:
+def whole_number(value: float) -> int | float:
+    """Credits as the price states them: 30, not 30.0 (a fraction stays one)."""
     return int(value) if float(value).is_integer() else value
 
 
