@@ -199,10 +199,16 @@ def _tenant_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> 
         "show or set a tenant's own caps (songs per UTC day, songs in flight), beside the "
         "stack's; they apply from the next submission, without a redeploy",
     )
-    caps.add_argument("action", choices=["show", "set"], help="show them, or set them")
-    caps.add_argument("--tenant", help="the tenant (show: all of them when not given)")
-    caps.add_argument("--per-day", type=POSITIVE_INT, help="set: songs submitted per UTC day")
-    caps.add_argument("--in-flight", type=POSITIVE_INT, help="set: songs being made at once")
+    show, set_caps = _actions(
+        caps,
+        show="a tenant's caps (its own, or the stack's defaults for tenants) and what is used "
+        "of them today; without --tenant, every tenant with caps of its own",
+        set="set a tenant's own caps; a tenant without any needs both",
+    )
+    show.add_argument("--tenant", help="the tenant (all with caps of their own when not given)")
+    set_caps.add_argument("--tenant", help="the tenant (required)")
+    set_caps.add_argument("--per-day", type=POSITIVE_INT, help="songs submitted per UTC day")
+    set_caps.add_argument("--in-flight", type=POSITIVE_INT, help="songs being made at once")
 
     callback = command(
         "callback",
@@ -223,6 +229,17 @@ def _tenant_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> 
     span.add_argument("--since", help="YYYY-MM-DD: from that day to today")
     spend.add_argument("--tenant", help="only this tenant")
     spend.add_argument("--by", choices=GROUPINGS, default="tenant", help="group by (tenant)")
+
+
+def _actions(parser: argparse.ArgumentParser, **helps: str) -> list[argparse.ArgumentParser]:
+    """A command's actions (`caps show`, `caps set`), each with its own options and help."""
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    made = []
+    for name, help_text in helps.items():
+        action = actions.add_parser(name, help=help_text, description=help_text)
+        _common(action, defaults=False)
+        made.append(action)
+    return made
 
 
 def _wait_options(parser: argparse.ArgumentParser) -> None:
@@ -502,8 +519,6 @@ def _check_caps_usage(args: argparse.Namespace) -> None:
             raise CliError("caps set needs --tenant", ExitCode.USAGE)
         if args.per_day is None and args.in_flight is None:
             raise CliError("caps set needs --per-day, --in-flight or both", ExitCode.USAGE)
-    elif args.per_day is not None or args.in_flight is not None:
-        raise CliError("--per-day and --in-flight are for caps set", ExitCode.USAGE)
     if args.tenant is not None:
         jobs.check_job_tenant(args.tenant)
 

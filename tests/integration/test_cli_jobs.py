@@ -541,7 +541,6 @@ def test_caps_are_set_and_shown_per_tenant_with_what_is_used(
         (["caps", "set", "--tenant", "new", "--per-day", "3"], "give both --per-day and"),
         (["caps", "set", "--tenant", "Team A", "--per-day", "3"], "--tenant must be a tenant"),
         (["caps", "set", "--per-day", "3"], "caps set needs --tenant"),
-        (["caps", "show", "--per-day", "3"], "--per-day and --in-flight are for caps set"),
     ],
 )
 def test_caps_refuse_what_they_cannot_do_and_write_nothing(
@@ -555,10 +554,30 @@ def test_caps_refuse_what_they_cannot_do_and_write_nothing(
 
 
 def test_a_cap_of_zero_or_below_is_refused_by_the_parser() -> None:
-    for value in ("0", "-3"):
+    for argv in (["set", "--per-day", "0"], ["set", "--per-day", "-3"], ["show", "--per-day", "3"]):
         with pytest.raises(SystemExit) as refused:
-            main(["caps", "set", "--tenant", "a", "--per-day", value])
+            main(["caps", *argv, "--tenant", "a"])
         assert refused.value.code == ExitCode.USAGE
+
+
+@pytest.mark.parametrize(
+    ("action", "says", "offers"),
+    [
+        ("set", "set a tenant's own caps", "--per-day"),
+        ("show", "what is used of them today", "--tenant"),
+    ],
+)
+def test_each_caps_action_has_help_of_its_own(
+    action: str, says: str, offers: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["caps", action, "--help"])
+    assert done.value.code == 0
+    shown = capsys.readouterr().out
+    assert f"usage: lyrics-to-song caps {action}" in shown
+    assert says in " ".join(shown.split())
+    assert offers in shown
+    assert ("--per-day" in shown) is (action == "set")
 
 
 def test_spend_on_a_quiet_stack_shows_nothing_spent_and_the_whole_cap_left(
