@@ -61,7 +61,7 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff format functions infra tests
 	$(VENV)/bin/ruff check --fix functions infra tests
 
-## bench: speed and memory, each against its baseline in the same run (BENCH_QUICK=1: smaller)
+## bench: speed and memory, each against its baseline in the same run (BENCH_QUICK=1: smaller; BENCH_SMOKE=1: tiny, no targets)
 bench: $(STAMP)
 	$(PY) -m tests.bench $(BENCH)
 

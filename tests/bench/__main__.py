@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import platform
@@ -13,18 +14,7 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
-from .common import Result, table
-
-BENCHMARKS = [
-    "wait",
-    "poll_cycle",
-    "submission",
-    "memory",
-    "reads",
-    "cold_start",
-    "artifact",
-    "throughput",
-]
+from .common import BENCHMARKS, SCALE, Result, table
 
 
 def machine() -> str:
@@ -50,6 +40,8 @@ def main(names: list[str]) -> int:
         results.extend(importlib.import_module(f"tests.bench.{name}").run())
         print(f"  {name} took {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     print(f"\nmachine: {machine()}\n")
+    if SCALE == "smoke":  # tiny sizes: the figures say nothing, the steps all ran
+        results = [dataclasses.replace(r, target="-", met=None) for r in results]
     print(table(results))
     return 0 if all(r.met is not False for r in results) else 1
 

@@ -6,9 +6,9 @@ import os
 import subprocess
 import sys
 
-from .common import Result, median
+from .common import Result, median, sized
 
-RUNS = 7
+RUNS = sized(7, 7, 1)
 LIMIT = 2.5
 # As the template deploys the functions (Powertools reads the name to know it is in Lambda);
 # DetailedTracing=true turns the tracer on.

@@ -24,7 +24,48 @@ from lyrics_to_song.music_api import MusicApiClient
 from lyrics_to_song.services import Services, build_services
 from tests.support import seed_row
 
-QUICK = os.environ.get("BENCH_QUICK") == "1"  # smaller sizes, for a quick look
+# Every benchmark, in the order `make bench` runs them.
+BENCHMARKS = [
+    "wait",
+    "poll_cycle",
+    "submission",
+    "memory",
+    "reads",
+    "cold_start",
+    "artifact",
+    "throughput",
+]
+
+# How big the benchmarks run: "full" (`make bench`), "quick" (BENCH_QUICK=1: smaller
+# sizes, for a quick look) or "smoke" (BENCH_SMOKE=1: tiny sizes, each step once, no
+# target judged; the test suite runs it so that a benchmark cannot break unseen).
+SCALE = (
+    "smoke"
+    if os.environ.get("BENCH_SMOKE") == "1"
+    else "quick"
+    if os.environ.get("BENCH_QUICK") == "1"
+    else "full"
+)
+
+
+def open_caps(songs: int) -> dict[str, str]:
+    """The functions' environment with every spending cap, the stack's and each tenant's
+    default, opened to `songs`: these benchmarks measure the machinery, and a job held
+    back by a cap sends nothing."""
+    return {
+        name: str(songs)
+        for name in (
+            "MAX_SONGS_PER_DAY",
+            "MAX_SONGS_IN_FLIGHT",
+            "TENANT_SONGS_PER_DAY",
+            "TENANT_SONGS_IN_FLIGHT",
+        )
+    }
+
+
+def sized(full: int, quick: int, smoke: int) -> int:
+    """The size of this run's scale."""
+    return {"full": full, "quick": quick, "smoke": smoke}[SCALE]
 
 
 @dataclass

@@ -22,7 +22,6 @@ from lyrics_to_song.poll import poll_due
 from lyrics_to_song.services import Services
 
 from .common import (
-    QUICK,
     Result,
     download_whole,
     emulator_process,
@@ -30,12 +29,15 @@ from .common import (
     peak_memory,
     seed_pending,
     services_for,
+    sized,
 )
 
 MB = 1024 * 1024
-SIZES = (20 * MB,) if QUICK else (20 * MB, 200 * MB)
+# The largest song the stack takes by default (MaxSongBytes): a larger one is refused.
+LARGEST = int(load_template()["Parameters"]["MaxSongBytes"]["Default"])
+SIZES = tuple(sorted({sized(20 * MB, 20 * MB, MB), sized(LARGEST, 20 * MB, MB)}))
 TOGETHER_SIZE = SIZES[-1]
-WARM_UP = 9 * MB
+WARM_UP = sized(9 * MB, 9 * MB, MB)
 LIMIT = 64 * MB
 
 

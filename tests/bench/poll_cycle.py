@@ -14,17 +14,17 @@ from lyrics_to_song.services import Services
 from lyrics_to_song.song_store import song_key
 
 from .common import (
-    QUICK,
     Result,
     download_whole,
     emulator_process,
     moto_cpu,
     seed_pending,
     services_for,
+    sized,
     timed,
 )
 
-TASKS = 100 if QUICK else 1000
+TASKS = sized(1000, 100, 10)
 API_SECONDS = 0.1
 PLENTY_MS = 15 * 60 * 1000
 

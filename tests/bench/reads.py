@@ -9,11 +9,11 @@ from moto import mock_aws
 from local_cloud.stack import provision
 from lyrics_to_song.poll import poll_due
 
-from .common import QUICK, Result, emulator_process, seed_pending, services_for
+from .common import Result, emulator_process, seed_pending, services_for, sized
 
-FINISHED = 1000 if QUICK else 10_000
-DUE = 100
-LIMIT = 110
+FINISHED = sized(10_000, 1000, 50)
+DUE = sized(100, 100, 5)
+LIMIT = DUE + 10  # one page of due rows and a few more
 
 
 def seed_finished(client: Any, table: str, count: int) -> None:

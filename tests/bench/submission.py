@@ -13,11 +13,11 @@ from local_cloud.stack import environment, provision
 from lyrics_to_song import submit_handler
 from tests.support import sqs_event
 
-from .common import Result, emulator_process, median, timed
+from .common import Result, emulator_process, median, open_caps, sized, timed
 
 API_SECONDS = 0.3
 BATCH = 10
-ROUNDS = 3
+ROUNDS = sized(3, 3, 1)
 SONGS = 1 + ROUNDS * (1 + BATCH)
 
 
@@ -30,8 +30,7 @@ def run() -> list[Result]:
             "MUSIC_API_KEY": emulator.api_key,
             "MUSIC_API_KEY_SECRET_ARN": "",
             # The caps are opened: this measures the sending, and a deferred job sends nothing.
-            "MAX_SONGS_PER_DAY": str(SONGS),
-            "MAX_SONGS_IN_FLIGHT": str(SONGS),
+            **open_caps(SONGS),
         }
         with environment(env):
             os.environ.pop("MUSIC_API_KEY_SECRET_ARN")

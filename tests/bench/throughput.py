@@ -8,9 +8,9 @@ from local_cloud.runtime import LocalLambda
 from local_cloud.stack import provision
 from local_cloud.watch import read_notifications, subscribe_queue
 
-from .common import QUICK, Result, emulator_process, moto_process
+from .common import Result, emulator_process, moto_process, open_caps, sized
 
-SONGS = 50 if QUICK else 500
+SONGS = sized(500, 50, 3)
 COMPLETION_SECONDS = 2.0
 
 
@@ -36,8 +36,7 @@ def run() -> list[Result]:
                 # The machinery's throughput, not the spending policy's: room for all of
                 # them at once (with the default 20 in flight, the API's own limit, 20 songs
                 # per song length is the most any setup gets).
-                "MAX_SONGS_PER_DAY": str(SONGS),
-                "MAX_SONGS_IN_FLIGHT": str(SONGS),
+                **open_caps(SONGS),
                 "STATUS_CHECKS_PER_MINUTE": "6000",
             },
         )

@@ -35,7 +35,7 @@ from lyrics_to_song.services import Services, build_services
 from lyrics_to_song.submit import handle_message
 from tests.support import song_request
 
-from .common import QUICK, Result
+from .common import Result, open_caps, sized
 
 SCHEDULE_SECONDS = 60.0
 TIMEOUT_SECONDS = 240.0
@@ -43,7 +43,8 @@ MEMORY_GB = 512 / 1024  # the poll function's MemorySize
 USD_PER_GB_SECOND = 0.0000133334  # Lambda on arm64
 USD_PER_REQUEST = 0.0000002
 SONG_USD = 0.30
-SONGS = {1: 15 if QUICK else 30, 20: 40 if QUICK else 100}  # counted, after the warm-up
+SONGS = {1: sized(30, 15, 2), 20: sized(100, 40, 2)}  # counted, after the warm-up
+WARM_UP = sized(MIN_SAMPLES, MIN_SAMPLES, 1)  # songs to learn from (smoke: learns nothing)
 SONG_TIMES = {"30-90 s": (30.0, 90.0), "2-5 min": (120.0, 300.0)}
 API_URL = "http://localhost:8766"
 
@@ -254,14 +255,13 @@ def simulate(song_times: tuple[float, float], in_flight: int, *, today: bool, se
         audio_seconds=0.2,
         song_seconds=lambda: rng.uniform(*song_times),
     )
-    warmup = MIN_SAMPLES
+    warmup = WARM_UP
     total = warmup + SONGS[in_flight]
     with mock_aws():
         stack = provision(None, stack_name="bench-wait")
         env = {**stack.environments["PollFunction"], "MUSIC_API_BASE_URL": API_URL}
         env.pop("MUSIC_API_KEY_SECRET_ARN")
-        env |= {"MUSIC_API_KEY": emulator.api_key, "MAX_SONGS_IN_FLIGHT": "1000"}
-        env["MAX_SONGS_PER_DAY"] = "100000"
+        env |= {"MUSIC_API_KEY": emulator.api_key, **open_caps(1000)}
         if today:  # one sweep a minute, no wake, no budget (there was none)
             env |= {"POLL_WATCH_SECONDS": "0", "STATUS_CHECKS_PER_MINUTE": "6000"}
             env.pop("POLL_WAKE_QUEUE_URL")
@@ -332,7 +332,7 @@ def run() -> list[Result]:
             results.append(
                 Result(
                     f"wait, ready to notified, songs of {label}, {in_flight} in flight "
-                    f"({new.songs - MIN_SAMPLES} songs after {MIN_SAMPLES} to learn from)",
+                    f"({new.songs - WARM_UP} songs after {WARM_UP} to learn from)",
                     _describe(new),
                     "today's policy: " + _describe(old),
                     f"p95 {old.percentile(0.95) / max(p95, 0.01):.1f}x shorter",
