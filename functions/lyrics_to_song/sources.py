@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
+from .data.rows import DEFAULT_TENANT
 from .errors import InvalidRequest
 from .requests import decode_json, is_valid_request_id, json_type
 
@@ -58,10 +59,16 @@ class QueuedRequest:
 
     @property
     def job(self) -> Job:
-        """The producer's `request_id` names the job; without one, the request's content does."""
+        """The producer's `request_id` names the job, within its tenant: two tenants' same
+        id are two jobs (the default tenant's keep the ids they had before tenants). Without
+        one, the request's content does, its `tenant` field included."""
         request_id = self.body.get("request_id")
         if is_valid_request_id(request_id):
-            return Job(job_id_for("request:" + request_id), f"sqs:{request_id}", request_id)
+            tenant = self.body.get("tenant", DEFAULT_TENANT)
+            scope = "" if tenant == DEFAULT_TENANT else f"{tenant!r}/"
+            return Job(
+                job_id_for(f"request:{scope}{request_id}"), f"sqs:{request_id}", request_id
+            )
         canonical = json.dumps(self.body, sort_keys=True, ensure_ascii=False)
         return Job(job_id_for("body:" + canonical), f"sqs:message/{self.message_id}", "request")
 

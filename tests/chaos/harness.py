@@ -37,7 +37,7 @@ from lyrics_to_song.config import DEFAULT_CREDITS_PER_SONG
 from lyrics_to_song.data.caps import TenantCaps, TenantStore, day_of
 from lyrics_to_song.data.rows import DEFAULT_TENANT, JobState, Row, WebhookState
 from lyrics_to_song.data.spend import Counts, SpendLedger
-from lyrics_to_song.sources import LyricObject, job_id_for
+from lyrics_to_song.sources import LyricObject, QueuedRequest
 from lyrics_to_song.webhooks import notice_id
 from tests.support import s3_notification
 
@@ -54,6 +54,7 @@ FUNCTION_ENV = {
     "IN_FLIGHT_RETRY_SECONDS": "1",
     "MAX_SONGS_IN_FLIGHT": "8",  # below the jobs in flight, so the cap is met too
     "MAX_SONGS_PER_DAY": "100000",
+    "TENANT_SONGS_PER_DAY": "100000",  # the capped tenant has caps of its own, below these
     "WEBHOOK_FIRST_RETRY_SECONDS": "1",  # a failed POST is tried again after 1 s, 2 s, ...
     "WEBHOOK_RETRY_SECONDS": "30",  # given up after half a minute of failures
     "STATUS_CHECKS_PER_MINUTE": "600",  # 240 jobs in a few minutes; the budget is met too
@@ -341,7 +342,7 @@ class ChaosRun:
                 if job.tenant != DEFAULT_TENANT:
                     body["tenant"] = job.tenant
                 body |= callback
-                job.job_id = job_id_for("request:" + request_id)
+                job.job_id = QueuedRequest(body, "chaos").job.job_id
                 for _ in range(2 if twice else 1):
                     sqs.send_message(QueueUrl=stack.jobs_queue_url, MessageBody=json.dumps(body))
             else:

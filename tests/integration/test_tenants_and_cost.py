@@ -265,3 +265,19 @@ def test_a_month_is_its_days_and_no_day_after_today() -> None:
     assert (november[0], november[-1], len(november)) == ("2026-11-01", "2026-11-27", 27)
     assert len(spend_report.span("2026-02", None, date(2026, 11, 27))) == 28
     assert spend_report.span(None, None, date(2026, 11, 27))[0] == "2026-11-01"
+
+
+def test_two_tenants_with_the_same_request_id_both_get_their_songs(cloud: Cloud) -> None:
+    """Job ids are per tenant: team-a's order-1 does not make team-b's a duplicate."""
+    team_a = cloud.submit(tenant="team-a", request_id="order-1")
+    team_b = cloud.submit(tenant="team-b", request_id="order-1", prompt="another")
+    plain = cloud.submit(request_id="order-1", prompt="a third")
+    assert len({team_a, team_b, plain}) == 3
+    assert len(cloud.emulator.submissions) == 3, "each paid once"
+    again = cloud.send(song_request(tenant="team-a", request_id="order-1"))
+    assert again == [Outcome.DUPLICATE], "a tenant's own repeat is still one job"
+    assert len(cloud.emulator.submissions) == 3
+    rows = {row.job_id: row.tenant for row in cloud.rows()}
+    assert rows == {team_a: "team-a", team_b: "team-b", plain: "default"}
+    cloud.clock.advance(31)
+    assert cloud.poll().completed == 3
