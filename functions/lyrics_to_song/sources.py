@@ -66,9 +66,7 @@ class QueuedRequest:
         if is_valid_request_id(request_id):
             tenant = self.body.get("tenant", DEFAULT_TENANT)
             scope = "" if tenant == DEFAULT_TENANT else f"{tenant!r}/"
-            return Job(
-                job_id_for(f"request:{scope}{request_id}"), f"sqs:{request_id}", request_id
-            )
+            return Job(job_id_for(f"request:{scope}{request_id}"), f"sqs:{request_id}", request_id)
         canonical = json.dumps(self.body, sort_keys=True, ensure_ascii=False)
         return Job(job_id_for("body:" + canonical), f"sqs:message/{self.message_id}", "request")
 
