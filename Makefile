@@ -39,7 +39,7 @@ demo: $(STAMP)
 local: $(STAMP)
 	$(PY) -m local_cloud.serve
 
-## test: the whole suite, offline, on parallel workers, with line and branch coverage (about 2.5 min)
+## test: the whole suite, offline, on parallel workers, with line and branch coverage (about 3 min)
 test: $(STAMP)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal --cov --cov-report=term
 
