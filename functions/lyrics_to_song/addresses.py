@@ -4,8 +4,8 @@ connection after the name is resolved (docs/security.md: Addresses).
 Only what `ipaddress` calls global is public, after the forms that carry an IPv4 address
 inside an IPv6 one are unwrapped (IPv4-mapped, 6to4, NAT64 and Teredo): `2002:a9fe:a9fe::`
 is 169.254.169.254, and `100.64.0.1` (shared address space) is not public though it is
-not private either. The audio downloads (audio_origins.py) and the webhooks
-(callbacks.py) hold their hosts to it; http_transport.py checks each connection.
+not private either. The audio downloads (audio/origins.py) and the webhooks
+(webhooks/callbacks.py) hold their hosts to it; http_transport.py checks each connection.
 """
 
 from __future__ import annotations

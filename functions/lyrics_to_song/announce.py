@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from .audio.sidecar import sidecar_key
+from .audio.store import presigned_url
 from .data.rows import JobState, Row
 from .observability import count, logger
-from .sidecar import sidecar_key
-from .song_store import presigned_url
-from .webhooks import notice_id, queue_webhook
+from .webhooks.queue import notice_id, queue_webhook
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient

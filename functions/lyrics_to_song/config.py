@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from .addresses import is_loopback_host
-from .callbacks import CallbackRules
 from .check_timing import PRIOR_SECONDS
 from .data.rows import Price
 from .errors import ConfigError
+from .webhooks.callbacks import CallbackRules
 
 DEFAULT_API_BASE_URL = "https://apiin.one"
 DEFAULT_MODEL = "minimax-music"

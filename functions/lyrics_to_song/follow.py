@@ -14,13 +14,13 @@ from botocore.exceptions import ClientError
 
 from .announce import announce, ended
 from .api_answers import TaskState, TaskStatus
-from .audio_download import DownloadLimits, FetchedAudio, fetch_audio, store_song
+from .audio.download import DownloadLimits, FetchedAudio, fetch_audio, store_song
+from .audio.sidecar import sidecar_body, write_sidecar
 from .check_timing import CheckPolicy, likely_window
 from .data.rows import JobState, Row, Song
 from .errors import AudioGone, DownloadFailed, ErrorKind, MusicApiError
 from .observability import count, logger, seconds, without_queries
 from .services import Services
-from .sidecar import sidecar_body, write_sidecar
 
 MAX_BAD_BODIES = 5  # unreadable status bodies in a row before the job fails
 MAX_DOWNLOAD_FAILURES = 3  # failed downloads of a finished song before the job fails

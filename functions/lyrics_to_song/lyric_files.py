@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import InvalidRequest
-from .requests import SongRequest, decode_json, json_type, parse_request
+from .song_request import SongRequest, decode_json, json_type, parse_request
 
 LYRIC_FILE_SUFFIXES = (".txt", ".json")
 FRONT_MATTER_FIELDS = ("prompt", "bitrate", "sample_rate", "model", "callback_url")

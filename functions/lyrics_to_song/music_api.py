@@ -16,11 +16,11 @@ from urllib.parse import quote
 import httpx
 
 from .api_answers import TaskStatus, clip, first_str, parse_task_status, read_envelope
-from .audio_origins import MAX_REDIRECTS, AudioOrigins
+from .audio.origins import MAX_REDIRECTS, AudioOrigins
 from .errors import ErrorKind, MusicApiError, RefusedAudioSource
 from .http_transport import NO_ENCODING, CheckedTransport, call_deadline, is_encoded, raw_chunks
 from .observability import logger
-from .requests import SongRequest
+from .song_request import SongRequest
 
 SUBMIT_PATH = "/api/v1/audio/music"
 STATUS_PATH = "/api/v1/tasks/{task_id}"
@@ -49,7 +49,7 @@ class RetryPolicy:
 
 class MusicApiClient:
     """A thin typed wrapper over httpx: one client for the API's calls, one for downloads,
-    whose connections are checked (audio_origins). The key is sent, never logged or raised.
+    whose connections are checked (audio/origins.py). The key is sent, never logged or raised.
     """
 
     def __init__(

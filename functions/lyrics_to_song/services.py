@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .callbacks import Resolver
 from .config import Settings, WebhookSettings
 from .data.caps import Budget
 from .data.pace import PollWatch, SongTimes, StatusBudget
@@ -18,6 +17,7 @@ from .data.task_table import TaskTable
 from .errors import ConfigError, ErrorKind, MusicApiError
 from .http_transport import CheckedTransport
 from .music_api import MusicApiClient
+from .webhooks.callbacks import Resolver
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
 
-    from .webhook_delivery import WebhookServices
+    from .webhooks.delivery import WebhookServices
 
 
 @dataclass
@@ -164,7 +164,7 @@ def build_webhook_services(
 ) -> WebhookServices:
     """The webhook function's clients: its table, its queue, the secret, and an http
     client that checks every connection's address and follows no redirect."""
-    from .webhook_delivery import WebhookServices  # the submit and poll functions never need it
+    from .webhooks.delivery import WebhookServices  # the submit and poll functions never need it
 
     client = client or _boto3_clients()
     timeout = settings.timeout_seconds

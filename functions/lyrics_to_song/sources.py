@@ -15,7 +15,7 @@ from urllib.parse import unquote_plus
 
 from .data.rows import DEFAULT_TENANT
 from .errors import InvalidRequest
-from .requests import decode_json, is_valid_request_id, json_type
+from .song_request import decode_json, is_valid_request_id, json_type
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from .errors import (
 )
 from .lyric_files import parse_lyric_file
 from .observability import count, credits_spent, logger
-from .requests import SongRequest, parse_request
 from .services import Services
+from .song_request import SongRequest, parse_request
 from .sources import (
     Job,
     LyricObject,

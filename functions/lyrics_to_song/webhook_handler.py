@@ -21,8 +21,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from .config import load_webhook_settings
 from .observability import count, logger, metrics, tracer
 from .services import build_webhook_services
-from .webhook_delivery import WebhookServices, deliver
-from .webhooks import WebhookMessage
+from .webhooks.delivery import WebhookServices, deliver
+from .webhooks.queue import WebhookMessage
 
 # An attempt is not started with less time left than its timeout and this much more.
 SPARE_MS = 5_000

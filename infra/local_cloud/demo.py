@@ -18,7 +18,7 @@ from typing import Any
 
 from lyrics_to_song.data.rows import JobState
 from lyrics_to_song.data.task_table import TaskTable
-from lyrics_to_song.webhooks import notice_id
+from lyrics_to_song.webhooks.queue import notice_id
 
 from .emulator import MusicApiEmulator, RunningEmulator
 from .receiver import WebhookReceiver

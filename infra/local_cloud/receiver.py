@@ -22,7 +22,7 @@ TOLERANCE_SECONDS = 300
 def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float | None = None) -> bool:
     """The check of docs/webhooks.md: the signature over `<timestamp>.<body>`, and a
     timestamp within five minutes of `now` (the clock's). Computed here as a receiver
-    would, not with `lyrics_to_song.webhooks.signature`: a signer checked by itself
+    would, not with `lyrics_to_song.webhooks.queue.signature`: a signer checked by itself
     would pass whatever it got wrong."""
     timestamp = headers["Lyrics-Timestamp"]
     signed = timestamp.encode() + b"." + body

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from lyrics_to_song.callbacks import CallbackRules
 from lyrics_to_song.check_timing import PRIOR_SECONDS, LikelyWindow
 from lyrics_to_song.check_timing import likely_window as learned_window
 from lyrics_to_song.config import (
@@ -27,9 +26,10 @@ from lyrics_to_song.data.rows import RESUBMITTABLE, JobState, Row
 from lyrics_to_song.data.task_table import TaskTable
 from lyrics_to_song.errors import ConfigError, InvalidRequest
 from lyrics_to_song.lyric_files import LYRIC_FILE_SUFFIXES, parse_lyric_file, with_fields
-from lyrics_to_song.requests import parse_request
+from lyrics_to_song.song_request import parse_request
 from lyrics_to_song.sources import LyricObject, QueuedRequest
 from lyrics_to_song.tenants import check_tenant
+from lyrics_to_song.webhooks.callbacks import CallbackRules
 
 from .stack_target import CliError, Cloud, ExitCode
 

@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lyrics_to_song.check_timing import LikelyWindow
 from lyrics_to_song.data.rows import RESUBMITTABLE, JobState, Row
-from lyrics_to_song.requests import (
+from lyrics_to_song.song_request import (
     ALLOWED_BITRATES,
     ALLOWED_SAMPLE_RATES,
     DEFAULT_BITRATE,

@@ -8,10 +8,10 @@ import time
 from moto import mock_aws
 
 from local_cloud.stack import provision
+from lyrics_to_song.audio.store import song_key
 from lyrics_to_song.data.rows import JobState
 from lyrics_to_song.poll import poll_due
 from lyrics_to_song.services import Services
-from lyrics_to_song.song_store import song_key
 
 from .common import (
     Result,

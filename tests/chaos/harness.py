@@ -38,7 +38,7 @@ from lyrics_to_song.data.caps import TenantCaps, TenantStore, day_of
 from lyrics_to_song.data.rows import DEFAULT_TENANT, JobState, Row, WebhookState
 from lyrics_to_song.data.spend import Counts, SpendLedger
 from lyrics_to_song.sources import LyricObject, QueuedRequest
-from lyrics_to_song.webhooks import notice_id
+from lyrics_to_song.webhooks.queue import notice_id
 from tests.support import s3_notification
 
 # Short leases and waits, so that what a crash leaves behind is picked up within the run.

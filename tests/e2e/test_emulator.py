@@ -8,7 +8,7 @@ import pytest
 from local_cloud.emulator import MusicApiEmulator, RunningEmulator
 from lyrics_to_song.errors import ErrorKind, MusicApiError
 from lyrics_to_song.music_api import MusicApiClient, RetryPolicy
-from lyrics_to_song.requests import parse_request
+from lyrics_to_song.song_request import parse_request
 from tests.e2e.local_pipeline import mp3_info
 from tests.support import song_request
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from lyrics_to_song.song_store import stream_to_s3
+from lyrics_to_song.audio.store import stream_to_s3
 from tests.integration.moto_cloud import Cloud
 
 MIB = 1024 * 1024

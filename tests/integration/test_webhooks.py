@@ -20,8 +20,8 @@ from lyrics_to_song.config import load_webhook_settings
 from lyrics_to_song.data.caps import TenantStore
 from lyrics_to_song.data.rows import JobState, Row, Webhook, WebhookState
 from lyrics_to_song.services import build_webhook_services
-from lyrics_to_song.webhook_delivery import WebhookServices, deliver
-from lyrics_to_song.webhooks import WebhookMessage
+from lyrics_to_song.webhooks.delivery import WebhookServices, deliver
+from lyrics_to_song.webhooks.queue import WebhookMessage
 from tests.conftest import API_URL
 from tests.integration.moto_cloud import Cloud
 from tests.support import song_request
@@ -191,7 +191,7 @@ def test_what_each_answer_means(
 def test_retry_after_is_honoured(
     cloud: Cloud, hooks: WebhookServices, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lyrics_to_song import webhook_delivery
+    from lyrics_to_song.webhooks import delivery as webhook_delivery
 
     answer = webhook_delivery.Answer(WebhookState.PENDING, "429 Too Many Requests", 1800.0)
     monkeypatch.setattr(webhook_delivery, "post", lambda *args: answer)

@@ -300,7 +300,7 @@ def _emitted_metrics() -> set[str]:
 
     import lyrics_to_song
     from lyrics_to_song.announce import ENDED_METRICS
-    from lyrics_to_song.webhook_delivery import ENDED_METRICS as WEBHOOK_METRICS
+    from lyrics_to_song.webhooks.delivery import ENDED_METRICS as WEBHOOK_METRICS
 
     names: set[str] = set(ENDED_METRICS.values()) | set(WEBHOOK_METRICS.values())
     for source in Path(lyrics_to_song.__file__).parent.glob("**/*.py"):
@@ -493,7 +493,7 @@ def test_the_webhooks_queue_is_encrypted_tls_only_and_outlives_the_retries(
     assert ref(queue["RedrivePolicy"]["deadLetterTargetArn"]) == "WebhookDeadLetterQueue"
     # Every attempt is a receive: the most a window can take, each wait at its shortest
     # (half of the hour) once the waits have grown, must not send a webhook to the DLQ.
-    from lyrics_to_song.webhook_delivery import MAX_RETRY_SECONDS, next_wait
+    from lyrics_to_song.webhooks.delivery import MAX_RETRY_SECONDS, next_wait
 
     ramp = [next_wait(30, n, lambda low, high: low) for n in range(1, 30)]
     growing = [wait for wait in ramp if wait < MAX_RETRY_SECONDS / 2]

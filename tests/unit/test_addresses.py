@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lyrics_to_song.addresses import blocked_kind
-from lyrics_to_song.callbacks import CallbackRules
 from lyrics_to_song.errors import RefusedCallback
+from lyrics_to_song.webhooks.callbacks import CallbackRules
 
 
 @pytest.mark.parametrize(

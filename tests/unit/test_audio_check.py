@@ -11,11 +11,11 @@ import pytest
 
 from local_cloud.audio import make_mp3
 from lyrics_to_song.api_answers import AudioSource
-from lyrics_to_song.audio_check import AudioInfo, inspect_audio
-from lyrics_to_song.audio_download import DownloadLimits, fetch_audio
+from lyrics_to_song.audio.check import AudioInfo, inspect_audio
+from lyrics_to_song.audio.download import DownloadLimits, fetch_audio
+from lyrics_to_song.audio.sidecar import differences
 from lyrics_to_song.errors import NotASong
 from lyrics_to_song.music_api import MusicApiClient
-from lyrics_to_song.sidecar import differences
 
 
 def written(tmp_path: Path, data: bytes) -> Path:

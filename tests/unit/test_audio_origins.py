@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import httpx
 import pytest
 
-from lyrics_to_song.audio_origins import AudioOrigins
+from lyrics_to_song.audio.origins import AudioOrigins
 from lyrics_to_song.errors import RefusedAudioSource
 from lyrics_to_song.http_transport import CheckedTransport
 from lyrics_to_song.music_api import MusicApiClient

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from lyrics_to_song.callbacks import CallbackRules
 from lyrics_to_song.errors import RefusedCallback, RetryLater
-from lyrics_to_song.webhook_delivery import MAX_RETRY_SECONDS, next_wait
+from lyrics_to_song.webhooks.callbacks import CallbackRules
+from lyrics_to_song.webhooks.delivery import MAX_RETRY_SECONDS, next_wait
 
 DEPLOYED = CallbackRules()
 LOCAL = CallbackRules(local=True)

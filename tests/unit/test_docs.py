@@ -93,7 +93,7 @@ def test_the_emulator_page_lists_every_fault_switch_with_its_type() -> None:
 
 
 def test_the_readme_check_verifies_what_the_stack_signs() -> None:
-    from lyrics_to_song.webhooks import signed_headers
+    from lyrics_to_song.webhooks.queue import signed_headers
 
     namespace: dict[str, Any] = {}
     exec(readme_webhook_examples()[0], namespace)  # noqa: S102 - the README's own example

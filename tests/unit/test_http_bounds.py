@@ -16,11 +16,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lyrics_to_song.api_answers import AudioSource
-from lyrics_to_song.audio_download import DownloadLimits, fetch_audio
+from lyrics_to_song.audio.download import DownloadLimits, fetch_audio
 from lyrics_to_song.errors import DownloadFailed, MusicApiError
 from lyrics_to_song.http_transport import CheckedTransport, call_deadline, retry_after
 from lyrics_to_song.music_api import MusicApiClient
-from lyrics_to_song.requests import parse_request
+from lyrics_to_song.song_request import parse_request
 from tests.support import song_request
 
 

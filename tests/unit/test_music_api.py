@@ -15,7 +15,7 @@ from local_cloud.emulator import MusicApiEmulator
 from lyrics_to_song.api_answers import TaskState, find_audio, parse_task_status
 from lyrics_to_song.errors import ErrorKind, MusicApiError
 from lyrics_to_song.music_api import MusicApiClient
-from lyrics_to_song.requests import parse_request
+from lyrics_to_song.song_request import parse_request
 from tests.support import FakeClock, song_request
 
 KEY = "aio_secret_key_123"

@@ -11,11 +11,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lyrics_to_song.callbacks import CallbackRules
 from lyrics_to_song.errors import InvalidRequest
 from lyrics_to_song.lyric_files import parse_lyric_file
-from lyrics_to_song.requests import decode_json, parse_request
+from lyrics_to_song.song_request import decode_json, parse_request
 from lyrics_to_song.sources import UnreadableMessage, read_message
+from lyrics_to_song.webhooks.callbacks import CallbackRules
 from tests.support import song_request
 
 FIELDS = ["prompt", "lyrics", "bitrate", "sample_rate", "model", "request_id", "tenant",

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from lyrics_to_song.song_store import _parts, hex_chunks, s3_metadata, song_key, stream_to_s3
+from lyrics_to_song.audio.store import _parts, hex_chunks, s3_metadata, song_key, stream_to_s3
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from lyrics_cli.jobs import check_job_tenant
 from lyrics_cli.stack_target import CliError
 from lyrics_to_song.errors import InvalidRequest
-from lyrics_to_song.requests import is_valid_request_id, parse_request
+from lyrics_to_song.song_request import is_valid_request_id, parse_request
 from lyrics_to_song.tenants import MAX_TENANT_CHARS, file_tenant, is_tenant
 from tests.support import song_request
 

@@ -562,7 +562,7 @@ class TaskTable:
         }
         return self._update(job_id, fields, condition="attribute_exists(job_id)") is not None
 
-    # --- webhooks (webhooks.py) --------------------------------------------------------
+    # --- webhooks (webhooks/queue.py) --------------------------------------------------
     def webhook_queued(self, job_id: str, delivery_id: str, now: float) -> bool:
         """Record a new webhook as pending; False when this delivery was recorded before
         (a notice sent again after a crash), which is left as it is."""

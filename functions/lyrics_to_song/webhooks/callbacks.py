@@ -19,9 +19,9 @@ from typing import Any
 
 import httpx
 
-from .addresses import blocked_kind, is_loopback_host
-from .errors import RefusedCallback, RetryLater
-from .observability import without_queries
+from ..addresses import blocked_kind, is_loopback_host
+from ..errors import RefusedCallback, RetryLater
+from ..observability import without_queries
 
 MAX_CALLBACK_URL_CHARS = 2048
 Resolver = Callable[..., list[Any]]

@@ -16,7 +16,7 @@ from mutagen.flac import FLAC
 from mutagen.mp3 import MP3
 from mutagen.wave import WAVE
 
-from .errors import NotASong
+from ..errors import NotASong
 
 # Kind -> (content type it is stored with, its reader).
 KINDS: dict[str, tuple[str, Any]] = {

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from .config import WebhookSettings
-from .data.rows import Webhook, WebhookState
-from .data.task_table import TaskTable, WebhookAttempt
-from .errors import RefusedCallback
-from .http_transport import NO_ENCODING, call_deadline, retry_after
-from .observability import count, logger, without_queries
-from .webhooks import WebhookMessage, signed_headers
+from ..config import WebhookSettings
+from ..data.rows import Webhook, WebhookState
+from ..data.task_table import TaskTable, WebhookAttempt
+from ..errors import RefusedCallback
+from ..http_transport import NO_ENCODING, call_deadline, retry_after
+from ..observability import count, logger, without_queries
+from .queue import WebhookMessage, signed_headers
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

@@ -14,8 +14,8 @@ from collections.abc import Iterable
 
 import httpx
 
-from .addresses import blocked_kind, is_loopback_host
-from .errors import RefusedAudioSource
+from ..addresses import blocked_kind, is_loopback_host
+from ..errors import RefusedAudioSource
 
 MAX_REDIRECTS = 3
 

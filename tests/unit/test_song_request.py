@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from lyrics_to_song.errors import InvalidRequest
-from lyrics_to_song.requests import parse_request
+from lyrics_to_song.song_request import parse_request
 from tests.support import song_request
 
 

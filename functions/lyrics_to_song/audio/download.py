@@ -1,9 +1,9 @@
 """Fetching a finished song's audio, wherever the API put it, then storing it as a song.
 
-The audio is either a link (downloaded as a stream, from where audio_origins allows) or
+The audio is either a link (downloaded as a stream, from where origins.py allows) or
 hex in the status answer (decoded piece by piece). Either way it goes to a temporary file
 first, within an overall deadline and a size limit, and is stored in the songs bucket
-only once audio_check has found it to be a song: nothing else is ever saved as one.
+only once check.py has found it to be a song: nothing else is ever saved as one.
 """
 
 from __future__ import annotations
@@ -18,17 +18,17 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from .api_answers import AudioSource
-from .audio_check import AudioInfo, inspect_audio
-from .data.rows import Row
-from .errors import AudioGone, DownloadFailed
-from .http_transport import call_deadline, is_encoded, raw_chunks
-from .song_store import SavedSong, file_chunks, hex_chunks, song_key, stream_to_s3
+from ..api_answers import AudioSource
+from ..data.rows import Row
+from ..errors import AudioGone, DownloadFailed
+from ..http_transport import call_deadline, is_encoded, raw_chunks
+from .check import AudioInfo, inspect_audio
+from .store import SavedSong, file_chunks, hex_chunks, song_key, stream_to_s3
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from .music_api import MusicApiClient
+    from ..music_api import MusicApiClient
 
 DOWNLOAD_CHUNK = 1024 * 1024
 # Answers that say the link no longer works: the song cannot be had any more.

@@ -1,6 +1,6 @@
 """Webhooks, the part the poll and submit functions play: when a job with a callback_url
 ends, its notification body goes on the webhooks queue, for the webhook function to
-deliver (webhook_delivery.py). Nothing here waits on the receiver.
+deliver (delivery.py). Nothing here waits on the receiver.
 
 How receivers check a delivery, and what each header holds: docs/webhooks.md.
 """
@@ -13,12 +13,12 @@ import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from .data.rows import Row
+from ..data.rows import Row
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-    from .data.task_table import TaskTable
+    from ..data.task_table import TaskTable
 
 DELIVERY_HEADER = "Lyrics-Delivery-Id"
 TIMESTAMP_HEADER = "Lyrics-Timestamp"

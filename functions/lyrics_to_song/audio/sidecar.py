@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from .audio_check import AudioInfo
-from .data.rows import Row
-from .song_store import SavedSong, s3_metadata
+from ..data.rows import Row
+from .check import AudioInfo
+from .store import SavedSong, s3_metadata
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
