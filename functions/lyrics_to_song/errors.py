@@ -14,8 +14,10 @@
     │   └── RefusedAudioSource     its link points where songs may not come from: FAILS too
     ├── DownloadFailed             the audio could not be fetched whole, or is not a song: tried
     │   └── NotASong               again a few times, then the job FAILS with this reason
-    ├── OverBudget                 a spending cap is reached: the job waits on the queue, unpaid
-    └── RetryLater                 the record goes back to the queue untouched (SQS redelivers)
+    ├── OverBudget                 a spending cap (a `Cap`) is reached: the job waits on the
+    │                              queue, unpaid
+    └── RetryLater                 the record goes back to the queue untouched (SQS redelivers,
+                                   or the webhook function hides it until its next attempt)
 
 Exceptions are built whole: a changed copy is a new exception (`redacted`,
 `possibly_accepted`), never a flag set on one already raised.
@@ -24,10 +26,6 @@ Exceptions are built whole: a changed copy is a new exception (`redacted`,
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .data.caps import Cap
 
 
 class LyricsToSongError(Exception):
@@ -116,6 +114,15 @@ class DownloadFailed(LyricsToSongError):
 
 class NotASong(DownloadFailed):
     """What came back is not audio of the declared kind; the message says what it is."""
+
+
+class Cap(StrEnum):
+    """The spending caps (data/caps.py keeps their counts)."""
+
+    DAILY = "daily"
+    IN_FLIGHT = "in-flight"
+    TENANT_DAILY = "tenant daily"
+    TENANT_IN_FLIGHT = "tenant in-flight"
 
 
 class OverBudget(LyricsToSongError):

@@ -11,10 +11,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from .announce import ended
-from .data.caps import Cap
 from .data.rows import DEFAULT_TENANT, JobState
 from .data.task_table import AlreadyKnown, Started, StartResult
 from .errors import (
+    Cap,
     ErrorKind,
     InvalidRequest,
     MusicApiError,

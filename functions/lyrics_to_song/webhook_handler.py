@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .config import load_webhook_settings
+from .errors import RetryLater
 from .observability import count, logger, metrics, tracer
 from .services import build_webhook_services
 from .webhooks.delivery import WebhookServices, deliver
@@ -30,10 +31,6 @@ SPARE_MS = 5_000
 NO_TIME_RETRY_SECONDS = 5
 
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-
-
-class TryAgain(Exception):
-    """The record goes back to the queue, hidden for as long as its message says."""
 
 
 @cache
@@ -48,7 +45,7 @@ def _wait_on_queue(record: SQSRecord, seconds: float) -> None:
         ReceiptHandle=record.receipt_handle,
         VisibilityTimeout=int(seconds),
     )
-    raise TryAgain(f"next attempt in {int(seconds)} s")
+    raise RetryLater(f"next attempt in {int(seconds)} s")  # hidden until then
 
 
 def _deliver_record(record: SQSRecord, context: LambdaContext) -> None:

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from local_cloud.runtime import LocalContext
-from lyrics_to_song.data.caps import Cap, TenantCaps, TenantStore, day_of
+from lyrics_to_song.data.caps import TenantCaps, TenantStore, day_of
 from lyrics_to_song.data.rows import JobState
-from lyrics_to_song.errors import OverBudget, RetryLater
+from lyrics_to_song.errors import Cap, OverBudget, RetryLater
 from lyrics_to_song.submit import Outcome, handle_message, resubmit
 from tests.integration.moto_cloud import Cloud
 from tests.support import song_request

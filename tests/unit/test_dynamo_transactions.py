@@ -10,8 +10,9 @@ import pytest
 from botocore.stub import Stubber
 
 from lyrics_to_song.data import items
-from lyrics_to_song.data.caps import Budget, Cap
+from lyrics_to_song.data.caps import Budget
 from lyrics_to_song.data.task_table import AlreadyKnown, CapReached, Started, TaskTable
+from lyrics_to_song.errors import Cap
 
 NOW = 1_800_000_000.0
 

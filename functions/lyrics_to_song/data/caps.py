@@ -23,10 +23,9 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from ..errors import OverBudget
+from ..errors import Cap, OverBudget
 from .items import Fields, Item, item_of, strings, text, to_attr, update_clause, whole
 from .rows import DEFAULT_TENANT
 
@@ -39,13 +38,6 @@ TENANT_CAPS_PREFIX = "caps#"
 # Longest delay SQS allows on a message: a job over the daily cap looks again this often.
 MAX_QUEUE_DELAY_SECONDS = 900
 DAY_ITEM_TTL_DAYS = 3
-
-
-class Cap(StrEnum):
-    DAILY = "daily"
-    IN_FLIGHT = "in-flight"
-    TENANT_DAILY = "tenant daily"
-    TENANT_IN_FLIGHT = "tenant in-flight"
 
 
 @dataclass(frozen=True)

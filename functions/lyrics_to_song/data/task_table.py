@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .caps import Cap, Reservation, day_of
+from ..errors import Cap
+from .caps import Reservation, day_of
 from .items import (
     AddAttribute,
     Fields,
