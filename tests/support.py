@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from lyrics_to_song.data.caps import Budget
+from lyrics_to_song.data.rows import DEFAULT_TENANT, Price
 from lyrics_to_song.data.task_table import Started, TaskTable
 
 
@@ -84,6 +85,8 @@ def seed_row(
     task_id: str | None = None,
     first_due: float | None = None,
     source: str | None = None,
+    tenant: str = DEFAULT_TENANT,
+    price: Price | None = None,
 ) -> Started:
     """A job's row as the submit function writes it: SUBMITTING, or PENDING with `task_id`
     (submitted at `now`, first due at `first_due`); without a budget, outside the caps."""
@@ -96,6 +99,8 @@ def seed_row(
         now=now,
         lease_seconds=lease_seconds,
         reservation=budget.reserve(job_id, now) if budget else None,
+        tenant=tenant,
+        price=price,
     )
     assert isinstance(started, Started), started
     if task_id is not None:

@@ -418,6 +418,18 @@ def test_one_tasks_unexpected_error_does_not_stop_the_others(
     assert cloud.poll().completed == 1
 
 
+def _ready_but_raising(cloud: Cloud, monkeypatch: pytest.MonkeyPatch, error: Exception) -> str:
+    """A submitted job whose song is ready, and whose every status check raises `error`."""
+    job_id = cloud.submit()
+    cloud.clock.advance(31)
+
+    def status(task_id: str) -> object:
+        raise error
+
+    monkeypatch.setattr(cloud.services.api, "task_status", status)
+    return job_id
+
+
 class _Odd(Exception):
     """An exception type nothing in the package names."""
 
@@ -427,13 +439,7 @@ def test_a_status_check_that_always_raises_still_ends_the_job(
     cloud: Cloud, monkeypatch: pytest.MonkeyPatch, raised: type[Exception]
 ) -> None:
     """Whatever a status check raises counts as a bad answer: the job fails after a few."""
-    job_id = cloud.submit()
-    cloud.clock.advance(31)
-
-    def status(task_id: str) -> object:
-        raise raised("built to hurt")
-
-    monkeypatch.setattr(cloud.services.api, "task_status", status)
+    job_id = _ready_but_raising(cloud, monkeypatch, raised("built to hurt"))
     for _ in range(MAX_BAD_BODIES - 1):
         assert cloud.poll().retry_later == 1
         cloud.clock.advance(60)
@@ -448,13 +454,7 @@ def test_a_status_check_that_always_raises_still_ends_the_job(
 def test_a_job_past_its_age_ends_timed_out_whatever_its_status_check_raises(
     cloud: Cloud, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    job_id = cloud.submit()
-    cloud.clock.advance(31)
-
-    def status(task_id: str) -> object:
-        raise RecursionError("maximum recursion depth exceeded")
-
-    monkeypatch.setattr(cloud.services.api, "task_status", status)
+    job_id = _ready_but_raising(cloud, monkeypatch, RecursionError("maximum recursion depth"))
     assert cloud.poll().retry_later == 1
     cloud.clock.advance(cloud.services.settings.max_task_age_seconds)
     report = cloud.poll()

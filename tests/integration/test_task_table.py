@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from lyrics_to_song.data.rows import JobState, Price, Song
-from lyrics_to_song.data.task_table import Started
 from tests.integration.moto_cloud import Cloud
+from tests.support import seed_row
 
 NOW = 1_800_000_000.0
 
@@ -25,20 +25,8 @@ def test_an_ended_row_is_the_row_the_table_holds_and_costs_no_read(
     cloud: Cloud, state: JobState, song: Song | None, error: str | None
 ) -> None:
     table = cloud.services.table
-    started = table.start(
-        "job-1",
-        source="sqs:r1",
-        source_name="r1",
-        request_json="{}",
-        model="minimax-music",
-        now=NOW,
-        lease_seconds=60,
-        reservation=None,
-        tenant="team-a",
-        price=Price(30, 0.3),
-    )
-    assert isinstance(started, Started)
-    assert table.submitted("job-1", started.attempt, task_id="t1", now=NOW, first_due=NOW + 20)
+    price = Price(30, 0.3)
+    seed_row(table, None, "job-1", now=NOW, task_id="t1", tenant="team-a", price=price)
     held = table.claim("job-1", NOW + 20, NOW + 320)
     assert held is not None
     reads: list[str] = []
