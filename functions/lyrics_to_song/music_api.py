@@ -32,9 +32,9 @@ STATUS_READ_TIMEOUT = 10.0
 MAX_STATUS_BYTES = 32 * 1024 * 1024
 MAX_SUBMIT_ANSWER_BYTES = 1024 * 1024  # a task id in an envelope
 # Each whole call ends by then, however the other side answers (docs/security.md: Bounds):
-# a status check (connect, ask, read up to MAX_STATUS_BYTES), a submission beyond its
-# read timeout (connect and send).
-STATUS_DEADLINE_SECONDS = 30.0
+# a status check gets this beside twice its read timeout (25 s in all by default: connect,
+# ask, read up to MAX_STATUS_BYTES); a submission beyond its read timeout (connect, send).
+STATUS_CONNECT_SECONDS = 5.0
 SUBMIT_SEND_SECONDS = 15.0
 
 
@@ -77,9 +77,9 @@ class MusicApiClient:
         self.downloads = downloads or httpx.Client(
             transport=CheckedTransport(self.origins.check_address), trust_env=False
         )
-        self._status_timeout = httpx.Timeout(
-            connect=5.0, read=min(read_timeout, STATUS_READ_TIMEOUT), write=5.0, pool=5.0
-        )
+        status_read = min(read_timeout, STATUS_READ_TIMEOUT)
+        self._status_timeout = httpx.Timeout(connect=5.0, read=status_read, write=5.0, pool=5.0)
+        self._status_deadline = STATUS_CONNECT_SECONDS + 2 * status_read
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
 
@@ -168,7 +168,7 @@ class MusicApiClient:
         try:
             try:
                 with (
-                    call_deadline(STATUS_DEADLINE_SECONDS),
+                    call_deadline(self._status_deadline),
                     self.http.stream(
                         "GET", url, headers=self._headers(), timeout=self._status_timeout
                     ) as streamed,

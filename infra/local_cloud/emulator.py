@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gzip
 import json
 import logging
 import random
@@ -33,6 +34,11 @@ ALLOWED_SAMPLE_RATES = (16000, 24000, 32000, 44100)
 # What a random API fault may be: "cut" does the work, then drops the connection mid-answer;
 # "stall" answers only after stall_seconds (past the client's read timeout, if it is short).
 API_FAULTS = ("429", "500", "503", "malformed", "cut", "stall")
+# Answers built to hurt a client: a few KB of gzip that inflate to 64 MiB, JSON nested past
+# any recursion limit, an integer past 4,300 digits, a Retry-After no parser should take.
+HOSTILE_FAULTS = ("gzip bomb", "deep JSON", "huge number", "odd Retry-After", "drip")
+DRIP_PIECE_SECONDS = 0.5  # a dripped answer: a byte this often, for 60 s in all
+_BOMB = gzip.compress(gzip.compress(b"\0" * (64 * 1024 * 1024)))
 STATUS_SHAPES = ("audio_url", "output", "response_data", "result", "hex", "flat", "minimax")
 # MiniMax's own query answer: a numeric status, the outcome in `base_resp`.
 MINIMAX_RUNNING, MINIMAX_DONE = 1, 2
@@ -64,6 +70,7 @@ class Faults:
     slow_download_rate: float = 0.0  # this share of downloads wait slow_download_seconds first
     slow_download_seconds: float = 0.5
     stall_seconds: float = 3.0
+    hostile_rate: float = 0.0  # this share of API calls and downloads: an answer built to hurt
 
 
 # Each switch's name and the type of its value, as `GET /_emulator/faults` shows them.
@@ -207,12 +214,23 @@ class MusicApiEmulator:
         text = json.dumps(body) + ("\n" if line else "")
         return Response(text, status=status, headers=headers, content_type="application/json")
 
-    def _rate_limited(self) -> Response:
+    def _rate_limited(self, retry_after: str | None = None) -> Response:
         return self._json(
             429,
             _envelope(429, "Too Many Requests: rate limit exceeded"),
-            {"Retry-After": str(self.faults.retry_after_seconds)},
+            {"Retry-After": retry_after or str(self.faults.retry_after_seconds)},
         )
+
+    def _random_fault(self) -> str:
+        """The kind of this call's random fault, counted; "" for none (lock held)."""
+        if self.faults.chaos_rate and self._random.random() < self.faults.chaos_rate:
+            kind = self._random.choice(API_FAULTS)
+        elif self.faults.hostile_rate and self._random.random() < self.faults.hostile_rate:
+            kind = self._random.choice(HOSTILE_FAULTS)
+        else:
+            return ""
+        self.injected[kind] += 1
+        return kind
 
     def _guarded(self, request: Request, call: Callable[[Request], Response]) -> Response:
         """An API call, counted while it is answered (the real API limits calls at once)."""
@@ -240,14 +258,12 @@ class MusicApiEmulator:
             if self.faults.malformed > 0:
                 self.faults.malformed -= 1
                 return self._malformed()
-            kind = ""
-            if self.faults.chaos_rate and self._random.random() < self.faults.chaos_rate:
-                kind = self._random.choice(API_FAULTS)
-                self.injected[kind] += 1
+            kind = self._random_fault()
         if kind == "stall":
             time.sleep(self.faults.stall_seconds)
-        if kind == "429":
-            return self._rate_limited()
+        if kind in ("429", "odd Retry-After"):
+            odd = self._random.choice(["²", "1e999", "inf", "-1"]) if kind != "429" else None
+            return self._rate_limited(odd)
         if kind in ("500", "503"):
             return self._server_error(int(kind))
         if kind == "malformed":
@@ -257,6 +273,10 @@ class MusicApiEmulator:
         response = call(request)
         if kind == "cut":  # the work is done (a submission is taken), the answer is lost
             return _cut_short(response)
+        if kind == "drip":  # the work is done; the answer comes a byte at a time
+            return _dripped(b"".join(response.iter_encoded()), response.status_code)
+        if kind in HOSTILE_FAULTS:  # the work is done too; the answer is built to hurt
+            return _hostile(kind)
         return response
 
     def _server_error(self, status: int) -> Response:
@@ -368,12 +388,19 @@ class MusicApiEmulator:
         with self._lock:
             slow = self._chance(self.faults.slow_download_rate, "slow download")
             broken = self._chance(self.faults.broken_download_rate, "broken download")
+            bomb = self._chance(self.faults.hostile_rate, "gzip bomb download")
+            drip = not bomb and self._chance(self.faults.hostile_rate, "dripped download")
+        if bomb:  # gzip that inflates to 64 MiB, though no encoding was asked for
+            headers = {"Content-Encoding": "gzip, gzip", "Content-Length": str(len(_BOMB))}
+            return Response(_BOMB, status=200, content_type="audio/mpeg", headers=headers)
         wait = self.faults.slow_seconds + (self.faults.slow_download_seconds if slow else 0)
         if wait:
             time.sleep(wait)
         with self._lock:
             self.downloads.append(task_id)
         size = self.audio_size if self.audio_size is not None else len(self.audio_bytes(task_id))
+        if drip:
+            return _dripped(b"".join(self.audio_chunks(task_id)), 200, "audio/mpeg")
         response = Response(
             self._dripping(self.audio_chunks(task_id)),
             status=200,
@@ -404,6 +431,34 @@ class MusicApiEmulator:
         if request.path == "/_emulator/submissions":
             return self._json(200, self.submissions)
         return self._json(404, _envelope(404, "unknown control path"))
+
+
+def _dripped(body: bytes, status: int, content_type: str = "application/json") -> Response:
+    """The answer with its length declared, its body a byte every DRIP_PIECE_SECONDS."""
+
+    def drip() -> Iterator[bytes]:
+        for byte in body[: int(60 / DRIP_PIECE_SECONDS)]:
+            time.sleep(DRIP_PIECE_SECONDS)
+            yield bytes([byte])
+
+    return Response(
+        drip(),
+        status=status,
+        content_type=content_type,
+        headers={"Content-Length": str(len(body))},
+        direct_passthrough=True,
+    )
+
+
+def _hostile(kind: str) -> Response:
+    """A 200 answer built to hurt whoever reads it."""
+    if kind == "gzip bomb":
+        headers = {"Content-Encoding": "gzip, gzip"}
+        return Response(_BOMB, status=200, content_type="application/json", headers=headers)
+    if kind == "deep JSON":
+        return Response("[" * 100_000 + "]" * 100_000, content_type="application/json")
+    body = '{"code": 200, "data": {"status": "completed", "n": ' + "9" * 5000 + "}}"
+    return Response(body, content_type="application/json")
 
 
 class ConnectionCut(Exception):

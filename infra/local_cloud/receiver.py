@@ -50,6 +50,12 @@ class Delivery:
 
 # Decides the status of each POST: given the delivery id and how many times it came.
 Answers = Callable[[str, int], int]
+# Decides how a POST is misanswered, if at all: "" (as `answers` says), "odd Retry-After"
+# (a 503 with a Retry-After no parser should take) or "drip" (the status line a byte at
+# a time, slower than any sender waits; such a POST is recorded as answered 0).
+Mischief = Callable[[str, int], str]
+ODD_RETRY_AFTERS = ("²", "1e999", "inf", "-1", "soon")
+DRIP_SECONDS = 0.25  # between two bytes of a dripped status line
 
 
 def always(status: int) -> Answers:
@@ -59,6 +65,18 @@ def always(status: int) -> Answers:
 def failing_first(times: int, status: int = 500) -> Answers:
     """`status` for the first `times` POSTs of each delivery, then 200."""
     return lambda delivery_id, seen: status if seen <= times else 200
+
+
+def _drip(request: BaseHTTPRequestHandler, answer: bytes) -> None:
+    """Send `answer` a byte every DRIP_SECONDS, until the sender hangs up."""
+    try:
+        for byte in answer:
+            request.wfile.write(bytes([byte]))
+            request.wfile.flush()
+            time.sleep(DRIP_SECONDS)
+    except OSError:
+        pass
+    request.close_connection = True
 
 
 class WebhookReceiver:
@@ -72,9 +90,11 @@ class WebhookReceiver:
         port: int = 0,
         clock: Callable[[], float] = time.time,
         on_delivery: Callable[[Delivery], None] | None = None,
+        mischief: Mischief | None = None,
     ) -> None:
         self.secret = secret
         self.answers = answers or always(200)
+        self.mischief = mischief or (lambda delivery_id, seen: "")
         self.clock = clock
         self.on_delivery = on_delivery
         self.deliveries: list[Delivery] = []
@@ -105,7 +125,9 @@ class WebhookReceiver:
         delivery_id = headers.get("Lyrics-Delivery-Id", "")
         with self._lock:
             seen = 1 + sum(1 for d in self.deliveries if d.delivery_id == delivery_id)
+            trick = self.mischief(delivery_id, seen) if verified else ""
             status = self.answers(delivery_id, seen) if verified else 401
+            status = {"odd Retry-After": 503, "drip": 0}.get(trick, status)
             self.deliveries.append(
                 Delivery(
                     delivery_id,
@@ -116,7 +138,12 @@ class WebhookReceiver:
                     status,
                 )
             )
+        if trick == "drip":
+            _drip(request, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            return
         request.send_response(status)
+        if trick == "odd Retry-After":
+            request.send_header("Retry-After", ODD_RETRY_AFTERS[seen % len(ODD_RETRY_AFTERS)])
         request.send_header("Content-Length", "0")
         request.end_headers()
         if self.on_delivery is not None:

@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import random
+import resource
 import threading
 import time
 from collections import Counter
@@ -28,10 +29,17 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from local_cloud.emulator import API_FAULTS, Faults, MusicApiEmulator, RunningEmulator
+from local_cloud.emulator import (
+    API_FAULTS,
+    HOSTILE_FAULTS,
+    Faults,
+    MusicApiEmulator,
+    RunningEmulator,
+)
 from local_cloud.receiver import WebhookReceiver
 from local_cloud.runtime import LocalLambda
-from local_cloud.stack import MotoServer, Stack, provision
+from local_cloud.stack import Stack, provision
+from local_cloud.template import load_template
 from local_cloud.watch import read_notifications, subscribe_queue
 from lyrics_to_song.config import DEFAULT_CREDITS_PER_SONG
 from lyrics_to_song.data.caps import TenantCaps, TenantStore, day_of
@@ -39,6 +47,7 @@ from lyrics_to_song.data.rows import DEFAULT_TENANT, JobState, Row, WebhookState
 from lyrics_to_song.data.spend import Counts, SpendLedger
 from lyrics_to_song.sources import LyricObject, QueuedRequest
 from lyrics_to_song.webhooks.queue import notice_id
+from tests.bench.common import moto_process
 from tests.support import s3_notification
 
 # Short leases and waits, so that what a crash leaves behind is picked up within the run.
@@ -57,9 +66,13 @@ FUNCTION_ENV = {
     "TENANT_SONGS_PER_DAY": "100000",  # the capped tenant has caps of its own, below these
     "WEBHOOK_FIRST_RETRY_SECONDS": "1",  # a failed POST is tried again after 1 s, 2 s, ...
     "WEBHOOK_RETRY_SECONDS": "30",  # given up after half a minute of failures
+    "WEBHOOK_TIMEOUT_SECONDS": "2",  # a receiver dripping its answer is cut off at 2 s
     "STATUS_CHECKS_PER_MINUTE": "600",  # 240 jobs in a few minutes; the budget is met too
     "MUSIC_API_TIMEOUT_SECONDS": "2",  # the emulator's stalls (3 s) are timeouts
+    "DOWNLOAD_DEADLINE_SECONDS": "5",  # a dripped song is cut off at 5 s in all
 }
+WEBHOOK_KILL_POINT = "after a webhook's POST"
+MEMORY_MB = int(load_template()["Globals"]["Function"]["MemorySize"])
 # Jobs belong to these producers in turn; the capped one has caps of its own, below the stack's.
 TENANTS = (DEFAULT_TENANT, "team-a", "team-b")
 CAPPED_TENANT = "team-a"
@@ -73,12 +86,14 @@ class ChaosSettings:
     bad_input_rate: float = 0.06
     kill_rate: float = 0.06  # at each kill point, this share of the passes is killed
     api_fault_rate: float = 0.15
+    hostile_rate: float = 0.04  # of API calls and downloads: gzip bombs, deep JSON, odd Retry-After
     fail_rate: float = 0.1
     broken_download_rate: float = 0.1
     slow_download_rate: float = 0.1
     resubmits: int = 6  # ended jobs without a song, resubmitted on purpose
     callback_rate: float = 0.25  # jobs with a callback_url, to a receiver that fails at random
     receiver_fault_rate: float = 0.3  # of the POSTs it gets: a 500, 503, 429 or 408
+    receiver_hostile_rate: float = 0.1  # of the POSTs: an odd Retry-After, or a dripped answer
     timeout: float = 900.0
 
 
@@ -110,6 +125,7 @@ class Outcome:
     resubmitted: list[str]
     seconds: float
     notices_resent: int = 0
+    peak_mb: float = 0.0  # this process's peak resident memory: the functions and the harness
     webhooks: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
 
@@ -117,11 +133,17 @@ class Outcome:
         states = Counter(row.state.value for row in self.rows.values())
         kinds = Counter(job.kind for job in self.jobs)
         api = ", ".join(f"{k} {self.injected[k]}" for k in API_FAULTS)
+        hostile = ", ".join(
+            f"{k} {self.injected[k]}"
+            for k in (*HOSTILE_FAULTS, "gzip bomb download", "dripped download")
+        )
         lines = [
             ("jobs", f"{len(self.jobs)} ({kinds['file']} files, {kinds['request']} queued "
              f"requests, {kinds['bad']} bad inputs)"),
             ("duplicate deliveries", str(self.duplicates_sent)),
             ("API faults injected", api),
+            ("answers built to hurt", hostile),
+            ("peak memory", f"{self.peak_mb:.0f} MB resident (the functions have {MEMORY_MB})"),
             ("failed tasks", str(self.injected["failed task"])),
             ("downloads broken / slow",
              f"{self.injected['broken download']} / {self.injected['slow download']}"),
@@ -148,6 +170,9 @@ class KillSwitch:
         self.rate = rate
         self.random = random.Random(seed)
         self.kills: Counter[str] = Counter()
+        # Deliveries a receiver took in an attempt killed before it was recorded: such a
+        # webhook may still be given up later (the function cannot know it was taken).
+        self.taken_unrecorded: set[str] = set()
         self._lock = threading.Lock()
 
     def maybe_kill(self, point: str) -> None:
@@ -156,6 +181,12 @@ class KillSwitch:
                 return
             self.kills[point] += 1
         raise Killed(point)
+
+    def _note_taken(self, point: str, args: tuple[Any, ...]) -> None:
+        """A webhook attempt killed before it was recorded: was its POST taken?"""
+        if point == WEBHOOK_KILL_POINT and args[3].state is WebhookState.DELIVERED:
+            with self._lock:
+                self.taken_unrecorded.add(args[2].delivery_id)
 
     @contextmanager
     def installed(self) -> Iterator[None]:
@@ -169,7 +200,11 @@ class KillSwitch:
         def before(point: str, call: Callable[..., Any], when: Callable[..., bool]) -> Any:
             def killed(*args: Any, **kwargs: Any) -> Any:
                 if when(*args, **kwargs):
-                    self.maybe_kill(point)
+                    try:
+                        self.maybe_kill(point)
+                    except Killed:
+                        self._note_taken(point, args)
+                        raise
                 return call(*args, **kwargs)
 
             return killed
@@ -184,7 +219,7 @@ class KillSwitch:
                 (TaskTable, "end", "before the end is written", always),
                 (announce, "publish", "before the notification", always),
                 (TaskTable, "mark_notified", "after the notification", always),
-                (TaskTable, "webhook_attempted", "after a webhook's POST", always),
+                (TaskTable, "webhook_attempted", WEBHOOK_KILL_POINT, always),
             ):
                 patches.enter_context(
                     replaced(owner, name, before(point, getattr(owner, name), when))
@@ -270,6 +305,18 @@ def counter_failures(
     return failures
 
 
+def _late_failures(name: str, row: Row, stack: Stack) -> list[str]:
+    """A paid job ends within MAX_TASK_AGE_SECONDS of its submission and one poll lease."""
+    env = {**stack.environments["PollFunction"], **FUNCTION_ENV}
+    bound = int(env["MAX_TASK_AGE_SECONDS"]) + int(env["POLL_LEASE_SECONDS"])
+    if row.submitted_at is None or row.finished_at is None:
+        return []
+    took = row.finished_at - row.submitted_at
+    if took > bound:
+        return [f"{name}: ended {took:.0f} s after its submission, past {bound} s"]
+    return []
+
+
 def ending_fields(note: dict[str, Any]) -> dict[str, Any]:
     """A notice without its presigned link, which is signed anew on every send."""
     song = note.get("song")
@@ -303,6 +350,7 @@ class ChaosRun:
                 slow_download_rate=settings.slow_download_rate,
                 slow_download_seconds=0.5,
                 retry_after_seconds=1,
+                hostile_rate=settings.hostile_rate,
             ),
         )
         self.kill_switch = KillSwitch(settings.kill_rate, settings.seed + 1)
@@ -318,6 +366,17 @@ class ChaosRun:
             return faults.choice((500, 503, 429, 408)) if faults.random() < rate else 200
 
         self.receiver_answers = answers
+        tricks = random.Random(settings.seed + 3)
+        self.receiver_tricks: Counter[str] = Counter()
+
+        def mischief(delivery_id: str, seen: int) -> str:
+            if tricks.random() >= settings.receiver_hostile_rate:
+                return ""
+            trick = tricks.choice(("odd Retry-After", "drip"))
+            self.receiver_tricks[trick] += 1
+            return trick
+
+        self.receiver_mischief = mischief
 
     # --- producing the jobs -----------------------------------------------------------
     def produce(self, stack: Stack) -> list[PlannedJob]:
@@ -446,13 +505,17 @@ class ChaosRun:
     def run(self) -> Outcome:
         started = time.monotonic()
         until = started + self.settings.timeout
-        moto = MotoServer()
+        # moto in a process of its own: its memory and CPU are not the functions'.
+        moto = ExitStack()
+        moto_url = moto.enter_context(moto_process())
         try:
             with RunningEmulator(self.emulator) as api:
-                stack = provision(moto.url, stack_name="chaos")
+                stack = provision(moto_url, stack_name="chaos")
                 stack.store_api_key(self.emulator.api_key)
                 self.receiver = WebhookReceiver(
-                    stack.webhook_secret(), answers=self.receiver_answers
+                    stack.webhook_secret(),
+                    answers=self.receiver_answers,
+                    mischief=self.receiver_mischief,
                 )
                 notes_url = subscribe_queue(stack, "chaos-notifications")
                 runtime = LocalLambda(stack, {**FUNCTION_ENV, "MUSIC_API_BASE_URL": api.url})
@@ -487,11 +550,20 @@ class ChaosRun:
                 outcome.notices_resent = len(notes) - len({n["notice_id"] for n in notes})
                 outcome.failures = self.check(stack, outcome, notes)
                 outcome.failures += self.check_webhooks(outcome)
+                # On Linux ru_maxrss is in KiB. The functions share this process with the
+                # emulator, the receiver and the harness (moto has its own), so holding the
+                # whole of it under one function's memory is stricter than Lambda is.
+                outcome.peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                if outcome.peak_mb > MEMORY_MB:
+                    outcome.failures.append(
+                        f"the process peaked at {outcome.peak_mb:.0f} MB, past the functions' "
+                        f"{MEMORY_MB} MB"
+                    )
                 return outcome
         finally:
             if self.receiver is not None:
                 self.receiver.stop()
-            moto.stop()
+            moto.close()
 
     @contextmanager
     def _counting_deferrals(self) -> Iterator[None]:
@@ -518,6 +590,8 @@ class ChaosRun:
         outcome.webhooks["failed by the receiver at random"] = sum(
             1 for d in posts if d.answered != 200
         )
+        outcome.webhooks["odd Retry-After"] = self.receiver_tricks["odd Retry-After"]
+        outcome.webhooks["dripped"] = self.receiver_tricks["drip"]
         outcome.webhooks["taken twice (same id)"] = sum(
             1 for d in posts if d.answered == 200
         ) - len(accepted)
@@ -540,7 +614,11 @@ class ChaosRun:
             outcome.webhooks[hook.state.value] += 1
             if hook.state is WebhookState.DELIVERED and latest not in accepted:
                 failures.append(f"{name}: webhook marked delivered, never taken by the receiver")
-            elif hook.state is WebhookState.GIVEN_UP and latest in accepted:
+            elif (
+                hook.state is WebhookState.GIVEN_UP
+                and latest in accepted
+                and latest not in self.kill_switch.taken_unrecorded
+            ):
                 failures.append(f"{name}: webhook given up, yet the receiver took it")
             elif hook.state not in (WebhookState.DELIVERED, WebhookState.GIVEN_UP):
                 failures.append(f"{name}: webhook ended {hook.state.value}")
@@ -580,6 +658,7 @@ class ChaosRun:
                     failures.append(f"{name}: the song in S3 differs from what the API served")
             elif not (row.error or "").strip():
                 failures.append(f"{name}: {row.state.value} without a reason")
+            failures.extend(_late_failures(name, row, stack))
         partial = s3.list_multipart_uploads(Bucket=stack.songs_bucket).get("Uploads", [])
         if partial:
             failures.append(

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from local_cloud.emulator import HOSTILE_FAULTS
 from tests.chaos.harness import ChaosRun, ChaosSettings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -34,6 +35,8 @@ def test_every_promise_holds_under_faults_duplicates_overlap_and_kills() -> None
     assert outcome.notices_resent > 0, "some notices went out twice and were told apart"
     assert outcome.injected["cut"] > 0
     assert outcome.injected["broken download"] > 0
+    assert sum(outcome.injected[kind] for kind in HOSTILE_FAULTS) > 0, "answers built to hurt"
+    assert 0 < outcome.peak_mb <= 512, "held under the functions' memory, harness and all"
     states = {row.state.value for row in outcome.rows.values()}
     assert {"COMPLETED", "FAILED"} <= states
     # Overlapping invocations set the functions' environment; none of it stays behind.
