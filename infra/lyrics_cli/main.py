@@ -215,9 +215,16 @@ def _tenant_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> 
         "show, set or remove a tenant's default callback_url: the webhook of its jobs that "
         "name none (docs/webhooks.md)",
     )
-    callback.add_argument("action", choices=["show", "set", "unset"])
-    callback.add_argument("--tenant", required=True, help="the tenant ('default' for the rest)")
-    callback.add_argument("--url", help="set: the https URL")
+    show_url, set_url, unset_url = _actions(
+        callback,
+        show="a tenant's default callback_url",
+        set="set a tenant's default callback_url (--url)",
+        unset="remove a tenant's default callback_url: its jobs then get no webhook "
+        "unless they name one",
+    )
+    for action in (show_url, set_url, unset_url):
+        action.add_argument("--tenant", required=True, help="the tenant ('default' for the rest)")
+    set_url.add_argument("--url", required=True, help="the https URL")
 
     spend = command(
         "spend",
@@ -455,9 +462,7 @@ def _checked_first(args: argparse.Namespace) -> jobs.LyricUpload | dict[str, Any
         jobs.check_callback(args.callback_url, "--callback-url", local=local)
     if args.command == "callback":
         jobs.check_job_tenant(args.tenant)
-        if (args.action == "set") != (args.url is not None):
-            raise CliError("--url goes with callback set, and only with it", ExitCode.USAGE)
-        if args.url is not None:
+        if args.action == "set":
             jobs.check_callback(args.url, "--url", local=local)
     if args.command == "spend":
         spend_report.span(args.month, args.since, datetime.now(UTC).date())
@@ -533,7 +538,7 @@ def _caps(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
 
 def _callback(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
     if args.action != "show":
-        jobs.set_tenant_callback(cloud, args.tenant, args.url)
+        jobs.set_tenant_callback(cloud, args.tenant, getattr(args, "url", None))
     url = jobs.tenant_callback(cloud, args.tenant)
     text = f"tenant {args.tenant}: " + (
         f"jobs that name no callback_url are announced to {url}"

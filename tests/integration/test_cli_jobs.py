@@ -629,8 +629,6 @@ def test_a_tenant_default_callback_is_set_shown_and_removed(
     ("argv", "says"),
     [
         (["callback", "set", "--tenant", "shop", "--url", "http://shop.example.com/"], "https"),
-        (["callback", "set", "--tenant", "shop"], "--url goes with callback set"),
-        (["callback", "show", "--tenant", "shop", "--url", "https://x.example/"], "--url"),
         (["callback", "set", "--tenant", "Shop!", "--url", "https://x.example/"], "tenant name"),
         (
             [
@@ -659,6 +657,25 @@ def test_callbacks_the_stack_would_refuse_are_refused_before_anything_is_sent(
         QueueUrl=stack.jobs_queue_url, MaxNumberOfMessages=10
     )
     assert all("s3:TestEvent" in m["Body"] for m in queued.get("Messages", [])), "nothing sent"
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["set", "--tenant", "shop"], "the following arguments are required: --url"),
+        (["show", "--tenant", "shop", "--url", "https://x.example/"], "unrecognized arguments"),
+        (["set", "--help"], "set a tenant's default callback_url"),
+        (["unset", "--help"], "remove a tenant's default callback_url"),
+    ],
+)
+def test_each_callback_action_takes_its_own_options(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["callback", *argv])
+    assert done.value.code == (0 if "--help" in argv else ExitCode.USAGE)
+    said = capsys.readouterr()
+    assert says in " ".join((said.out + said.err).split())
 
 
 def test_status_shows_the_webhook(stack: Stack, clock: FakeClock) -> None:
