@@ -22,6 +22,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -38,7 +39,16 @@ API_FAULTS = ("429", "500", "503", "malformed", "cut", "stall")
 # any recursion limit, an integer past 4,300 digits, a Retry-After no parser should take.
 HOSTILE_FAULTS = ("gzip bomb", "deep JSON", "huge number", "odd Retry-After", "drip")
 DRIP_PIECE_SECONDS = 0.5  # a dripped answer: a byte this often, for 60 s in all
-_BOMB = gzip.compress(gzip.compress(b"\0" * (64 * 1024 * 1024)))
+# Retry-After values no parser should take (the webhook receiver sends them too).
+ODD_RETRY_AFTERS = ("²", "1e999", "inf", "-1", "soon")
+
+
+@cache
+def _bomb() -> bytes:
+    """64 MiB of zeros gzipped twice: a few KB, made at first use (0.4 s), not at import."""
+    return gzip.compress(gzip.compress(b"\0" * (64 * 1024 * 1024)))
+
+
 STATUS_SHAPES = ("audio_url", "output", "response_data", "result", "hex", "flat", "minimax")
 # MiniMax's own query answer: a numeric status, the outcome in `base_resp`.
 MINIMAX_RUNNING, MINIMAX_DONE = 1, 2
@@ -262,7 +272,7 @@ class MusicApiEmulator:
         if kind == "stall":
             time.sleep(self.faults.stall_seconds)
         if kind in ("429", "odd Retry-After"):
-            odd = self._random.choice(["²", "1e999", "inf", "-1"]) if kind != "429" else None
+            odd = self._random.choice(ODD_RETRY_AFTERS) if kind != "429" else None
             return self._rate_limited(odd)
         if kind in ("500", "503"):
             return self._server_error(int(kind))
@@ -391,8 +401,8 @@ class MusicApiEmulator:
             bomb = self._chance(self.faults.hostile_rate, "gzip bomb download")
             drip = not bomb and self._chance(self.faults.hostile_rate, "dripped download")
         if bomb:  # gzip that inflates to 64 MiB, though no encoding was asked for
-            headers = {"Content-Encoding": "gzip, gzip", "Content-Length": str(len(_BOMB))}
-            return Response(_BOMB, status=200, content_type="audio/mpeg", headers=headers)
+            headers = {"Content-Encoding": "gzip, gzip", "Content-Length": str(len(_bomb()))}
+            return Response(_bomb(), status=200, content_type="audio/mpeg", headers=headers)
         wait = self.faults.slow_seconds + (self.faults.slow_download_seconds if slow else 0)
         if wait:
             time.sleep(wait)
@@ -454,7 +464,7 @@ def _hostile(kind: str) -> Response:
     """A 200 answer built to hurt whoever reads it."""
     if kind == "gzip bomb":
         headers = {"Content-Encoding": "gzip, gzip"}
-        return Response(_BOMB, status=200, content_type="application/json", headers=headers)
+        return Response(_bomb(), status=200, content_type="application/json", headers=headers)
     if kind == "deep JSON":
         return Response("[" * 100_000 + "]" * 100_000, content_type="application/json")
     body = '{"code": 200, "data": {"status": "completed", "n": ' + "9" * 5000 + "}}"

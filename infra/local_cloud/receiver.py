@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from .emulator import ODD_RETRY_AFTERS
+
 # How far a delivery's timestamp may be from the receiver's clock (replays are refused).
 TOLERANCE_SECONDS = 300
 
@@ -54,7 +56,6 @@ Answers = Callable[[str, int], int]
 # (a 503 with a Retry-After no parser should take) or "drip" (the status line a byte at
 # a time, slower than any sender waits; such a POST is recorded as answered 0).
 Mischief = Callable[[str, int], str]
-ODD_RETRY_AFTERS = ("²", "1e999", "inf", "-1", "soon")
 DRIP_SECONDS = 0.25  # between two bytes of a dripped status line
 
 
