@@ -11,6 +11,7 @@ from .addresses import is_loopback_host
 from .check_timing import PRIOR_SECONDS
 from .data.rows import Price
 from .errors import ConfigError
+from .tenants import TenantPolicy
 from .webhooks.callbacks import CallbackRules
 
 DEFAULT_API_BASE_URL = "https://apiin.one"
@@ -66,6 +67,7 @@ class Settings:
     download_deadline_seconds: float
     price: Price
     tenant_from_key: bool  # a lyric file's first folder names its tenant
+    tenant_policy: TenantPolicy  # who may name a tenant
     webhook_queue_url: str | None  # None: this stack sends no webhooks
     callback_rules: CallbackRules
 
@@ -129,6 +131,17 @@ def _tenant_rule(env: Mapping[str, str]) -> bool:
             f"got {rule!r}"
         )
     return rule == "prefix"
+
+
+def _tenant_policy(env: Mapping[str, str]) -> TenantPolicy:
+    raw = env.get("TENANT_POLICY", "").strip().lower() or TenantPolicy.BOUND.value
+    try:
+        return TenantPolicy(raw)
+    except ValueError:
+        raise ConfigError(
+            "environment variable TENANT_POLICY must be one of "
+            f"{', '.join(p.value for p in TenantPolicy)}, got {raw!r}"
+        ) from None
 
 
 def seconds_range(
@@ -240,6 +253,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         download_deadline_seconds=float(_int(env, "DOWNLOAD_DEADLINE_SECONDS", 90, 5, 180)),
         price=_price(env),
         tenant_from_key=_tenant_rule(env),
+        tenant_policy=_tenant_policy(env),
         webhook_queue_url=env.get("WEBHOOK_QUEUE_URL", "").strip() or None,
         callback_rules=_callback_rules(env, base_url),
     )

@@ -13,6 +13,7 @@ import httpx
 from .config import Settings, WebhookSettings
 from .data.caps import Budget
 from .data.pace import PollWatch, SongTimes, StatusBudget
+from .data.senders import SenderStore
 from .data.task_table import TaskTable
 from .errors import ConfigError, ErrorKind, MusicApiError
 from .http_transport import CheckedTransport
@@ -41,6 +42,7 @@ class Services:
     status_budget: StatusBudget
     song_times: SongTimes
     poll_watch: PollWatch
+    senders: SenderStore
     clock: Callable[[], float] = field(default=time.time)
     sleep: Callable[[float], None] = field(default=time.sleep)
     resolve: Resolver = field(default=socket.getaddrinfo)  # a callback host's addresses
@@ -132,6 +134,7 @@ def build_services(
         ),
         song_times=SongTimes(dynamodb, settings.spending_table_name),
         poll_watch=PollWatch(dynamodb, settings.spending_table_name),
+        senders=SenderStore(dynamodb, settings.spending_table_name),
         clock=clock,
         sleep=sleep,
     )

@@ -52,30 +52,62 @@ class LyricObject:
 
 @dataclass(frozen=True)
 class QueuedRequest:
-    """A song request put on the jobs queue by a producer."""
+    """A song request put on the jobs queue by a producer; `sender` is the message's
+    SenderId (None in an event written by hand)."""
 
     body: Any
     message_id: str
+    sender: str | None = None
+
+    def job_for(self, tenant: str) -> Job:
+        """The producer's `request_id` names the job, within its tenant: two tenants' same
+        id are two jobs (the default tenant's keep the ids they had before tenants). Without
+        one, the request's content does, with its tenant."""
+        request_id = self.body.get("request_id")
+        if is_valid_request_id(request_id):
+            scope = "" if tenant == DEFAULT_TENANT else f"{tenant!r}/"
+            return Job(job_id_for(f"request:{scope}{request_id}"), f"sqs:{request_id}", request_id)
+        named = self.body.get("tenant", DEFAULT_TENANT)
+        body = self.body if named == tenant else {**self.body, "tenant": tenant}
+        canonical = json.dumps(body, sort_keys=True, ensure_ascii=False)
+        return Job(job_id_for("body:" + canonical), f"sqs:message/{self.message_id}", "request")
 
     @property
     def job(self) -> Job:
-        """The producer's `request_id` names the job, within its tenant: two tenants' same
-        id are two jobs (the default tenant's keep the ids they had before tenants). Without
-        one, the request's content does, its `tenant` field included."""
-        request_id = self.body.get("request_id")
-        if is_valid_request_id(request_id):
-            tenant = self.body.get("tenant", DEFAULT_TENANT)
-            scope = "" if tenant == DEFAULT_TENANT else f"{tenant!r}/"
-            return Job(job_id_for(f"request:{scope}{request_id}"), f"sqs:{request_id}", request_id)
+        """The job of a request for the tenant it names (the default one naming none)."""
+        named = self.body.get("tenant", DEFAULT_TENANT)
+        return self.job_for(named if isinstance(named, str) else repr(named))
+
+    def refused_job(self) -> Job:
+        """The job of a request refused for its tenant: named by its sender and content,
+        so it can never take the id of a job of the tenant it named."""
         canonical = json.dumps(self.body, sort_keys=True, ensure_ascii=False)
-        return Job(job_id_for("body:" + canonical), f"sqs:message/{self.message_id}", "request")
+        request_id = self.body.get("request_id")
+        name = request_id if is_valid_request_id(request_id) else "request"
+        return Job(
+            job_id_for(f"refused:{self.sender or ''}:{canonical}"),
+            f"sqs:message/{self.message_id}",
+            name,
+        )
 
 
 @dataclass(frozen=True)
 class ResubmitRequest:
-    """`{"resubmit": "job-…"}`: the owner asks to pay again for an ended job."""
+    """`{"resubmit": "job-…"}` (with `"tenant"` for another tenant's than the default):
+    the owner asks to pay again for an ended job."""
 
     job_id: str
+    tenant: Any = None
+    sender: str | None = None
+
+
+@dataclass(frozen=True)
+class HeldRetry:
+    """`{"held": "job-…", "token": …}`: the submit function's own reminder to try a job a
+    cap holds again (docs/how-it-works.md: Held jobs)."""
+
+    job_id: str
+    token: str
 
 
 @dataclass(frozen=True)
@@ -124,9 +156,14 @@ def lyric_objects(notification: Mapping[str, Any]) -> list[LyricObject]:
     return objects
 
 
+def held_retry(job_id: str, token: str) -> str:
+    """The body of a HeldRetry message."""
+    return json.dumps({"held": job_id, "token": token})
+
+
 def read_message(
-    body: str, message_id: str
-) -> list[LyricObject] | QueuedRequest | ResubmitRequest | UnreadableMessage | None:
+    body: str, message_id: str, sender: str | None = None
+) -> list[LyricObject] | QueuedRequest | ResubmitRequest | HeldRetry | UnreadableMessage | None:
     """Classify one SQS message body. None means there is nothing to do (s3:TestEvent)."""
     try:
         decoded: Any = decode_json(body)
@@ -149,6 +186,14 @@ def read_message(
             body,
             message_id,
         )
-    if set(decoded) == {"resubmit"} and isinstance(decoded["resubmit"], str):
-        return ResubmitRequest(decoded["resubmit"])
-    return QueuedRequest(decoded, message_id)
+    if set(decoded) in ({"resubmit"}, {"resubmit", "tenant"}) and isinstance(
+        decoded["resubmit"], str
+    ):
+        return ResubmitRequest(decoded["resubmit"], decoded.get("tenant"), sender)
+    if (
+        set(decoded) == {"held", "token"}
+        and isinstance(decoded["held"], str)
+        and isinstance(decoded["token"], str)
+    ):
+        return HeldRetry(decoded["held"], decoded["token"])
+    return QueuedRequest(decoded, message_id, sender)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import uuid
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from .announce import ended
-from .data.rows import DEFAULT_TENANT, JobState
+from .data.rows import DEFAULT_TENANT, Hold, JobState
 from .data.task_table import AlreadyKnown, Started, StartResult
 from .errors import (
     Cap,
@@ -27,15 +28,24 @@ from .observability import count, credits_spent, logger
 from .services import Services
 from .song_request import SongRequest, parse_request
 from .sources import (
+    HeldRetry,
     Job,
     LyricObject,
     QueuedRequest,
     ResubmitRequest,
     UnreadableMessage,
+    held_retry,
     lyric_objects,
     read_message,
 )
-from .tenants import file_tenant, is_tenant
+from .tenants import (
+    TenantPolicy,
+    check_tenant,
+    file_tenant,
+    is_tenant,
+    principal_of,
+    sender_tenant,
+)
 
 CAP_METRICS = {
     Cap.DAILY: "DeferredByDailyCap",
@@ -51,7 +61,7 @@ class Outcome(StrEnum):
     REJECTED = "rejected"  # unusable input, or the API refused it: FAILED, notified, unpaid
     UNKNOWN = "unknown"  # the submission may have reached the API: UNKNOWN, notified, not resent
     SKIPPED = "skipped"  # nothing to do (s3:TestEvent, a resubmit that may not be)
-    DEFERRED = "deferred"  # a spending cap is reached: back on the queue, unpaid
+    HELD = "held"  # a spending cap is reached: HELD, unpaid, tried again later
 
 
 def _start(
@@ -78,7 +88,7 @@ def _start(
                 continue
         over = services.budget.over(result.cap, now, tenant)
         logger.warning(
-            "spending cap reached: the job waits in the queue, unpaid",
+            "spending cap reached: the job is held, unpaid",
             extra={
                 "cap": over.cap.value,
                 "tenant": tenant,
@@ -104,12 +114,29 @@ def _free_ended_places(services: Services, tenant: str | None) -> bool:
     return bool(ended)
 
 
+def _hold(services: Services, job_id: str, over: OverBudget, write: Callable[[Hold], bool]) -> bool:
+    """Hold a job a cap refused (`write` records the hold on its row) and remind the
+    queue to try it again when the cap may allow it. False when the row could not take
+    the hold (another copy of the message started or ended the job meanwhile).
+
+    The reminder is sent first, with the hold's token: a crash before the hold is
+    written leaves a reminder no row matches (dropped), and the message being worked
+    comes back and tries again.
+    """
+    now = services.clock()
+    hold = Hold(over.cap.value, str(over), now + over.retry_after, now, uuid.uuid4().hex)
+    defer(services, held_retry(job_id, hold.token), over.retry_after)
+    if not write(hold):
+        return False
+    logger.info("job held by a cap", extra={"reason": hold.reason, "retry_in": over.retry_after})
+    return True
+
+
 def defer(services: Services, body: str, delay: int) -> None:
-    """Put a message that must wait back on the jobs queue, as a new message.
+    """Put a reminder on the jobs queue, to be seen in `delay` seconds.
 
     A new message starts its receive count again, so a wait of hours (the daily cap)
-    never ends in the dead-letter queue; a duplicate from a crash in between is harmless,
-    since the job's identity comes from the message.
+    never ends in the dead-letter queue.
     """
     services.sqs.send_message(
         QueueUrl=services.settings.jobs_queue_url, MessageBody=body, DelaySeconds=delay
@@ -171,8 +198,11 @@ def _usable_callback(services: Services, url: Any) -> str | None:
         return None
 
 
-def submit_request(services: Services, job: Job, request: SongRequest) -> Outcome:
-    """Write the row, then pay: the order that makes a redelivery harmless."""
+def submit_request(
+    services: Services, job: Job, request: SongRequest, created_at: float | None = None
+) -> Outcome:
+    """Write the row, then pay: the order that makes a redelivery harmless. Over a cap,
+    the job is HELD instead (`created_at`: when it was first held)."""
     logger.thread_safe_append_keys(job_id=job.job_id)
     request_json = json.dumps(request.as_item(), ensure_ascii=False, sort_keys=True)
     terms = services.budget.terms_of(request.tenant)
@@ -182,24 +212,43 @@ def submit_request(services: Services, job: Job, request: SongRequest) -> Outcom
         )
     except RefusedCallback as exc:
         return _reject(services, job, f"invalid song request: {exc}", request.tenant)
-    attempt = _start(
-        services,
-        job.job_id,
-        request.tenant,
-        lambda now: services.table.start(
+    try:
+        attempt = _start(
+            services,
             job.job_id,
-            source=job.source,
-            source_name=job.source_name,
-            request_json=request_json,
-            model=request.model,
-            now=now,
-            lease_seconds=services.settings.submit_lease_seconds,
-            reservation=services.budget.reserve(job.job_id, now, terms.caps),
-            tenant=request.tenant,
-            price=services.settings.price,
-            callback_url=callback_url,
-        ),
-    )
+            request.tenant,
+            lambda now: services.table.start(
+                job.job_id,
+                source=job.source,
+                source_name=job.source_name,
+                request_json=request_json,
+                model=request.model,
+                now=now,
+                lease_seconds=services.settings.submit_lease_seconds,
+                reservation=services.budget.reserve(job.job_id, now, terms.caps),
+                tenant=request.tenant,
+                price=services.settings.price,
+                callback_url=callback_url,
+                created_at=created_at,
+            ),
+        )
+    except OverBudget as over:
+        held = _hold(
+            services,
+            job.job_id,
+            over,
+            lambda hold: services.table.hold(
+                job.job_id,
+                hold,
+                source=job.source,
+                source_name=job.source_name,
+                request_json=request_json,
+                model=request.model,
+                tenant=request.tenant,
+                callback_url=callback_url,
+            ),
+        )
+        return Outcome.HELD if held else Outcome.DUPLICATE
     if attempt is None:
         existing = services.table.get(job.job_id)
         logger.info(
@@ -211,16 +260,24 @@ def submit_request(services: Services, job: Job, request: SongRequest) -> Outcom
     return _pay(services, job, attempt, request)
 
 
-def resubmit(services: Services, job_id: str) -> Outcome:
-    """The owner's explicit resubmission of an UNKNOWN, FAILED or TIMED_OUT job.
+def resubmit(services: Services, job_id: str, tenant: str | None) -> Outcome:
+    """The owner's explicit resubmission of an UNKNOWN, FAILED or TIMED_OUT job; `tenant`
+    is the sender's, which must be the job's (None: a held resubmission tried again).
 
     It pays again, on purpose; a job that is running, completed, or whose last
-    notification is not out yet is left alone.
+    notification is not out yet is left alone. Over a cap it waits, held, as new jobs do.
     """
     logger.thread_safe_append_keys(job_id=job_id)
     row = services.table.get(job_id)
     if row is None:
         logger.warning("resubmit asked for a job that does not exist")
+        return Outcome.SKIPPED
+    if tenant is not None and tenant != row.tenant:
+        logger.warning(
+            "resubmit refused: the job is another tenant's",
+            extra={"tenant": tenant, "job_tenant": row.tenant},
+        )
+        count("ResubmitsRefused")
         return Outcome.SKIPPED
     most = services.settings.max_resubmits
     if row.resubmits >= most:
@@ -229,19 +286,27 @@ def resubmit(services: Services, job_id: str) -> Outcome:
             extra={"resubmits": row.resubmits, "max_resubmits": most},
         )
         return Outcome.SKIPPED
-    attempt = _start(
-        services,
-        job_id,
-        row.tenant,
-        lambda now: services.table.restart(
+    try:
+        attempt = _start(
+            services,
             job_id,
-            now=now,
-            lease_seconds=services.settings.submit_lease_seconds,
-            reservation=services.budget.reserve(job_id, now, services.budget.caps_of(row.tenant)),
-            max_resubmits=most,
-            price=services.settings.price,  # a resubmission pays today's price
-        ),
-    )
+            row.tenant,
+            lambda now: services.table.restart(
+                job_id,
+                now=now,
+                lease_seconds=services.settings.submit_lease_seconds,
+                reservation=services.budget.reserve(
+                    job_id, now, services.budget.caps_of(row.tenant)
+                ),
+                max_resubmits=most,
+                price=services.settings.price,  # a resubmission pays today's price
+            ),
+        )
+    except OverBudget as over:
+        held = _hold(
+            services, job_id, over, lambda hold: services.table.hold_resubmit(job_id, hold)
+        )
+        return Outcome.HELD if held else Outcome.SKIPPED
     if attempt is None:
         logger.warning(
             "resubmit refused: only ended, notified jobs with a valid request can be resent",
@@ -254,6 +319,24 @@ def resubmit(services: Services, job_id: str) -> Outcome:
     request = parse_request(json.loads(row.request_json), services.settings.model)
     request = dataclasses.replace(request, tenant=row.tenant)  # a file's is not in its request
     return _pay(services, Job(row.job_id, row.source, row.source_name), attempt, request)
+
+
+def retry_held(services: Services, retry: HeldRetry) -> Outcome:
+    """A reminder to try a held job again: taken only when the row still holds its token
+    (so that copies of it, or one sent by anyone, cannot multiply the tries)."""
+    logger.thread_safe_append_keys(job_id=retry.job_id)
+    row = services.table.get(retry.job_id)
+    if row is None or row.hold is None or row.hold.token != retry.token:
+        logger.info("reminder for a job no longer held by it: nothing to do")
+        return Outcome.SKIPPED
+    if row.state is not JobState.HELD:
+        return resubmit(services, row.job_id, tenant=None)
+    assert row.request_json is not None  # a HELD row keeps what it asks for
+    request = parse_request(json.loads(row.request_json), services.settings.model)
+    request = dataclasses.replace(request, tenant=row.tenant)
+    return submit_request(
+        services, Job(row.job_id, row.source, row.source_name), request, row.created_at
+    )
 
 
 def _pay(services: Services, job: Job, attempt: Started, request: SongRequest) -> Outcome:
@@ -400,7 +483,12 @@ def submit_lyric_object(services: Services, obj: LyricObject) -> Outcome:
             services, job, f"{obj.key} is larger than {cap} bytes, the limit for lyric files"
         )
     try:
-        tenant = file_tenant(obj.key, metadata.get("tenant"), from_key=settings.tenant_from_key)
+        tenant = file_tenant(
+            obj.key,
+            metadata.get("tenant"),
+            from_key=settings.tenant_from_key,
+            policy=settings.tenant_policy,
+        )
         request = parse_lyric_file(
             obj.key,
             data,
@@ -415,26 +503,58 @@ def submit_lyric_object(services: Services, obj: LyricObject) -> Outcome:
     return submit_request(services, job, dataclasses.replace(request, tenant=tenant))
 
 
+def _sender_tenant(services: Services, named: Any, sender: str | None) -> str:
+    """A queued job's tenant: the one it names (the default naming none), which under
+    TenantPolicy=bound its sender must be bound to (README: Producers and what they
+    spend). InvalidRequest says why not."""
+    if services.settings.tenant_policy is TenantPolicy.OPEN:
+        return DEFAULT_TENANT if named is None else check_tenant(named, "'tenant'")
+    principal = principal_of(sender) if sender else None
+    bound = services.senders.tenants(principal) if principal else frozenset[str]()
+    return sender_tenant(named, bound, sender)
+
+
 def submit_queued(services: Services, queued: QueuedRequest) -> Outcome:
-    job = queued.job
+    body = queued.body
     try:
-        request = parse_request(queued.body, services.settings.model)
+        tenant = _sender_tenant(services, body.get("tenant"), queued.sender)
+    except InvalidRequest as exc:
+        job = queued.refused_job()
+        logger.thread_safe_append_keys(job_id=job.job_id)
+        count("RequestsRefusedForTenant")
+        try:  # the refusal is the sender's own tenant's to hear of
+            own = _sender_tenant(services, None, queued.sender)
+        except InvalidRequest:
+            own = DEFAULT_TENANT
+        return _reject(services, job, f"invalid song request: {exc}", own, body.get("callback_url"))
+    job = queued.job_for(tenant)
+    try:
+        request = parse_request(body, services.settings.model)
     except InvalidRequest as exc:
         logger.thread_safe_append_keys(job_id=job.job_id)
-        body = queued.body if isinstance(queued.body, dict) else {}
         return _reject(
-            services,
-            job,
-            f"invalid song request: {exc}",
-            body.get("tenant"),
-            body.get("callback_url"),
+            services, job, f"invalid song request: {exc}", tenant, body.get("callback_url")
         )
-    return submit_request(services, job, request)
+    return submit_request(services, job, dataclasses.replace(request, tenant=tenant))
 
 
-def handle_message(services: Services, body: str, message_id: str) -> list[Outcome]:
-    """One SQS message: a request, an S3 notification (one or more files), or junk."""
-    found = read_message(body, message_id)
+def resubmit_request(services: Services, request: ResubmitRequest) -> Outcome:
+    """`{"resubmit": job}` from a producer: allowed to the job's own tenant only."""
+    try:
+        tenant = _sender_tenant(services, request.tenant, request.sender)
+    except InvalidRequest as exc:
+        logger.warning("resubmit refused", extra={"job_id": request.job_id, "reason": str(exc)})
+        count("ResubmitsRefused")
+        return Outcome.SKIPPED
+    return resubmit(services, request.job_id, tenant)
+
+
+def handle_message(
+    services: Services, body: str, message_id: str, sender: str | None = None
+) -> list[Outcome]:
+    """One SQS message (`sender`: its SenderId): a request, a resubmission, a reminder
+    for a held job, an S3 notification (one or more files), or junk."""
+    found = read_message(body, message_id, sender)
     if found is None:
         return [Outcome.SKIPPED]
     if isinstance(found, UnreadableMessage):
@@ -444,29 +564,12 @@ def handle_message(services: Services, body: str, message_id: str) -> list[Outco
     if isinstance(found, QueuedRequest):
         return [submit_queued(services, found)]
     if isinstance(found, ResubmitRequest):
-        return [resubmit(services, found.job_id)]
+        return [resubmit_request(services, found)]
+    if isinstance(found, HeldRetry):
+        return [retry_held(services, found)]
     return [submit_lyric_object(services, obj) for obj in found]
 
 
 def handle_s3_event(services: Services, event: dict[str, Any]) -> list[Outcome]:
     """S3 notifications delivered to the function directly (not through the queue)."""
     return [submit_lyric_object(services, obj) for obj in lyric_objects(event)]
-
-
-def submit_record(services: Services, body: str, message_id: str) -> list[Outcome]:
-    """One record of a jobs-queue batch; over a cap, its message waits on the queue again."""
-    try:
-        return handle_message(services, body, message_id)
-    except OverBudget as over:
-        defer(services, body, over.retry_after)
-        return [Outcome.DEFERRED]
-
-
-def submit_s3_event(services: Services, event: dict[str, Any]) -> list[Outcome]:
-    """S3 notifications sent to the function directly; over a cap, the files wait on the
-    jobs queue (those already submitted come back as duplicates)."""
-    try:
-        return handle_s3_event(services, event)
-    except OverBudget as over:
-        defer(services, json.dumps(event), over.retry_after)
-        return [Outcome.DEFERRED]

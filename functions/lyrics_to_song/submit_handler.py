@@ -20,7 +20,7 @@ from .errors import RetryLater
 from .observability import count, logger, metrics, tracer
 from .services import Services, build_services
 from .sources import is_s3_notification
-from .submit import submit_record, submit_s3_event
+from .submit import handle_message, handle_s3_event
 
 # Leave room for one more API call (its read timeout) plus the row writes.
 MIN_REMAINING_MS = 40_000
@@ -42,7 +42,9 @@ def _submit_record(record: SQSRecord, context: LambdaContext) -> list[str]:
     try:
         if context.get_remaining_time_in_millis() < MIN_REMAINING_MS:
             raise RetryLater("too little time left in this invocation to start a paid call")
-        return [o.value for o in submit_record(services(), record.body, record.message_id)]
+        sender = record.attributes.get("SenderId")  # SQS sets it: a producer cannot
+        outcomes = handle_message(services(), record.body, record.message_id, sender)
+        return [o.value for o in outcomes]
     finally:
         logger.thread_safe_clear_keys()
 
@@ -53,7 +55,7 @@ def _submit_record(record: SQSRecord, context: LambdaContext) -> list[str]:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     count("RecordsReceived", len(event.get("Records", [])))
     if is_s3_notification(event):
-        return {"outcomes": [o.value for o in submit_s3_event(services(), event)]}
+        return {"outcomes": [o.value for o in handle_s3_event(services(), event)]}
     services()  # fail fast, once, on bad configuration
 
     async def record_handler(record: SQSRecord) -> list[str]:

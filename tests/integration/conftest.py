@@ -15,7 +15,7 @@ from lyrics_to_song.config import load_settings
 from lyrics_to_song.music_api import MusicApiClient
 from lyrics_to_song.services import api_key_source, build_services
 from tests.conftest import API_URL
-from tests.integration.moto_cloud import Cloud
+from tests.integration.moto_cloud import PRODUCER, PRODUCER_TENANTS, Cloud
 from tests.support import FakeClock
 
 
@@ -43,6 +43,8 @@ def cloud(
             sleep=sleeps.append,
         )
         services = build_services(settings, client=stack.client, api=api_client, clock=clock)
+        for tenant in PRODUCER_TENANTS:
+            services.senders.bind(PRODUCER, tenant)
         watch_url = subscribe_queue(stack, "watch")
         sqs = stack.client("sqs")
         # What an automation rule on the default bus would receive.

@@ -20,6 +20,10 @@ from tests.support import FakeClock, s3_notification, song_request
 
 # Remaining milliseconds of a fresh poll invocation: time never runs short.
 FRESH_INVOCATION_MS = 900_000
+# The SenderId of the tests' producer (an IAM user's unique id), and the tenants it is
+# bound to (TenantPolicy=bound, the template's default); naming none, it sends as default.
+PRODUCER = "AIDATESTPRODUCER0001"
+PRODUCER_TENANTS = ("default", "team-a", "team-b", "team-c", "shop")
 
 
 @dataclass
@@ -58,13 +62,15 @@ class Cloud:
     def submit(self, **overrides: object) -> str:
         """Submit a song request (`overrides` on the test one) and return its job id."""
         body = song_request(**overrides)
-        handle_message(self.services, json.dumps(body), "m1")
+        handle_message(self.services, json.dumps(body), "m1", PRODUCER)
         return QueuedRequest(body, "m1").job.job_id
 
-    def send(self, message: object, message_id: str = "m1") -> list[Outcome]:
-        """One message on the jobs queue, as the submit function takes it."""
+    def send(
+        self, message: object, message_id: str = "m1", sender: str | None = PRODUCER
+    ) -> list[Outcome]:
+        """One message on the jobs queue, as the submit function takes it from `sender`."""
         body = message if isinstance(message, str) else json.dumps(message)
-        return handle_message(self.services, body, message_id)
+        return handle_message(self.services, body, message_id, sender)
 
     def poll(self, workers: int | None = None) -> PollReport:
         """One poll run with time to spare; with `workers`, that POLL_CONCURRENCY."""

@@ -15,6 +15,7 @@ from lyrics_to_song.data.caps import day_of
 from lyrics_to_song.data.rows import JobState, Price
 from lyrics_to_song.data.task_table import Started
 from lyrics_to_song.submit import Outcome
+from lyrics_to_song.tenants import TenantPolicy
 from tests.integration.moto_cloud import Cloud
 from tests.support import song_request
 
@@ -123,24 +124,41 @@ def test_a_submission_cut_short_is_maybe_charged_when_the_poll_settles_it(cloud:
 
 
 @pytest.mark.parametrize(
-    ("key", "metadata", "from_key", "tenant"),
+    ("key", "metadata", "rules", "tenant"),
     [
-        ("team-a/song.txt", {}, True, "team-a"),
-        ("team-a/song.txt", {"tenant": "team-a"}, True, "team-a"),  # metadata may repeat it
-        ("team-a/song.txt", {"tenant": "team-b"}, False, "team-b"),
-        ("team-a/song.txt", {}, False, "default"),
-        ("song.txt", {}, True, "default"),
-        ("My Songs/song.txt", {"tenant": "team-d"}, False, "team-d"),
+        ("team-a/song.txt", {}, (True, TenantPolicy.BOUND), "team-a"),
+        ("team-a/song.txt", {"tenant": "team-a"}, (True, TenantPolicy.BOUND), "team-a"),
+        ("team-a/song.txt", {"tenant": "team-b"}, (False, TenantPolicy.OPEN), "team-b"),
+        ("team-a/song.txt", {}, (False, TenantPolicy.BOUND), "default"),
+        ("song.txt", {}, (True, TenantPolicy.BOUND), "default"),
+        ("My Songs/song.txt", {"tenant": "team-d"}, (False, TenantPolicy.OPEN), "team-d"),
     ],
 )
 def test_a_lyric_files_tenant_comes_from_its_metadata_or_first_folder(
-    cloud: Cloud, key: str, metadata: dict[str, str], from_key: bool, tenant: str
+    cloud: Cloud,
+    key: str,
+    metadata: dict[str, str],
+    rules: tuple[bool, TenantPolicy],
+    tenant: str,
 ) -> None:
-    settings = dataclasses.replace(cloud.services.settings, tenant_from_key=from_key)
+    """`rules`: TenantFromKey=prefix or not, and the TenantPolicy."""
+    from_key, policy = rules
+    settings = dataclasses.replace(
+        cloud.services.settings, tenant_from_key=from_key, tenant_policy=policy
+    )
     cloud.services = dataclasses.replace(cloud.services, settings=settings)
     notice = cloud.put_lyrics(key, b"[Verse]\nla la la", Metadata=metadata)
     assert cloud.send(notice) == [Outcome.SUBMITTED]
     assert cloud.only_row().tenant == tenant
+
+
+def test_under_bound_a_files_metadata_naming_a_tenant_fails_it_unpaid(cloud: Cloud) -> None:
+    notice = cloud.put_lyrics("song.txt", b"[Verse]\nla la la", Metadata={"tenant": "shop"})
+    assert cloud.send(notice) == [Outcome.REJECTED]
+    row = cloud.only_row()
+    assert (row.state, row.tenant) == (JobState.FAILED, "default")
+    assert "under TenantPolicy=bound only a lyric file's folder can name a tenant" in str(row.error)
+    assert cloud.emulator.submissions == []
 
 
 @pytest.mark.parametrize(

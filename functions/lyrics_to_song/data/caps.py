@@ -181,32 +181,27 @@ class Budget:
         )
 
     def over(self, cap: Cap, now: float, tenant: str = DEFAULT_TENANT) -> OverBudget:
-        """The error that says a cap is reached, and how long the job waits."""
+        """The error that says a cap is reached, with what is used of it (read now), and
+        how long the job waits."""
         day = day_of(now)
-        if cap is Cap.DAILY:
+        if cap in (Cap.DAILY, Cap.IN_FLIGHT):
+            who, cap_of = "the stack", (self.per_day, self.in_flight)
+            counted: str | None = None
+        else:
+            caps = self.caps_of(tenant)
+            who, cap_of = f"tenant {tenant}", (caps.per_day, caps.in_flight) if caps else (0, 0)
+            counted = tenant
+        if cap in (Cap.DAILY, Cap.TENANT_DAILY):
+            used = self.submitted_on(day, counted)
             return OverBudget(
                 cap,
-                f"the daily cap of {self.per_day} songs is reached for {day} (UTC)",
+                f"{who} is at its daily cap, {used} of {cap_of[0]} songs for {day} (UTC)",
                 MAX_QUEUE_DELAY_SECONDS,
             )
-        if cap is Cap.IN_FLIGHT:
-            return OverBudget(
-                cap,
-                f"{self.in_flight} songs are in flight, the most allowed at once",
-                self.in_flight_retry_seconds,
-            )
-        caps = self.caps_of(tenant)
-        if cap is Cap.TENANT_DAILY:
-            return OverBudget(
-                cap,
-                f"tenant '{tenant}' reached its daily cap of "
-                f"{caps.per_day if caps else '?'} songs for {day} (UTC)",
-                MAX_QUEUE_DELAY_SECONDS,
-            )
+        used = len(self.holders(counted))
         return OverBudget(
             cap,
-            f"tenant '{tenant}' has {caps.in_flight if caps else '?'} songs in flight, "
-            "its most at once",
+            f"{who} is at its in-flight cap, {used} of {cap_of[1]} songs being made",
             self.in_flight_retry_seconds,
         )
 

@@ -13,6 +13,7 @@ from .items import flag, key_text, number, text, whole
 
 
 class JobState(StrEnum):
+    HELD = "HELD"  # a spending cap holds it: nothing reserved or paid; tried again later
     SUBMITTING = "SUBMITTING"  # the row is written; the API call is under way
     PENDING = "PENDING"  # the API took it; the poll function follows it
     COMPLETED = "COMPLETED"
@@ -22,7 +23,7 @@ class JobState(StrEnum):
 
     @property
     def terminal(self) -> bool:
-        return self not in (JobState.SUBMITTING, JobState.PENDING)
+        return self not in (JobState.HELD, JobState.SUBMITTING, JobState.PENDING)
 
 
 # Ended without a song: the states an owner may resubmit from (README: Resubmitting a job).
@@ -110,6 +111,33 @@ class Webhook:
 
 
 @dataclass(frozen=True)
+class Hold:
+    """Why a job waits for a cap (a new job HELD, or an ended one's resubmission), and
+    when it is tried again."""
+
+    cap: str  # the Cap's value
+    reason: str  # "tenant team-a is at its daily cap, 2 of 2 songs for 2026-11-29 (UTC)"
+    until: float
+    since: float
+    # The latest try's: only the message that carries it tries again, so copies of a
+    # message (or one sent by hand) cannot multiply the tries.
+    token: str = ""
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Hold | None:
+        cap, reason = text(item, "held_cap"), text(item, "held_reason")
+        if cap is None or reason is None:
+            return None
+        return cls(
+            cap,
+            reason,
+            until=number(item, "held_until") or 0.0,
+            since=number(item, "held_since") or 0.0,
+            token=text(item, "held_token") or "",
+        )
+
+
+@dataclass(frozen=True)
 class Row:
     """A task row as the functions use it."""
 
@@ -143,6 +171,7 @@ class Row:
     charge: Charge = Charge()
     callback_url: str | None = None  # its own, or its tenant's default when it was submitted
     webhook: Webhook | None = None
+    hold: Hold | None = None  # while a cap holds it (HELD, or a resubmission held)
     # The item it was read from, so that a write can tell the row it leaves without a read.
     item: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -184,6 +213,7 @@ class Row:
             ),
             callback_url=text(item, "callback_url"),
             webhook=Webhook.from_item(item),
+            hold=Hold.from_item(item),
             item=item,
         )
 

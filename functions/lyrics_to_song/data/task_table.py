@@ -1,9 +1,11 @@
 """The tasks table: one row per job, and every change of its state a named, conditional write.
 
+    (no row) ──hold──► HELD (a cap refused it: nothing reserved or paid) ──start──┐
     (no row) ──start──► SUBMITTING ──submitted──► PENDING ──end──► COMPLETED | FAILED | TIMED_OUT
         │                   │  └──settle──► FAILED | UNKNOWN            ▲  (reschedule,
         └──reject──► FAILED └──release──► (no row, or as it was)       │   record_check ...)
     ended, notified ──restart──► SUBMITTING (the owner's resubmission)  │
+    ended, notified ──hold_resubmit──► (its resubmission waits for a cap) ──restart──►
     ended ──mark_notified──► leaves the due index, expires (TTL)        claim (a poll run's lease)
     ended ──webhook_queued──► webhook pending ──webhook_attempted──► delivered | refused | given up
 
@@ -38,6 +40,7 @@ from .items import (
 from .rows import (
     DEFAULT_TENANT,
     RESUBMITTABLE,
+    Hold,
     JobState,
     Price,
     Row,
@@ -112,6 +115,19 @@ def _end_tallies(row: Row, state: JobState, now: float) -> list[Tally]:
     if charge_day == ending.day:
         return [dataclasses.replace(ending, charged=row.price)]
     return [ending, Tally(charge_day, row.tenant, row.model, charged=row.price)]
+
+
+_HOLD_FIELDS = "held_cap, held_reason, held_until, held_since, held_token"
+
+
+def _hold_fields(hold: Hold) -> Fields:
+    return {
+        "held_cap": hold.cap,
+        "held_reason": hold.reason,
+        "held_until": hold.until,
+        "held_since": hold.since,
+        "held_token": hold.token,
+    }
 
 
 def _price_fields(price: Price | None) -> dict[str, Value]:
@@ -244,10 +260,12 @@ class TaskTable:
         tenant: str = DEFAULT_TENANT,
         price: Price | None = None,
         callback_url: str | None = None,
+        created_at: float | None = None,
     ) -> StartResult:
         """Write the SUBMITTING row, with its reservation, before any money is spent.
 
-        AlreadyKnown when the job already has a row (a redelivery or a duplicate event).
+        AlreadyKnown when the job already has a row (a redelivery or a duplicate event)
+        other than a HELD one, which this replaces (`created_at`: when it was first held).
         The row is due when its lease ends, so a submission cut short by a crash is
         settled by the poll function. Without a reservation the row is written alone,
         outside the caps: for tools that seed rows, never for a submission.
@@ -262,7 +280,7 @@ class TaskTable:
                 "request_json": request_json,
                 "model": model,
                 "attempt": attempt,
-                "created_at": now,
+                "created_at": now if created_at is None else created_at,
                 "open_shard": OPEN_SHARD,
                 "due_at": now + lease_seconds,
                 "tenant": tenant,
@@ -274,7 +292,9 @@ class TaskTable:
             "Put": {
                 "TableName": self.table_name,
                 "Item": item,
-                "ConditionExpression": "attribute_not_exists(job_id)",
+                "ConditionExpression": "attribute_not_exists(job_id) OR #state = :held",
+                "ExpressionAttributeNames": {"#state": "state"},
+                "ExpressionAttributeValues": {":held": to_attr(JobState.HELD.value)},
             }
         }
         if reservation is None:
@@ -325,7 +345,7 @@ class TaskTable:
                     f"{priced}"
                     " REMOVE task_id, #error, finished_at, submitted_at, song_key, song_bytes,"
                     " duration_seconds, sample_rate, bitrate, api_status, expires_at,"
-                    " download_failures"
+                    f" download_failures, {_HOLD_FIELDS}"
                 ),
                 "ConditionExpression": (
                     f"#state IN ({', '.join(resubmittable)}) AND notified = :yes"
@@ -349,6 +369,77 @@ class TaskTable:
             }
         }
         return self._start(update, attempt, reservation)
+
+    def hold(
+        self,
+        job_id: str,
+        hold: Hold,
+        *,
+        source: str,
+        source_name: str,
+        request_json: str,
+        model: str,
+        tenant: str,
+        callback_url: str | None,
+    ) -> bool:
+        """Write (or refresh) the HELD row of a new job a cap refused: what it asks for,
+        why it waits and till when. Nothing is reserved, paid or counted; its first
+        refusal stays its `created_at`. False when the job has a row in another state
+        (a redelivery found it started meanwhile)."""
+        fields: Fields = {
+            "state": JobState.HELD.value,
+            "source": source,
+            "source_name": source_name,
+            "request_json": request_json,
+            "model": model,
+            "tenant": tenant,
+            "callback_url": callback_url,
+            **_hold_fields(hold),
+        }
+        return self._set_hold(
+            job_id,
+            fields,
+            hold.since,
+            condition="attribute_not_exists(job_id) OR #state = :held",
+            values={":held": to_attr(JobState.HELD.value)},
+        )
+
+    def hold_resubmit(self, job_id: str, hold: Hold) -> bool:
+        """Record that the owner's resubmission of an ended, notified job waits for a cap;
+        `restart` clears it. False when the job may not be resubmitted."""
+        resubmittable = {
+            f":ended_{state.value.lower()}": to_attr(state.value) for state in RESUBMITTABLE
+        }
+        return self._set_hold(
+            job_id,
+            _hold_fields(hold),
+            hold.since,
+            condition=f"#state IN ({', '.join(resubmittable)}) AND notified = :yes",
+            values={":yes": to_attr(True), **resubmittable},
+        )
+
+    def _set_hold(
+        self, job_id: str, fields: Fields, since: float, *, condition: str, values: Item
+    ) -> bool:
+        """SET `fields` (None ones left out), and `held_since` (with `state`, `created_at`
+        too) unless the row has them already."""
+        clause, names, more = update_clause(
+            {k: v for k, v in fields.items() if v is not None and k != "held_since"}
+        )
+        firsts = ["held_since"] + (["created_at"] if "state" in fields else [])
+        clause += "".join(f", {name} = if_not_exists({name}, :since)" for name in firsts)
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._key(job_id),
+                UpdateExpression=clause,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={**names, "#state": "state"},
+                ExpressionAttributeValues={**more, **values, ":since": to_attr(since)},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def _start(self, write: dict[str, Any], attempt: str, reservation: Reservation) -> StartResult:
         refused = transact(self.client, [write, *reservation.writes()])

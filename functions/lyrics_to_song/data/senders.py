@@ -1,0 +1,64 @@
+"""Who may submit for which tenant (README: Producers and what they spend).
+
+One item per sender in the spending table, `sender#<principal>`, whose `tenants` string
+set names the tenants it may submit for. A principal is an IAM unique id: a user's
+(`AIDA…`) or a role's (`AROA…`, whatever the session), as SQS reports it in a message's
+`SenderId`. Read with one GetItem per queued message under TenantPolicy=bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .caps import counter_key
+from .items import strings, to_attr
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+SENDER_PREFIX = "sender#"
+
+
+@dataclass(frozen=True)
+class SenderStore:
+    client: DynamoDBClient
+    table_name: str
+
+    def tenants(self, principal: str) -> frozenset[str]:
+        """The tenants `principal` may submit for; none when it is bound to none."""
+        item = self.client.get_item(
+            TableName=self.table_name, Key=counter_key(SENDER_PREFIX + principal)
+        ).get("Item", {})
+        return frozenset(strings(item, "tenants"))
+
+    def bind(self, principal: str, tenant: str) -> None:
+        self._change("ADD", principal, tenant)
+
+    def unbind(self, principal: str, tenant: str) -> None:
+        """Take `tenant` from the principal's; an item left with none is gone (DynamoDB
+        removes an emptied set)."""
+        self._change("DELETE", principal, tenant)
+
+    def _change(self, action: str, principal: str, tenant: str) -> None:
+        self.client.update_item(
+            TableName=self.table_name,
+            Key=counter_key(SENDER_PREFIX + principal),
+            UpdateExpression=f"{action} tenants :tenant",
+            ExpressionAttributeValues={":tenant": to_attr(frozenset([tenant]))},
+        )
+
+    def all(self) -> dict[str, frozenset[str]]:
+        """Every bound principal and its tenants (a scan: the table holds a few dozen items)."""
+        found: dict[str, frozenset[str]] = {}
+        pages = self.client.get_paginator("scan").paginate(
+            TableName=self.table_name,
+            FilterExpression="begins_with(#counter, :prefix) AND attribute_exists(tenants)",
+            ExpressionAttributeNames={"#counter": "counter"},
+            ExpressionAttributeValues={":prefix": to_attr(SENDER_PREFIX)},
+        )
+        for page in pages:
+            for item in page.get("Items", []):
+                principal = item["counter"]["S"].removeprefix(SENDER_PREFIX)
+                found[principal] = frozenset(strings(item, "tenants"))
+        return dict(sorted(found.items()))

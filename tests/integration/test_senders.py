@@ -1,0 +1,100 @@
+"""Tenants bound to who sent the job (TenantPolicy=bound, the template's default): a
+producer spends its own tenant's caps, never another's."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from lyrics_to_song.data.rows import JobState
+from lyrics_to_song.sources import QueuedRequest
+from lyrics_to_song.tenants import TenantPolicy
+from tests.integration.moto_cloud import Cloud
+from tests.support import song_request
+
+ACME = "AROAACMESERVICEROLE1"  # a role's unique id: SQS reports it with the session
+SHOP = "AIDASHOPPRODUCERUSER"
+
+
+@pytest.fixture
+def bound(cloud: Cloud) -> Cloud:
+    cloud.services.senders.bind(ACME, "acme")
+    cloud.services.senders.bind(SHOP, "shop")
+    return cloud
+
+
+def test_a_sender_bound_to_acme_naming_shop_is_refused_unpaid_with_the_reason(
+    bound: Cloud,
+) -> None:
+    body = song_request(tenant="shop", request_id="order-1", callback_url=None)
+    assert bound.send(body, sender=f"{ACME}:acme-batch") == ["rejected"]
+    row = bound.only_row()
+    assert (row.state, row.tenant) == (JobState.FAILED, "acme"), "acme hears of its refusal"
+    assert row.error == (
+        "invalid song request: sender AROAACMESERVICEROLE1:acme-batch may not submit for "
+        "tenant shop; it may for acme (TenantPolicy=bound)"
+    )
+    assert bound.emulator.submissions == []
+    (note,) = bound.notifications()
+    assert (note["status"], note["_tenant_attribute"]) == ("FAILED", "acme")
+
+    # The refusal did not take shop's id: shop's own order-1 is made.
+    assert bound.send(body, sender=SHOP) == ["submitted"]
+    shop_job = QueuedRequest(body, "m").job_for("shop").job_id
+    assert bound.services.table.get(shop_job).tenant == "shop"  # type: ignore[union-attr]
+    assert len(bound.emulator.submissions) == 1
+
+
+def test_a_bound_sender_naming_no_tenant_sends_for_its_own(bound: Cloud) -> None:
+    assert bound.send(song_request(request_id="r1"), sender=f"{ACME}:any-session") == ["submitted"]
+    assert bound.only_row().tenant == "acme", "not the default tenant: no escape from its caps"
+
+
+def test_an_unbound_sender_may_submit_for_the_default_tenant_only(bound: Cloud) -> None:
+    stranger = "AIDASTRANGERUSER0001"
+    assert bound.send(song_request(request_id="r1"), sender=stranger) == ["submitted"]
+    assert bound.send(song_request(request_id="r2", tenant="acme"), sender=stranger) == ["rejected"]
+    assert bound.send(song_request(request_id="r3", tenant="acme"), sender=None) == ["rejected"]
+    tenants = sorted((row.tenant, row.state.value) for row in bound.rows())
+    assert tenants == [("default", "FAILED"), ("default", "FAILED"), ("default", "PENDING")]
+    assert len(bound.emulator.submissions) == 1
+
+
+def test_under_open_an_unbound_sender_names_any_tenant_as_before(bound: Cloud) -> None:
+    settings = dataclasses.replace(bound.services.settings, tenant_policy=TenantPolicy.OPEN)
+    bound.services = dataclasses.replace(bound.services, settings=settings)
+    assert bound.send(song_request(tenant="shop"), sender="AIDASTRANGERUSER0001") == ["submitted"]
+    assert bound.only_row().tenant == "shop"
+
+
+def test_unbinding_a_sender_takes_its_tenant_away(bound: Cloud) -> None:
+    bound.services.senders.unbind(ACME, "acme")
+    assert bound.services.senders.tenants(ACME) == frozenset()
+    assert bound.send(song_request(tenant="acme"), sender=ACME) == ["rejected"]
+    bindings = bound.services.senders.all()
+    assert ACME not in bindings
+    assert bindings[SHOP] == {"shop"}
+
+
+def test_a_tenant_resubmitting_another_tenants_job_is_refused(bound: Cloud) -> None:
+    bound.emulator.faults.fail_tasks = True
+    assert bound.send(song_request(request_id="r1"), sender=SHOP) == ["submitted"]
+    bound.clock.advance(31)
+    assert bound.poll().failed == 1
+    bound.notifications()
+    bound.emulator.faults.fail_tasks = False
+    job_id = bound.only_row().job_id
+
+    for sender, message in [
+        (ACME, {"resubmit": job_id}),
+        (ACME, {"resubmit": job_id, "tenant": "shop"}),
+        ("AIDASTRANGERUSER0001", {"resubmit": job_id}),
+    ]:
+        assert bound.send(json.dumps(message), sender=sender) == ["skipped"]
+    assert bound.only_row().state is JobState.FAILED
+    assert len(bound.emulator.submissions) == 1, "nobody re-paid shop's job"
+
+    assert bound.send({"resubmit": job_id}, sender=SHOP) == ["submitted"]
+    assert len(bound.emulator.submissions) == 2
