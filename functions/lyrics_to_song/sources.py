@@ -79,16 +79,13 @@ class QueuedRequest:
         return self.job_for(named if isinstance(named, str) else repr(named))
 
     def refused_job(self) -> Job:
-        """The job of a request refused for its tenant: named by its sender and content,
-        so it can never take the id of a job of the tenant it named."""
+        """The job of a request refused for its tenant: named by its content in a space of
+        its own, so it can never take the id of a job of the tenant it named (and the
+        command line that sent it can find it)."""
         canonical = json.dumps(self.body, sort_keys=True, ensure_ascii=False)
         request_id = self.body.get("request_id")
         name = request_id if is_valid_request_id(request_id) else "request"
-        return Job(
-            job_id_for(f"refused:{self.sender or ''}:{canonical}"),
-            f"sqs:message/{self.message_id}",
-            name,
-        )
+        return Job(job_id_for(f"refused:{canonical}"), f"sqs:message/{self.message_id}", name)
 
 
 @dataclass(frozen=True)
@@ -104,7 +101,7 @@ class ResubmitRequest:
 @dataclass(frozen=True)
 class HeldRetry:
     """`{"held": "job-…", "token": …}`: the submit function's own reminder to try a job a
-    cap holds again (docs/how-it-works.md: Held jobs)."""
+    cap holds again (README: Producers and what they spend)."""
 
     job_id: str
     token: str

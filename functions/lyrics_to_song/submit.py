@@ -454,6 +454,13 @@ def submit_lyric_object(services: Services, obj: LyricObject) -> Outcome:
     job = obj.job
     logger.thread_safe_append_keys(job_id=job.job_id)
     settings = services.settings
+    # Whose a file that fails before it is read is: its folder's tenant, if that names one.
+    try:
+        folder = file_tenant(
+            obj.key, None, from_key=settings.tenant_from_key, policy=settings.tenant_policy
+        )
+    except InvalidRequest:
+        folder = DEFAULT_TENANT
     if settings.lyrics_bucket_name and obj.bucket != settings.lyrics_bucket_name:
         return _reject(
             services,
@@ -462,9 +469,8 @@ def submit_lyric_object(services: Services, obj: LyricObject) -> Outcome:
         )
     cap = settings.lyrics_max_bytes
     if obj.size is not None and obj.size > cap:
-        return _reject(
-            services, job, f"{obj.key} is {obj.size} bytes; lyric files may be at most {cap} bytes"
-        )
+        reason = f"{obj.key} is {obj.size} bytes; lyric files may be at most {cap} bytes"
+        return _reject(services, job, reason, folder)
     try:
         response = services.s3.get_object(Bucket=obj.bucket, Key=obj.key, Range=f"bytes=0-{cap}")
         data = response["Body"].read(cap + 1)
@@ -474,14 +480,14 @@ def submit_lyric_object(services: Services, obj: LyricObject) -> Outcome:
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code == "InvalidRange":  # an empty object has no byte 0
-            return _reject(services, job, f"{obj.key} is empty")
+            return _reject(services, job, f"{obj.key} is empty", folder)
         if code in ("NoSuchKey", "404"):
-            return _reject(services, job, f"{obj.key} no longer exists in {obj.bucket}")
+            return _reject(services, job, f"{obj.key} no longer exists in {obj.bucket}", folder)
         raise
+    callback_url = metadata.get("callback_url")
     if len(data) > cap:
-        return _reject(
-            services, job, f"{obj.key} is larger than {cap} bytes, the limit for lyric files"
-        )
+        reason = f"{obj.key} is larger than {cap} bytes, the limit for lyric files"
+        return _reject(services, job, reason, folder, callback_url)
     try:
         tenant = file_tenant(
             obj.key,
@@ -489,6 +495,9 @@ def submit_lyric_object(services: Services, obj: LyricObject) -> Outcome:
             from_key=settings.tenant_from_key,
             policy=settings.tenant_policy,
         )
+    except InvalidRequest as exc:
+        return _reject(services, job, str(exc), folder, callback_url)
+    try:
         request = parse_lyric_file(
             obj.key,
             data,
@@ -497,9 +506,9 @@ def submit_lyric_object(services: Services, obj: LyricObject) -> Outcome:
             default_model=settings.model,
         )
     except InvalidRequest as exc:
-        return _reject(services, job, str(exc), callback_url=metadata.get("callback_url"))
-    if request.callback_url is None and metadata.get("callback_url"):
-        request = dataclasses.replace(request, callback_url=metadata["callback_url"].strip())
+        return _reject(services, job, str(exc), tenant, callback_url)
+    if request.callback_url is None and callback_url:
+        request = dataclasses.replace(request, callback_url=callback_url.strip())
     return submit_request(services, job, dataclasses.replace(request, tenant=tenant))
 
 

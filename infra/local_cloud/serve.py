@@ -22,7 +22,7 @@ from lyrics_cli.stack_target import DEFAULT_STACK_NAME, LOCAL_PORT
 from .emulator import MusicApiEmulator, RunningEmulator
 from .receiver import Delivery, WebhookReceiver
 from .runtime import WRAP_UP_SECONDS, LocalLambda
-from .stack import MotoServer, Stack, provision, register_outputs
+from .stack import MotoServer, Stack, bind_local_producer, provision, register_outputs
 from .watch import read_notifications, subscribe_queue
 
 # The emulator's port under `make local`, so its fault switches are at a known address,
@@ -56,6 +56,7 @@ class LocalService:
             self.moto.url, stack_name=stack_name, parameters={"TypicalSongSeconds": typical}
         )
         register_outputs(self.stack)
+        bind_local_producer(self.stack)
         self.stack.store_api_key(self.emulator.api_key)
         self.receiver = WebhookReceiver(
             self.stack.webhook_secret(), port=receiver_port, on_delivery=_said_webhook

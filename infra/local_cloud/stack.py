@@ -27,6 +27,7 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
+from .moto_patches import patch_moto
 from .template import (
     TEMPLATE_PATH,
     Resolver,
@@ -271,32 +272,6 @@ def _key_filter(config: Mapping[str, Any]) -> dict[str, Any]:
     return {"Filter": {"Key": {"FilterRules": config["Filter"]["S3Key"]["Rules"]}}}
 
 
-_dynamodb_lock = threading.RLock()
-
-
-def serialize_dynamodb() -> None:
-    """Let moto's DynamoDB answer one request at a time, as a consistent store would.
-
-    moto (5.1) is not safe under concurrent requests: a TransactWriteItems that is
-    refused puts back a copy of each whole table taken when it began, undoing every
-    write other requests made meanwhile, and a query can meet a table changing under it.
-    The functions run concurrent requests on purpose (a batch's records, overlapping
-    polls), so the local stack makes moto take them in turn. Idempotent.
-    """
-    from moto.dynamodb.responses import DynamoHandler
-
-    call = DynamoHandler.call_action
-    if getattr(call, "serialized", False):
-        return
-
-    def serialized(self: DynamoHandler) -> Any:
-        with _dynamodb_lock:
-            return call(self)
-
-    serialized.serialized = True  # type: ignore[attr-defined]
-    DynamoHandler.call_action = serialized  # type: ignore[method-assign]
-
-
 def provision(
     endpoint_url: str | None,
     stack_name: str = "lyrics-to-song",
@@ -304,7 +279,7 @@ def provision(
     parameters: Mapping[str, str] | None = None,
 ) -> Stack:
     """Create in moto every resource of the template that the functions touch."""
-    serialize_dynamodb()
+    patch_moto()
     template = load_template(template_path)
     stack = Stack(stack_name, endpoint_url, {}, {}, {}, template)
     p = _Provisioner(stack.client, stack_name, template, parameters or {})
@@ -327,6 +302,19 @@ def provision(
     stack.refs, stack.arns = p.refs, p.arns
     stack.environments, stack.outputs = environments, outputs
     return stack
+
+
+def bind_local_producer(stack: Stack) -> None:
+    """Bind the command line's sender to the default tenant, as an operator binds a
+    producer (README: Producers and what they spend): its messages carry moto's fixed
+    SenderId, the one a key moto did not make gets."""
+    from moto.sqs.models import DEFAULT_SENDER_ID
+
+    from lyrics_to_song.data.senders import SenderStore
+
+    SenderStore(stack.client("dynamodb"), stack.refs["SpendingTable"]).bind(
+        DEFAULT_SENDER_ID, "default"
+    )
 
 
 def register_outputs(stack: Stack) -> None:

@@ -22,7 +22,7 @@ from lyrics_to_song.config import (
 )
 from lyrics_to_song.data.caps import Budget, TenantCaps, TenantStore, day_of
 from lyrics_to_song.data.pace import SongTimes
-from lyrics_to_song.data.rows import RESUBMITTABLE, JobState, Row
+from lyrics_to_song.data.rows import DEFAULT_TENANT, RESUBMITTABLE, JobState, Row
 from lyrics_to_song.data.task_table import TaskTable
 from lyrics_to_song.errors import ConfigError, InvalidRequest
 from lyrics_to_song.lyric_files import LYRIC_FILE_SUFFIXES, parse_lyric_file, with_fields
@@ -42,6 +42,8 @@ class Submitted:
     job_id: str
     where: str  # the S3 object or the queue the job went to
     earlier: Row | None = None  # the job this request already was: nothing new is paid
+    # A request's job if the submit function refuses it for its tenant (TenantPolicy=bound)
+    refused_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -170,13 +172,14 @@ def submit_request(cloud: Cloud, body: dict[str, Any]) -> Submitted:
     """Queue a checked song request. Without a request id the request itself names the
     job, as the submit function does: the same request sent twice is one job and one
     song, and a request that already was a job is not sent again."""
-    job_id = QueuedRequest(body, "cli").job.job_id
+    request = QueuedRequest(body, "cli")
+    job_id = request.job.job_id
     earlier = find_job(cloud, job_id)
     if earlier is None:
         cloud.sqs.send_message(
             QueueUrl=cloud.jobs_queue_url, MessageBody=json.dumps(body, ensure_ascii=False)
         )
-    return Submitted(job_id, cloud.jobs_queue_url, earlier)
+    return Submitted(job_id, cloud.jobs_queue_url, earlier, request.refused_job().job_id)
 
 
 def find_job(cloud: Cloud, job_id: str) -> Row | None:
@@ -213,6 +216,7 @@ def wait_for(
     on_change: Callable[[Row | None, float], None],
     resubmits: int = 0,
     missing_after: float | None = None,
+    refused_id: str | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Row:
@@ -221,26 +225,29 @@ def wait_for(
     With `resubmits`, the job's earlier ending does not count until it has been
     resubmitted that many times (a resubmission waits on the queue for a moment). With
     `missing_after`, a job that has no row by then is not found (exit 3), rather than
-    waited for until the timeout.
+    waited for until the timeout. With `refused_id`, the job the request became if it was
+    refused for its tenant is the one waited for once it has a row.
     """
     check_job_id(job_id)
     started = clock()
     last: tuple[Any, ...] | None = None
     while True:
         row = find_job(cloud, job_id)
-        if row is not None and row.resubmits < resubmits:
+        if row is None and refused_id is not None:
+            row = find_job(cloud, refused_id)
+        earlier = row is not None and row.resubmits < resubmits  # its last ending still
+        if earlier and row is not None and row.hold is None:
             row = None  # the resubmission is not taken yet
-        view = (row.state, row.polls, row.notified) if row else None
+        view = (row.state, row.polls, row.notified, row.hold) if row else None
         if view != last:
             last = view
             on_change(row, clock() - started)
-        if row is not None and row.state.terminal:
+        if row is not None and row.state.terminal and not earlier:
             return row
         if row is None and missing_after is not None and clock() - started >= missing_after:
             raise CliError(
                 f"no job {job_id}: not found after {missing_after:.0f} s (a job just queued "
-                "gets its row within seconds, unless a spending cap holds it on the queue: "
-                "see `lyrics-to-song list`)",
+                "gets its row within seconds: is the submit function taking the jobs queue?)",
                 ExitCode.NOT_FOUND,
             )
         if clock() - started >= timeout:
@@ -319,9 +326,10 @@ def check_resubmittable(row: Row) -> None:
 def resubmit(cloud: Cloud, row: Row) -> None:
     """Ask the submit function to pay again for this job (README: Resubmitting a job)."""
     check_resubmittable(row)
-    cloud.sqs.send_message(
-        QueueUrl=cloud.jobs_queue_url, MessageBody=json.dumps({"resubmit": row.job_id})
-    )
+    body = {"resubmit": row.job_id}
+    if row.tenant != DEFAULT_TENANT:  # only the job's tenant may resubmit it
+        body["tenant"] = row.tenant
+    cloud.sqs.send_message(QueueUrl=cloud.jobs_queue_url, MessageBody=json.dumps(body))
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from lyrics_to_song.song_request import (
     DEFAULT_SAMPLE_RATE,
 )
 
-from . import jobs, spend_report, views
+from . import jobs, senders, spend_report, views
 from .spend_report import GROUPINGS
 from .stack_target import DEFAULT_STACK_NAME, CliError, Cloud, ExitCode, aws_errors, connect
 
@@ -226,6 +226,27 @@ def _tenant_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> 
         action.add_argument("--tenant", required=True, help="the tenant ('default' for the rest)")
     set_url.add_argument("--url", required=True, help="the https URL")
 
+    senders = command(
+        "senders",
+        "show, bind or unbind the senders (IAM users or roles, by their SQS SenderId) "
+        "that may submit for a tenant under TenantPolicy=bound",
+    )
+    show_senders, bind, unbind = _actions(
+        senders,
+        show="every bound sender and its tenants (with --tenant, those that may submit for it)",
+        bind="let a sender submit for a tenant (naming none, it submits for its only one); "
+        "shows what it may now",
+        unbind="take a tenant from a sender's; shows what it may now",
+    )
+    show_senders.add_argument("--tenant", help="only the senders of this tenant")
+    for action in (bind, unbind):
+        action.add_argument("--tenant", required=True, help="the tenant ('default' included)")
+        action.add_argument(
+            "--sender",
+            required=True,
+            help="the IAM user's or role's unique id (AIDA…, AROA…), as SQS's SenderId gives it",
+        )
+
     spend = command(
         "spend",
         "credits and dollars spent and how jobs ended, per UTC day's counters, and what is "
@@ -328,7 +349,7 @@ def _submit(
     text, data = _submitted_text(submitted, prepared, _again(args))
     if args.wait:
         out.progress(text.splitlines()[0])
-        return _wait(cloud, submitted.job_id, args, out)
+        return _wait(cloud, submitted.job_id, args, out, refused_id=submitted.refused_id)
     out.result(text, data)
     return ExitCode.OK
 
@@ -375,7 +396,13 @@ def _again(args: argparse.Namespace) -> str:
 
 
 def _wait(
-    cloud: Cloud, job_id: str, args: argparse.Namespace, out: Output, resubmits: int = 0
+    cloud: Cloud,
+    job_id: str,
+    args: argparse.Namespace,
+    out: Output,
+    *,
+    resubmits: int = 0,
+    refused_id: str | None = None,
 ) -> ExitCode:
     windows: dict[str | None, LikelyWindow] = {}
 
@@ -396,6 +423,7 @@ def _wait(
         resubmits=resubmits,
         # `submit --wait` and `resubmit --wait` know their job is on its way.
         missing_after=getattr(args, "missing_after", None),
+        refused_id=refused_id,
     )
     out.result(views.describe(row, cloud.songs_bucket), views.job_dict(row, cloud.songs_bucket))
     return ExitCode.OK if row.state is JobState.COMPLETED else ExitCode.ENDED_BADLY
@@ -464,6 +492,11 @@ def _checked_first(args: argparse.Namespace) -> jobs.LyricUpload | dict[str, Any
         jobs.check_job_tenant(args.tenant)
         if args.action == "set":
             jobs.check_callback(args.url, "--url", local=local)
+    if args.command == "senders":
+        if args.tenant is not None:
+            jobs.check_job_tenant(args.tenant)
+        if args.action != "show":
+            args.sender = senders.check_sender(args.sender)
     if args.command == "spend":
         spend_report.span(args.month, args.since, datetime.now(UTC).date())
         if args.tenant is not None:
@@ -503,6 +536,7 @@ def _run(args: argparse.Namespace, out: Output) -> ExitCode:
         "fetch": _fetch,
         "caps": _caps,
         "callback": _callback,
+        "senders": _senders,
         "spend": _spend,
         "resubmit": _resubmit,
     }
@@ -546,6 +580,22 @@ def _callback(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
         else "no default callback_url (only jobs that name one get a webhook)"
     )
     out.result(text, {"tenant": args.tenant, "callback_url": url})
+    return ExitCode.OK
+
+
+def _senders(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
+    if args.action == "show":
+        found = senders.bindings(cloud, tenant=args.tenant)
+    else:  # what the sender may do now
+        senders.change(cloud, args.action, args.tenant, args.sender)
+        found = senders.bindings(cloud, sender=args.sender)
+    out.result(
+        views.senders_text(found, cloud.tenant_policy),
+        {
+            "tenant_policy": cloud.tenant_policy,
+            "senders": [{"sender": who, "tenants": tenants} for who, tenants in found.items()],
+        },
+    )
     return ExitCode.OK
 
 

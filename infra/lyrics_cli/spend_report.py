@@ -1,14 +1,17 @@
 """`lyrics-to-song spend`: what was spent, by whom, and what is left today, from the
-counters the functions keep (a few reads per day of the span, never a table scan)."""
+counters the functions keep (a few reads per day of the span, never a table scan), and
+the jobs held by a cap now (read from the index's HELD shard)."""
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from lyrics_to_song.data.caps import Budget, TenantCaps, TenantStore, day_of
 from lyrics_to_song.data.spend import Counts, SpendLedger
+from lyrics_to_song.data.task_table import TaskTable
 
 from .jobs import check_job_tenant
 from .stack_target import CliError, Cloud, ExitCode
@@ -40,6 +43,7 @@ class SpendReport:
     total: Counts = field(default_factory=Counts)
     maybe_jobs: list[tuple[str, str, str]] = field(default_factory=list)  # job, tenant, day
     today: list[CapLeft] = field(default_factory=list)
+    held: dict[str, int] = field(default_factory=dict)  # jobs a cap holds now, per tenant
 
 
 def span(month: str | None, since: str | None, today: date) -> list[str]:
@@ -102,6 +106,10 @@ def report(
         for state, number in sorted(found.total.ended.items()):
             found.groups[state] = Counts(ended={state: number})
     found.today = _caps_left(cloud, caps, tenant, day_of(now))
+    held = TaskTable(cloud.dynamodb, cloud.tasks_table).held()
+    found.held = dict(
+        sorted(Counter(row.tenant for row in held if tenant in (None, row.tenant)).items())
+    )
     return found
 
 

@@ -67,6 +67,7 @@ class Cloud:
     max_songs_per_day: str | None  # the MaxSongsPerDay parameter
     # TenantSongsPerDay and TenantSongsInFlight; None for a stack deployed before them
     tenant_defaults: tuple[int, int] | None
+    tenant_policy: str | None  # the TenantPolicy parameter; None for a stack deployed before it
     s3: S3Client
     sqs: SQSClient
     dynamodb: DynamoDBClient
@@ -154,6 +155,7 @@ def connect(
         typical_song_seconds=outputs.get("TypicalSongSeconds"),
         max_songs_per_day=outputs.get("MaxSongsPerDay"),
         tenant_defaults=_tenant_defaults(outputs),
+        tenant_policy=outputs.get("TenantPolicy"),
         s3=client("s3"),
         sqs=client("sqs"),
         dynamodb=client("dynamodb"),

@@ -55,6 +55,30 @@ def expected_dict(row: Row, window: LikelyWindow) -> dict[str, Any] | None:
     }
 
 
+def hold_text(row: Row) -> str | None:
+    """Why a job waits for a cap and when it is tried again (README: Producers and what
+    they spend); None when none holds it."""
+    hold = row.hold
+    if hold is None:
+        return None
+    again = datetime.fromtimestamp(hold.until, UTC).strftime("%H:%M:%S UTC")
+    what = "" if row.state is JobState.HELD else "its resubmission waits: "
+    return f"{what}{hold.reason}; tried again at {again}"
+
+
+def hold_dict(row: Row) -> dict[str, Any] | None:
+    hold = row.hold
+    if hold is None:
+        return None
+    return {
+        "cap": hold.cap,
+        "reason": hold.reason,
+        "since": when(hold.since),
+        "tried_again_at": when(hold.until),
+        "resubmission": row.state is not JobState.HELD,
+    }
+
+
 def job_dict(row: Row, songs_bucket: str, window: LikelyWindow | None = None) -> dict[str, Any]:
     """The job as `--json` prints it (README: The command line)."""
     return {
@@ -70,6 +94,7 @@ def job_dict(row: Row, songs_bucket: str, window: LikelyWindow | None = None) ->
         "finished_at": when(row.finished_at),
         "polls": row.polls,
         "error": row.error,
+        "held": hold_dict(row),
         "song": (
             {
                 "s3_uri": f"s3://{songs_bucket}/{row.song_key}",
@@ -129,6 +154,7 @@ def describe(row: Row, songs_bucket: str, estimate: str | None = None) -> str:
         ("submitted", when(row.submitted_at)),
         ("finished", when(row.finished_at)),
         ("error", row.error),
+        ("held", hold_text(row)),
         ("expected", estimate),
         ("tenant", row.tenant),
         ("cost", cost_text(row)),
@@ -162,7 +188,8 @@ def table(rows: list[Row]) -> str:
     header = f"{'JOB':<36}  {'STATE':<10}  {'CREATED':<20}  SOURCE / ERROR"
     lines = [header]
     for row in rows:
-        detail = row.error if row.error else row.source
+        held = hold_text(row)
+        detail = f"held: {held}" if held else row.error or row.source
         lines.append(
             f"{row.job_id:<36}  {row.state.value:<10}  {when(row.created_at):<20}  {detail}"
         )
@@ -173,6 +200,8 @@ def progress(row: Row | None, elapsed: float, estimate: str | None = None) -> st
     """One line for `wait` each time the job moves on."""
     if row is None:
         what = "queued: waiting for the submit function to take it"
+    elif row.hold is not None:
+        what = f"HELD: {hold_text(row)}"
     elif row.state.terminal:
         what = row.state.value + (f": {row.error}" if row.error else "")
     elif row.task_id:
@@ -229,6 +258,12 @@ def spend_text(report: SpendReport) -> str:
     for cap in report.today:
         whose = "the stack" if cap.tenant is None else f"tenant {cap.tenant}"
         lines.append(f"today: {whose} {cap.used} of {cap.cap} songs, {cap.left} left")
+    if report.held:
+        per_tenant = ", ".join(f"{tenant} {n}" for tenant, n in report.held.items())
+        lines.append(
+            f"held by a cap now: {sum(report.held.values())} job(s), unpaid ({per_tenant}); "
+            "see lyrics-to-song list --status HELD"
+        )
     if report.maybe_jobs:
         lines.append(
             f"maybe charged: {len(report.maybe_jobs)} job(s) whose outcome is unknown; "
@@ -272,4 +307,19 @@ def spend_dict(report: SpendReport) -> dict[str, Any]:
         "maybe_charged_jobs": [
             {"job_id": job, "tenant": tenant, "day": day} for job, tenant, day in report.maybe_jobs
         ],
+        "held_jobs": report.held,
     }
+
+
+def senders_text(found: dict[str, list[str]], policy: str | None) -> str:
+    """`senders show`: each bound sender and its tenants, and what the policy does."""
+    if policy == "open":
+        rule = "TenantPolicy=open: any sender may name any tenant; bindings are not checked"
+    else:
+        rule = "TenantPolicy=bound: a sender bound to none may submit for the default tenant only"
+    if not found:
+        return f"no sender is bound to a tenant\n{rule}"
+    width = max(len("SENDER"), *(len(sender) for sender in found))
+    lines = [f"{'SENDER':<{width}}  TENANTS"]
+    lines += [f"{sender:<{width}}  {', '.join(tenants)}" for sender, tenants in found.items()]
+    return "\n".join([*lines, rule])

@@ -29,6 +29,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import boto3
+
 from local_cloud.emulator import (
     API_FAULTS,
     HOSTILE_FAULTS,
@@ -38,12 +40,13 @@ from local_cloud.emulator import (
 )
 from local_cloud.receiver import WebhookReceiver
 from local_cloud.runtime import LocalLambda
-from local_cloud.stack import Stack, provision
+from local_cloud.stack import REGION, Stack, provision
 from local_cloud.template import load_template
 from local_cloud.watch import read_notifications, subscribe_queue
 from lyrics_to_song.config import DEFAULT_CREDITS_PER_SONG
 from lyrics_to_song.data.caps import TenantCaps, TenantStore, day_of
 from lyrics_to_song.data.rows import DEFAULT_TENANT, JobState, Row, WebhookState
+from lyrics_to_song.data.senders import SenderStore
 from lyrics_to_song.data.spend import Counts, SpendLedger
 from lyrics_to_song.sources import LyricObject, QueuedRequest
 from lyrics_to_song.webhooks.queue import notice_id
@@ -70,12 +73,15 @@ FUNCTION_ENV = {
     "STATUS_CHECKS_PER_MINUTE": "600",  # 240 jobs in a few minutes; the budget is met too
     "MUSIC_API_TIMEOUT_SECONDS": "2",  # the emulator's stalls (3 s) are timeouts
     "DOWNLOAD_DEADLINE_SECONDS": "5",  # a dripped song is cut off at 5 s in all
+    "TENANT_FROM_KEY": "prefix",  # a lyric file's folder names its tenant (TenantPolicy=bound)
 }
 WEBHOOK_KILL_POINT = "after a webhook's POST"
 MEMORY_MB = int(load_template()["Globals"]["Function"]["MemorySize"])
 # Jobs belong to these producers in turn; the capped one has caps of its own, below the stack's.
 TENANTS = (DEFAULT_TENANT, "team-a", "team-b")
 CAPPED_TENANT = "team-a"
+# The hostile producer's own tenant: its sender is bound to it alone.
+ROGUE_TENANT = "rogue"
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,7 @@ class ChaosSettings:
     broken_download_rate: float = 0.1
     slow_download_rate: float = 0.1
     resubmits: int = 6  # ended jobs without a song, resubmitted on purpose
+    hostile_requests: int = 12  # sent by a producer bound to another tenant, naming these
     callback_rate: float = 0.25  # jobs with a callback_url, to a receiver that fails at random
     receiver_fault_rate: float = 0.3  # of the POSTs it gets: a 500, 503, 429 or 408
     receiver_hostile_rate: float = 0.1  # of the POSTs: an odd Retry-After, or a dripped answer
@@ -104,10 +111,39 @@ class Killed(Exception):
 @dataclass
 class PlannedJob:
     number: int
-    kind: str  # "file", "request" or "bad"
+    kind: str  # "file", "request", "bad" or "hostile" (naming a tenant not its sender's)
     job_id: str = ""
-    tenant: str = DEFAULT_TENANT
+    tenant: str = DEFAULT_TENANT  # the tenant it must be charged to
     callback: bool = False
+
+
+@dataclass(frozen=True)
+class Producer:
+    """A producer with an IAM user of its own, bound to one tenant as an operator would."""
+
+    tenant: str
+    sender_id: str
+    sqs: Any
+
+    @classmethod
+    def made(cls, stack: Stack, tenant: str) -> Producer:
+        iam = stack.client("iam")
+        user = iam.create_user(UserName=f"producer-{tenant}")["User"]
+        key = iam.create_access_key(UserName=user["UserName"])["AccessKey"]
+        SenderStore(stack.client("dynamodb"), stack.refs["SpendingTable"]).bind(
+            user["UserId"], tenant
+        )
+        sqs = boto3.client(
+            "sqs",
+            endpoint_url=stack.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id=key["AccessKeyId"],
+            aws_secret_access_key=key["SecretAccessKey"],
+        )
+        return cls(tenant, user["UserId"], sqs)
+
+    def send(self, stack: Stack, body: dict[str, Any]) -> None:
+        self.sqs.send_message(QueueUrl=stack.jobs_queue_url, MessageBody=json.dumps(body))
 
 
 @dataclass
@@ -139,7 +175,8 @@ class Outcome:
         )
         lines = [
             ("jobs", f"{len(self.jobs)} ({kinds['file']} files, {kinds['request']} queued "
-             f"requests, {kinds['bad']} bad inputs)"),
+             f"requests, {kinds['bad']} bad inputs, {kinds['hostile']} from a hostile "
+             "producer naming other tenants)"),
             ("duplicate deliveries", str(self.duplicates_sent)),
             ("API faults injected", api),
             ("answers built to hurt", hostile),
@@ -150,7 +187,7 @@ class Outcome:
             ("handlers killed", ", ".join(f"{k} {n}" for k, n in sorted(self.kills.items()))
              or "0"),
             ("overlapping poll runs", str(self.overlapping_poll_runs)),
-            ("deferred by a spending cap", str(self.deferred)),
+            ("held by a spending cap", f"{self.deferred} times"),
             ("resubmitted on purpose", str(len(self.resubmitted))),
             ("notices sent again after a kill", str(self.notices_resent)),
             ("webhooks", ", ".join(f"{k} {n}" for k, n in sorted(self.webhooks.items()))),
@@ -359,6 +396,7 @@ class ChaosRun:
         self.deferred = 0
         self.resubmitted: list[str] = []
         self.receiver: WebhookReceiver | None = None
+        self.producers: dict[str, Producer] = {}
         faults = random.Random(settings.seed + 2)
         rate = settings.receiver_fault_rate
 
@@ -381,6 +419,7 @@ class ChaosRun:
     # --- producing the jobs -----------------------------------------------------------
     def produce(self, stack: Stack) -> list[PlannedJob]:
         s3, sqs = stack.client("s3"), stack.client("sqs")
+        producers = self.producers
         planned: list[PlannedJob] = []
         for number in range(self.settings.jobs):
             roll = self.random.random()
@@ -403,14 +442,13 @@ class ChaosRun:
                 body |= callback
                 job.job_id = QueuedRequest(body, "chaos").job.job_id
                 for _ in range(2 if twice else 1):
-                    sqs.send_message(QueueUrl=stack.jobs_queue_url, MessageBody=json.dumps(body))
+                    producers[job.tenant].send(stack, body)
             else:
-                key = f"chaos/song {number}.txt"
+                folder = "" if job.tenant == DEFAULT_TENANT else f"{job.tenant}/"
+                key = f"{folder}song {number}.txt"
                 data = lyrics_for(number).encode() if kind == "file" else b"\x00\xff binary"
-                metadata = {} if job.tenant == DEFAULT_TENANT else {"tenant": job.tenant}
-                metadata |= callback
                 etag = s3.put_object(
-                    Bucket=stack.lyrics_bucket, Key=key, Body=data, Metadata=metadata
+                    Bucket=stack.lyrics_bucket, Key=key, Body=data, Metadata=callback
                 )["ETag"]
                 job.job_id = LyricObject(stack.lyrics_bucket, key, etag.strip('"'), None).job_id
                 if twice:  # S3 delivers the same event again
@@ -418,7 +456,29 @@ class ChaosRun:
                     sqs.send_message(QueueUrl=stack.jobs_queue_url, MessageBody=json.dumps(event))
             self.duplicates_sent += int(twice)
             planned.append(job)
-        return planned
+        return planned + self.produce_hostile(stack, planned)
+
+    def produce_hostile(self, stack: Stack, planned: list[PlannedJob]) -> list[PlannedJob]:
+        """Requests from the rogue tenant's producer naming other tenants, with the request
+        ids of their own jobs: each must fail unpaid, charged to none of them, and take
+        no job's place."""
+        rogue = self.producers[ROGUE_TENANT]
+        victims = [job for job in planned if job.kind == "request"]
+        hostile = []
+        for i in range(self.settings.hostile_requests):
+            victim = victims[i % len(victims)]
+            number = len(planned) + i
+            body = {
+                "request_id": f"chaos-{victim.number}",
+                "prompt": "chaotic pop",
+                "lyrics": lyrics_for(number),
+                "tenant": victim.tenant,
+            }
+            job = PlannedJob(number, "hostile", tenant=ROGUE_TENANT)
+            job.job_id = QueuedRequest(body, "chaos", rogue.sender_id).refused_job().job_id
+            rogue.send(stack, body)
+            hostile.append(job)
+        return hostile
 
     # --- driving the functions ----------------------------------------------------------
     def turn(self, runtime: LocalLambda) -> None:
@@ -495,11 +555,10 @@ class ChaosRun:
             if (row := rows[job.job_id]).state in (JobState.FAILED, JobState.UNKNOWN)
             and row.request_json
         ]
-        sqs = stack.client("sqs")
         for job_id in candidates[: self.settings.resubmits]:
-            sqs.send_message(
-                QueueUrl=stack.jobs_queue_url, MessageBody=json.dumps({"resubmit": job_id})
-            )
+            tenant = rows[job_id].tenant  # only its own producer may resubmit it
+            body = {"resubmit": job_id} | ({} if tenant == DEFAULT_TENANT else {"tenant": tenant})
+            self.producers[tenant].send(stack, body)
             self.resubmitted.append(job_id)
 
     def run(self) -> Outcome:
@@ -523,6 +582,9 @@ class ChaosRun:
                 TenantStore(stack.client("dynamodb"), stack.refs["SpendingTable"]).put(
                     TenantCaps(CAPPED_TENANT, per_day=1000, in_flight=3)
                 )
+                self.producers = {
+                    tenant: Producer.made(stack, tenant) for tenant in (*TENANTS, ROGUE_TENANT)
+                }
                 jobs = self.produce(stack)
                 self.say(f"sent {len(jobs)} jobs ({self.duplicates_sent} of them twice)")
                 with self.kill_switch.installed(), self._counting_deferrals():
@@ -646,7 +708,13 @@ class ChaosRun:
                     f"last status {row.api_status}, failed downloads {row.download_failures})"
                 )
             failures.extend(notice_failures(name, notices.get(job.job_id, {}), endings, row))
-            allowed = 0 if job.kind == "bad" else 1 + resubmits[job.job_id]
+            if row.tenant != job.tenant:
+                failures.append(
+                    f"{name}: its row is tenant {row.tenant}'s; its sender is bound to {job.tenant}"
+                )
+            if job.kind == "hostile" and "may not submit for tenant" not in (row.error or ""):
+                failures.append(f"{name}: not refused for naming another tenant: {row.error}")
+            allowed = 0 if job.kind in ("bad", "hostile") else 1 + resubmits[job.job_id]
             if paid[job.number] > allowed:
                 failures.append(f"{name}: {paid[job.number]} paid submissions, {allowed} allowed")
             failures.extend(cost_failures(name, row, paid[job.number]))

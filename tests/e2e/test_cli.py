@@ -286,3 +286,27 @@ def test_output_cut_short_by_its_reader_is_not_an_error(cli: Cli) -> None:
     errors = listing.stderr.read().decode()
     assert listing.wait(timeout=60) == 141
     assert "Traceback" not in errors, errors
+
+
+def test_the_local_command_line_is_a_producer_bound_to_the_default_tenant(cli: Cli) -> None:
+    """The local stack binds its command line as an operator binds a producer; naming
+    another tenant is refused, unpaid and said, until that tenant is bound too."""
+    shown = cli("senders", "show", "--json").json()
+    assert shown["tenant_policy"] == "bound"
+    assert {"sender": "AIDAIT2UOQQY3AUEKVGXU", "tenants": ["default"]} in shown["senders"]
+    paid = len(cli.emulator.submissions)
+    request = ("submit", "--prompt", "city pop", "--lyrics", LYRICS, "--tenant", "team-e")
+    refused = cli(*request, "--wait", "--interval", "0.2", "--json")
+    assert refused.code == 1, refused.err
+    job = refused.json()
+    assert (job["state"], job["tenant"]) == ("FAILED", "default")
+    assert "may not submit for tenant team-e; it may for default" in job["error"]
+    assert len(cli.emulator.submissions) == paid
+
+    bind = ("senders", "bind", "--tenant", "team-e", "--sender", "AIDAIT2UOQQY3AUEKVGXU")
+    assert cli(*bind).code == 0
+    made = cli(*request, "--request-id", "after-binding", "--wait", "--interval", "0.2", "--json")
+    assert made.code == 0, made.err
+    assert (made.json()["state"], made.json()["tenant"]) == ("COMPLETED", "team-e")
+    unbind = ("senders", "unbind", "--tenant", "team-e", "--sender", "AIDAIT2UOQQY3AUEKVGXU")
+    assert cli(*unbind).code == 0

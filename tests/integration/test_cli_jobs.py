@@ -20,6 +20,7 @@ from lyrics_cli.stack_target import CliError, Cloud, ExitCode, connect
 from lyrics_to_song.data.caps import Budget, TenantStore
 from lyrics_to_song.data.pace import SongTimes
 from lyrics_to_song.data.rows import Charge, JobState, Row, WebhookState
+from lyrics_to_song.data.senders import SenderStore
 from lyrics_to_song.data.task_table import Started, TaskTable
 from lyrics_to_song.lyric_files import parse_lyric_file
 from lyrics_to_song.sources import QueuedRequest, read_message
@@ -715,3 +716,47 @@ def test_ctrl_c_while_waiting_says_the_job_goes_on(
     said = capsys.readouterr().err
     assert "interrupted: only this command stopped; a job already sent goes on" in said
     assert f"lyrics-to-song status {job}" in said
+
+
+def test_senders_are_bound_to_tenants_shown_and_unbound(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = ["--region", "us-east-1", "--stack", "songs"]
+    role = "AROAACMESERVICEROLE1"
+    for tenant in ("acme", "shop"):
+        argv = [*target, "senders", "bind", "--tenant", tenant, "--sender", f"{role}:batch-7"]
+        assert main(argv) == ExitCode.OK, "a SenderId with its session binds the role"
+    capsys.readouterr()
+    assert main([*target, "senders", "show", "--json"]) == ExitCode.OK
+    assert json.loads(capsys.readouterr().out) == {
+        "tenant_policy": "bound",
+        "senders": [{"sender": role, "tenants": ["acme", "shop"]}],
+    }
+    unbind = [*target, "senders", "unbind", "--tenant", "shop", "--sender", role]
+    assert main(unbind) == ExitCode.OK
+    assert capsys.readouterr().out.splitlines() == [
+        "SENDER                TENANTS",
+        f"{role}  acme",
+        "TenantPolicy=bound: a sender bound to none may submit for the default tenant only",
+    ]
+    spending = stack.environments["SubmitFunction"]["SPENDING_TABLE_NAME"]
+    store = SenderStore(connect("songs", region="us-east-1").dynamodb, spending)
+    assert store.tenants(role) == {"acme"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["bind", "--tenant", "acme", "--sender", "not an id"], "--sender must be an IAM"),
+        (["bind", "--tenant", "ACME", "--sender", "AROAACMESERVICEROLE1"], "--tenant must be"),
+        (["unbind", "--tenant", "acme", "--sender", ""], "--sender must be an IAM"),
+    ],
+)
+def test_senders_refuse_what_is_not_a_sender_or_a_tenant_and_write_nothing(
+    stack: Stack, argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli = ["--region", "us-east-1", "--stack", "songs", "senders"]
+    assert main([*cli, *argv]) == ExitCode.USAGE
+    assert says in capsys.readouterr().err
+    spending = stack.environments["SubmitFunction"]["SPENDING_TABLE_NAME"]
+    assert SenderStore(connect("songs", region="us-east-1").dynamodb, spending).all() == {}

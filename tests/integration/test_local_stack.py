@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import boto3
 import pytest
 from moto import mock_aws
 
@@ -66,3 +67,37 @@ def test_the_xray_sdk_is_loaded_only_for_detailed_tracing(disabled: str, loaded:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == str(loaded)
+
+
+def test_a_message_carries_the_sender_id_of_the_iam_user_or_role_that_sent_it(
+    cloud: Cloud,
+) -> None:
+    """As SQS sets SenderId, which TenantPolicy=bound relies on (moto gives one to all)."""
+    iam = cloud.stack.client("iam")
+    user = iam.create_user(UserName="shop-producer")["User"]
+    key = iam.create_access_key(UserName="shop-producer")["AccessKey"]
+    role = iam.create_role(RoleName="acme-producer", AssumeRolePolicyDocument="{}")["Role"]
+    session = cloud.stack.client("sts").assume_role(RoleArn=role["Arn"], RoleSessionName="batch-7")[
+        "Credentials"
+    ]
+    senders = {
+        "user": {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": "x"},
+        "role": {
+            "aws_access_key_id": session["AccessKeyId"],
+            "aws_secret_access_key": "x",
+            "aws_session_token": session["SessionToken"],
+        },
+        "anyone": {},
+    }
+    queue = cloud.stack.jobs_queue_url
+    cloud.stack.client("sqs").purge_queue(QueueUrl=queue)
+    for name, credentials in senders.items():
+        sqs = boto3.client("sqs", region_name="us-east-1", **credentials)
+        sqs.send_message(QueueUrl=queue, MessageBody=name)
+    received = cloud.stack.client("sqs").receive_message(
+        QueueUrl=queue, MaxNumberOfMessages=10, AttributeNames=["SenderId"]
+    )["Messages"]
+    seen = {m["Body"]: m["Attributes"]["SenderId"] for m in received}
+    assert seen["user"] == user["UserId"]
+    assert seen["role"] == f"{role['RoleId']}:batch-7"
+    assert seen["anyone"] == "AIDAIT2UOQQY3AUEKVGXU", "moto's own, for keys it did not make"

@@ -351,3 +351,29 @@ def test_a_refusal_gives_the_song_back_to_the_tenants_day_too(cloud: Cloud) -> N
     assert cloud.services.budget.submitted_on(today, "team-a") == 0
     cloud.emulator.faults.rate_limit = 0
     assert submit_for(cloud, 0, "team-a") == [Outcome.SUBMITTED]
+
+
+def test_a_crash_before_the_hold_is_written_leaves_one_live_try(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reminder goes first; a crash before the row takes its hold leaves a reminder
+    no row matches, and the message, redelivered, holds the job with a live one."""
+    caps(cloud, per_day=1)
+    assert submit(cloud, 0) == [Outcome.SUBMITTED]
+    write = cloud.services.table.hold
+
+    def crash(*args: Any, **kwargs: Any) -> bool:
+        raise ConnectionError("killed before the hold was written")
+
+    monkeypatch.setattr(cloud.services.table, "hold", crash)
+    with pytest.raises(ConnectionError):
+        submit(cloud, 1)
+    assert cloud.services.table.get(job_of(request(1))) is None, "nothing written, nothing paid"
+    monkeypatch.setattr(cloud.services.table, "hold", write)
+    assert submit(cloud, 1) == [Outcome.HELD], "the redelivered message"
+    orphan, live = reminders(cloud)
+    cloud.clock.advance(86_400)
+    assert cloud.send(orphan, sender=None) == [Outcome.SKIPPED]
+    assert cloud.send(live, sender=None) == [Outcome.SUBMITTED]
+    assert len(cloud.emulator.submissions) == 2
+    assert cloud.services.budget.submitted_on(day_of(cloud.clock.now)) == 1, "counted once"

@@ -198,7 +198,7 @@ def test_a_file_whose_key_names_its_tenant_cannot_name_another_in_its_metadata(
     notice = cloud.put_lyrics(key, b"la la", Metadata={"tenant": named})
     assert cloud.send(notice) == [Outcome.REJECTED]
     row = cloud.only_row()
-    assert (row.state, row.tenant) == (JobState.FAILED, "default")
+    assert (row.state, row.tenant) == (JobState.FAILED, belongs_to), "its folder's to hear of"
     assert row.error is not None
     assert f"names {named}, but with TENANT_FROM_KEY=prefix" in row.error
     assert f"belongs to tenant {belongs_to}" in row.error

@@ -7,6 +7,7 @@ import pytest
 from lyrics_to_song.config import load_settings, load_webhook_settings
 from lyrics_to_song.data.rows import Price
 from lyrics_to_song.errors import ConfigError
+from lyrics_to_song.tenants import TenantPolicy
 
 BASE = {
     "TASKS_TABLE_NAME": "tasks",
@@ -35,6 +36,8 @@ def test_the_price_and_the_tenant_rule_are_read() -> None:
     settings = load_settings(env)
     assert settings.price == Price(25, 0.3)
     assert settings.tenant_from_key is True
+    assert settings.tenant_policy is TenantPolicy.BOUND, "producers are bound unless told"
+    assert load_settings({**BASE, "TENANT_POLICY": "Open"}).tenant_policy is TenantPolicy.OPEN
 
 
 @pytest.mark.parametrize(
@@ -71,6 +74,7 @@ def test_a_missing_variable_is_named(name: str) -> None:
         ("USD_PER_CREDIT", "a cent", "USD_PER_CREDIT must be a number, got 'a cent'"),
         ("USD_PER_CREDIT", "500", "USD_PER_CREDIT must be between 0 and 100"),
         ("TENANT_FROM_KEY", "folder", "TENANT_FROM_KEY must be one of none, prefix"),
+        ("TENANT_POLICY", "trusted", "TENANT_POLICY must be one of open, bound, got 'trusted'"),
     ],
 )
 def test_a_malformed_variable_is_named(name: str, value: str, message: str) -> None:

@@ -11,7 +11,8 @@
 
 Rows that still need work (a task to poll, a submission to settle, a notification to
 send) carry `open_shard` and `due_at`; those two keys make up the sparse index
-`open-by-due`, so a poll reads only due rows and never scans the table.
+`open-by-due`, so a poll reads only due rows and never scans the table. Held rows carry
+the shard `HELD` instead, so the held jobs are read without a scan either.
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ if TYPE_CHECKING:
 
 DUE_INDEX = "open-by-due"
 OPEN_SHARD = "OPEN"
+# Held jobs (and held resubmissions) sit in the same index under a shard of their own,
+# keyed by when they are tried again: a poll never reads them, `held()` reads only them.
+HELD_SHARD = "HELD"
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,8 @@ _HOLD_FIELDS = "held_cap, held_reason, held_until, held_since, held_token"
 
 def _hold_fields(hold: Hold) -> Fields:
     return {
+        "open_shard": HELD_SHARD,
+        "due_at": hold.until,
         "held_cap": hold.cap,
         "held_reason": hold.reason,
         "held_until": hold.until,
@@ -244,6 +250,30 @@ class TaskTable:
             Limit=1,
         )
         return number(page["Items"][0], "due_at") if page.get("Items") else None
+
+    def held(self) -> list[Row]:
+        """Every job a cap holds (HELD, or its resubmission held), from the index's HELD
+        shard; a few reads, whatever the table holds."""
+        keys: list[Item] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": DUE_INDEX,
+            "KeyConditionExpression": "open_shard = :held",
+            "ExpressionAttributeValues": {":held": to_attr(HELD_SHARD)},
+        }
+        for page in self.client.get_paginator("query").paginate(**kwargs):
+            keys += [self._key(key_text(item, "job_id")) for item in page.get("Items", [])]
+        rows: list[Row] = []
+        while keys:
+            batch, keys = keys[:100], keys[100:]
+            response = self.client.batch_get_item(
+                RequestItems={self.table_name: {"Keys": batch, "ConsistentRead": True}}
+            )
+            rows += [Row.from_item(i) for i in response["Responses"].get(self.table_name, [])]
+            unread = response.get("UnprocessedKeys", {}).get(self.table_name)
+            if unread:
+                keys += unread["Keys"]
+        return [row for row in rows if row.hold is not None]
 
     # --- submitting ------------------------------------------------------------------
     def start(
@@ -405,8 +435,9 @@ class TaskTable:
         )
 
     def hold_resubmit(self, job_id: str, hold: Hold) -> bool:
-        """Record that the owner's resubmission of an ended, notified job waits for a cap;
-        `restart` clears it. False when the job may not be resubmitted."""
+        """Record that the owner's resubmission of an ended, notified job waits for a cap
+        (the row does not expire meanwhile); `restart` clears it. False when the job may
+        not be resubmitted."""
         resubmittable = {
             f":ended_{state.value.lower()}": to_attr(state.value) for state in RESUBMITTABLE
         }
@@ -416,18 +447,27 @@ class TaskTable:
             hold.since,
             condition=f"#state IN ({', '.join(resubmittable)}) AND notified = :yes",
             values={":yes": to_attr(True), **resubmittable},
+            remove="expires_at",
         )
 
     def _set_hold(
-        self, job_id: str, fields: Fields, since: float, *, condition: str, values: Item
+        self,
+        job_id: str,
+        fields: Fields,
+        since: float,
+        *,
+        condition: str,
+        values: Item,
+        remove: str | None = None,
     ) -> bool:
         """SET `fields` (None ones left out), and `held_since` (with `state`, `created_at`
-        too) unless the row has them already."""
+        too) unless the row has them already; REMOVE `remove`."""
         clause, names, more = update_clause(
             {k: v for k, v in fields.items() if v is not None and k != "held_since"}
         )
         firsts = ["held_since"] + (["created_at"] if "state" in fields else [])
         clause += "".join(f", {name} = if_not_exists({name}, :since)" for name in firsts)
+        clause += f" REMOVE {remove}" if remove else ""
         try:
             self.client.update_item(
                 TableName=self.table_name,

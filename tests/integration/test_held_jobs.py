@@ -1,0 +1,84 @@
+"""A job a cap holds is a job: its row says HELD, and the command line shows it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.sqs.models import sqs_backends
+
+from local_cloud.stack import register_outputs
+from lyrics_cli.main import main
+from lyrics_cli.stack_target import ExitCode
+from lyrics_to_song.data.caps import TenantCaps, TenantStore, day_of
+from lyrics_to_song.data.rows import JobState
+from lyrics_to_song.submit import Outcome
+from tests.integration.moto_cloud import Cloud
+from tests.support import song_request
+
+
+def take_reminders(cloud: Cloud) -> list[str]:
+    """The reminders on the jobs queue, delayed ones included (moto delays in real time)."""
+    queue = sqs_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].queues[
+        cloud.stack.jobs_queue_url.rsplit("/", 1)[1]
+    ]
+    bodies = [m.body for m in queue._messages if '"held"' in m.body]
+    queue._messages.clear()
+    return bodies
+
+
+def test_a_job_held_by_its_tenants_daily_cap_is_shown_then_made_the_next_day(
+    cloud: Cloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    TenantStore(cloud.services.budget.client, cloud.services.budget.table_name).put(
+        TenantCaps("team-a", per_day=1, in_flight=10)
+    )
+    register_outputs(cloud.stack)
+    cli = ["--region", "us-east-1", "--stack", cloud.stack.name]
+    assert cloud.send(song_request(tenant="team-a", request_id="first")) == [Outcome.SUBMITTED]
+    assert cloud.send(song_request(tenant="team-a", request_id="second", lyrics="la")) == [
+        Outcome.HELD
+    ]
+    (held,) = [row for row in cloud.rows() if row.state is JobState.HELD]
+    reason = f"tenant team-a is at its daily cap, 1 of 1 songs for {day_of(cloud.clock.now)} (UTC)"
+
+    assert main([*cli, "status", held.job_id]) == ExitCode.OK
+    status = capsys.readouterr().out
+    assert "state      HELD" in status
+    assert f"held       {reason}; tried again at " in status
+    assert main([*cli, "status", held.job_id, "--json"]) == ExitCode.OK
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["state"], shown["ended"]) == ("HELD", False)
+    assert shown["held"]["reason"] == reason
+    assert shown["held"]["cap"] == "tenant daily"
+    assert shown["cost"]["status"] == "not charged"
+
+    assert main([*cli, "list", "--json"]) == ExitCode.OK
+    listed = {job["job_id"]: job for job in json.loads(capsys.readouterr().out)}
+    assert listed[held.job_id]["state"] == "HELD"
+    assert main([*cli, "list", "--status", "HELD"]) == ExitCode.OK
+    assert f"held: {reason}" in capsys.readouterr().out
+
+    wait = [*cli, "wait", held.job_id, "--timeout", "0.3", "--interval", "0.1"]
+    assert main(wait) == ExitCode.TIMEOUT, "it goes on: wait gives up, the job does not"
+    assert f"HELD: {reason}" in capsys.readouterr().err
+
+    assert main([*cli, "spend", "--json"]) == ExitCode.OK
+    assert json.loads(capsys.readouterr().out)["held_jobs"] == {"team-a": 1}
+
+    (reminder,) = take_reminders(cloud)
+    cloud.clock.advance(86_400)  # the next day: the tenant's cap has room again
+    assert cloud.send(reminder, sender=None) == [Outcome.SUBMITTED]
+    cloud.clock.advance(31)
+    assert cloud.poll().completed == 2
+    capsys.readouterr()  # the functions' log lines
+    assert main([*cli, "status", held.job_id, "--json"]) == ExitCode.OK
+    done = json.loads(capsys.readouterr().out)
+    assert (done["state"], done["held"]) == ("COMPLETED", None)
+    assert done["created_at"] == shown["created_at"], "a job's age counts from its first hold"
+    assert len(cloud.emulator.submissions) == 2, "one paid submission each"
+    notes = cloud.notifications()
+    assert sorted(n["status"] for n in notes) == ["COMPLETED", "COMPLETED"]
+    assert main([*cli, "spend", "--json"]) == ExitCode.OK
+    assert json.loads(capsys.readouterr().out)["held_jobs"] == {}
