@@ -272,7 +272,7 @@ def load_webhook_settings(env: Mapping[str, str] | None = None) -> WebhookSettin
         timeout_seconds=float(_int(env, "WEBHOOK_TIMEOUT_SECONDS", 10, 1, 30)),
         first_retry_seconds=_int(env, "WEBHOOK_FIRST_RETRY_SECONDS", 30, 1, 900),
         # At least a day on AWS (the template's WebhookRetryHours); tests go shorter.
-        retry_window_seconds=_int(env, "WEBHOOK_RETRY_SECONDS", 24 * 3600, 10, 7 * 24 * 3600),
+        retry_window_seconds=_int(env, "WEBHOOK_RETRY_SECONDS", 3 * 24 * 3600, 10, 7 * 24 * 3600),
     )
 
 

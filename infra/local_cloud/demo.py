@@ -226,7 +226,8 @@ def _webhook(receiver: WebhookReceiver, stack: Stack) -> int:
     say(
         "webhook",
         f"delivered: POST {receiver.url}, delivery id {found.delivery_id}, status "
-        f"{found.notice['status']}, signature verified with the stack's signing secret",
+        f"{found.notice['status']}, signature verified (Standard Webhooks) with the "
+        "tenant's secret",
     )
     return 0
 

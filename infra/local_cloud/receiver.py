@@ -1,12 +1,11 @@
 """A webhook receiver on loopback, as a caller outside AWS would run one: it checks each
-delivery's signature (`verify`, the check docs/webhooks.md shows), keeps what it got,
-and answers as told, so the local stack and the tests can make it fail.
+delivery with the `standardwebhooks` library (as docs/webhooks.md shows, never with the
+stack's own signer: a signer checked by itself would pass whatever it got wrong), keeps
+what it got, and answers as told, so the local stack and the tests can make it fail.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import threading
 import time
@@ -15,22 +14,32 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from standardwebhooks import Webhook, WebhookVerificationError
+
+from lyrics_to_song.data.rows import DEFAULT_TENANT
+from lyrics_to_song.webhooks.signing import tenant_secret
+
 from .emulator import ODD_RETRY_AFTERS
 
-# How far a delivery's timestamp may be from the receiver's clock (replays are refused).
-TOLERANCE_SECONDS = 300
+
+def verify(secret: str, headers: Mapping[str, str], body: bytes) -> bool:
+    """Standard Webhooks' check: a `v1` signature under `secret` over the id, the
+    timestamp and the body, and a timestamp within five minutes of this clock."""
+    try:
+        Webhook(secret).verify(body, dict(headers))
+    except (WebhookVerificationError, ValueError):
+        return False
+    return True
 
 
-def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float | None = None) -> bool:
-    """The check of docs/webhooks.md: the signature over `<timestamp>.<body>`, and a
-    timestamp within five minutes of `now` (the clock's). Computed here as a receiver
-    would, not with `lyrics_to_song.webhooks.queue.signature`: a signer checked by itself
-    would pass whatever it got wrong."""
-    timestamp = headers["Lyrics-Timestamp"]
-    signed = timestamp.encode() + b"." + body
-    expected = "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-    fresh = abs((time.time() if now is None else now) - int(timestamp)) < TOLERANCE_SECONDS
-    return fresh and hmac.compare_digest(expected, headers["Lyrics-Signature"])
+def secret_for(stack_secret: str, body: bytes) -> str:
+    """The secret of the tenant the notice is for: a receiver serving one tenant holds
+    that one; this one serves every tenant of the local stack."""
+    try:
+        tenant = json.loads(body).get("tenant") or DEFAULT_TENANT
+    except (ValueError, AttributeError):
+        tenant = DEFAULT_TENANT
+    return tenant_secret(stack_secret, str(tenant))
 
 
 @dataclass(frozen=True)
@@ -85,18 +94,16 @@ class WebhookReceiver:
 
     def __init__(
         self,
-        secret: str,
+        stack_secret: str,
         *,
         answers: Answers | None = None,
         port: int = 0,
-        clock: Callable[[], float] = time.time,
         on_delivery: Callable[[Delivery], None] | None = None,
         mischief: Mischief | None = None,
     ) -> None:
-        self.secret = secret
+        self.stack_secret = stack_secret
         self.answers = answers or always(200)
         self.mischief = mischief or (lambda delivery_id, seen: "")
-        self.clock = clock
         self.on_delivery = on_delivery
         self.deliveries: list[Delivery] = []
         self._lock = threading.Lock()
@@ -118,12 +125,9 @@ class WebhookReceiver:
         self.url = f"http://{host!s}:{bound}/hooks/songs"
 
     def _take(self, request: BaseHTTPRequestHandler, body: bytes) -> None:
-        headers = {name: value for name, value in request.headers.items()}
-        try:
-            verified = verify(self.secret, headers, body, self.clock())
-        except (KeyError, ValueError):
-            verified = False
-        delivery_id = headers.get("Lyrics-Delivery-Id", "")
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        verified = verify(secret_for(self.stack_secret, body), headers, body)
+        delivery_id = headers.get("webhook-id", "")
         with self._lock:
             seen = 1 + sum(1 for d in self.deliveries if d.delivery_id == delivery_id)
             trick = self.mischief(delivery_id, seen) if verified else ""
@@ -132,8 +136,8 @@ class WebhookReceiver:
             self.deliveries.append(
                 Delivery(
                     delivery_id,
-                    headers.get("Lyrics-Timestamp", ""),
-                    headers.get("Lyrics-Signature", ""),
+                    headers.get("webhook-timestamp", ""),
+                    headers.get("webhook-signature", ""),
                     body,
                     verified,
                     status,

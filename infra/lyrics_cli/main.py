@@ -23,7 +23,7 @@ from lyrics_to_song.song_request import (
     DEFAULT_SAMPLE_RATE,
 )
 
-from . import jobs, senders, spend_report, views
+from . import jobs, senders, spend_report, views, webhook_tools
 from .spend_report import GROUPINGS
 from .stack_target import DEFAULT_STACK_NAME, CliError, Cloud, ExitCode, aws_errors, connect
 
@@ -246,6 +246,16 @@ def _tenant_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> 
             required=True,
             help="the IAM user's or role's unique id (AIDA…, AROA…), as SQS's SenderId gives it",
         )
+
+    webhook = command(
+        "webhook", "what a tenant's webhook receiver needs to check deliveries (docs/webhooks.md)"
+    )
+    (show_secret,) = _actions(
+        webhook,
+        secret="print the tenant's signing secret (whsec_…), for its receiver; reading it "  # noqa: S106 - a help text
+        "needs secretsmanager:GetSecretValue on the stack's WebhookSecretArn",
+    )
+    show_secret.add_argument("--tenant", default="default", help="the tenant (default)")
 
     spend = command(
         "spend",
@@ -492,6 +502,8 @@ def _checked_first(args: argparse.Namespace) -> jobs.LyricUpload | dict[str, Any
         jobs.check_job_tenant(args.tenant)
         if args.action == "set":
             jobs.check_callback(args.url, "--url", local=local)
+    if args.command == "webhook":
+        jobs.check_job_tenant(args.tenant)
     if args.command == "senders":
         if args.tenant is not None:
             jobs.check_job_tenant(args.tenant)
@@ -537,6 +549,7 @@ def _run(args: argparse.Namespace, out: Output) -> ExitCode:
         "caps": _caps,
         "callback": _callback,
         "senders": _senders,
+        "webhook": _webhook,
         "spend": _spend,
         "resubmit": _resubmit,
     }
@@ -596,6 +609,12 @@ def _senders(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
             "senders": [{"sender": who, "tenants": tenants} for who, tenants in found.items()],
         },
     )
+    return ExitCode.OK
+
+
+def _webhook(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
+    found = webhook_tools.secret(cloud, args.tenant)
+    out.result(found, {"tenant": args.tenant, "secret": found})
     return ExitCode.OK
 
 

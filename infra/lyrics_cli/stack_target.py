@@ -7,6 +7,7 @@ CloudFormation) are found the same way; `--local` only points the clients at mot
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
@@ -68,9 +69,11 @@ class Cloud:
     # TenantSongsPerDay and TenantSongsInFlight; None for a stack deployed before them
     tenant_defaults: tuple[int, int] | None
     tenant_policy: str | None  # the TenantPolicy parameter; None for a stack deployed before it
+    webhook_secret_arn: str | None  # the stack's webhook signing secret
     s3: S3Client
     sqs: SQSClient
     dynamodb: DynamoDBClient
+    client: Callable[[str], Any]  # any other service's, made when a command needs it
 
 
 def aws_errors(exc: ClientError | BotoCoreError, endpoint_url: str | None) -> CliError:
@@ -156,9 +159,11 @@ def connect(
         max_songs_per_day=outputs.get("MaxSongsPerDay"),
         tenant_defaults=_tenant_defaults(outputs),
         tenant_policy=outputs.get("TenantPolicy"),
+        webhook_secret_arn=outputs.get("WebhookSecretArn"),
         s3=client("s3"),
         sqs=client("sqs"),
         dynamodb=client("dynamodb"),
+        client=client,
     )
 
 

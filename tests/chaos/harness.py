@@ -285,7 +285,7 @@ def notice_failures(
     for notice, copies in notices.items():
         if any(ending_fields(copy) != ending_fields(copies[0]) for copy in copies[1:]):
             failures.append(f"{name}: the {len(copies)} copies of notice {notice} differ")
-    last = notices.get(f"{row.job_id}.{endings}")
+    last = notices.get(f"{row.job_id}_{endings}")
     if last and last[0]["status"] != row.state.value:
         failures.append(f"{name}: last notice says {last[0]['status']}, row {row.state}")
     elif not last:
@@ -660,7 +660,7 @@ class ChaosRun:
         if not all(d.verified for d in posts):
             failures.append("a webhook arrived with a signature that does not verify")
         with_callback = {job.job_id for job in outcome.jobs if job.callback}
-        strangers = {d.delivery_id.rsplit(".", 1)[0] for d in posts} - with_callback
+        strangers = {d.delivery_id.rsplit("_", 1)[0] for d in posts} - with_callback
         if strangers:
             failures.append(f"webhooks for jobs that named no callback: {sorted(strangers)}")
         for job in outcome.jobs:

@@ -234,7 +234,8 @@ def test_demo_command_writes_an_mp3_in_the_current_folder(cli: Cli, tmp_path: Pa
     assert len(songs) == 1
     assert mp3_info(songs[0].read_bytes()).length > 0
     # make demo CALLBACK=1: the song's webhook reached a receiver that checked its signature.
-    assert "status COMPLETED, signature verified with the stack's signing secret" in run.out
+    verified = "status COMPLETED, signature verified (Standard Webhooks) with the tenant's secret"
+    assert verified in run.out
 
 
 def test_options_given_with_a_file_are_the_ones_paid_for(cli: Cli, tmp_path: Path) -> None:

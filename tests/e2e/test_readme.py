@@ -101,7 +101,7 @@ def test_the_readme_receiver_takes_the_stacks_webhook_once(
     check, receiver = readme_webhook_examples()
     serve = 'HTTPServer(("", 8080), Receiver).serve_forever()'
     assert serve in receiver
-    monkeypatch.setenv("LYRICS_WEBHOOK_SECRET", hooked_service.stack.webhook_secret())
+    monkeypatch.setenv("LYRICS_WEBHOOK_SECRET", "whsec_" + hooked_service.stack.webhook_secret())
     namespace: dict[str, Any] = {}
     exec(check + receiver.replace(serve, ""), namespace)  # noqa: S102 - the README's own code
     server = HTTPServer(("127.0.0.1", 0), namespace["Receiver"])
@@ -116,7 +116,11 @@ def test_the_readme_receiver_takes_the_stacks_webhook_once(
         while "COMPLETED" not in printed and time.monotonic() < deadline:
             time.sleep(0.2)
             printed += capsys.readouterr().out
-        guess = {"Lyrics-Timestamp": str(int(time.time())), "Lyrics-Signature": "sha256=0"}
+        guess = {
+            "webhook-id": "job-guess_1",
+            "webhook-timestamp": str(int(time.time())),
+            "webhook-signature": "v1,AAAA",
+        }
         forged = httpx.post(url, content=b"{}", headers=guess)
         bare = httpx.post(url, content=b"{}")
     finally:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from moto import mock_aws
+from standardwebhooks import Webhook as StandardWebhook
 
 from local_cloud.stack import Stack, provision, register_outputs
 from lyrics_cli import jobs, views
@@ -24,6 +25,7 @@ from lyrics_to_song.data.senders import SenderStore
 from lyrics_to_song.data.task_table import Started, TaskTable
 from lyrics_to_song.lyric_files import parse_lyric_file
 from lyrics_to_song.sources import QueuedRequest, read_message
+from lyrics_to_song.webhooks.signing import signed_headers, tenant_secret
 from tests.support import FakeClock, seed_row
 
 
@@ -686,7 +688,7 @@ def test_status_shows_the_webhook(stack: Stack, clock: FakeClock) -> None:
     cloud = connect("songs", region="us-east-1")
     job_id = _pending_row(stack, cloud, clock)
     table = TaskTable(cloud.dynamodb, cloud.tasks_table)
-    table.webhook_queued(job_id, f"{job_id}.1", clock())
+    table.webhook_queued(job_id, f"{job_id}_1", clock(), "{}")
     row = table.get(job_id)
     assert row is not None
     assert row.webhook is not None
@@ -760,3 +762,21 @@ def test_senders_refuse_what_is_not_a_sender_or_a_tenant_and_write_nothing(
     assert says in capsys.readouterr().err
     spending = stack.environments["SubmitFunction"]["SPENDING_TABLE_NAME"]
     assert SenderStore(connect("songs", region="us-east-1").dynamodb, spending).all() == {}
+
+
+def test_webhook_secret_prints_the_secret_a_tenants_receiver_verifies_with(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = ["--region", "us-east-1", "--stack", "songs"]
+    assert main([*target, "webhook", "secret", "--tenant", "team-a"]) == ExitCode.OK
+    printed = capsys.readouterr().out.strip()
+    assert printed.startswith("whsec_")
+    body = b'{"job_id": "job-1", "tenant": "team-a"}'
+    headers = signed_headers(
+        [tenant_secret(stack.webhook_secret(), "team-a")], "job-1_1", int(time.time()), body
+    )
+    assert StandardWebhook(printed).verify(body, headers) == json.loads(body)
+    assert main([*target, "webhook", "secret", "--json"]) == ExitCode.OK
+    default = json.loads(capsys.readouterr().out)
+    assert default == {"tenant": "default", "secret": "whsec_" + stack.webhook_secret()}
+    assert main([*target, "webhook", "secret", "--tenant", "Team A"]) == ExitCode.USAGE

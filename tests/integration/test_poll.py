@@ -326,12 +326,12 @@ def test_a_notice_sent_again_after_a_crash_is_the_same_notice_but_for_its_link(
     assert cloud.poll().notified == 1
     first, again = cloud.notifications()
     assert first["notice_id"] == again["notice_id"] == first["_notice_attribute"]
-    assert first["notice_id"] == f"{job_id}.1"
+    assert first["notice_id"] == f"{job_id}_1"
     for note in (first, again):  # the link is signed anew on every send
         del note["song"]["url"]
     assert first == again, "every other field, times included, is sent exactly as stored"
     first_event, event_again = cloud.events()
-    assert first_event["detail"]["notice_id"] == event_again["detail"]["notice_id"] == f"{job_id}.1"
+    assert first_event["detail"]["notice_id"] == event_again["detail"]["notice_id"] == f"{job_id}_1"
     assert first_event["detail"]["finished_at"] == event_again["detail"]["finished_at"]
 
 

@@ -23,7 +23,7 @@ def unknown_job(cloud: Cloud) -> str:
     ]
     (note,) = cloud.notifications()
     assert note["status"] == "UNKNOWN"
-    assert note["notice_id"] == f"{note['job_id']}.1"
+    assert note["notice_id"] == f"{note['job_id']}_1"
     return str(note["job_id"])
 
 
@@ -45,7 +45,7 @@ def test_an_unknown_job_is_resubmitted_and_finishes(cloud: Cloud) -> None:
     (note,) = cloud.notifications()
     assert (note["job_id"], note["status"]) == (job_id, "COMPLETED")
     assert note["error"] is None
-    assert note["notice_id"] == f"{job_id}.2", "a new ending is a new notice"
+    assert note["notice_id"] == f"{job_id}_2", "a new ending is a new notice"
 
 
 @pytest.mark.parametrize("state", ["PENDING", "COMPLETED"])

@@ -115,7 +115,7 @@ WEBHOOK_BASE = {
 
 def test_the_webhook_function_reads_its_own_few_variables() -> None:
     settings = load_webhook_settings(WEBHOOK_BASE)
-    assert settings.retry_window_seconds == 86400, "a day of retries"
+    assert settings.retry_window_seconds == 3 * 86400, "three days of retries"
     assert (settings.timeout_seconds, settings.first_retry_seconds) == (10, 30)
     assert settings.callback_rules.local is False, "on AWS: https and public addresses only"
     local = load_webhook_settings({**WEBHOOK_BASE, "MUSIC_API_BASE_URL": "http://127.0.0.1:1"})

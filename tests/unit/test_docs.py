@@ -93,17 +93,19 @@ def test_the_emulator_page_lists_every_fault_switch_with_its_type() -> None:
 
 
 def test_the_readme_check_verifies_what_the_stack_signs() -> None:
-    from lyrics_to_song.webhooks.queue import signed_headers
+    from lyrics_to_song.webhooks.signing import signed_headers, tenant_secret
 
     namespace: dict[str, Any] = {}
     exec(readme_webhook_examples()[0], namespace)  # noqa: S102 - the README's own example
     verify = namespace["verify"]
-    body = b'{"notice_id": "job-1.1", "status": "COMPLETED"}'
-    headers = signed_headers("s3cret", "job-1.1", int(time.time()), body)
-    assert verify("s3cret", headers, body)
-    assert not verify("s3cret", headers, body.replace(b"COMPLETED", b"FAILED"))
-    assert not verify("other", headers, body)
-    stale = signed_headers("s3cret", "job-1.1", int(time.time()) - 600, body)
-    assert not verify("s3cret", stale, body), "an old delivery is refused as a replay"
-    assert not verify("s3cret", {}, body), "a request without the headers is refused"
-    assert not verify("s3cret", {**headers, "Lyrics-Timestamp": "soon"}, body)
+    secret = tenant_secret("c3RhY2stc2VjcmV0LWJ5dGVz", "team-a")
+    body = b'{"notice_id": "job-1_1", "status": "COMPLETED"}'
+    headers = signed_headers([secret], "job-1_1", int(time.time()), body)
+    assert verify(secret, headers, body)
+    assert not verify(secret, headers, body.replace(b"COMPLETED", b"FAILED"))
+    assert not verify(tenant_secret("c3RhY2stc2VjcmV0LWJ5dGVz", "team-b"), headers, body)
+    assert not verify(secret, {**headers, "webhook-id": "job-2_1"}, body), "the id is signed"
+    stale = signed_headers([secret], "job-1_1", int(time.time()) - 600, body)
+    assert not verify(secret, stale, body), "an old delivery is refused as a replay"
+    assert not verify(secret, {}, body), "a request without the headers is refused"
+    assert not verify(secret, {**headers, "webhook-timestamp": "soon"}, body)

@@ -93,6 +93,7 @@ class Webhook:
     answer: str | None = None  # the receiver's last answer: "503 Service Unavailable", ...
     ended_at: float | None = None  # delivered, refused or given up at
     next_at: float | None = None  # while pending after a failed attempt: tried again about then
+    body: str | None = field(default=None, repr=False)  # what is signed and sent, as queued
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Webhook | None:
@@ -107,6 +108,7 @@ class Webhook:
             answer=text(item, "webhook_answer"),
             ended_at=number(item, "webhook_ended_at"),
             next_at=number(item, "webhook_next_at"),
+            body=text(item, "webhook_body"),
         )
 
 

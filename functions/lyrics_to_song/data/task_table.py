@@ -695,11 +695,13 @@ class TaskTable:
         return self._update(job_id, fields, condition="attribute_exists(job_id)") is not None
 
     # --- webhooks (webhooks/queue.py) --------------------------------------------------
-    def webhook_queued(self, job_id: str, delivery_id: str, now: float) -> bool:
-        """Record a new webhook as pending; False when this delivery was recorded before
-        (a notice sent again after a crash), which is left as it is."""
+    def webhook_queued(self, job_id: str, delivery_id: str, now: float, body: str) -> bool:
+        """Record a new webhook as pending, with the body it sends; False when this
+        delivery was recorded before (a notice sent again after a crash), which is left
+        as it is."""
         fields: Fields = {
             "webhook_id": delivery_id,
+            "webhook_body": body,
             "webhook_state": WebhookState.PENDING.value,
             "webhook_queued_at": now,
             "webhook_attempts": 0,

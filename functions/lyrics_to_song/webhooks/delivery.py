@@ -1,8 +1,10 @@
 """The webhook function's work: one signed POST per attempt, and what comes of it
 (docs/webhooks.md: Delivery).
 
-A 2xx ends a webhook as delivered. A 4xx other than 408 and 429, or a redirect (never
-followed), ends it as refused by the receiver. Anything else (5xx, 408, 429, a timeout,
+What is sent, and where, is the job's row's (its callback_url, the body kept when the
+webhook was queued), signed with its tenant's secret (signing.py). A 2xx ends a webhook
+as delivered, a 410 Gone as refused by the receiver, and so does an address that may
+not be called. Anything else (any other answer, a redirect, never followed, a timeout,
 no connection) is tried again after a growing, jittered wait, or the receiver's
 Retry-After if longer, until the retry window since the ending has passed: the first
 attempt to fail after that gives it up. The row records every attempt; the song, the
@@ -25,14 +27,15 @@ from ..data.task_table import TaskTable, WebhookAttempt
 from ..errors import RefusedCallback
 from ..http_transport import NO_ENCODING, call_deadline, retry_after
 from ..observability import count, logger, without_queries
-from .queue import WebhookMessage, signed_headers
+from .queue import WebhookMessage
+from .signing import signed_headers, tenant_secret
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 # The longest wait between two attempts, and the longest Retry-After honoured as asked
 # (SQS hides a message for at most 12 hours).
-MAX_RETRY_SECONDS = 3600
+MAX_RETRY_SECONDS = 5 * 3600
 MAX_RETRY_AFTER_SECONDS = 6 * 3600
 USER_AGENT = "lyrics-to-song-webhooks/1"
 ENDED_METRICS = {
@@ -48,8 +51,10 @@ class WebhookServices:
     table: TaskTable
     sqs: SQSClient
     http: httpx.Client  # with every connection's address checked, redirects not followed
-    secret: Callable[[], str]
+    secret: Callable[[], str]  # the stack's signing secret; tenants' are derived from it
     clock: Callable[[], float] = field(default=time.time)
+    # The webhook-timestamp a receiver checks against its own clock: the wall's, always.
+    wall: Callable[[], float] = field(default=time.time)
     jitter: Callable[[float, float], float] = field(default=random.uniform)
 
 
@@ -75,12 +80,21 @@ def deliver(services: WebhookServices, message: WebhookMessage) -> float | None:
         )
         return None
     now = services.clock()
-    answer = post(services, message, now)
+    assert row is not None
+    body = hook.body
+    if body is None and message.url is not None and message.url == row.callback_url:
+        body = message.body  # queued by an earlier version
+    if body is None or row.callback_url is None:
+        logger.error("webhook without a body or a callback on its row: dropped")
+        count("WebhookMessagesUnreadable")
+        return None
+    secret = tenant_secret(services.secret(), row.tenant)
+    answer = post(services, Delivery(message.delivery_id, row.callback_url, body, secret))
     attempt, wait = _verdict(services.settings, services.jitter, hook, answer, now)
     if services.table.webhook_attempted(message.job_id, hook, attempt) is None:
         logger.info("another copy of this webhook recorded an attempt first: this one stops")
         return None
-    log = {"attempts": hook.attempts + 1, "answer": answer.text, "url": _shown(message.url)}
+    log = {"attempts": hook.attempts + 1, "answer": answer.text, "url": _shown(row.callback_url)}
     if attempt.state is WebhookState.PENDING:
         logger.warning("webhook not delivered: tried again later", extra={**log, "wait": wait})
         count("WebhookRetries")
@@ -100,11 +114,22 @@ def _shown(url: str) -> str:
     return str(httpx.URL(url).copy_with(query=None))
 
 
-def post(services: WebhookServices, message: WebhookMessage, now: float) -> Answer:
+@dataclass(frozen=True)
+class Delivery:
+    """What one attempt sends: the row's, signed with its tenant's secret."""
+
+    delivery_id: str
+    url: str
+    body: str
+    secret: str
+
+
+def post(services: WebhookServices, delivery: Delivery) -> Answer:
     """POST the body, signed for this attempt's time; the receiver's body is not read."""
-    body = message.body.encode()
+    body = delivery.body.encode()
+    stamp = int(services.wall())
     headers = {
-        **signed_headers(services.secret(), message.delivery_id, int(now), body),
+        **signed_headers([delivery.secret], delivery.delivery_id, stamp, body),
         "User-Agent": USER_AGENT,
         **NO_ENCODING,
     }
@@ -112,7 +137,7 @@ def post(services: WebhookServices, message: WebhookMessage, now: float) -> Answ
     try:
         with (
             call_deadline(timeout),  # the whole POST, however slowly the receiver answers
-            services.http.stream("POST", message.url, content=body, headers=headers) as reply,
+            services.http.stream("POST", delivery.url, content=body, headers=headers) as reply,
         ):
             return _answer(reply)
     except RefusedCallback as exc:
@@ -131,11 +156,11 @@ def _answer(reply: httpx.Response) -> Answer:
     if reply.is_success:
         return Answer(WebhookState.DELIVERED, status)
     code = reply.status_code
+    if code == 410:  # Gone: the receiver asks for no more
+        return Answer(WebhookState.REFUSED, status)
     if 300 <= code < 400:
         where = without_queries(reply.headers.get("location", ""))[:200]
-        return Answer(WebhookState.REFUSED, f"{status} to {where} (redirects are not followed)")
-    if 400 <= code < 500 and code not in (408, 429):
-        return Answer(WebhookState.REFUSED, status)
+        status = f"{status} to {where} (redirects are not followed)"
     return Answer(WebhookState.PENDING, status, retry_after(reply.headers.get("retry-after")))
 
 

@@ -1,16 +1,15 @@
 """Webhooks, the part the poll and submit functions play: when a job with a callback_url
-ends, its notification body goes on the webhooks queue, for the webhook function to
-deliver (delivery.py). Nothing here waits on the receiver.
+ends, its notification body is kept on its row and a message goes on the webhooks
+queue, for the webhook function to deliver (delivery.py). Nothing here waits on the
+receiver.
 
 How receivers check a delivery, and what each header holds: docs/webhooks.md.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..data.rows import Row
@@ -20,43 +19,32 @@ if TYPE_CHECKING:
 
     from ..data.task_table import TaskTable
 
-DELIVERY_HEADER = "Lyrics-Delivery-Id"
-TIMESTAMP_HEADER = "Lyrics-Timestamp"
-SIGNATURE_HEADER = "Lyrics-Signature"
-SIGNATURE_SCHEME = "sha256="
-
 
 @dataclass(frozen=True)
 class WebhookMessage:
-    """One webhook on the queue: where it goes and the exact bytes it carries."""
+    """One webhook on the queue: the job and the delivery. What is sent, and where, is
+    read from the job's row: the queue is no signing oracle."""
 
     delivery_id: str
     job_id: str
-    url: str
-    body: str  # the notification body as JSON text, signed as it is
+    # A message queued by an earlier version carries its URL and body; the body is sent
+    # only to the row's own callback_url, for the webhooks under way during an update.
+    url: str | None = None
+    body: str | None = None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False)
+        return json.dumps({"delivery_id": self.delivery_id, "job_id": self.job_id})
 
     @classmethod
     def from_json(cls, text: str) -> WebhookMessage:
         fields: dict[str, Any] = json.loads(text)
-        return cls(**{name: str(fields[name]) for name in ("delivery_id", "job_id", "url", "body")})
-
-
-def signature(secret: str, timestamp: int, body: bytes) -> str:
-    """`sha256=` and the hex HMAC-SHA256, keyed with the secret, of `<timestamp>.<body>`."""
-    signed = f"{timestamp}.".encode() + body
-    return SIGNATURE_SCHEME + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-
-
-def signed_headers(secret: str, delivery_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    return {
-        "Content-Type": "application/json",
-        DELIVERY_HEADER: delivery_id,
-        TIMESTAMP_HEADER: str(timestamp),
-        SIGNATURE_HEADER: signature(secret, timestamp, body),
-    }
+        url, body = fields.get("url"), fields.get("body")
+        return cls(
+            str(fields["delivery_id"]),
+            str(fields["job_id"]),
+            url if isinstance(url, str) else None,
+            body if isinstance(body, str) else None,
+        )
 
 
 def queue_webhook(
@@ -72,8 +60,8 @@ def queue_webhook(
     seen = row.webhook
     if seen is not None and seen.delivery_id == delivery_id and seen.state.ended:
         return False
-    table.webhook_queued(row.job_id, delivery_id, now)
-    message = WebhookMessage(delivery_id, row.job_id, row.callback_url, body)
+    table.webhook_queued(row.job_id, delivery_id, now, body)
+    message = WebhookMessage(delivery_id, row.job_id)
     sqs.send_message(QueueUrl=queue_url, MessageBody=message.to_json())
     return True
 
@@ -81,5 +69,5 @@ def queue_webhook(
 def notice_id(row: Row) -> str:
     """The same on every send of one ending, new for the next ending of the job (after a
     resubmission): the job id and the ending's number, 1 for the first. It is also the
-    webhook's delivery id."""
-    return f"{row.job_id}.{row.resubmits + 1}"
+    webhook's `webhook-id`, so it holds no `.` (the separator of the signed text)."""
+    return f"{row.job_id}_{row.resubmits + 1}"
