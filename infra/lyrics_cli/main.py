@@ -250,12 +250,19 @@ def _tenant_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> 
     webhook = command(
         "webhook", "what a tenant's webhook receiver needs to check deliveries (docs/webhooks.md)"
     )
-    (show_secret,) = _actions(
+    show_secret, log, resend, recover = _actions(
         webhook,
         secret="print the tenant's signing secret (whsec_…), for its receiver; reading it "  # noqa: S106 - a help text
         "needs secretsmanager:GetSecretValue on the stack's WebhookSecretArn",
+        log="every attempt of the job's webhooks: when, how long, what the receiver answered",
+        resend="send the job's last notice again: the same webhook-id, a fresh signature",
+        recover="send again every webhook given up or refused since a time",
     )
     show_secret.add_argument("--tenant", default="default", help="the tenant (default)")
+    for action in (log, resend):
+        action.add_argument("job", help="the job id (job-…)")
+    recover.add_argument("--since", required=True, help="a date or time, UTC (2026-11-29)")
+    recover.add_argument("--tenant", help="only this tenant's jobs")
 
     spend = command(
         "spend",
@@ -495,24 +502,19 @@ def _checked_first(args: argparse.Namespace) -> jobs.LyricUpload | dict[str, Any
         jobs.check_job_id(args.job)
     if args.command == "caps":
         _check_caps_usage(args)
+    if args.command != "submit" and getattr(args, "tenant", None) is not None:
+        jobs.check_job_tenant(args.tenant)  # submit's is checked with its request
     local = args.local or args.endpoint_url is not None
     if getattr(args, "callback_url", None) is not None:
         jobs.check_callback(args.callback_url, "--callback-url", local=local)
-    if args.command == "callback":
-        jobs.check_job_tenant(args.tenant)
-        if args.action == "set":
-            jobs.check_callback(args.url, "--url", local=local)
-    if args.command == "webhook":
-        jobs.check_job_tenant(args.tenant)
-    if args.command == "senders":
-        if args.tenant is not None:
-            jobs.check_job_tenant(args.tenant)
-        if args.action != "show":
-            args.sender = senders.check_sender(args.sender)
+    if args.command == "callback" and args.action == "set":
+        jobs.check_callback(args.url, "--url", local=local)
+    if args.command == "webhook" and args.action == "recover":
+        webhook_tools.since_time(args.since)
+    if args.command == "senders" and args.action != "show":
+        args.sender = senders.check_sender(args.sender)
     if args.command == "spend":
         spend_report.span(args.month, args.since, datetime.now(UTC).date())
-        if args.tenant is not None:
-            jobs.check_job_tenant(args.tenant)
     return _prepared(args) if args.command == "submit" else None
 
 
@@ -571,8 +573,6 @@ def _check_caps_usage(args: argparse.Namespace) -> None:
             raise CliError("caps set needs --tenant", ExitCode.USAGE)
         if args.per_day is None and args.in_flight is None:
             raise CliError("caps set needs --per-day, --in-flight or both", ExitCode.USAGE)
-    if args.tenant is not None:
-        jobs.check_job_tenant(args.tenant)
 
 
 def _caps(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
@@ -613,8 +613,30 @@ def _senders(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
 
 
 def _webhook(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
-    found = webhook_tools.secret(cloud, args.tenant)
-    out.result(found, {"tenant": args.tenant, "secret": found})
+    if args.action == "secret":
+        secret = webhook_tools.secret(cloud, args.tenant)
+        out.result(secret, {"tenant": args.tenant, "secret": secret})
+    elif args.action == "log":
+        row = jobs.get_job(cloud, args.job)
+        out.result(views.webhook_log_text(row), views.webhook_dict(row))
+    elif args.action == "resend":
+        row = webhook_tools.resend(cloud, jobs.get_job(cloud, args.job), time.time())
+        hook = row.webhook
+        assert hook is not None
+        out.result(
+            f"{row.job_id}  webhook {hook.delivery_id} queued again; follow it with: "
+            f"{_again(args)} webhook log {row.job_id}",
+            views.webhook_dict(row),
+        )
+    else:
+        since = webhook_tools.since_time(args.since)
+        lost = webhook_tools.to_recover(cloud, since, args.tenant)
+        sent = [webhook_tools.resend(cloud, row, time.time()) for row in lost]
+        out.result(
+            f"{len(sent)} webhook(s) given up or refused since {args.since} queued again"
+            + "".join(f"\n  {row.job_id}  {row.tenant}" for row in sent),
+            [views.webhook_dict(row) for row in sent],
+        )
     return ExitCode.OK
 
 

@@ -125,7 +125,28 @@ def webhook_dict(row: Row) -> dict[str, Any] | None:
         "queued_at": when(hook.queued_at),
         "ended_at": when(hook.ended_at),
         "next_attempt_at": when(hook.next_at),
+        "log": [
+            {
+                "delivery_id": attempt.delivery_id,
+                "at": when(attempt.at),
+                "seconds": attempt.seconds,
+                "answer": attempt.answer,
+            }
+            for attempt in hook.log
+        ],
     }
+
+
+def webhook_log_text(row: Row) -> str:
+    """`webhook log JOB`: each attempt, oldest first, then where the webhook stands."""
+    hook = row.webhook
+    if hook is None:
+        return f"job {row.job_id} has sent no webhook"
+    lines = [f"{'AT':<20}  {'SECONDS':>7}  {'DELIVERY':<36}  ANSWER"]
+    lines += [
+        f"{when(a.at):<20}  {a.seconds:>7.2f}  {a.delivery_id:<36}  {a.answer}" for a in hook.log
+    ]
+    return "\n".join([*lines, f"now: {webhook_text(row)}"])
 
 
 def webhook_text(row: Row) -> str | None:

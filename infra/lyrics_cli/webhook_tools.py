@@ -3,6 +3,11 @@ webhook)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from lyrics_to_song.data.rows import Row, WebhookState
+from lyrics_to_song.data.task_table import TaskTable
+from lyrics_to_song.webhooks.queue import WebhookMessage
 from lyrics_to_song.webhooks.signing import tenant_secret
 
 from .stack_target import CliError, Cloud, ExitCode
@@ -21,3 +26,63 @@ def secret(cloud: Cloud, tenant: str) -> str:
     if not value:
         raise CliError("the stack's webhook signing secret has no value", ExitCode.ENVIRONMENT)
     return tenant_secret(value, tenant)
+
+
+def resend(cloud: Cloud, row: Row, now: float) -> Row:
+    """Send the job's last notice again: the same webhook-id and body, a fresh timestamp
+    and signature at each attempt, a new retry window. Only a webhook that has ended
+    (delivered, refused or given up) is sent again; a pending one is on its way."""
+    hook = row.webhook
+    if hook is None:
+        raise CliError(f"job {row.job_id} has sent no webhook", ExitCode.USAGE)
+    if not hook.state.ended:
+        raise CliError(
+            f"job {row.job_id}'s webhook is being delivered (attempt {hook.attempts + 1} "
+            "next): it is not sent twice",
+            ExitCode.USAGE,
+        )
+    if not cloud.webhook_queue_url:
+        raise CliError(
+            f"stack {cloud.stack_name!r} has no WebhookQueueUrl output", ExitCode.ENVIRONMENT
+        )
+    again = TaskTable(cloud.dynamodb, cloud.tasks_table).webhook_resent(
+        row.job_id, hook.delivery_id, now
+    )
+    if again is None:
+        raise CliError(
+            f"job {row.job_id}'s webhook changed meanwhile (or was queued by an earlier "
+            "version, without its body): see lyrics-to-song webhook log",
+            ExitCode.USAGE,
+        )
+    message = WebhookMessage(hook.delivery_id, row.job_id)
+    cloud.sqs.send_message(QueueUrl=cloud.webhook_queue_url, MessageBody=message.to_json())
+    return again
+
+
+def to_recover(cloud: Cloud, since: float, tenant: str | None) -> list[Row]:
+    """The jobs whose webhook was given up or refused since `since` (a scan: rows are
+    kept for TERMINAL_TTL_DAYS)."""
+    rows = TaskTable(cloud.dynamodb, cloud.tasks_table).rows()
+    return sorted(
+        (
+            row
+            for row in rows
+            if row.webhook is not None
+            and row.webhook.state in (WebhookState.GIVEN_UP, WebhookState.REFUSED)
+            and (row.webhook.ended_at or 0) >= since
+            and tenant in (None, row.tenant)
+        ),
+        key=lambda row: (row.webhook.ended_at or 0.0) if row.webhook else 0.0,
+    )
+
+
+def since_time(text: str) -> float:
+    """`--since`: a date (UTC midnight) or an ISO 8601 time."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise CliError(
+            f"--since must be a date or a time (2026-11-29, 2026-11-29T14:00Z), got {text!r}",
+            ExitCode.USAGE,
+        ) from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()

@@ -17,6 +17,7 @@ from standardwebhooks import Webhook as StandardWebhook
 from standardwebhooks import WebhookVerificationError
 
 from local_cloud.receiver import WebhookReceiver, always, failing_first
+from lyrics_cli.stack_target import ExitCode
 from lyrics_to_song import observability
 from lyrics_to_song.config import load_webhook_settings
 from lyrics_to_song.data.caps import TenantStore
@@ -206,6 +207,52 @@ def test_a_receiver_answering_401_three_times_then_200_gets_it_once(
     assert len({d.delivery_id for d in receiver.deliveries}) == 1
     hook = webhook_of(cloud, row.job_id)
     assert (hook.state, hook.attempts, hook.answer) == (WebhookState.DELIVERED, 4, "200 OK")
+    assert [a.answer for a in hook.log] == ["401 Unauthorized"] * 3 + ["200 OK"], "all logged"
+    assert all(0 < a.seconds < 10 for a in hook.log), "each with how long it took"
+    assert [a.at for a in hook.log] == sorted(a.at for a in hook.log)
+
+
+def test_recover_resends_what_was_given_up_during_an_outage_with_the_same_id(
+    cloud: Cloud,
+    hooks: WebhookServices,
+    receiver: WebhookReceiver,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from local_cloud.stack import register_outputs
+    from lyrics_cli.main import main
+
+    receiver.answers = always(503)  # the receiver's outage
+    row = finished_song(cloud, callback_url=receiver.url, tenant="team-a")
+    other = finished_song(cloud, callback_url=receiver.url, request_id="delivered-one")
+    first, second = queued_webhooks(cloud)
+    deliver_until_done(cloud, hooks, first)
+    assert webhook_of(cloud, row.job_id).state is WebhookState.GIVEN_UP
+    receiver.answers = always(200)
+    deliver_until_done(cloud, hooks, second)
+    assert webhook_of(cloud, other.job_id).state is WebhookState.DELIVERED
+    outage_attempts = len(receiver.deliveries) - 1
+
+    register_outputs(cloud.stack)
+    cli = ["--region", "us-east-1", "--stack", cloud.stack.name]
+    capsys.readouterr()
+    assert main([*cli, "webhook", "recover", "--since", "2020-01-01", "--json"]) == ExitCode.OK
+    (recovered,) = json.loads(capsys.readouterr().out)
+    assert recovered["delivery_id"] == first.delivery_id
+    (message,) = queued_webhooks(cloud)
+    assert message == WebhookMessage(first.delivery_id, row.job_id)
+    assert deliver(hooks, message) is None
+    last = receiver.deliveries[-1]
+    assert (last.delivery_id, last.answered, last.verified) == (first.delivery_id, 200, True)
+    hook = webhook_of(cloud, row.job_id)
+    assert (hook.state, hook.attempts) == (WebhookState.DELIVERED, outage_attempts + 1)
+    assert main([*cli, "webhook", "log", row.job_id]) == ExitCode.OK
+    logged = capsys.readouterr().out.splitlines()
+    assert len(logged) == 1 + outage_attempts + 1 + 1, "a header, each attempt, where it is"
+    assert logged[-2].endswith("200 OK")
+    assert main([*cli, "webhook", "resend", row.job_id]) == ExitCode.OK, "asked for again"
+    assert len(queued_webhooks(cloud)) == 1
+    assert main([*cli, "webhook", "resend", row.job_id]) == ExitCode.USAGE, "on its way already"
+    assert main([*cli, "webhook", "recover", "--since", "yesterday"]) == ExitCode.USAGE
 
 
 def test_the_queue_message_cannot_change_what_is_sent_or_where(

@@ -28,7 +28,20 @@ class AddAttribute:
 
 # A plain attribute value; None removes the attribute in an update.
 Value = str | float | int | bool | frozenset[str] | None
-Fields = Mapping[str, Value | AddAttribute]
+
+
+@dataclass(frozen=True)
+class AppendEntry:
+    """In an update: append one map of plain values to a list attribute (a new list while
+    missing), so a log kept on the row never needs reading first."""
+
+    entry: Mapping[str, Value]
+
+    def attr(self) -> dict[str, Any]:
+        return {"M": {name: to_attr(value) for name, value in self.entry.items()}}
+
+
+Fields = Mapping[str, Value | AddAttribute | AppendEntry]
 Item = dict[str, Any]
 
 CONFLICT_ATTEMPTS = 5
@@ -98,6 +111,10 @@ def update_clause(fields: Fields) -> tuple[str, dict[str, str], dict[str, Any]]:
             names[f"#a{i}"] = value.source
             values[f":zero{i}"] = to_attr(0)
             sets.append(f"#f{i} = if_not_exists(#f{i}, :zero{i}) + if_not_exists(#a{i}, :zero{i})")
+        elif isinstance(value, AppendEntry):
+            values[f":none{i}"] = {"L": []}
+            values[f":f{i}"] = {"L": [value.attr()]}
+            sets.append(f"#f{i} = list_append(if_not_exists(#f{i}, :none{i}), :f{i})")
         else:
             sets.append(f"#f{i} = :f{i}")
             values[f":f{i}"] = to_attr(value)
@@ -117,6 +134,8 @@ def updated(item: Mapping[str, Any], fields: Fields) -> Item:
         elif isinstance(value, AddAttribute):
             total = sum(Decimal(after.get(n, {}).get("N", "0")) for n in (name, value.source))
             after[name] = {"N": str(total)}
+        elif isinstance(value, AppendEntry):
+            after[name] = {"L": [*after.get(name, {}).get("L", []), value.attr()]}
         else:
             after[name] = to_attr(value)
     return after

@@ -83,6 +83,16 @@ class WebhookState(StrEnum):
 
 
 @dataclass(frozen=True)
+class WebhookTry:
+    """One attempt of a webhook, as its log keeps it."""
+
+    delivery_id: str
+    at: float
+    answer: str
+    seconds: float  # from the start of the POST to its answer (or its failure)
+
+
+@dataclass(frozen=True)
 class Webhook:
     """The webhook of a job's latest ending (docs/webhooks.md)."""
 
@@ -94,6 +104,7 @@ class Webhook:
     ended_at: float | None = None  # delivered, refused or given up at
     next_at: float | None = None  # while pending after a failed attempt: tried again about then
     body: str | None = field(default=None, repr=False)  # what is signed and sent, as queued
+    log: tuple[WebhookTry, ...] = ()  # every attempt of the job's webhooks, oldest first
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Webhook | None:
@@ -109,6 +120,15 @@ class Webhook:
             ended_at=number(item, "webhook_ended_at"),
             next_at=number(item, "webhook_next_at"),
             body=text(item, "webhook_body"),
+            log=tuple(
+                WebhookTry(
+                    text(entry, "delivery") or delivery_id,
+                    number(entry, "at") or 0.0,
+                    text(entry, "answer") or "",
+                    number(entry, "seconds") or 0.0,
+                )
+                for entry in (e.get("M", {}) for e in item.get("webhook_log", {}).get("L", []))
+            ),
         )
 
 

@@ -27,6 +27,7 @@ from ..errors import Cap
 from .caps import Reservation, day_of
 from .items import (
     AddAttribute,
+    AppendEntry,
     Fields,
     Item,
     Value,
@@ -93,6 +94,7 @@ class WebhookAttempt:
     answer: str
     at: float
     next_at: float | None = None
+    seconds: float = 0.0  # how long the POST took
 
 
 # A submission the API took is charged at the price recorded with it; one whose outcome
@@ -729,6 +731,14 @@ class TaskTable:
             "webhook_answer": attempt.answer,
             "webhook_ended_at": attempt.at if attempt.state.ended else None,
             "webhook_next_at": attempt.next_at,
+            "webhook_log": AppendEntry(
+                {
+                    "delivery": seen.delivery_id,
+                    "at": attempt.at,
+                    "answer": attempt.answer,
+                    "seconds": attempt.seconds,
+                }
+            ),
         }
         return self._update(
             job_id,
@@ -740,6 +750,25 @@ class TaskTable:
                 ":pending": to_attr(WebhookState.PENDING.value),
                 ":seen": to_attr(seen.attempts),
             },
+        )
+
+    def webhook_resent(self, job_id: str, delivery_id: str, now: float) -> Row | None:
+        """Make an ended webhook pending again, for the operator's resend: the same
+        delivery id and body, a new retry window from `now`; its attempts keep counting.
+        None when the row holds no such ended webhook (pending, or another delivery)."""
+        ended = {f":ended{i}": to_attr(s.value) for i, s in enumerate(WebhookState) if s.ended}
+        fields: Fields = {
+            "webhook_state": WebhookState.PENDING.value,
+            "webhook_queued_at": now,
+            "webhook_ended_at": None,
+            "webhook_next_at": None,
+        }
+        return self._update(
+            job_id,
+            fields,
+            condition=f"webhook_id = :delivery AND webhook_state IN ({', '.join(ended)})"
+            " AND attribute_exists(webhook_body)",
+            extra_values={":delivery": to_attr(delivery_id), **ended},
         )
 
     # --- plumbing --------------------------------------------------------------------

@@ -13,6 +13,7 @@ notification and the job's state are never touched.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections.abc import Callable
@@ -65,6 +66,7 @@ class Answer:
     state: WebhookState  # PENDING: worth trying again
     text: str
     retry_after: float | None = None
+    seconds: float = 0.0  # how long the POST took
 
 
 def deliver(services: WebhookServices, message: WebhookMessage) -> float | None:
@@ -133,11 +135,17 @@ def post(services: WebhookServices, delivery: Delivery) -> Answer:
         "User-Agent": USER_AGENT,
         **NO_ENCODING,
     }
+    started = time.monotonic()
+    answer = _send(services, delivery.url, body, headers)
+    return dataclasses.replace(answer, seconds=round(time.monotonic() - started, 3))
+
+
+def _send(services: WebhookServices, url: str, body: bytes, headers: dict[str, str]) -> Answer:
     timeout = services.settings.timeout_seconds
     try:
         with (
             call_deadline(timeout),  # the whole POST, however slowly the receiver answers
-            services.http.stream("POST", delivery.url, content=body, headers=headers) as reply,
+            services.http.stream("POST", url, content=body, headers=headers) as reply,
         ):
             return _answer(reply)
     except RefusedCallback as exc:
@@ -173,16 +181,20 @@ def _verdict(
 ) -> tuple[WebhookAttempt, float]:
     """What to record of the attempt, and the wait before the next one."""
     if answer.state is not WebhookState.PENDING:
-        return WebhookAttempt(answer.state, answer.text, now), 0.0
+        return WebhookAttempt(answer.state, answer.text, now, seconds=answer.seconds), 0.0
     window_ends = hook.queued_at + settings.retry_window_seconds
     if now >= window_ends:
-        return WebhookAttempt(WebhookState.GIVEN_UP, answer.text, now), 0.0
+        given_up = WebhookAttempt(WebhookState.GIVEN_UP, answer.text, now, seconds=answer.seconds)
+        return given_up, 0.0
     wait = next_wait(settings.first_retry_seconds, hook.attempts + 1, jitter)
     wait = min(wait, max(1.0, window_ends - now))  # the last try falls at the window's end
     if answer.retry_after is not None:
         wait = max(wait, min(answer.retry_after, MAX_RETRY_AFTER_SECONDS))
     wait = round(wait)
-    return WebhookAttempt(WebhookState.PENDING, answer.text, now, next_at=now + wait), wait
+    pending = WebhookAttempt(
+        WebhookState.PENDING, answer.text, now, next_at=now + wait, seconds=answer.seconds
+    )
+    return pending, wait
 
 
 def next_wait(first: float, attempts: int, jitter: Callable[[float, float], float]) -> float:
