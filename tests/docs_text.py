@@ -17,7 +17,7 @@ _FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.M | re.S)
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
 _HEADING = re.compile(r"^#+ (.+)$", re.M)
 # A command as typed: at a line's start (after an optional prompt) or inside `$(…)`.
-_COMMAND = re.compile(r"(?:^\$?\s*|\$\()lyrics-to-song ([^)\n#|]*)", re.M)
+_COMMAND = re.compile(r"(?:^\$?\s*|\$\()lyrics-to-song ([^)\n#|>]*)", re.M)
 
 
 @dataclass(frozen=True)
@@ -39,9 +39,11 @@ def readme_webhook_examples() -> tuple[str, str]:
     return check, receiver
 
 
-def walkthrough(text: str) -> str:
-    """The block the README marks as run by the tests."""
-    start = text.index(WALKTHROUGH_MARK)
+def walkthrough(text: str, which: int = 0) -> str:
+    """A block the README marks as run by the tests: the first, or the `which`-th."""
+    start = -1
+    for _ in range(which + 1):
+        start = text.index(WALKTHROUGH_MARK, start + 1)
     return next(code_blocks(text[start:]))
 
 
@@ -53,8 +55,8 @@ def commands(text: str, sample_job: str) -> Iterator[list[str]]:
 
 
 def typed(block: str, sample_job: str) -> Iterator[list[str]]:
-    """The `lyrics-to-song …` commands of one code block."""
-    for match in _COMMAND.finditer(block):
+    """The `lyrics-to-song …` commands of one code block (a line ending in `\\` goes on)."""
+    for match in _COMMAND.finditer(block.replace("\\\n", " ")):
         line = re.sub(r'"?\$\w+"?', sample_job, match.group(1))
         yield shlex.split(line)
 

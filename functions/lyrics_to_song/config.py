@@ -77,6 +77,7 @@ class WebhookSettings:
     """What the webhook function reads (docs/webhooks.md: Delivery)."""
 
     tasks_table_name: str
+    spending_table_name: str | None  # where tenants' secrets' generations are (rotations)
     queue_url: str  # the webhooks queue: a failed attempt's message waits there
     secret_arn: str | None  # the signing secret in Secrets Manager (deployed)
     secret: str | None  # the signing secret itself (local runs)
@@ -265,6 +266,7 @@ def load_webhook_settings(env: Mapping[str, str] | None = None) -> WebhookSettin
     secret_arn, secret = _secret(env, "WEBHOOK_SECRET_ARN", "WEBHOOK_SECRET")
     return WebhookSettings(
         tasks_table_name=_required(env, "TASKS_TABLE_NAME"),
+        spending_table_name=env.get("SPENDING_TABLE_NAME", "").strip() or None,
         queue_url=_required(env, "WEBHOOK_QUEUE_URL"),
         secret_arn=secret_arn,
         secret=secret,

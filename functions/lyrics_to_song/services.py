@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from .config import Settings, WebhookSettings
-from .data.caps import Budget
+from .data.caps import Budget, TenantStore
 from .data.pace import PollWatch, SongTimes, StatusBudget
 from .data.senders import SenderStore
 from .data.task_table import TaskTable
@@ -171,9 +171,12 @@ def build_webhook_services(
 
     client = client or _boto3_clients()
     timeout = settings.timeout_seconds
+    dynamodb = client("dynamodb")
+    spending = settings.spending_table_name
     return WebhookServices(
         settings=settings,
-        table=TaskTable(client("dynamodb"), settings.tasks_table_name),
+        table=TaskTable(dynamodb, settings.tasks_table_name),
+        tenants=TenantStore(dynamodb, spending) if spending else None,
         sqs=client("sqs"),
         http=httpx.Client(
             transport=CheckedTransport(settings.callback_rules.check_address),

@@ -32,14 +32,19 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes) -> bool:
     return True
 
 
-def secret_for(stack_secret: str, body: bytes) -> str:
-    """The secret of the tenant the notice is for: a receiver serving one tenant holds
-    that one; this one serves every tenant of the local stack."""
+# The generations of a tenant's secret this receiver knows (lyrics-to-song webhook rotate).
+KNOWN_GENERATIONS = 10
+
+
+def secrets_for(stack_secret: str, body: bytes) -> list[str]:
+    """The secrets of the tenant the notice is for: a receiver serving one tenant holds
+    that one's (two, while it changes over); this one serves every tenant of the local
+    stack, whatever their rotations."""
     try:
         tenant = json.loads(body).get("tenant") or DEFAULT_TENANT
     except (ValueError, AttributeError):
         tenant = DEFAULT_TENANT
-    return tenant_secret(stack_secret, str(tenant))
+    return [tenant_secret(stack_secret, str(tenant), g) for g in range(KNOWN_GENERATIONS)]
 
 
 @dataclass(frozen=True)
@@ -126,7 +131,8 @@ class WebhookReceiver:
 
     def _take(self, request: BaseHTTPRequestHandler, body: bytes) -> None:
         headers = {name.lower(): value for name, value in request.headers.items()}
-        verified = verify(secret_for(self.stack_secret, body), headers, body)
+        secrets = secrets_for(self.stack_secret, body)
+        verified = any(verify(secret, headers, body) for secret in secrets)
         delivery_id = headers.get("webhook-id", "")
         with self._lock:
             seen = 1 + sum(1 for d in self.deliveries if d.delivery_id == delivery_id)

@@ -250,15 +250,23 @@ def _tenant_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> 
     webhook = command(
         "webhook", "what a tenant's webhook receiver needs to check deliveries (docs/webhooks.md)"
     )
-    show_secret, log, resend, recover = _actions(
+    show_secret, rotate, log, resend, recover = _actions(
         webhook,
         secret="print the tenant's signing secret (whsec_…), for its receiver; reading it "  # noqa: S106 - a help text
         "needs secretsmanager:GetSecretValue on the stack's WebhookSecretArn",
+        rotate="give the tenant a new secret; the old one signs too for --overlap-hours",
         log="every attempt of the job's webhooks: when, how long, what the receiver answered",
         resend="send the job's last notice again: the same webhook-id, a fresh signature",
         recover="send again every webhook given up or refused since a time",
     )
-    show_secret.add_argument("--tenant", default="default", help="the tenant (default)")
+    for action in (show_secret, rotate):
+        action.add_argument("--tenant", default="default", help="the tenant (default)")
+    rotate.add_argument(
+        "--overlap-hours",
+        type=POSITIVE_SECONDS,
+        default=24.0,
+        help="how long both secrets sign, for receivers to change over (24)",
+    )
     for action in (log, resend):
         action.add_argument("job", help="the job id (job-…)")
     recover.add_argument("--since", required=True, help="a date or time, UTC (2026-11-29)")
@@ -613,9 +621,14 @@ def _senders(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
 
 
 def _webhook(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
-    if args.action == "secret":
-        secret = webhook_tools.secret(cloud, args.tenant)
-        out.result(secret, {"tenant": args.tenant, "secret": secret})
+    if args.action in ("secret", "rotate"):
+        now = time.time()
+        found = (
+            webhook_tools.secrets(cloud, args.tenant, now)
+            if args.action == "secret"
+            else webhook_tools.rotate(cloud, args.tenant, args.overlap_hours * 3600, now)
+        )
+        out.result(views.secrets_text(found), views.secrets_dict(args.tenant, found))
     elif args.action == "log":
         row = jobs.get_job(cloud, args.job)
         out.result(views.webhook_log_text(row), views.webhook_dict(row))

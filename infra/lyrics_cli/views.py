@@ -11,6 +11,7 @@ from lyrics_to_song.data.spend import Counts
 
 from .jobs import CapsUse
 from .spend_report import SpendReport
+from .webhook_tools import Secrets
 
 
 def when(seconds: float | None) -> str | None:
@@ -344,3 +345,22 @@ def senders_text(found: dict[str, list[str]], policy: str | None) -> str:
     lines = [f"{'SENDER':<{width}}  TENANTS"]
     lines += [f"{sender:<{width}}  {', '.join(tenants)}" for sender, tenants in found.items()]
     return "\n".join([*lines, rule])
+
+
+def secrets_text(found: Secrets) -> str:
+    """The current secret alone on its line (for `$(…)`), and the old one's end."""
+    if found.previous is None:
+        return found.current
+    return (
+        f"{found.current}\n(the previous secret, {found.previous}, signs too until "
+        f"{when(found.previous_until)}: every delivery carries both signatures till then)"
+    )
+
+
+def secrets_dict(tenant: str, found: Secrets) -> dict[str, Any]:
+    return {
+        "tenant": tenant,
+        "secret": found.current,
+        "previous_secret": found.previous,
+        "previous_until": when(found.previous_until),
+    }

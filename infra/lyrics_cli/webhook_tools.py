@@ -3,8 +3,10 @@ webhook)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from lyrics_to_song.data.caps import TenantStore
 from lyrics_to_song.data.rows import Row, WebhookState
 from lyrics_to_song.data.task_table import TaskTable
 from lyrics_to_song.webhooks.queue import WebhookMessage
@@ -13,9 +15,49 @@ from lyrics_to_song.webhooks.signing import tenant_secret
 from .stack_target import CliError, Cloud, ExitCode
 
 
-def secret(cloud: Cloud, tenant: str) -> str:
-    """The tenant's signing secret, `whsec_…`, derived from the stack's (which the caller
-    must be allowed to read)."""
+@dataclass(frozen=True)
+class Secrets:
+    """A tenant's signing secret now, and during a rotation the one before it."""
+
+    current: str
+    previous: str | None = None
+    previous_until: float | None = None
+
+
+def secrets(cloud: Cloud, tenant: str, now: float) -> Secrets:
+    """The secrets that sign for `tenant` now (the caller must be allowed to read the
+    stack's), from its secret's generation."""
+    stack = _stack_secret(cloud)
+    keys = _store(cloud).webhook_keys(tenant)
+    found = [tenant_secret(stack, tenant, g) for g in keys.signing(now)]
+    if len(found) == 1:
+        return Secrets(found[0])
+    return Secrets(found[0], found[1], keys.previous_until)
+
+
+def rotate(cloud: Cloud, tenant: str, overlap_seconds: float, now: float) -> Secrets:
+    """A new secret for the tenant; the old one signs too for `overlap_seconds`, so its
+    receivers can change over without missing a delivery."""
+    stack = _stack_secret(cloud)
+    keys = _store(cloud).rotate_webhook(tenant, now + overlap_seconds)
+    return Secrets(
+        tenant_secret(stack, tenant, keys.generation),
+        tenant_secret(stack, tenant, keys.generation - 1),
+        keys.previous_until,
+    )
+
+
+def _store(cloud: Cloud) -> TenantStore:
+    if not cloud.spending_table:
+        raise CliError(
+            f"stack {cloud.stack_name!r} has no SpendingTableName output: deploy it again",
+            ExitCode.ENVIRONMENT,
+        )
+    return TenantStore(cloud.dynamodb, cloud.spending_table)
+
+
+def _stack_secret(cloud: Cloud) -> str:
+    """The stack's signing secret (the caller must be allowed to read it)."""
     if not cloud.webhook_secret_arn:
         raise CliError(
             f"stack {cloud.stack_name!r} has no WebhookSecretArn output: it sends no webhooks",
@@ -25,7 +67,7 @@ def secret(cloud: Cloud, tenant: str) -> str:
     value = str(found.get("SecretString") or "")
     if not value:
         raise CliError("the stack's webhook signing secret has no value", ExitCode.ENVIRONMENT)
-    return tenant_secret(value, tenant)
+    return value
 
 
 def resend(cloud: Cloud, row: Row, now: float) -> Row:

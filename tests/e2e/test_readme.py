@@ -15,9 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
+from standardwebhooks import Webhook as StandardWebhook
 
 from local_cloud.emulator import MusicApiEmulator
-from local_cloud.serve import LOCAL_API_PORT, LocalService
+from local_cloud.serve import LOCAL_API_PORT, LOCAL_RECEIVER_PORT, LocalService
 from lyrics_cli.stack_target import LOCAL_ENDPOINT
 from lyrics_to_song.data.rows import JobState
 from lyrics_to_song.data.task_table import TaskTable
@@ -47,11 +48,19 @@ def hooked_service() -> Iterator[LocalService]:
     yield from _local_service("readme-hook")
 
 
+@pytest.fixture
+def local_hook_service() -> Iterator[LocalService]:
+    yield from _local_service("readme-local-hook")
+
+
 def _as_run_here(block: str, service: LocalService) -> str:
     """The block with `make local`'s fixed addresses swapped for the test's."""
     lines = [line for line in block.splitlines() if not line.startswith("source ")]
     script = "\n".join(["set -euo pipefail", *lines])
-    script = script.replace("--local", f"--local --endpoint-url {service.endpoint_url}")
+    target = f"--local --endpoint-url {service.endpoint_url} --stack {service.stack.name}"
+    script = script.replace("--local", target)
+    receiver = f"http://127.0.0.1:{LOCAL_RECEIVER_PORT}/hooks/songs"
+    script = script.replace(receiver, service.receiver.url)
     return script.replace(f"http://127.0.0.1:{LOCAL_API_PORT}", service.api.url)
 
 
@@ -89,6 +98,37 @@ def test_the_walkthrough_makes_a_song_and_a_listed_failure(
     ended = sorted((row.state, row.resubmits) for row in rows)
     assert ended == [(JobState.COMPLETED, 0), (JobState.COMPLETED, 1)], "the failure paid again"
     assert done.stdout.rstrip().endswith("resubmits  1")
+
+
+def test_the_local_webhook_walkthrough_prints_the_secret_its_delivery_verifies_with(
+    local_hook_service: LocalService, tmp_path: Path
+) -> None:
+    hooked_service = local_hook_service
+    block = walkthrough(README.read_text(), 1)
+    assert f"http://127.0.0.1:{LOCAL_RECEIVER_PORT}/hooks/songs" in block
+    done = subprocess.run(  # noqa: S603 - bash running the README's own block
+        ["/bin/bash", "-c", _as_run_here(block, hooked_service)],
+        cwd=tmp_path,
+        env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    secret = done.stdout.splitlines()[0]
+    assert secret.startswith("whsec_")
+    deadline = time.monotonic() + 30
+    while not hooked_service.receiver.accepted() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (delivery,) = hooked_service.receiver.accepted().values()
+    headers = {
+        "webhook-id": delivery.delivery_id,
+        "webhook-timestamp": delivery.timestamp,
+        "webhook-signature": delivery.signature,
+    }
+    assert StandardWebhook(secret).verify(delivery.body, headers)["status"] == "COMPLETED"
+    assert "AT " in done.stdout, "the webhook's log, as printed"
 
 
 def test_the_readme_receiver_takes_the_stacks_webhook_once(

@@ -778,5 +778,26 @@ def test_webhook_secret_prints_the_secret_a_tenants_receiver_verifies_with(
     assert StandardWebhook(printed).verify(body, headers) == json.loads(body)
     assert main([*target, "webhook", "secret", "--json"]) == ExitCode.OK
     default = json.loads(capsys.readouterr().out)
-    assert default == {"tenant": "default", "secret": "whsec_" + stack.webhook_secret()}
+    assert default["secret"] == "whsec_" + stack.webhook_secret()
+    assert default["previous_secret"] is None
     assert main([*target, "webhook", "secret", "--tenant", "Team A"]) == ExitCode.USAGE
+
+
+def test_webhook_rotate_gives_a_new_secret_and_keeps_the_old_one_for_the_overlap(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = ["--region", "us-east-1", "--stack", "songs", "webhook"]
+    assert main([*target, "secret", "--tenant", "shop", "--json"]) == ExitCode.OK
+    before = json.loads(capsys.readouterr().out)["secret"]
+    rotate = [*target, "rotate", "--tenant", "shop", "--overlap-hours", "2", "--json"]
+    assert main(rotate) == ExitCode.OK
+    rotated = json.loads(capsys.readouterr().out)
+    assert rotated["previous_secret"] == before
+    assert rotated["secret"] not in (before, tenant_secret(stack.webhook_secret(), "default"))
+    assert main([*target, "secret", "--tenant", "shop"]) == ExitCode.OK
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[0] == rotated["secret"], "the secret now, alone on its first line"
+    assert f"the previous secret, {before}, signs too until " in shown[1]
+    with pytest.raises(SystemExit) as refused:
+        main([*target, "rotate", "--tenant", "shop", "--overlap-hours", "0"])
+    assert refused.value.code == ExitCode.USAGE

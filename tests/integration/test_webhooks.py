@@ -212,6 +212,37 @@ def test_a_receiver_answering_401_three_times_then_200_gets_it_once(
     assert [a.at for a in hook.log] == sorted(a.at for a in hook.log)
 
 
+def test_during_a_rotation_either_secret_verifies_and_after_it_only_the_new_one(
+    cloud: Cloud, hooks: WebhookServices, receiver: WebhookReceiver
+) -> None:
+    store = TenantStore(cloud.services.budget.client, cloud.services.budget.table_name)
+    stack = cloud.stack.webhook_secret()
+    old, new = tenant_secret(stack, "team-a"), tenant_secret(stack, "team-a", 1)
+    assert store.rotate_webhook("team-a", cloud.clock.now + 3600).generation == 1
+    receiver.answers = failing_first(1, status=503)
+    row = finished_song(cloud, callback_url=receiver.url, tenant="team-a")
+    (message,) = queued_webhooks(cloud)
+
+    def headers_of(n: int) -> dict[str, str]:
+        d = receiver.deliveries[n]
+        return {
+            "webhook-id": d.delivery_id,
+            "webhook-timestamp": d.timestamp,
+            "webhook-signature": d.signature,
+        }
+
+    assert deliver(hooks, message) is not None  # within the hour: both sign
+    assert len(headers_of(0)["webhook-signature"].split(" ")) == 2
+    for secret in (old, new):
+        StandardWebhook(secret).verify(receiver.deliveries[0].body, headers_of(0))
+    cloud.clock.advance(3601)  # the overlap is over
+    assert deliver(hooks, message) is None
+    body = receiver.deliveries[1].body
+    assert StandardWebhook(new).verify(body, headers_of(1))["job_id"] == row.job_id
+    with pytest.raises(WebhookVerificationError):
+        StandardWebhook(old).verify(body, headers_of(1))
+
+
 def test_recover_resends_what_was_given_up_during_an_outage_with_the_same_id(
     cloud: Cloud,
     hooks: WebhookServices,

@@ -457,7 +457,16 @@ def test_webhooks_have_a_function_of_their_own_with_the_least_it_needs(
         ("dynamodb:UpdateItem", "{'Fn::GetAtt': ['TasksTable', 'Arn']}"),
         ("sqs:ChangeMessageVisibility", "{'Fn::GetAtt': ['WebhookQueue', 'Arn']}"),
         ("secretsmanager:GetSecretValue", "{'Ref': 'WebhookSigningSecret'}"),
-    }, "no music API key, no songs, no spending table"
+        ("dynamodb:GetItem", "{'Fn::GetAtt': ['SpendingTable', 'Arn']}"),
+    }, "no music API key, no songs"
+    (spending,) = [
+        s
+        for s in _statements(cfn, "WebhookFunctionRole")
+        if s["Resource"] == {"Fn::GetAtt": ["SpendingTable", "Arn"]}
+    ]
+    assert spending["Condition"] == {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["caps#*"]}
+    }, "the tenants' items alone, read only: no counters, no spend"
     (mapping,) = [
         m
         for m in resources(cfn, "AWS::Lambda::EventSourceMapping").values()

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 import httpx
 
 from ..config import WebhookSettings
-from ..data.rows import Webhook, WebhookState
+from ..data.caps import TenantStore, WebhookKeys
+from ..data.rows import Row, Webhook, WebhookState
 from ..data.task_table import TaskTable, WebhookAttempt
 from ..errors import RefusedCallback
 from ..http_transport import NO_ENCODING, call_deadline, retry_after
@@ -50,6 +51,7 @@ ENDED_METRICS = {
 class WebhookServices:
     settings: WebhookSettings
     table: TaskTable
+    tenants: TenantStore | None  # the generations of tenants' secrets; None: never rotated
     sqs: SQSClient
     http: httpx.Client  # with every connection's address checked, redirects not followed
     secret: Callable[[], str]  # the stack's signing secret; tenants' are derived from it
@@ -90,8 +92,9 @@ def deliver(services: WebhookServices, message: WebhookMessage) -> float | None:
         logger.error("webhook without a body or a callback on its row: dropped")
         count("WebhookMessagesUnreadable")
         return None
-    secret = tenant_secret(services.secret(), row.tenant)
-    answer = post(services, Delivery(message.delivery_id, row.callback_url, body, secret))
+    answer = post(
+        services, Delivery(message.delivery_id, row.callback_url, body, _secrets(services, row))
+    )
     attempt, wait = _verdict(services.settings, services.jitter, hook, answer, now)
     if services.table.webhook_attempted(message.job_id, hook, attempt) is None:
         logger.info("another copy of this webhook recorded an attempt first: this one stops")
@@ -116,14 +119,22 @@ def _shown(url: str) -> str:
     return str(httpx.URL(url).copy_with(query=None))
 
 
+def _secrets(services: WebhookServices, row: Row) -> list[str]:
+    """The secrets that sign for the job's tenant now: its current one, and during a
+    rotation the one before it too."""
+    keys = services.tenants.webhook_keys(row.tenant) if services.tenants else WebhookKeys()
+    stack = services.secret()
+    return [tenant_secret(stack, row.tenant, g) for g in keys.signing(services.clock())]
+
+
 @dataclass(frozen=True)
 class Delivery:
-    """What one attempt sends: the row's, signed with its tenant's secret."""
+    """What one attempt sends: the row's, signed with its tenant's secrets."""
 
     delivery_id: str
     url: str
     body: str
-    secret: str
+    secrets: list[str]
 
 
 def post(services: WebhookServices, delivery: Delivery) -> Answer:
@@ -131,7 +142,7 @@ def post(services: WebhookServices, delivery: Delivery) -> Answer:
     body = delivery.body.encode()
     stamp = int(services.wall())
     headers = {
-        **signed_headers([delivery.secret], delivery.delivery_id, stamp, body),
+        **signed_headers(delivery.secrets, delivery.delivery_id, stamp, body),
         "User-Agent": USER_AGENT,
         **NO_ENCODING,
     }

@@ -29,11 +29,13 @@ def secret_key(secret: str) -> bytes:
     return base64.b64decode(secret.strip().removeprefix(SECRET_PREFIX) + "==")
 
 
-def tenant_secret(stack_secret: str, tenant: str) -> str:
-    """The tenant's signing secret, in `whsec_` form."""
-    if tenant == DEFAULT_TENANT:
+def tenant_secret(stack_secret: str, tenant: str, generation: int = 0) -> str:
+    """The tenant's signing secret, in `whsec_` form: of its first generation, or of a
+    later one (`lyrics-to-song webhook rotate`), `tenant:<name>:<generation>` derived."""
+    if tenant == DEFAULT_TENANT and generation == 0:
         return SECRET_PREFIX + stack_secret.strip().removeprefix(SECRET_PREFIX)
-    derived = hmac.new(secret_key(stack_secret), f"tenant:{tenant}".encode(), hashlib.sha256)
+    label = f"tenant:{tenant}" + (f":{generation}" if generation else "")
+    derived = hmac.new(secret_key(stack_secret), label.encode(), hashlib.sha256)
     return SECRET_PREFIX + base64.b64encode(derived.digest()).decode()
 
 
