@@ -82,6 +82,12 @@ def announce(services: Services, row: Row) -> None:
     )
 
 
+def event_type(row: Row) -> str:
+    """What the notice tells, for receivers that route by it: `song.completed`,
+    `song.failed`, `song.timed_out` or `song.unknown`."""
+    return "song." + row.state.value.lower()
+
+
 def notification_body(row: Row, *, songs_bucket: str, song_url: str | None) -> dict[str, Any]:
     """The JSON subscribers receive; see the README for the schema. Everything but the
     presigned `url` comes from the stored row, so a re-sent notice is the same notice."""
@@ -96,6 +102,7 @@ def notification_body(row: Row, *, songs_bucket: str, song_url: str | None) -> d
             "sidecar_s3_uri": f"s3://{songs_bucket}/{sidecar_key(row.song_key)}",
         }
     return {
+        "type": event_type(row),
         "notice_id": notice_id(row),
         "job_id": row.job_id,
         "task_id": row.task_id,

@@ -22,7 +22,7 @@ def unknown_job(cloud: Cloud) -> str:
         Outcome.UNKNOWN
     ]
     (note,) = cloud.notifications()
-    assert note["status"] == "UNKNOWN"
+    assert (note["status"], note["type"]) == ("UNKNOWN", "song.unknown")
     assert note["notice_id"] == f"{note['job_id']}_1"
     return str(note["job_id"])
 

@@ -459,6 +459,7 @@ def test_every_delivery_verifies_with_the_standard_webhooks_library(
     secret = "whsec_" + cloud.stack.webhook_secret()
     notice = StandardWebhook(secret).verify(delivery.body, headers)
     assert notice["notice_id"] == delivery.delivery_id == f"{notice['job_id']}_1"
+    assert notice["type"] == "song.completed", "for receivers that route by it"
     assert "." not in delivery.delivery_id, "the separator of the signed text"
     assert delivery.signature.startswith("v1,")
     with pytest.raises(WebhookVerificationError):
