@@ -33,8 +33,9 @@ def code_blocks(text: str) -> Iterator[str]:
 
 
 def readme_webhook_examples() -> tuple[str, str]:
-    """The README's two Python blocks under Webhooks: the check, and a whole receiver."""
-    section = README.read_text().split("#### Webhooks", 1)[1].split("\n#### ", 1)[0]
+    """The two Python blocks of docs/webhooks.md's receiver: the check, and a whole one."""
+    page = (ROOT / "docs" / "webhooks.md").read_text()
+    section = page.split("## A receiver in a few lines", 1)[1].split("\n## ", 1)[0]
     check, receiver = code_blocks(section)
     return check, receiver
 

@@ -1,7 +1,7 @@
 """Announcing the end of a job: one notification (SNS) and one event (EventBridge), then
 the row leaves the due index.
 
-The body's schema is in the README (Notifications).
+The body's schema is in the docs/notifications.md.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def event_type(row: Row) -> str:
 
 
 def notification_body(row: Row, *, songs_bucket: str, song_url: str | None) -> dict[str, Any]:
-    """The JSON subscribers receive; see the README for the schema. Everything but the
+    """The JSON subscribers receive; see docs/notifications.md for the schema. Everything but the
     presigned `url` comes from the stored row, so a re-sent notice is the same notice."""
     song = None
     if row.song_key:

@@ -89,7 +89,7 @@ def seconds(name: str, value: float) -> None:
 def credits_spent(credits: float, tenant: str) -> None:
     """`CreditsSpent` on its own, with the tenant as a property rather than a dimension:
     logs and Logs Insights can split by it, while CloudWatch keeps one metric, whatever
-    the number of tenants (README: Producers and what they spend)."""
+    the number of tenants (docs/producers.md)."""
     if is_metrics_disabled():
         return
     with single_metric(

@@ -73,7 +73,8 @@ def api_key_source(settings: Settings, secrets_client: object | None = None) -> 
             ) from None
         if not isinstance(value, str) or not value.strip():
             raise MusicApiError(
-                ErrorKind.ACCOUNT, f"the API key secret {arn} has no value: set it (README: Deploy)"
+                ErrorKind.ACCOUNT,
+                f"the API key secret {arn} has no value: set it (docs/deploy.md: Deploy)",
             )
         return checked_key(value.strip(), f"the API key secret {arn}")
 
@@ -88,7 +89,7 @@ def checked_key(key: str, where: str) -> str:
         raise MusicApiError(
             ErrorKind.ACCOUNT,
             f"{where} holds a character an API key cannot have ({bad[0]!a}; "
-            "smart quotes or spaces from a copy and paste?): set it again (README: Deploy)",
+            "smart quotes or spaces from a copy and paste?): set it again (docs/deploy.md: Deploy)",
         )
     return key
 

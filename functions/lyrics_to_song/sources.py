@@ -101,7 +101,7 @@ class ResubmitRequest:
 @dataclass(frozen=True)
 class HeldRetry:
     """`{"held": "job-…", "token": …}`: the submit function's own reminder to try a job a
-    cap holds again (README: Producers and what they spend)."""
+    cap holds again (docs/producers.md)."""
 
     job_id: str
     token: str

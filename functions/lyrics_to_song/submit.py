@@ -514,8 +514,8 @@ def submit_lyric_object(services: Services, obj: LyricObject) -> Outcome:
 
 def _sender_tenant(services: Services, named: Any, sender: str | None) -> str:
     """A queued job's tenant: the one it names (the default naming none), which under
-    TenantPolicy=bound its sender must be bound to (README: Producers and what they
-    spend). InvalidRequest says why not."""
+    TenantPolicy=bound its sender must be bound to (docs/producers.md). InvalidRequest
+    says why not."""
     if services.settings.tenant_policy is TenantPolicy.OPEN:
         return DEFAULT_TENANT if named is None else check_tenant(named, "'tenant'")
     principal = principal_of(sender) if sender else None

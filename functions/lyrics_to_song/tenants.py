@@ -1,5 +1,5 @@
 """Producers sharing one stack (tenants): their names, and where a job's comes from
-(README: Producers and what they spend)."""
+(docs/producers.md)."""
 
 from __future__ import annotations
 

@@ -306,7 +306,7 @@ def provision(
 
 def bind_local_producer(stack: Stack) -> None:
     """Bind the command line's sender to the default tenant, as an operator binds a
-    producer (README: Producers and what they spend): its messages carry moto's fixed
+    producer (docs/producers.md): its messages carry moto's fixed
     SenderId, the one a key moto did not make gets."""
     from moto.sqs.models import DEFAULT_SENDER_ID
 

@@ -67,7 +67,7 @@ def check_job_id(job_id: str) -> str:
 def prepare_file(
     path: Path, *, key: str | None, fields: dict[str, Any], tenant: str | None = None
 ) -> LyricUpload:
-    """Read a lyric file, write `fields` into it (README: Lyric files) and check it.
+    """Read a lyric file, write `fields` into it (docs/inputs.md: Lyric files) and check it.
 
     The bucket notifies for names ending in lower-case .txt and .json only, so `song.TXT`
     is uploaded as `song.txt`.
@@ -363,7 +363,7 @@ def set_caps(
     cloud: Cloud, tenant: str, *, per_day: int | None, in_flight: int | None
 ) -> TenantCaps:
     """Set a tenant's own caps; the one not given keeps its value. The submit function
-    reads them at each submission: no redeploy (README: Producers and what they spend)."""
+    reads them at each submission: no redeploy (docs/producers.md)."""
     store = _tenant_store(cloud)
     current = store.get(check_job_tenant(tenant))
     per_day = per_day if per_day is not None else current.per_day if current else None

@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--model", help="model name (default: the stack's)")
     submit.add_argument(
         "--tenant",
-        help="the producer it is for (README: Producers and what they spend); default "
+        help="the producer it is for (docs/producers.md); default "
         "'default', or for a FILE the stack's rule (its metadata, or its first folder)",
     )
     submit.add_argument(

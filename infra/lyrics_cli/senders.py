@@ -1,5 +1,4 @@
-"""Who may submit for which tenant: `lyrics-to-song senders` (README: Producers and what
-they spend)."""
+"""Who may submit for which tenant: `lyrics-to-song senders` (docs/producers.md)."""
 
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ NEEDED_OUTPUTS = ("LyricsBucketName", "SongsBucketName", "JobsQueueUrl", "TasksT
 
 
 class ExitCode(IntEnum):
-    """What scripts can rely on (README: "The command line")."""
+    """What scripts can rely on (docs/command-line.md)."""
 
     OK = 0
     ENDED_BADLY = 1  # the job failed, timed out, has an unknown outcome, or cannot do that

@@ -57,8 +57,8 @@ def expected_dict(row: Row, window: LikelyWindow) -> dict[str, Any] | None:
 
 
 def hold_text(row: Row) -> str | None:
-    """Why a job waits for a cap and when it is tried again (README: Producers and what
-    they spend); None when none holds it."""
+    """Why a job waits for a cap and when it is tried again (docs/producers.md); None
+    when none holds it."""
     hold = row.hold
     if hold is None:
         return None
@@ -81,7 +81,7 @@ def hold_dict(row: Row) -> dict[str, Any] | None:
 
 
 def job_dict(row: Row, songs_bucket: str, window: LikelyWindow | None = None) -> dict[str, Any]:
-    """The job as `--json` prints it (README: The command line)."""
+    """The job as `--json` prints it (docs/command-line.md)."""
     return {
         "job_id": row.job_id,
         "state": row.state.value,

@@ -316,7 +316,7 @@ def test_alarms_watch_what_needs_a_person_and_notify_the_alarm_topic(cfn: dict[s
     for name, alarm in alarms.items():
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
         assert alarm["TreatMissingData"] == "notBreaching", name
-        assert "README" in alarm["AlarmDescription"], "each alarm says where to read what to do"
+        assert "docs/operating.md" in alarm["AlarmDescription"], "where to read what to do"
         metrics = [alarm] + [
             m["MetricStat"]["Metric"] for m in alarm.get("Metrics", []) if "MetricStat" in m
         ]

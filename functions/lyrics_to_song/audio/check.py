@@ -2,7 +2,7 @@
 
 A job is COMPLETED only when its saved bytes are audio of the kind the answer declared
 (its content type; hex audio is MP3). The duration, sample rate and bitrate are measured
-from the file, for the sidecar and the notification (README: The sidecar).
+from the file, for the sidecar and the notification (docs/notifications.md: The sidecar).
 """
 
 from __future__ import annotations

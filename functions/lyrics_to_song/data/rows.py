@@ -28,7 +28,7 @@ class JobState(StrEnum):
 
 # Ended without a song: the states an owner may resubmit from (README: Resubmitting a job).
 RESUBMITTABLE = (JobState.UNKNOWN, JobState.FAILED, JobState.TIMED_OUT)
-# A producer that names none (README: Producers and what they spend).
+# A producer that names none (docs/producers.md).
 DEFAULT_TENANT = "default"
 
 

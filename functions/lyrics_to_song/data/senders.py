@@ -1,4 +1,4 @@
-"""Who may submit for which tenant (README: Producers and what they spend).
+"""Who may submit for which tenant (docs/producers.md).
 
 One item per sender in the spending table, `sender#<principal>`, whose `tenants` string
 set names the tenants it may submit for. A principal is an IAM unique id: a user's

@@ -10,7 +10,7 @@ it ends (at most `MAX_TASK_AGE_SECONDS` later); the caps count it when it starts
   those whose outcome is unknown (`<model>:maybe_*`, and their jobs in `maybe_jobs`),
   and the endings by state (`<model>:ended:<STATE>`);
 - `spend#<day>` holds the tenants seen that day (`tenants`), so a report reads a few
-  items per day and never scans (README: Producers and what they spend).
+  items per day and never scans (docs/producers.md).
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ class WebhookAttempt:
 
 
 # A submission the API took is charged at the price recorded with it; one whose outcome
-# is unknown may have been (README: Producers and what they spend).
+# is unknown may have been (docs/producers.md).
 _CHARGED: Fields = {
     "spent_credits": AddAttribute("price_credits"),
     "spent_usd": AddAttribute("price_usd"),
