@@ -1,8 +1,8 @@
-"""Submit: turn one queued record or S3 object into exactly one paid API call."""
+"""Submit: a job's row written with its share of the caps, then exactly one paid API
+call; over a cap, the job is held instead (intake.py sorts what comes in into jobs)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import uuid
 from collections.abc import Callable
@@ -23,28 +23,15 @@ from .errors import (
     RefusedCallback,
     RetryLater,
 )
-from .lyric_files import parse_lyric_file
 from .observability import count, credits_spent, logger
 from .services import Services
-from .song_request import SongRequest, parse_request
+from .song_request import SongRequest
 from .sources import (
-    HeldRetry,
     Job,
-    LyricObject,
-    QueuedRequest,
-    ResubmitRequest,
-    UnreadableMessage,
     held_retry,
-    lyric_objects,
-    read_message,
 )
 from .tenants import (
-    TenantPolicy,
-    check_tenant,
-    file_tenant,
     is_tenant,
-    principal_of,
-    sender_tenant,
 )
 
 CAP_METRICS = {
@@ -64,7 +51,7 @@ class Outcome(StrEnum):
     HELD = "held"  # a spending cap is reached: HELD, unpaid, tried again later
 
 
-def _start(
+def start_within_caps(
     services: Services, job_id: str, tenant: str, write: Callable[[float], StartResult]
 ) -> Started | None:
     """Write the SUBMITTING row (`write(now)`) with its share of the caps: the stack's,
@@ -114,7 +101,7 @@ def _free_ended_places(services: Services, tenant: str | None) -> bool:
     return bool(ended)
 
 
-def _hold(services: Services, job_id: str, over: OverBudget, write: Callable[[Hold], bool]) -> bool:
+def hold(services: Services, job_id: str, over: OverBudget, write: Callable[[Hold], bool]) -> bool:
     """Hold a job a cap refused (`write` records the hold on its row) and remind the
     queue to try it again when the cap may allow it. False when the row could not take
     the hold (another copy of the message started or ended the job meanwhile).
@@ -143,7 +130,7 @@ def defer(services: Services, body: str, delay: int) -> None:
     )
 
 
-def _reject(
+def reject(
     services: Services,
     job: Job,
     reason: str,
@@ -211,9 +198,9 @@ def submit_request(
             services, request.callback_url, terms.callback_url, request.tenant
         )
     except RefusedCallback as exc:
-        return _reject(services, job, f"invalid song request: {exc}", request.tenant)
+        return reject(services, job, f"invalid song request: {exc}", request.tenant)
     try:
-        attempt = _start(
+        attempt = start_within_caps(
             services,
             job.job_id,
             request.tenant,
@@ -233,7 +220,7 @@ def submit_request(
             ),
         )
     except OverBudget as over:
-        held = _hold(
+        held = hold(
             services,
             job.job_id,
             over,
@@ -257,89 +244,10 @@ def submit_request(
         )
         count("DuplicatesSkipped")
         return Outcome.DUPLICATE
-    return _pay(services, job, attempt, request)
+    return pay(services, job, attempt, request)
 
 
-def resubmit(services: Services, job_id: str, tenant: str | None) -> Outcome:
-    """The owner's explicit resubmission of an UNKNOWN, FAILED or TIMED_OUT job; `tenant`
-    is the sender's, which must be the job's (None: a held resubmission tried again).
-
-    It pays again, on purpose; a job that is running, completed, or whose last
-    notification is not out yet is left alone. Over a cap it waits, held, as new jobs do.
-    """
-    logger.thread_safe_append_keys(job_id=job_id)
-    row = services.table.get(job_id)
-    if row is None:
-        logger.warning("resubmit asked for a job that does not exist")
-        return Outcome.SKIPPED
-    if tenant is not None and tenant != row.tenant:
-        logger.warning(
-            "resubmit refused: the job is another tenant's",
-            extra={"tenant": tenant, "job_tenant": row.tenant},
-        )
-        count("ResubmitsRefused")
-        return Outcome.SKIPPED
-    most = services.settings.max_resubmits
-    if row.resubmits >= most:
-        logger.warning(
-            "resubmit refused: the job was resubmitted MAX_RESUBMITS times already",
-            extra={"resubmits": row.resubmits, "max_resubmits": most},
-        )
-        return Outcome.SKIPPED
-    try:
-        attempt = _start(
-            services,
-            job_id,
-            row.tenant,
-            lambda now: services.table.restart(
-                job_id,
-                now=now,
-                lease_seconds=services.settings.submit_lease_seconds,
-                reservation=services.budget.reserve(
-                    job_id, now, services.budget.caps_of(row.tenant)
-                ),
-                max_resubmits=most,
-                price=services.settings.price,  # a resubmission pays today's price
-            ),
-        )
-    except OverBudget as over:
-        held = _hold(
-            services, job_id, over, lambda hold: services.table.hold_resubmit(job_id, hold)
-        )
-        return Outcome.HELD if held else Outcome.SKIPPED
-    if attempt is None:
-        logger.warning(
-            "resubmit refused: only ended, notified jobs with a valid request can be resent",
-            extra={"state": row.state.value, "notified": row.notified},
-        )
-        return Outcome.SKIPPED
-    assert row.request_json is not None  # restart requires one
-    count("SongsResubmitted")
-    logger.info("resubmitting on request", extra={"previous_state": row.state.value})
-    request = parse_request(json.loads(row.request_json), services.settings.model)
-    request = dataclasses.replace(request, tenant=row.tenant)  # a file's is not in its request
-    return _pay(services, Job(row.job_id, row.source, row.source_name), attempt, request)
-
-
-def retry_held(services: Services, retry: HeldRetry) -> Outcome:
-    """A reminder to try a held job again: taken only when the row still holds its token
-    (so that copies of it, or one sent by anyone, cannot multiply the tries)."""
-    logger.thread_safe_append_keys(job_id=retry.job_id)
-    row = services.table.get(retry.job_id)
-    if row is None or row.hold is None or row.hold.token != retry.token:
-        logger.info("reminder for a job no longer held by it: nothing to do")
-        return Outcome.SKIPPED
-    if row.state is not JobState.HELD:
-        return resubmit(services, row.job_id, tenant=None)
-    assert row.request_json is not None  # a HELD row keeps what it asks for
-    request = parse_request(json.loads(row.request_json), services.settings.model)
-    request = dataclasses.replace(request, tenant=row.tenant)
-    return submit_request(
-        services, Job(row.job_id, row.source, row.source_name), request, row.created_at
-    )
-
-
-def _pay(services: Services, job: Job, attempt: Started, request: SongRequest) -> Outcome:
+def pay(services: Services, job: Job, attempt: Started, request: SongRequest) -> Outcome:
     """Call the API for a job whose SUBMITTING row this attempt holds."""
     try:
         task_id = services.api.submit(request)
@@ -443,142 +351,3 @@ def _settle(
     if row is not None:
         ended(services, row)
     return Outcome.UNKNOWN if state is JobState.UNKNOWN else Outcome.REJECTED
-
-
-def submit_lyric_object(services: Services, obj: LyricObject) -> Outcome:
-    """Read a lyric file (at most the size cap) and submit it.
-
-    The job's identity is the file as read (GetObject's ETag), not as the notification
-    describes it: a notification with another ETag cannot make the same file a new job.
-    """
-    job = obj.job
-    logger.thread_safe_append_keys(job_id=job.job_id)
-    settings = services.settings
-    # Whose a file that fails before it is read is: its folder's tenant, if that names one.
-    try:
-        folder = file_tenant(
-            obj.key, None, from_key=settings.tenant_from_key, policy=settings.tenant_policy
-        )
-    except InvalidRequest:
-        folder = DEFAULT_TENANT
-    if settings.lyrics_bucket_name and obj.bucket != settings.lyrics_bucket_name:
-        return _reject(
-            services,
-            job,
-            f"{obj.source} is not in the lyrics bucket ({settings.lyrics_bucket_name}): not read",
-        )
-    cap = settings.lyrics_max_bytes
-    if obj.size is not None and obj.size > cap:
-        reason = f"{obj.key} is {obj.size} bytes; lyric files may be at most {cap} bytes"
-        return _reject(services, job, reason, folder)
-    try:
-        response = services.s3.get_object(Bucket=obj.bucket, Key=obj.key, Range=f"bytes=0-{cap}")
-        data = response["Body"].read(cap + 1)
-        metadata = response.get("Metadata", {})
-        job = dataclasses.replace(obj, etag=response["ETag"].strip('"')).job
-        logger.thread_safe_append_keys(job_id=job.job_id)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code == "InvalidRange":  # an empty object has no byte 0
-            return _reject(services, job, f"{obj.key} is empty", folder)
-        if code in ("NoSuchKey", "404"):
-            return _reject(services, job, f"{obj.key} no longer exists in {obj.bucket}", folder)
-        raise
-    callback_url = metadata.get("callback_url")
-    if len(data) > cap:
-        reason = f"{obj.key} is larger than {cap} bytes, the limit for lyric files"
-        return _reject(services, job, reason, folder, callback_url)
-    try:
-        tenant = file_tenant(
-            obj.key,
-            metadata.get("tenant"),
-            from_key=settings.tenant_from_key,
-            policy=settings.tenant_policy,
-        )
-    except InvalidRequest as exc:
-        return _reject(services, job, str(exc), folder, callback_url)
-    try:
-        request = parse_lyric_file(
-            obj.key,
-            data,
-            metadata_prompt=metadata.get("prompt"),
-            default_prompt=settings.default_prompt,
-            default_model=settings.model,
-        )
-    except InvalidRequest as exc:
-        return _reject(services, job, str(exc), tenant, callback_url)
-    if request.callback_url is None and callback_url:
-        request = dataclasses.replace(request, callback_url=callback_url.strip())
-    return submit_request(services, job, dataclasses.replace(request, tenant=tenant))
-
-
-def _sender_tenant(services: Services, named: Any, sender: str | None) -> str:
-    """A queued job's tenant: the one it names (the default naming none), which under
-    TenantPolicy=bound its sender must be bound to (docs/producers.md). InvalidRequest
-    says why not."""
-    if services.settings.tenant_policy is TenantPolicy.OPEN:
-        return DEFAULT_TENANT if named is None else check_tenant(named, "'tenant'")
-    principal = principal_of(sender) if sender else None
-    bound = services.senders.tenants(principal) if principal else frozenset[str]()
-    return sender_tenant(named, bound, sender)
-
-
-def submit_queued(services: Services, queued: QueuedRequest) -> Outcome:
-    body = queued.body
-    try:
-        tenant = _sender_tenant(services, body.get("tenant"), queued.sender)
-    except InvalidRequest as exc:
-        job = queued.refused_job()
-        logger.thread_safe_append_keys(job_id=job.job_id)
-        count("RequestsRefusedForTenant")
-        try:  # the refusal is the sender's own tenant's to hear of
-            own = _sender_tenant(services, None, queued.sender)
-        except InvalidRequest:
-            own = DEFAULT_TENANT
-        return _reject(services, job, f"invalid song request: {exc}", own, body.get("callback_url"))
-    job = queued.job_for(tenant)
-    try:
-        request = parse_request(body, services.settings.model)
-    except InvalidRequest as exc:
-        logger.thread_safe_append_keys(job_id=job.job_id)
-        return _reject(
-            services, job, f"invalid song request: {exc}", tenant, body.get("callback_url")
-        )
-    return submit_request(services, job, dataclasses.replace(request, tenant=tenant))
-
-
-def resubmit_request(services: Services, request: ResubmitRequest) -> Outcome:
-    """`{"resubmit": job}` from a producer: allowed to the job's own tenant only."""
-    try:
-        tenant = _sender_tenant(services, request.tenant, request.sender)
-    except InvalidRequest as exc:
-        logger.warning("resubmit refused", extra={"job_id": request.job_id, "reason": str(exc)})
-        count("ResubmitsRefused")
-        return Outcome.SKIPPED
-    return resubmit(services, request.job_id, tenant)
-
-
-def handle_message(
-    services: Services, body: str, message_id: str, sender: str | None = None
-) -> list[Outcome]:
-    """One SQS message (`sender`: its SenderId): a request, a resubmission, a reminder
-    for a held job, an S3 notification (one or more files), or junk."""
-    found = read_message(body, message_id, sender)
-    if found is None:
-        return [Outcome.SKIPPED]
-    if isinstance(found, UnreadableMessage):
-        job = found.job
-        logger.thread_safe_append_keys(job_id=job.job_id)
-        return [_reject(services, job, found.reason)]
-    if isinstance(found, QueuedRequest):
-        return [submit_queued(services, found)]
-    if isinstance(found, ResubmitRequest):
-        return [resubmit_request(services, found)]
-    if isinstance(found, HeldRetry):
-        return [retry_held(services, found)]
-    return [submit_lyric_object(services, obj) for obj in found]
-
-
-def handle_s3_event(services: Services, event: dict[str, Any]) -> list[Outcome]:
-    """S3 notifications delivered to the function directly (not through the queue)."""
-    return [submit_lyric_object(services, obj) for obj in lyric_objects(event)]

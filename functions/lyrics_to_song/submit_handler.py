@@ -17,10 +17,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .config import load_settings
 from .errors import RetryLater
+from .intake import handle_message, handle_s3_event
 from .observability import count, logger, metrics, tracer
 from .services import Services, build_services
 from .sources import is_s3_notification
-from .submit import handle_message, handle_s3_event
 
 # Leave room for one more API call (its read timeout) plus the row writes.
 MIN_REMAINING_MS = 40_000

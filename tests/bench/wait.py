@@ -29,10 +29,10 @@ from local_cloud.emulator import MusicApiEmulator
 from local_cloud.stack import provision
 from lyrics_to_song.check_timing import MIN_SAMPLES, CheckPolicy
 from lyrics_to_song.config import load_settings
+from lyrics_to_song.intake import handle_message
 from lyrics_to_song.music_api import MusicApiClient
 from lyrics_to_song.poll import watch
 from lyrics_to_song.services import Services, build_services
-from lyrics_to_song.submit import handle_message
 from tests.support import song_request
 
 from .common import Result, open_caps, sized

@@ -16,8 +16,10 @@ from local_cloud.runtime import LocalContext
 from lyrics_to_song.data.caps import TenantCaps, TenantStore, day_of
 from lyrics_to_song.data.rows import Hold, JobState
 from lyrics_to_song.errors import Cap, RetryLater
+from lyrics_to_song.intake import handle_message
+from lyrics_to_song.resubmit import resubmit
 from lyrics_to_song.sources import QueuedRequest
-from lyrics_to_song.submit import Outcome, handle_message, resubmit
+from lyrics_to_song.submit import Outcome
 from tests.integration.moto_cloud import PRODUCER, Cloud
 from tests.support import song_request
 

@@ -1,0 +1,21 @@
+"""Who a queued job is for: the tenant it names, checked against its sender under
+TenantPolicy=bound (docs/producers.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .data.rows import DEFAULT_TENANT
+from .services import Services
+from .tenants import TenantPolicy, check_tenant, principal_of, sender_tenant
+
+
+def queued_tenant(services: Services, named: Any, sender: str | None) -> str:
+    """A queued job's tenant: the one it names (the default naming none), which under
+    TenantPolicy=bound its sender must be bound to (docs/producers.md). InvalidRequest
+    says why not."""
+    if services.settings.tenant_policy is TenantPolicy.OPEN:
+        return DEFAULT_TENANT if named is None else check_tenant(named, "'tenant'")
+    principal = principal_of(sender) if sender else None
+    bound = services.senders.tenants(principal) if principal else frozenset[str]()
+    return sender_tenant(named, bound, sender)
