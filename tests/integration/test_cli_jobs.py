@@ -683,7 +683,7 @@ def test_each_callback_action_takes_its_own_options(
 
 def test_status_shows_the_webhook(stack: Stack, clock: FakeClock) -> None:
     from lyrics_cli import views
-    from lyrics_to_song.data.task_table import WebhookAttempt
+    from lyrics_to_song.data.webhook_rows import WebhookAttempt
 
     cloud = connect("songs", region="us-east-1")
     job_id = _pending_row(stack, cloud, clock)

@@ -14,7 +14,7 @@ from samtranslator.translator.translator import Translator
 
 from local_cloud.template import load_template
 from lyrics_to_song.config import load_settings
-from lyrics_to_song.data.task_table import DUE_INDEX
+from lyrics_to_song.data.table_base import DUE_INDEX
 from lyrics_to_song.poll import RESERVE_MS
 from lyrics_to_song.submit_handler import MIN_REMAINING_MS
 

@@ -25,7 +25,8 @@ import httpx
 from ..config import WebhookSettings
 from ..data.caps import TenantStore, WebhookKeys
 from ..data.rows import Row, Webhook, WebhookState
-from ..data.task_table import TaskTable, WebhookAttempt
+from ..data.task_table import TaskTable
+from ..data.webhook_rows import WebhookAttempt
 from ..errors import RefusedCallback
 from ..http_transport import NO_ENCODING, call_deadline, retry_after
 from ..observability import count, logger, without_queries
