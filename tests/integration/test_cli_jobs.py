@@ -409,12 +409,13 @@ def test_aws_region_is_read_and_a_missing_region_points_at_local(
 
 
 def test_hints_repeat_the_options_that_found_the_stack() -> None:
-    from lyrics_cli.main import _again, build_parser
+    from lyrics_cli.commands import again
+    from lyrics_cli.parser import build_parser
 
     local = build_parser().parse_args(["--local", "list"])
-    assert _again(local) == "lyrics-to-song --local"
+    assert again(local) == "lyrics-to-song --local"
     other = build_parser().parse_args(["list", "--stack", "mine", "--region", "eu-west-1"])
-    assert _again(other) == "lyrics-to-song --stack mine --region eu-west-1"
+    assert again(other) == "lyrics-to-song --stack mine --region eu-west-1"
 
 
 def test_progress_counts_in_words() -> None:

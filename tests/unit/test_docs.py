@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from local_cloud.emulator import FAULT_SWITCHES
-from lyrics_cli.main import LOCAL_TOOLS, build_parser
+from lyrics_cli.main import LOCAL_TOOLS
+from lyrics_cli.parser import build_parser
 from tests.docs_text import (
     PAGES,
     README,
