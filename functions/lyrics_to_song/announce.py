@@ -14,6 +14,7 @@ from .audio.store import presigned_url
 from .data.rows import JobState, Row
 from .observability import count, logger
 from .webhooks.queue import notice_id, queue_webhook
+from .webhooks.task_callbacks import output_of, queue_task_answer, task_of
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -40,7 +41,8 @@ def ended(services: Services, row: Row) -> None:
 
 def announce(services: Services, row: Row) -> None:
     """Publish the job's notification and event (and queue its webhook, if it has a
-    callback_url), then close the row.
+    callback_url, and the answer to its Step Functions task, if one waits), then close
+    the row.
 
     A crash before the row is closed leaves it due with `notified` false, and the next
     poll sends them then; the row is never closed without them.
@@ -68,6 +70,14 @@ def announce(services: Services, row: Row) -> None:
             now=services.clock(),
         )
     )
+    if settings.webhook_queue_url and task_of(row) is not None:
+        queue_task_answer(
+            services.table,
+            services.sqs,
+            settings.webhook_queue_url,
+            row,
+            output=output_of(row, body, settings.audio_bucket_name),
+        )
     expires_at = services.clock() + settings.terminal_ttl_days * 86400
     services.table.mark_notified(row.job_id, expires_at=expires_at)
     logger.info(

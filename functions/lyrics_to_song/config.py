@@ -69,6 +69,8 @@ class Settings:
     tenant_from_key: bool  # a lyric file's first folder names its tenant
     tenant_policy: TenantPolicy  # who may name a tenant
     webhook_queue_url: str | None  # None: this stack sends no webhooks
+    # The state machines whose tasks may wait for a song (empty: none may).
+    callback_state_machines: frozenset[str]
     callback_rules: CallbackRules
 
 
@@ -257,6 +259,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         tenant_policy=_tenant_policy(env),
         webhook_queue_url=env.get("WEBHOOK_QUEUE_URL", "").strip() or None,
         callback_rules=_callback_rules(env, base_url),
+        callback_state_machines=frozenset(
+            arn.strip() for arn in env.get("CALLBACK_STATE_MACHINES", "").split(",") if arn.strip()
+        ),
     )
 
 

@@ -6,6 +6,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -188,6 +189,7 @@ def build_webhook_services(
         secret=webhook_secret_source(
             settings, client("secretsmanager") if settings.secret_arn else None
         ),
+        states=cache(lambda: client("stepfunctions")),  # only tasks' answers need it
     )
 
 

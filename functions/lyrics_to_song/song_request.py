@@ -32,6 +32,13 @@ REQUEST_FIELDS = (
     "metadata",
     "tenant",
     "callback_url",
+    "task_token",
+    "state_machine",
+)
+MAX_TASK_TOKEN_CHARS = 1024  # as Step Functions issues them
+# A state machine's ARN, as `$$.StateMachine.Id` gives it.
+_STATE_MACHINE_PATTERN = re.compile(
+    r"arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}"
 )
 # Whole-string patterns, used with fullmatch: `$` would also match before a final newline.
 _MODEL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -87,6 +94,10 @@ class SongRequest:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     tenant: str = DEFAULT_TENANT
     callback_url: str | None = None  # checked against CALLBACK_HOSTS and DNS by submit
+    # A Step Functions task waiting for the song (docs/step-functions.md): its token, and
+    # the state machine it is of (checked against CALLBACK_STATE_MACHINES by submit).
+    task_token: str | None = None
+    state_machine: str | None = None
 
     def api_body(self) -> dict[str, Any]:
         """The JSON body of `POST /api/v1/audio/music`."""
@@ -109,6 +120,9 @@ class SongRequest:
             item["tenant"] = self.tenant
         if self.callback_url is not None:
             item["callback_url"] = self.callback_url
+        if self.task_token is not None:
+            item["task_token"] = self.task_token
+            item["state_machine"] = self.state_machine
         return item
 
     def fingerprint(self) -> str:
@@ -177,6 +191,7 @@ def parse_request(data: Any, default_model: str, default_prompt: str | None = No
     callback_url = data.get("callback_url")
     if callback_url is not None and (not isinstance(callback_url, str) or not callback_url.strip()):
         raise InvalidRequest(f"'callback_url' must be an https URL, got {callback_url!r}")
+    task_token, state_machine = _task(data)
     metadata = data.get("metadata") or {}
     if not isinstance(metadata, Mapping):
         raise InvalidRequest(f"'metadata' must be a JSON object, got {json_type(metadata)}")
@@ -192,4 +207,26 @@ def parse_request(data: Any, default_model: str, default_prompt: str | None = No
         metadata=dict(metadata),
         tenant=check_tenant(data["tenant"], "'tenant'") if "tenant" in data else DEFAULT_TENANT,
         callback_url=callback_url.strip() if callback_url is not None else None,
+        task_token=task_token,
+        state_machine=state_machine,
     )
+
+
+def _task(data: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """`task_token` and `state_machine`, given together or not at all."""
+    token, machine = data.get("task_token"), data.get("state_machine")
+    if token is None and machine is None:
+        return None, None
+    if not (
+        isinstance(token, str) and 1 <= len(token) <= MAX_TASK_TOKEN_CHARS and token.isprintable()
+    ):
+        raise InvalidRequest(
+            f"'task_token' must be a Step Functions task token ($$.Task.Token), 1 to "
+            f"{MAX_TASK_TOKEN_CHARS} printable characters"
+        )
+    if not (isinstance(machine, str) and _STATE_MACHINE_PATTERN.fullmatch(machine)):
+        raise InvalidRequest(
+            "'state_machine' must be the ARN of the state machine whose task waits "
+            f"($$.StateMachine.Id), given with 'task_token'; got {machine!r}"
+        )
+    return str(token), machine

@@ -175,6 +175,24 @@ def _callback_url(
     return checked
 
 
+def _refused_task(services: Services, request: SongRequest) -> str | None:
+    """Why the request's Step Functions task may not wait for its song, if it may not
+    (docs/step-functions.md): before anything is paid."""
+    if request.task_token is None:
+        return None
+    allowed = services.settings.callback_state_machines
+    if not allowed:
+        return "'task_token' is given, but this stack answers no Step Functions tasks"
+    if request.state_machine not in allowed:
+        return (
+            f"state machine {request.state_machine} is not one this stack answers "
+            "(CallbackStateMachines)"
+        )
+    if services.settings.webhook_queue_url is None:
+        return "'task_token' is given, but this stack has no webhook function to answer it"
+    return None
+
+
 def _usable_callback(services: Services, url: Any) -> str | None:
     """A rejected request's callback, if it is one that may be called; else None."""
     if url is None:
@@ -199,6 +217,9 @@ def submit_request(
         )
     except RefusedCallback as exc:
         return reject(services, job, f"invalid song request: {exc}", request.tenant)
+    refused = _refused_task(services, request)
+    if refused is not None:
+        return reject(services, job, f"invalid song request: {refused}", request.tenant)
     try:
         attempt = start_within_caps(
             services,

@@ -1,4 +1,5 @@
-"""Lambda entry point of the webhook function: batches from the webhooks queue.
+"""Lambda entry point of the webhook function: batches from the webhooks queue (webhooks
+to deliver, and answers owed to Step Functions tasks).
 
 A webhook to be tried again stays on the queue, hidden until its next attempt
 (ChangeMessageVisibility), and is reported as this batch's failure; the others are
@@ -7,6 +8,7 @@ deleted by Lambda.
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from typing import Any
 
@@ -24,6 +26,7 @@ from .observability import count, logger, metrics, tracer
 from .services import build_webhook_services
 from .webhooks.delivery import WebhookServices, deliver
 from .webhooks.queue import WebhookMessage
+from .webhooks.task_callbacks import TaskMessage, answer
 
 # An attempt is not started with less time left than its timeout and this much more.
 SPARE_MS = 5_000
@@ -54,13 +57,21 @@ def _deliver_record(record: SQSRecord, context: LambdaContext) -> None:
     if context.get_remaining_time_in_millis() < needed_ms:
         _wait_on_queue(record, NO_TIME_RETRY_SECONDS)
     try:
-        message = WebhookMessage.from_json(record.body)
-    except (ValueError, KeyError, TypeError) as exc:
+        fields = json.loads(record.body)
+        task = TaskMessage.read(fields)
+        message = None if task else WebhookMessage.from_json(record.body)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         logger.error("unreadable webhook message: dropped", extra={"error": repr(exc)})
         count("WebhookMessagesUnreadable")
         return
     try:
-        wait = deliver(services(), message)
+        if task is not None:
+            found = services()
+            retry = found.settings.first_retry_seconds
+            wait = answer(found.table, found.states, task, retry)
+        else:
+            assert message is not None
+            wait = deliver(services(), message)
     except Exception:
         # The table or the secret out of reach, a bug: tried again soon rather than after
         # the queue's 6 minutes; a message that keeps failing ends in the dead-letter queue.

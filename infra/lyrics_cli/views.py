@@ -111,6 +111,11 @@ def job_dict(row: Row, songs_bucket: str, window: LikelyWindow | None = None) ->
         "expected_ready": expected_dict(row, window) if window else None,
         "callback_url": row.callback_url,
         "webhook": webhook_dict(row),
+        "workflow": (
+            {"state": row.task.state, "attempts": row.task.attempts, "answer": row.task.answer}
+            if row.task
+            else None
+        ),
     }
 
 
@@ -181,6 +186,7 @@ def describe(row: Row, songs_bucket: str, estimate: str | None = None) -> str:
         ("tenant", row.tenant),
         ("cost", cost_text(row)),
         ("webhook", webhook_text(row)),
+        ("workflow", workflow_text(row)),
     ]
     if row.song_key:
         size = size_text(row.song_bytes)
@@ -189,6 +195,15 @@ def describe(row: Row, songs_bucket: str, estimate: str | None = None) -> str:
     if row.resubmits:
         lines.append(("resubmits", str(row.resubmits)))
     return "\n".join(f"{name:<10} {value}" for name, value in lines if value)
+
+
+def workflow_text(row: Row) -> str | None:
+    """How the Step Functions task waiting for the job was answered (docs/step-functions.md)."""
+    task = row.task
+    if task is None:
+        return None
+    said = f" ({task.answer})" if task.answer and task.answer != task.state else ""
+    return f"Step Functions task {task.state}{said}"
 
 
 def cost_text(row: Row) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 
@@ -11,9 +12,10 @@ from moto import mock_aws
 from local_cloud.emulator import MusicApiEmulator
 from local_cloud.stack import provision
 from local_cloud.watch import subscribe_queue
-from lyrics_to_song.config import load_settings
+from lyrics_to_song.config import load_settings, load_webhook_settings
 from lyrics_to_song.music_api import MusicApiClient
-from lyrics_to_song.services import api_key_source, build_services
+from lyrics_to_song.services import api_key_source, build_services, build_webhook_services
+from lyrics_to_song.webhooks.delivery import WebhookServices
 from tests.conftest import API_URL
 from tests.integration.moto_cloud import PRODUCER, PRODUCER_TENANTS, Cloud
 from tests.support import FakeClock
@@ -56,3 +58,13 @@ def cloud(
         bridge.put_rule(Name="songs", EventPattern=json.dumps({"source": ["lyrics-to-song"]}))
         bridge.put_targets(Rule="songs", Targets=[{"Id": "queue", "Arn": events_arn}])
         yield Cloud(stack, services, emulator, clock, watch_url, events_url)
+
+
+@pytest.fixture
+def hooks(cloud: Cloud) -> WebhookServices:
+    """The webhook function's services on the test's clock, its waits without jitter."""
+    stack = cloud.stack
+    env = {**stack.environments["WebhookFunction"], "MUSIC_API_BASE_URL": API_URL}
+    settings = load_webhook_settings(env)
+    services = build_webhook_services(settings, client=stack.client)
+    return dataclasses.replace(services, clock=cloud.clock, jitter=lambda low, high: high)

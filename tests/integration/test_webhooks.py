@@ -19,10 +19,8 @@ from standardwebhooks import WebhookVerificationError
 from local_cloud.receiver import WebhookReceiver, always, failing_first
 from lyrics_cli.stack_target import ExitCode
 from lyrics_to_song import observability
-from lyrics_to_song.config import load_webhook_settings
 from lyrics_to_song.data.caps import TenantStore
 from lyrics_to_song.data.rows import JobState, Row, Webhook, WebhookState
-from lyrics_to_song.services import build_webhook_services
 from lyrics_to_song.webhooks.delivery import WebhookServices, deliver
 from lyrics_to_song.webhooks.queue import WebhookMessage
 from lyrics_to_song.webhooks.signing import tenant_secret
@@ -31,16 +29,6 @@ from tests.integration.moto_cloud import Cloud
 from tests.support import song_request
 
 PUBLIC = "93.184.215.14"  # a public address, only resolved to by the fake DNS, never reached
-
-
-@pytest.fixture
-def hooks(cloud: Cloud) -> WebhookServices:
-    """The webhook function's services on the test's clock, its waits without jitter."""
-    stack = cloud.stack
-    env = {**stack.environments["WebhookFunction"], "MUSIC_API_BASE_URL": API_URL}
-    settings = load_webhook_settings(env)
-    services = build_webhook_services(settings, client=stack.client)
-    return dataclasses.replace(services, clock=cloud.clock, jitter=lambda low, high: high)
 
 
 @pytest.fixture

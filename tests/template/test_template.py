@@ -220,8 +220,10 @@ def test_buckets_are_private_encrypted_and_tls_only(cfn: dict[str, Any]) -> None
 
 
 def _statements(cfn: dict[str, Any], role: str) -> Iterator[dict[str, Any]]:
+    """A role's statements; one under a condition (`Fn::If`) as when it holds."""
     for policy in cfn["Resources"][role]["Properties"].get("Policies", []):
-        yield from policy["PolicyDocument"]["Statement"]
+        for statement in policy["PolicyDocument"]["Statement"]:
+            yield statement["Fn::If"][1] if "Fn::If" in statement else statement
 
 
 @pytest.mark.parametrize("role", ["SubmitFunctionRole", "PollFunctionRole", "WebhookFunctionRole"])
@@ -458,7 +460,12 @@ def test_webhooks_have_a_function_of_their_own_with_the_least_it_needs(
         ("sqs:ChangeMessageVisibility", "{'Fn::GetAtt': ['WebhookQueue', 'Arn']}"),
         ("secretsmanager:GetSecretValue", "{'Ref': 'WebhookSigningSecret'}"),
         ("dynamodb:GetItem", "{'Fn::GetAtt': ['SpendingTable', 'Arn']}"),
-    }, "no music API key, no songs"
+        *(
+            (action, "{'Fn::Split': [',', {'Ref': 'CallbackStateMachines'}]}")
+            for action in ("states:SendTaskSuccess", "states:SendTaskFailure")
+        ),
+        ("states:SendTaskHeartbeat", "{'Fn::Split': [',', {'Ref': 'CallbackStateMachines'}]}"),
+    }, "no music API key, no songs; tasks' answers to the listed state machines alone"
     (spending,) = [
         s
         for s in _statements(cfn, "WebhookFunctionRole")

@@ -133,6 +133,31 @@ class Webhook:
 
 
 @dataclass(frozen=True)
+class TaskCallback:
+    """The answer to the Step Functions task waiting for the job's latest ending
+    (docs/step-functions.md): pending, sent, or refused by Step Functions."""
+
+    notice_id: str
+    state: str  # "pending", "sent" or "refused"
+    attempts: int = 0
+    answer: str | None = None  # the last: "sent", "InvalidToken: …", "ThrottlingException: …"
+    output: str | None = field(default=None, repr=False)  # what SendTaskSuccess carries
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> TaskCallback | None:
+        notice, state = text(item, "task_notice"), text(item, "task_state")
+        if notice is None or state is None:
+            return None
+        return cls(
+            notice,
+            state,
+            whole(item, "task_attempts") or 0,
+            text(item, "task_answer"),
+            text(item, "task_output"),
+        )
+
+
+@dataclass(frozen=True)
 class Hold:
     """Why a job waits for a cap (a new job HELD, or an ended one's resubmission), and
     when it is tried again."""
@@ -194,6 +219,7 @@ class Row:
     callback_url: str | None = None  # its own, or its tenant's default when it was submitted
     webhook: Webhook | None = None
     hold: Hold | None = None  # while a cap holds it (HELD, or a resubmission held)
+    task: TaskCallback | None = None  # a Step Functions task waiting for it
     # The item it was read from, so that a write can tell the row it leaves without a read.
     item: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -236,6 +262,7 @@ class Row:
             callback_url=text(item, "callback_url"),
             webhook=Webhook.from_item(item),
             hold=Hold.from_item(item),
+            task=TaskCallback.from_item(item),
             item=item,
         )
 

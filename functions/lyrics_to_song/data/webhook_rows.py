@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .items import AppendEntry, Fields, to_attr
-from .rows import Row, Webhook, WebhookState
+from .rows import Row, TaskCallback, Webhook, WebhookState
 from .table_base import TableBase
 
 
@@ -96,4 +96,48 @@ class WebhookWrites(TableBase):
             condition=f"webhook_id = :delivery AND webhook_state IN ({', '.join(ended)})"
             " AND attribute_exists(webhook_body)",
             extra_values={":delivery": to_attr(delivery_id), **ended},
+        )
+
+    def task_queued(self, job_id: str, notice_id: str, output: str) -> bool:
+        """Record the answer owed to the job's Step Functions task for this ending, with
+        what it carries; False when this ending's was recorded before."""
+        fields: Fields = {
+            "task_notice": notice_id,
+            "task_state": "pending",
+            "task_output": output,
+            "task_attempts": 0,
+            "task_answer": None,
+        }
+        return (
+            self._update(
+                job_id,
+                fields,
+                condition="attribute_exists(job_id)"
+                " AND (attribute_not_exists(task_notice) OR task_notice <> :notice)",
+                extra_values={":notice": to_attr(notice_id)},
+            )
+            is not None
+        )
+
+    def task_attempted(self, job_id: str, seen: TaskCallback, state: str, answer: str) -> bool:
+        """Record one attempt to answer the task, as `seen` before it; False when another
+        was recorded meanwhile."""
+        fields: Fields = {
+            "task_state": state,
+            "task_attempts": seen.attempts + 1,
+            "task_answer": answer,
+        }
+        return (
+            self._update(
+                job_id,
+                fields,
+                condition="task_notice = :notice AND task_state = :pending"
+                " AND task_attempts = :seen",
+                extra_values={
+                    ":notice": to_attr(seen.notice_id),
+                    ":pending": to_attr("pending"),
+                    ":seen": to_attr(seen.attempts),
+                },
+            )
+            is not None
         )

@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -56,6 +56,7 @@ class WebhookServices:
     sqs: SQSClient
     http: httpx.Client  # with every connection's address checked, redirects not followed
     secret: Callable[[], str]  # the stack's signing secret; tenants' are derived from it
+    states: Callable[[], Any]  # the Step Functions client, made on first use
     clock: Callable[[], float] = field(default=time.time)
     # The webhook-timestamp a receiver checks against its own clock: the wall's, always.
     wall: Callable[[], float] = field(default=time.time)

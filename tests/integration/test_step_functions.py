@@ -1,0 +1,175 @@
+"""A Step Functions workflow asks for a song and waits for it (docs/step-functions.md):
+the example workflow, run by moto's interpreter against the stack's functions."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Any
+
+import pytest
+from moto.core.config import default_user_config
+
+from lyrics_to_song.data.rows import JobState
+from lyrics_to_song.submit import Outcome
+from lyrics_to_song.webhooks.delivery import WebhookServices
+from lyrics_to_song.webhooks.task_callbacks import TaskMessage, answer
+from tests.docs_text import ROOT
+from tests.integration.moto_cloud import Cloud
+from tests.support import song_request
+
+EXAMPLE = ROOT / "examples" / "step-functions" / "song-for-a-video.asl.json"
+ROLE = "arn:aws:iam::123456789012:role/workflow"
+
+
+@pytest.fixture
+def workflow(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The example state machine, executed by moto, and the stack allowed to answer it."""
+    monkeypatch.setitem(default_user_config, "stepfunctions", {"execute_state_machine": True})
+    definition = EXAMPLE.read_text().replace("${JobsQueueUrl}", cloud.stack.jobs_queue_url)
+    sfn = cloud.stack.client("stepfunctions")
+    arn = sfn.create_state_machine(name="soundtrack", definition=definition, roleArn=ROLE)[
+        "stateMachineArn"
+    ]
+    allowed = frozenset({arn})
+    settings = dataclasses.replace(cloud.services.settings, callback_state_machines=allowed)
+    cloud.services = dataclasses.replace(cloud.services, settings=settings)
+    return str(arn)
+
+
+def _queued(cloud: Cloud, url: str, key: str, timeout: float = 10) -> list[dict[str, Any]]:
+    """The bodies holding `key` on a queue, waited for (the workflow's message comes from
+    moto's interpreter, on a thread of its own); the others are taken off too."""
+    sqs = cloud.stack.client("sqs")
+    ends = time.monotonic() + timeout
+    found: list[dict[str, Any]] = []
+    while not found and time.monotonic() < ends:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        for m in got:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        found = [body for m in got if key in (body := json.loads(m["Body"]))]
+        time.sleep(0 if got else 0.05)
+    return found
+
+
+def _execution(cloud: Cloud, arn: str, timeout: float = 10) -> dict[str, Any]:
+    sfn = cloud.stack.client("stepfunctions")
+    ends = time.monotonic() + timeout
+    while time.monotonic() < ends:
+        found = sfn.describe_execution(executionArn=arn)
+        if found["status"] != "RUNNING":
+            return dict(found)
+        time.sleep(0.05)
+    return dict(found)
+
+
+def _run_song(cloud: Cloud, machine: str, hooks: WebhookServices) -> dict[str, Any]:
+    """Start the workflow, let the stack make (or fail) the song, answer the task."""
+    sfn = cloud.stack.client("stepfunctions")
+    execution = sfn.start_execution(
+        stateMachineArn=machine, name="video-7", input=json.dumps(song_request())
+    )["executionArn"]
+    (request,) = _queued(cloud, cloud.stack.jobs_queue_url, "task_token")
+    assert request["state_machine"] == machine
+    assert cloud.send(request) == [Outcome.SUBMITTED]
+    cloud.clock.advance(31)
+    cloud.poll()
+    (body,) = _queued(cloud, cloud.stack.refs["WebhookQueue"], "kind")
+    message = TaskMessage.read(body)
+    assert message is not None
+    assert answer(hooks.table, hooks.states, message, 30) is None
+    return _execution(cloud, execution)
+
+
+def test_the_workflow_gets_the_song_s_bucket_and_key(
+    cloud: Cloud, workflow: str, hooks: WebhookServices
+) -> None:
+    done = _run_song(cloud, workflow, hooks)
+    assert done["status"] == "SUCCEEDED", done
+    output = json.loads(done["output"])
+    row = cloud.only_row()
+    assert output == {
+        "bucket": cloud.stack.songs_bucket,
+        "key": row.song_key,
+        "job_id": row.job_id,
+    }
+    assert row.task is not None
+    assert (row.task.state, row.task.attempts) == ("sent", 1)
+
+
+def test_a_failed_song_fails_the_task_with_song_failed_and_the_reason(
+    cloud: Cloud, workflow: str, hooks: WebhookServices
+) -> None:
+    cloud.emulator.faults.fail_tasks = True
+    client = hooks.states()
+    sent: list[dict[str, Any]] = []
+
+    def failure(**call: Any) -> Any:
+        sent.append(call)  # moto keeps the error, not the cause: the call shows it
+        return client.send_task_failure(**call)
+
+    spy = type("Spy", (), {"send_task_failure": staticmethod(failure)})()
+    hooks = dataclasses.replace(hooks, states=lambda: spy)
+    done = _run_song(cloud, workflow, hooks)
+    assert done["status"] == "FAILED", "the example's Catch leads to its Fail state"
+    assert done["error"] == "NoSoundtrack"
+    history = cloud.stack.client("stepfunctions").get_execution_history(
+        executionArn=done["executionArn"]
+    )["events"]
+    (caught,) = [e for e in history if e["type"] == "FailStateEntered"]
+    song_error = json.loads(caught["stateEnteredEventDetails"]["input"])["song_error"]
+    assert song_error["Error"] == "Song.Failed", "what the Catch caught"
+    (call,) = sent
+    assert call["error"] == "Song.Failed"
+    assert "generation failed" in call["cause"], "the job's reason"
+
+
+def test_an_answer_sent_again_after_a_crash_ends_recorded_not_tried_for_ever(
+    cloud: Cloud, workflow: str, hooks: WebhookServices
+) -> None:
+    done = _run_song(cloud, workflow, hooks)
+    assert done["status"] == "SUCCEEDED"
+    row = cloud.only_row()
+    assert row.task is not None
+    # As if the function had died between sending the answer and recording it.
+    cloud.services.table.task_queued(row.job_id, row.task.notice_id + "x", "{}")
+    again = TaskMessage(row.job_id, row.task.notice_id + "x")
+    assert answer(hooks.table, hooks.states, again, 30) is None, "not tried again"
+    after = cloud.only_row().task
+    assert after is not None
+    assert after.state == "refused"
+    assert after.answer is not None
+    assert after.answer.startswith(("InvalidToken", "TaskTimedOut", "TaskDoesNotExist"))
+
+
+def test_a_token_of_a_state_machine_not_listed_is_refused_before_payment(
+    cloud: Cloud, workflow: str
+) -> None:
+    other = workflow.replace(":soundtrack", ":someone-else")
+    body = song_request(task_token="AAAA" * 10, state_machine=other)
+    assert cloud.send(body) == [Outcome.REJECTED]
+    row = cloud.only_row()
+    assert row.state is JobState.FAILED
+    assert f"state machine {other} is not one this stack answers" in str(row.error)
+    assert cloud.emulator.submissions == []
+    settings = dataclasses.replace(cloud.services.settings, callback_state_machines=frozenset())
+    cloud.services = dataclasses.replace(cloud.services, settings=settings)
+    refused = song_request(task_token="BBBB", state_machine=workflow, request_id="r2")
+    assert cloud.send(refused) == [Outcome.REJECTED]
+    assert cloud.emulator.submissions == [], "the feature off: refused, unpaid"
+
+
+def test_status_shows_how_the_task_was_answered(
+    cloud: Cloud, workflow: str, hooks: WebhookServices
+) -> None:
+    from lyrics_cli import views
+
+    _run_song(cloud, workflow, hooks)
+    row = cloud.only_row()
+    assert "workflow   Step Functions task sent" in views.describe(row, "songs")
+    assert views.job_dict(row, "songs")["workflow"] == {
+        "state": "sent",
+        "attempts": 1,
+        "answer": "sent",
+    }
