@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+import httpx
 
 from local_cloud.emulator import (
     API_FAULTS,
@@ -82,6 +83,28 @@ TENANTS = (DEFAULT_TENANT, "team-a", "team-b")
 CAPPED_TENANT = "team-a"
 # The hostile producer's own tenant: its sender is bound to it alone.
 ROGUE_TENANT = "rogue"
+# A workflow that asks for a song and waits for it (docs/step-functions.md): its
+# request's id is the execution's name, so the harness knows the job.
+WORKFLOW = {
+    "StartAt": "MakeSong",
+    "States": {
+        "MakeSong": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+            "Parameters": {
+                "QueueUrl": "${JobsQueueUrl}",
+                "MessageBody": {
+                    "request_id.$": "$$.Execution.Name",
+                    "prompt.$": "$.prompt",
+                    "lyrics.$": "$.lyrics",
+                    "task_token.$": "$$.Task.Token",
+                    "state_machine.$": "$$.StateMachine.Id",
+                },
+            },
+            "End": True,
+        }
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -98,6 +121,7 @@ class ChaosSettings:
     slow_download_rate: float = 0.1
     resubmits: int = 6  # ended jobs without a song, resubmitted on purpose
     hostile_requests: int = 12  # sent by a producer bound to another tenant, naming these
+    task_rate: float = 0.1  # of queued requests: asked by a Step Functions workflow that waits
     callback_rate: float = 0.25  # jobs with a callback_url, to a receiver that fails at random
     receiver_fault_rate: float = 0.3  # of the POSTs it gets: a 500, 503, 429 or 408
     receiver_hostile_rate: float = 0.1  # of the POSTs: an odd Retry-After, or a dripped answer
@@ -112,6 +136,7 @@ class Killed(Exception):
 class PlannedJob:
     number: int
     kind: str  # "file", "request", "bad" or "hostile" (naming a tenant not its sender's)
+    execution: str = ""  # a workflow waiting for it: its execution's ARN
     job_id: str = ""
     tenant: str = DEFAULT_TENANT  # the tenant it must be charged to
     callback: bool = False
@@ -177,6 +202,8 @@ class Outcome:
             ("jobs", f"{len(self.jobs)} ({kinds['file']} files, {kinds['request']} queued "
              f"requests, {kinds['bad']} bad inputs, {kinds['hostile']} from a hostile "
              "producer naming other tenants)"),
+            ("asked by a waiting workflow", f"{sum(1 for j in self.jobs if j.execution)} "
+             "(Step Functions: each got the ending its job's row holds)"),
             ("duplicate deliveries", str(self.duplicates_sent)),
             ("API faults injected", api),
             ("answers built to hurt", hostile),
@@ -293,6 +320,54 @@ def notice_failures(
     return failures
 
 
+def producer_failures(stack: Stack, name: str, job: PlannedJob, row: Row) -> list[str]:
+    """The job is its sender's tenant's; a hostile one was refused; a workflow's got its
+    ending."""
+    failures = []
+    if row.tenant != job.tenant:
+        failures.append(
+            f"{name}: its row is tenant {row.tenant}'s; its sender is bound to {job.tenant}"
+        )
+    if job.kind == "hostile" and "may not submit for tenant" not in (row.error or ""):
+        failures.append(f"{name}: not refused for naming another tenant: {row.error}")
+    if job.execution:
+        failures.extend(workflow_failures(stack, name, job.execution, row))
+    return failures
+
+
+def make_workflow(moto_url: str, stack: Stack) -> str:
+    """The workflow's state machine, with moto told to run state machines."""
+    config = {"stepfunctions": {"execute_state_machine": True}}
+    httpx.post(f"{moto_url}/moto-api/config", json=config, timeout=10).raise_for_status()
+    definition = json.dumps(WORKFLOW).replace("${JobsQueueUrl}", stack.jobs_queue_url)
+    return str(
+        stack.client("stepfunctions").create_state_machine(
+            name="chaos-soundtrack",
+            definition=definition,
+            roleArn="arn:aws:iam::123456789012:role/chaos-workflow",
+        )["stateMachineArn"]
+    )
+
+
+def workflow_failures(stack: Stack, name: str, execution: str, row: Row) -> list[str]:
+    """The workflow got exactly the ending its job's row holds: success with the song's
+    key, or the failure named for its state."""
+    sfn = stack.client("stepfunctions")
+    found = sfn.describe_execution(executionArn=execution)
+    if row.state is JobState.COMPLETED:
+        output = json.loads(found.get("output") or "{}")
+        if found["status"] != "SUCCEEDED" or output.get("song_key") != row.song_key:
+            return [f"{name}: COMPLETED, but its workflow is {found['status']}: {output}"]
+        return []
+    expected = {"FAILED": "Song.Failed", "TIMED_OUT": "Song.TimedOut", "UNKNOWN": "Song.Unknown"}
+    if found["status"] != "FAILED" or found.get("error") != expected.get(row.state.value):
+        return [
+            f"{name}: {row.state.value}, but its workflow is {found['status']} "
+            f"({found.get('error')})"
+        ]
+    return []
+
+
 def cost_failures(name: str, row: Row, taken: int) -> list[str]:
     """Each song the API took is on the job's row, charged (it went PENDING) or maybe
     charged (its outcome unknown), and nothing is charged that the API did not take."""
@@ -397,6 +472,7 @@ class ChaosRun:
         self.resubmitted: list[str] = []
         self.receiver: WebhookReceiver | None = None
         self.producers: dict[str, Producer] = {}
+        self.workflow = ""  # the state machine's ARN
         faults = random.Random(settings.seed + 2)
         rate = settings.receiver_fault_rate
 
@@ -428,6 +504,12 @@ class ChaosRun:
             job.callback = self.random.random() < self.settings.callback_rate
             callback = {"callback_url": self.receiver.url} if job.callback and self.receiver else {}
             twice = self.random.random() < self.settings.duplicate_rate
+            if kind == "request" and self.random.random() < self.settings.task_rate:
+                job.tenant = DEFAULT_TENANT  # the workflow's messages name none
+                job.callback = False
+                job.execution, job.job_id = self.start_workflow(stack, number)
+                planned.append(job)
+                continue
             if kind == "request" or (kind == "bad" and number % 2):
                 request_id = f"chaos-{number}"
                 body: dict[str, Any] = {
@@ -457,6 +539,15 @@ class ChaosRun:
             self.duplicates_sent += int(twice)
             planned.append(job)
         return planned + self.produce_hostile(stack, planned)
+
+    def start_workflow(self, stack: Stack, number: int) -> tuple[str, str]:
+        """Start an execution of the workflow for job `number`; its ARN, and the job's id."""
+        name = f"chaos-sfn-{number}"
+        song = {"prompt": "chaotic pop", "lyrics": lyrics_for(number)}
+        execution = stack.client("stepfunctions").start_execution(
+            stateMachineArn=self.workflow, name=name, input=json.dumps(song)
+        )["executionArn"]
+        return str(execution), QueuedRequest({"request_id": name}, "chaos").job.job_id
 
     def produce_hostile(self, stack: Stack, planned: list[PlannedJob]) -> list[PlannedJob]:
         """Requests from the rogue tenant's producer naming other tenants, with the request
@@ -531,6 +622,8 @@ class ChaosRun:
                 return False
             if job.callback and (row.webhook is None or not row.webhook.state.ended):
                 return False
+            if job.execution and (row.task is None or row.task.state == "pending"):
+                return False
         return True
 
     def drive(
@@ -577,7 +670,15 @@ class ChaosRun:
                     mischief=self.receiver_mischief,
                 )
                 notes_url = subscribe_queue(stack, "chaos-notifications")
-                runtime = LocalLambda(stack, {**FUNCTION_ENV, "MUSIC_API_BASE_URL": api.url})
+                self.workflow = make_workflow(moto_url, stack)
+                runtime = LocalLambda(
+                    stack,
+                    {
+                        **FUNCTION_ENV,
+                        "MUSIC_API_BASE_URL": api.url,
+                        "CALLBACK_STATE_MACHINES": self.workflow,
+                    },
+                )
                 # One tenant with caps of its own, below the stack's: it waits, others go on.
                 TenantStore(stack.client("dynamodb"), stack.refs["SpendingTable"]).put(
                     TenantCaps(CAPPED_TENANT, per_day=1000, in_flight=3)
@@ -708,12 +809,7 @@ class ChaosRun:
                     f"last status {row.api_status}, failed downloads {row.download_failures})"
                 )
             failures.extend(notice_failures(name, notices.get(job.job_id, {}), endings, row))
-            if row.tenant != job.tenant:
-                failures.append(
-                    f"{name}: its row is tenant {row.tenant}'s; its sender is bound to {job.tenant}"
-                )
-            if job.kind == "hostile" and "may not submit for tenant" not in (row.error or ""):
-                failures.append(f"{name}: not refused for naming another tenant: {row.error}")
+            failures.extend(producer_failures(stack, name, job, row))
             allowed = 0 if job.kind in ("bad", "hostile") else 1 + resubmits[job.job_id]
             if paid[job.number] > allowed:
                 failures.append(f"{name}: {paid[job.number]} paid submissions, {allowed} allowed")
