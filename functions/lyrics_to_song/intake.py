@@ -129,15 +129,15 @@ def submit_queued(services: Services, queued: QueuedRequest) -> Outcome:
             own = queued_tenant(services, None, queued.sender)
         except InvalidRequest:
             own = DEFAULT_TENANT
-        return reject(services, job, f"invalid song request: {exc}", own, body.get("callback_url"))
+        reason = f"invalid song request: {exc}"
+        return reject(services, job, reason, own, body.get("callback_url"), asked=body)
     job = queued.job_for(tenant)
     try:
         request = parse_request(body, services.settings.model)
     except InvalidRequest as exc:
         logger.thread_safe_append_keys(job_id=job.job_id)
-        return reject(
-            services, job, f"invalid song request: {exc}", tenant, body.get("callback_url")
-        )
+        reason = f"invalid song request: {exc}"
+        return reject(services, job, reason, tenant, body.get("callback_url"), asked=body)
     return submit_request(services, job, dataclasses.replace(request, tenant=tenant))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -25,7 +25,7 @@ from .errors import (
 )
 from .observability import count, credits_spent, logger
 from .services import Services
-from .song_request import SongRequest
+from .song_request import MAX_TASK_TOKEN_CHARS, SongRequest
 from .sources import (
     Job,
     held_retry,
@@ -136,9 +136,12 @@ def reject(
     reason: str,
     tenant: Any = DEFAULT_TENANT,
     callback_url: Any = None,
+    *,
+    asked: Mapping[str, Any] | None = None,
 ) -> Outcome:
     """End a job whose input is unusable; `tenant` and `callback_url`, the ones it
-    named, if they are usable (a caller outside AWS hears why through its webhook)."""
+    named, if they are usable (a caller outside AWS hears why through its webhook), and
+    the Step Functions task in `asked` (the request as sent), if this stack may answer it."""
     now = services.clock()
     logger.warning("job rejected", extra={"reason": reason, "source": job.source})
     row = services.table.reject(
@@ -150,6 +153,7 @@ def reject(
         lease_seconds=services.settings.submit_lease_seconds,
         tenant=tenant if is_tenant(tenant) else DEFAULT_TENANT,
         callback_url=_usable_callback(services, callback_url),
+        request_json=_answerable_task(services, asked or {}),
     )
     if row is None:
         return Outcome.DUPLICATE
@@ -173,6 +177,17 @@ def _callback_url(
     checked = rules.check_url(url, where)
     rules.check_resolved(checked, services.resolve, where)
     return checked
+
+
+def _answerable_task(services: Services, asked: Mapping[str, Any]) -> str | None:
+    """What a rejected job keeps so the task waiting for it hears why: its token and state
+    machine, when they are well formed and the state machine is one this stack answers."""
+    token, machine = asked.get("task_token"), asked.get("state_machine")
+    if not (isinstance(token, str) and 0 < len(token) <= MAX_TASK_TOKEN_CHARS):
+        return None
+    if machine not in services.settings.callback_state_machines:
+        return None
+    return json.dumps({"task_token": token, "state_machine": machine})
 
 
 def _refused_task(services: Services, request: SongRequest) -> str | None:
@@ -216,7 +231,8 @@ def submit_request(
             services, request.callback_url, terms.callback_url, request.tenant
         )
     except RefusedCallback as exc:
-        return reject(services, job, f"invalid song request: {exc}", request.tenant)
+        reason = f"invalid song request: {exc}"
+        return reject(services, job, reason, request.tenant, asked=request.as_item())
     refused = _refused_task(services, request)
     if refused is not None:
         return reject(services, job, f"invalid song request: {refused}", request.tenant)

@@ -173,3 +173,23 @@ def test_status_shows_how_the_task_was_answered(
         "attempts": 1,
         "answer": "sent",
     }
+
+
+def test_a_request_refused_for_bad_input_still_answers_its_task(
+    cloud: Cloud, workflow: str, hooks: WebhookServices
+) -> None:
+    sfn = cloud.stack.client("stepfunctions")
+    too_long = song_request(lyrics="la " * 2000)  # past the model's 3,500 characters
+    execution = sfn.start_execution(
+        stateMachineArn=workflow, name="video-8", input=json.dumps(too_long)
+    )["executionArn"]
+    (request,) = _queued(cloud, cloud.stack.jobs_queue_url, "task_token")
+    assert cloud.send(request) == [Outcome.REJECTED]
+    assert cloud.emulator.submissions == [], "nothing paid"
+    (body,) = _queued(cloud, cloud.stack.refs["WebhookQueue"], "kind")
+    message = TaskMessage.read(body)
+    assert message is not None
+    assert answer(hooks.table, hooks.states, message, 30) is None
+    done = _execution(cloud, execution)
+    assert (done["status"], done["error"]) == ("FAILED", "NoSoundtrack"), "its Catch ran"
+    assert cloud.only_row().task is not None

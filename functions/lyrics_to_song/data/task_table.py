@@ -374,8 +374,10 @@ class TaskTable(FollowWrites, HoldWrites, WebhookWrites):
         lease_seconds: float,
         tenant: str = DEFAULT_TENANT,
         callback_url: str | None = None,
+        request_json: str | None = None,
     ) -> Row | None:
-        """A job whose input is unusable: FAILED from the start; the submit function
+        """A job whose input is unusable: FAILED from the start (`request_json`: what of
+        its request is kept, the Step Functions task waiting for it); the submit function
         announces it (to `callback_url` too, when the request named a usable one), and
         holds it for `lease_seconds` to do so.
 
@@ -390,6 +392,7 @@ class TaskTable(FollowWrites, HoldWrites, WebhookWrites):
                 "open_shard": OPEN_SHARD,
                 "tenant": tenant,
                 "callback_url": callback_url,
+                "request_json": request_json,
                 **ending_fields(JobState.FAILED, now, error, None, held_until=now + lease_seconds),
             }
         )
