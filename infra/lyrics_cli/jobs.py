@@ -31,7 +31,7 @@ from lyrics_to_song.sources import LyricObject, QueuedRequest
 from lyrics_to_song.tenants import check_tenant
 from lyrics_to_song.webhooks.callbacks import CallbackRules
 
-from .stack_target import CliError, Cloud, ExitCode
+from .stack_target import CliError, Cloud, ExitCode, spending_table_of
 
 _JOB_ID = re.compile(r"job-[0-9a-f]{32}")  # fullmatch
 MAX_KEY_BYTES = 1024  # S3's limit on object keys
@@ -342,13 +342,8 @@ class CapsUse:
 
 
 def _tenant_store(cloud: Cloud) -> TenantStore:
-    if not cloud.spending_table:
-        raise CliError(
-            f"stack {cloud.stack_name!r} has no SpendingTableName output: deploy it again "
-            "(make deploy) to manage tenants' caps and callbacks",
-            ExitCode.ENVIRONMENT,
-        )
-    return TenantStore(cloud.dynamodb, cloud.spending_table)
+    table = spending_table_of(cloud, "manage tenants' caps and callbacks")
+    return TenantStore(cloud.dynamodb, table)
 
 
 def check_job_tenant(tenant: str) -> str:

@@ -7,7 +7,7 @@ import re
 from lyrics_to_song.data.senders import SenderStore
 from lyrics_to_song.tenants import principal_of
 
-from .stack_target import CliError, Cloud, ExitCode
+from .stack_target import CliError, Cloud, ExitCode, spending_table_of
 
 # An IAM unique id (AIDA…, AROA…: upper-case letters and digits), or a SenderId with a
 # role's session after it, which is cut off: a binding is the role's, whatever its session.
@@ -26,13 +26,7 @@ def check_sender(value: str) -> str:
 
 
 def _store(cloud: Cloud) -> SenderStore:
-    if not cloud.spending_table:
-        raise CliError(
-            f"stack {cloud.stack_name!r} has no SpendingTableName output: deploy it again "
-            "(make deploy) to bind senders to tenants",
-            ExitCode.ENVIRONMENT,
-        )
-    return SenderStore(cloud.dynamodb, cloud.spending_table)
+    return SenderStore(cloud.dynamodb, spending_table_of(cloud, "bind senders to tenants"))
 
 
 def change(cloud: Cloud, action: str, tenant: str, sender: str) -> None:

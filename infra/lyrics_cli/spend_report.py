@@ -14,7 +14,7 @@ from lyrics_to_song.data.spend import Counts, SpendLedger
 from lyrics_to_song.data.task_table import TaskTable
 
 from .jobs import check_job_tenant
-from .stack_target import CliError, Cloud, ExitCode
+from .stack_target import CliError, Cloud, ExitCode, spending_table_of
 
 GROUPINGS = ("tenant", "model", "state")
 MAX_DAYS = 400
@@ -78,14 +78,10 @@ def span(month: str | None, since: str | None, today: date) -> list[str]:
 def report(
     cloud: Cloud, days: list[str], *, tenant: str | None, by: str, now: float
 ) -> SpendReport:
-    if not cloud.spending_table:
-        raise CliError(
-            f"stack {cloud.stack_name!r} has no SpendingTableName output: deploy it again",
-            ExitCode.ENVIRONMENT,
-        )
+    table = spending_table_of(cloud, "see what was spent")
     tenant = check_job_tenant(tenant) if tenant is not None else None
-    caps = TenantStore(cloud.dynamodb, cloud.spending_table)
-    spent = SpendLedger(cloud.dynamodb, cloud.spending_table).days(days, tenant)
+    caps = TenantStore(cloud.dynamodb, table)
+    spent = SpendLedger(cloud.dynamodb, table).days(days, tenant)
     if tenant is not None and not spent and caps.get(tenant) is None:
         raise CliError(
             f"tenant {tenant!r} has no caps and spent nothing from {days[0]} to {days[-1]}",

@@ -77,6 +77,18 @@ class Cloud:
     client: Callable[[str], Any]  # any other service's, made when a command needs it
 
 
+def spending_table_of(cloud: Cloud, needed_for: str) -> str:
+    """The stack's spending table; a CliError for a stack deployed before it was an
+    output, saying what the command needs it for."""
+    if not cloud.spending_table:
+        raise CliError(
+            f"stack {cloud.stack_name!r} has no SpendingTableName output: deploy it again "
+            f"(make deploy) to {needed_for}",
+            ExitCode.ENVIRONMENT,
+        )
+    return cloud.spending_table
+
+
 def aws_errors(exc: ClientError | BotoCoreError, endpoint_url: str | None) -> CliError:
     """What went wrong talking to AWS, said so a user can act on it."""
     if isinstance(exc, NoCredentialsError):

@@ -12,7 +12,7 @@ from lyrics_to_song.data.task_table import TaskTable
 from lyrics_to_song.webhooks.queue import WebhookMessage
 from lyrics_to_song.webhooks.signing import tenant_secret
 
-from .stack_target import CliError, Cloud, ExitCode
+from .stack_target import CliError, Cloud, ExitCode, spending_table_of
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,7 @@ def rotate(cloud: Cloud, tenant: str, overlap_seconds: float, now: float) -> Sec
 
 
 def _store(cloud: Cloud) -> TenantStore:
-    if not cloud.spending_table:
-        raise CliError(
-            f"stack {cloud.stack_name!r} has no SpendingTableName output: deploy it again",
-            ExitCode.ENVIRONMENT,
-        )
-    return TenantStore(cloud.dynamodb, cloud.spending_table)
+    return TenantStore(cloud.dynamodb, spending_table_of(cloud, "rotate webhook secrets"))
 
 
 def _stack_secret(cloud: Cloud) -> str:

@@ -64,6 +64,24 @@ def _as_run_here(block: str, service: LocalService) -> str:
     return script.replace(f"http://127.0.0.1:{LOCAL_API_PORT}", service.api.url)
 
 
+def _run_here(
+    block: str, service: LocalService, cwd: Path, *, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """A README block in bash, as a user runs it after `source .venv/bin/activate`
+    (which puts this interpreter's bin first); it must succeed."""
+    done = subprocess.run(  # noqa: S603 - bash running the README's own block
+        ["/bin/bash", "-c", _as_run_here(block, service)],
+        cwd=cwd,
+        env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(cwd)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
 @pytest.mark.slow
 def test_the_walkthrough_makes_a_song_and_a_listed_failure(
     service: LocalService, tmp_path: Path
@@ -75,16 +93,7 @@ def test_the_walkthrough_makes_a_song_and_a_listed_failure(
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     bin_dir = Path(sys.executable).parent  # what `source .venv/bin/activate` puts first
     assert (bin_dir / "lyrics-to-song").exists()
-    done = subprocess.run(  # noqa: S603 - bash running the README's own block
-        ["/bin/bash", "-c", _as_run_here(block, service)],
-        cwd=tmp_path,
-        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = _run_here(block, service, tmp_path, timeout=240)
 
     song = tmp_path / "neon-rain.mp3"
     assert mp3_info(song.read_bytes()).length > 0
@@ -106,16 +115,7 @@ def test_the_local_webhook_walkthrough_prints_the_secret_its_delivery_verifies_w
     hooked_service = local_hook_service
     block = walkthrough(README.read_text(), 1)
     assert f"http://127.0.0.1:{LOCAL_RECEIVER_PORT}/hooks/songs" in block
-    done = subprocess.run(  # noqa: S603 - bash running the README's own block
-        ["/bin/bash", "-c", _as_run_here(block, hooked_service)],
-        cwd=tmp_path,
-        env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = _run_here(block, hooked_service, tmp_path, timeout=120)
     secret = done.stdout.splitlines()[0]
     assert secret.startswith("whsec_")
     deadline = time.monotonic() + 30

@@ -7,7 +7,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from moto import mock_aws
 from standardwebhooks import Webhook as StandardWebhook
 
 from local_cloud.stack import Stack, provision, register_outputs
-from lyrics_cli import jobs, views
+from lyrics_cli import jobs, spend_report, views
 from lyrics_cli.main import _local_tool_call, main
 from lyrics_cli.stack_target import CliError, Cloud, ExitCode, connect
 from lyrics_to_song.data.caps import Budget, TenantStore
@@ -802,3 +802,24 @@ def test_webhook_rotate_gives_a_new_secret_and_keeps_the_old_one_for_the_overlap
     with pytest.raises(SystemExit) as refused:
         main([*target, "rotate", "--tenant", "shop", "--overlap-hours", "0"])
     assert refused.value.code == ExitCode.USAGE
+
+
+def test_a_stack_without_its_spending_table_output_says_what_it_cannot_do(
+    stack: Stack,
+) -> None:
+    from lyrics_cli import senders, webhook_tools
+
+    older = dataclasses.replace(connect("songs", region="us-east-1"), spending_table=None)
+    calls: list[tuple[Callable[[], object], str]] = [
+        (lambda: senders.bindings(older), "to bind senders to tenants"),
+        (lambda: webhook_tools.rotate(older, "shop", 60, time.time()), "to rotate webhook"),
+        (lambda: jobs.caps_in_use(older, None, time.time()), "to manage tenants' caps"),
+        (
+            lambda: spend_report.report(older, ["2026-11-29"], tenant=None, by="tenant", now=0),
+            "to see what was spent",
+        ),
+    ]
+    for call, what in calls:
+        with pytest.raises(CliError, match=f"no SpendingTableName output.*{what}") as refused:
+            call()
+        assert refused.value.code is ExitCode.ENVIRONMENT
