@@ -58,8 +58,8 @@ def resubmit(services: Services, job_id: str, tenant: str | None) -> Outcome:
             ),
         )
     except OverBudget as over:
-        held = hold(services, job_id, over, lambda hold: services.table.hold_resubmit(job_id, hold))
-        return Outcome.HELD if held else Outcome.SKIPPED
+        written = hold(services, job_id, over, lambda h: services.table.hold_resubmit(job_id, h))
+        return Outcome.HELD if written else Outcome.SKIPPED
     if attempt is None:
         logger.warning(
             "resubmit refused: only ended, notified jobs with a valid request can be resent",

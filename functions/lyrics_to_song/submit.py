@@ -111,11 +111,11 @@ def hold(services: Services, job_id: str, over: OverBudget, write: Callable[[Hol
     comes back and tries again.
     """
     now = services.clock()
-    hold = Hold(over.cap.value, str(over), now + over.retry_after, now, uuid.uuid4().hex)
-    defer(services, held_retry(job_id, hold.token), over.retry_after)
-    if not write(hold):
+    held = Hold(over.cap.value, str(over), now + over.retry_after, now, uuid.uuid4().hex)
+    defer(services, held_retry(job_id, held.token), over.retry_after)
+    if not write(held):
         return False
-    logger.info("job held by a cap", extra={"reason": hold.reason, "retry_in": over.retry_after})
+    logger.info("job held by a cap", extra={"reason": held.reason, "retry_in": over.retry_after})
     return True
 
 
@@ -257,13 +257,13 @@ def submit_request(
             ),
         )
     except OverBudget as over:
-        held = hold(
+        written = hold(
             services,
             job.job_id,
             over,
-            lambda hold: services.table.hold(
+            lambda held: services.table.hold(
                 job.job_id,
-                hold,
+                held,
                 source=job.source,
                 source_name=job.source_name,
                 request_json=request_json,
@@ -272,7 +272,7 @@ def submit_request(
                 callback_url=callback_url,
             ),
         )
-        return Outcome.HELD if held else Outcome.DUPLICATE
+        return Outcome.HELD if written else Outcome.DUPLICATE
     if attempt is None:
         existing = services.table.get(job.job_id)
         logger.info(
