@@ -57,7 +57,7 @@ def expected_dict(row: Row, window: LikelyWindow) -> dict[str, Any] | None:
 
 
 def hold_text(row: Row) -> str | None:
-    """Why a job waits for a cap and when it is tried again (docs/producers.md); None
+    """Why a job waits for a cap and when it is tried again (docs/producers.md: Held jobs); None
     when none holds it."""
     hold = row.hold
     if hold is None:
