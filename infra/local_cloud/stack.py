@@ -290,6 +290,8 @@ def provision(
     p.buckets()
     for logical in FUNCTIONS:
         p.refs[logical] = p.name(logical)
+        # The role SAM makes for the function: locally, an id of the shape AWS gives.
+        p.attributes[(f"{logical}Role", "RoleId")] = "AROA" + logical.upper()[:16]
     environments = {
         logical: function_environment(template, logical, p.resolver) for logical in FUNCTIONS
     }

@@ -98,3 +98,17 @@ def test_a_tenant_resubmitting_another_tenants_job_is_refused(bound: Cloud) -> N
 
     assert bound.send({"resubmit": job_id}, sender=SHOP) == ["submitted"]
     assert len(bound.emulator.submissions) == 2
+
+
+def test_a_request_the_submit_function_put_back_before_jobs_were_held_keeps_its_tenant(
+    bound: Cloud,
+) -> None:
+    """Its own role sent it, which only it can: the tenant is the one its producer named."""
+    own = bound.services.settings.own_sender
+    assert own is not None, "the template gives the submit function its role's id"
+    body = song_request(tenant="acme", request_id="waited-on-a-cap")
+    assert bound.send(body, sender=f"{own}:lyrics-to-song-submit") == ["submitted"]
+    assert bound.only_row().tenant == "acme"
+    assert bound.send(song_request(tenant="acme"), sender="AROAANOTHERROLE00001") == ["rejected"], (
+        "any other role is bound as before"
+    )

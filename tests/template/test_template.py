@@ -77,10 +77,12 @@ def test_the_environment_satisfies_the_configuration_contract(sam: dict[str, Any
 
     refs = {name: f"physical-{name}" for name in sam["Resources"]}
     refs["NotificationTopic"] = "arn:aws:sns:us-east-1:123456789012:topic"
-    resolver = Resolver(sam, refs, {}, {"AWS::StackName": "s"})
+    role = {("SubmitFunctionRole", "RoleId"): "AROASUBMITROLE"}
+    resolver = Resolver(sam, refs, role, {"AWS::StackName": "s"})
     for name in ("SubmitFunction", "PollFunction"):
         settings = load_settings(function_environment(sam, name, resolver))
         assert settings.tasks_table_name == "physical-TasksTable"
+        assert (settings.own_sender == "AROASUBMITROLE") is (name == "SubmitFunction")
 
 
 def test_the_queue_feeds_the_submit_function_with_partial_batch_failures(
