@@ -6,7 +6,7 @@ import dataclasses
 
 from .caps import day_of
 from .items import AddAttribute, Fields, Value
-from .rows import JobState, Price, Row, Song
+from .rows import JobState, Row, Song
 from .spend import Tally
 
 # A submission the API took is charged at the price recorded with it; one whose outcome
@@ -33,10 +33,6 @@ def end_tallies(row: Row, state: JobState, now: float) -> list[Tally]:
     if charge_day == ending.day:
         return [dataclasses.replace(ending, charged=row.price)]
     return [ending, Tally(charge_day, row.tenant, row.model, charged=row.price)]
-
-
-def price_fields(price: Price | None) -> dict[str, Value]:
-    return {"price_credits": price.credits, "price_usd": price.usd} if price else {}
 
 
 def ending_fields(

@@ -13,7 +13,7 @@ from .table_base import DUE_INDEX, HELD_SHARD, TableBase
 HOLD_FIELDS = "held_cap, held_reason, held_until, held_since, held_token"
 
 
-def hold_fields(hold: Hold) -> Fields:
+def _hold_fields(hold: Hold) -> Fields:
     return {
         "open_shard": HELD_SHARD,
         "due_at": hold.until,
@@ -76,7 +76,7 @@ class HoldWrites(TableBase):
             "model": model,
             "tenant": tenant,
             "callback_url": callback_url,
-            **hold_fields(hold),
+            **_hold_fields(hold),
         }
         return self._set_hold(
             job_id,
@@ -95,7 +95,7 @@ class HoldWrites(TableBase):
         }
         return self._set_hold(
             job_id,
-            hold_fields(hold),
+            _hold_fields(hold),
             hold.since,
             condition=f"#state IN ({', '.join(resubmittable)}) AND notified = :yes",
             values={":yes": to_attr(True), **resubmittable},

@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import Cap
 from .caps import Reservation, day_of
-from .endings import CHARGED, MAYBE_CHARGED, ending_fields, price_fields
+from .endings import CHARGED, MAYBE_CHARGED, ending_fields
 from .follow_rows import FollowWrites
 from .holds import HOLD_FIELDS, HoldWrites
 from .items import (
     Fields,
+    Value,
     item_of,
     key_text,
     number,
@@ -72,6 +73,10 @@ class CapReached:
 
 
 StartResult = Started | AlreadyKnown | CapReached
+
+
+def _price_fields(price: Price | None) -> dict[str, Value]:
+    return {"price_credits": price.credits, "price_usd": price.usd} if price else {}
 
 
 class TaskTable(FollowWrites, HoldWrites, WebhookWrites):
@@ -188,7 +193,7 @@ class TaskTable(FollowWrites, HoldWrites, WebhookWrites):
                 "due_at": now + lease_seconds,
                 "tenant": tenant,
                 "callback_url": callback_url,
-                **price_fields(price),
+                **_price_fields(price),
             }
         )
         put: dict[str, Any] = {
