@@ -7,7 +7,7 @@ from pathlib import Path
 
 PACKAGES = [
     Path(__file__).resolve().parents[2] / "functions" / "lyrics_to_song",
-    Path(__file__).resolve().parents[2] / "infra" / "lyrics_cli",
+    Path(__file__).resolve().parents[2] / "functions" / "lyrics_cli",
     Path(__file__).resolve().parents[2] / "infra" / "local_cloud",
 ]
 
