@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -88,6 +89,8 @@ class WebhookSettings:
     timeout_seconds: float  # for one POST, connecting included
     first_retry_seconds: int  # the first wait after a failed attempt; each later one doubles
     retry_window_seconds: int  # after this long since the ending, a failed attempt is the last
+    # A job whose next check is overdue by more than this gets no Step Functions heartbeat.
+    heartbeat_stale_seconds: int = 420
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -282,7 +285,22 @@ def load_webhook_settings(env: Mapping[str, str] | None = None) -> WebhookSettin
         first_retry_seconds=_int(env, "WEBHOOK_FIRST_RETRY_SECONDS", 30, 1, 900),
         # At least a day on AWS (the template's WebhookRetryHours); tests go shorter.
         retry_window_seconds=_int(env, "WEBHOOK_RETRY_SECONDS", 3 * 24 * 3600, 10, 7 * 24 * 3600),
+        # Two poll runs missed, and five minutes more: no poll is keeping up with the job.
+        heartbeat_stale_seconds=2 * _rate_seconds(env, "POLL_SCHEDULE", 60) + 300,
     )
+
+
+def _rate_seconds(env: Mapping[str, str], name: str, default: int) -> int:
+    """A schedule's `rate(N minutes)` or `rate(N hours)` (PollSchedule), in seconds."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    found = re.fullmatch(r"rate\((\d{1,6}) (minute|minutes|hour|hours)\)", raw)
+    if not found or int(found[1]) < 1:
+        raise ConfigError(
+            f"environment variable {name} must be rate(N minutes) or rate(N hours), got {raw!r}"
+        )
+    return int(found[1]) * (3600 if found[2].startswith("hour") else 60)
 
 
 def _price(env: Mapping[str, str]) -> Price:

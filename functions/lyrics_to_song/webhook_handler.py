@@ -1,5 +1,6 @@
 """Lambda entry point of the webhook function: batches from the webhooks queue (webhooks
-to deliver, and answers owed to Step Functions tasks).
+to deliver, and answers owed to Step Functions tasks), and the `Heartbeats` schedule
+(the tasks' heartbeats while their songs are made).
 
 A webhook to be tried again stays on the queue, hidden until its next attempt
 (ChangeMessageVisibility), and is reported as this batch's failure; the others are
@@ -8,6 +9,7 @@ deleted by Lambda.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from functools import cache
 from typing import Any
@@ -27,6 +29,7 @@ from .services import build_webhook_services
 from .webhooks.delivery import WebhookServices, deliver
 from .webhooks.queue import WebhookMessage
 from .webhooks.task_callbacks import TaskMessage, answer
+from .webhooks.task_heartbeats import send_heartbeats
 
 # An attempt is not started with less time left than its timeout and this much more.
 SPARE_MS = 5_000
@@ -86,7 +89,15 @@ def _deliver_record(record: SQSRecord, context: LambdaContext) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    services()  # fail fast, once, on bad configuration
+    found = services()  # fail fast, once, on bad configuration
+    if event.get("detail-type") == "Scheduled Event":
+        beats = send_heartbeats(
+            found.table,
+            found.states,
+            due_since=found.clock() - found.settings.heartbeat_stale_seconds,
+            time_left=lambda: context.get_remaining_time_in_millis() / 1000,
+        )
+        return dataclasses.asdict(beats)
     response = process_partial_response(
         event=event,
         record_handler=lambda record: _deliver_record(record, context),

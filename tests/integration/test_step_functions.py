@@ -15,6 +15,8 @@ from lyrics_to_song.data.rows import JobState
 from lyrics_to_song.submit import Outcome
 from lyrics_to_song.webhooks.delivery import WebhookServices
 from lyrics_to_song.webhooks.task_callbacks import TaskMessage, answer
+from lyrics_to_song.webhooks.task_heartbeats import Beats, send_heartbeats
+from tests.conftest import API_URL
 from tests.docs_text import ROOT
 from tests.integration.moto_cloud import Cloud
 from tests.support import song_request
@@ -23,11 +25,17 @@ EXAMPLE = ROOT / "examples" / "step-functions" / "song-for-a-video.asl.json"
 ROLE = "arn:aws:iam::123456789012:role/workflow"
 
 
-@pytest.fixture
-def workflow(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> str:
+# The example's HeartbeatSeconds, lowered so that a missed heartbeat shows in seconds.
+HEARTBEAT_SECONDS = 2
+
+
+def _machine(cloud: Cloud, monkeypatch: pytest.MonkeyPatch, heartbeat_seconds: int) -> str:
     """The example state machine, executed by moto, and the stack allowed to answer it."""
     monkeypatch.setitem(default_user_config, "stepfunctions", {"execute_state_machine": True})
     definition = EXAMPLE.read_text().replace("${JobsQueueUrl}", cloud.stack.jobs_queue_url)
+    definition = definition.replace(
+        '"HeartbeatSeconds": 900', f'"HeartbeatSeconds": {heartbeat_seconds}'
+    )
     sfn = cloud.stack.client("stepfunctions")
     arn = sfn.create_state_machine(name="soundtrack", definition=definition, roleArn=ROLE)[
         "stateMachineArn"
@@ -36,6 +44,17 @@ def workflow(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> str:
     settings = dataclasses.replace(cloud.services.settings, callback_state_machines=allowed)
     cloud.services = dataclasses.replace(cloud.services, settings=settings)
     return str(arn)
+
+
+@pytest.fixture
+def workflow(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> str:
+    return _machine(cloud, monkeypatch, 900)
+
+
+@pytest.fixture
+def beating(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The example, its task failing when no heartbeat comes for HEARTBEAT_SECONDS."""
+    return _machine(cloud, monkeypatch, HEARTBEAT_SECONDS)
 
 
 def _queued(cloud: Cloud, url: str, key: str, timeout: float = 10) -> list[dict[str, Any]]:
@@ -64,8 +83,8 @@ def _execution(cloud: Cloud, arn: str, timeout: float = 10) -> dict[str, Any]:
     return dict(found)
 
 
-def _run_song(cloud: Cloud, machine: str, hooks: WebhookServices) -> dict[str, Any]:
-    """Start the workflow, let the stack make (or fail) the song, answer the task."""
+def _start(cloud: Cloud, machine: str) -> str:
+    """Start the workflow and submit the song request it sends; the execution's ARN."""
     sfn = cloud.stack.client("stepfunctions")
     execution = sfn.start_execution(
         stateMachineArn=machine, name="video-7", input=json.dumps(song_request())
@@ -73,13 +92,24 @@ def _run_song(cloud: Cloud, machine: str, hooks: WebhookServices) -> dict[str, A
     (request,) = _queued(cloud, cloud.stack.jobs_queue_url, "task_token")
     assert request["state_machine"] == machine
     assert cloud.send(request) == [Outcome.SUBMITTED]
+    return str(execution)
+
+
+def _run_song(cloud: Cloud, machine: str, hooks: WebhookServices) -> dict[str, Any]:
+    """Start the workflow, let the stack make (or fail) the song, answer the task."""
+    execution = _start(cloud, machine)
+    _finish(cloud, hooks)
+    return _execution(cloud, execution)
+
+
+def _finish(cloud: Cloud, hooks: WebhookServices) -> None:
+    """Let the stack make (or fail) the song and answer the task."""
     cloud.clock.advance(31)
     cloud.poll()
     (body,) = _queued(cloud, cloud.stack.refs["WebhookQueue"], "kind")
     message = TaskMessage.read(body)
     assert message is not None
     assert answer(hooks.table, hooks.states, message, 30) is None
-    return _execution(cloud, execution)
 
 
 def test_the_workflow_gets_the_song_s_bucket_and_key(
@@ -193,3 +223,83 @@ def test_a_request_refused_for_bad_input_still_answers_its_task(
     done = _execution(cloud, execution)
     assert (done["status"], done["error"]) == ("FAILED", "NoSoundtrack"), "its Catch ran"
     assert cloud.only_row().task is not None
+
+
+def _beat(cloud: Cloud, hooks: WebhookServices) -> Beats:
+    """One pass of the heartbeats' schedule, on the test's clock."""
+    since = cloud.clock() - hooks.settings.heartbeat_stale_seconds
+    return send_heartbeats(hooks.table, hooks.states, due_since=since, time_left=lambda: 60.0)
+
+
+@pytest.mark.slow
+def test_heartbeats_keep_a_workflow_waiting_while_its_song_is_made(
+    cloud: Cloud, beating: str, hooks: WebhookServices
+) -> None:
+    execution = _start(cloud, beating)
+    for _ in range(3 * HEARTBEAT_SECONDS):  # a beat every 0.5 s: 1.5 times HeartbeatSeconds
+        assert _beat(cloud, hooks) == Beats(sent=1)
+        time.sleep(0.5)
+    sfn = cloud.stack.client("stepfunctions")
+    assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
+    _finish(cloud, hooks)
+    done = _execution(cloud, execution)
+    assert done["status"] == "SUCCEEDED", done
+    assert json.loads(done["output"])["key"] == cloud.only_row().song_key
+
+
+@pytest.mark.slow
+def test_a_job_no_poll_keeps_up_with_gets_no_heartbeat_and_its_workflow_learns(
+    cloud: Cloud, beating: str, hooks: WebhookServices
+) -> None:
+    execution = _start(cloud, beating)
+    # No poll run: the job's first check is soon overdue by more than the stale limit.
+    cloud.clock.advance(hooks.settings.heartbeat_stale_seconds + 60)
+    assert _beat(cloud, hooks) == Beats(), "nothing sent for a job nobody is making"
+    done = _execution(cloud, execution, timeout=3 * HEARTBEAT_SECONDS)
+    assert (done["status"], done["error"]) == ("FAILED", "NoSoundtrack"), "its Catch ran"
+    history = cloud.stack.client("stepfunctions").get_execution_history(executionArn=execution)[
+        "events"
+    ]
+    (caught,) = [e for e in history if e["type"] == "FailStateEntered"]
+    song_error = json.loads(caught["stateEnteredEventDetails"]["input"])["song_error"]
+    # AWS names it States.HeartbeatTimeout or States.Timeout (moto): the example catches both.
+    assert song_error["Error"] in ("States.HeartbeatTimeout", "States.Timeout")
+    assert cloud.only_row().state is JobState.PENDING, "the job itself goes on"
+
+
+@pytest.mark.slow
+def test_a_workflow_that_gave_up_takes_no_heartbeat_and_the_job_goes_on(
+    cloud: Cloud, beating: str, hooks: WebhookServices
+) -> None:
+    execution = _start(cloud, beating)
+    done = _execution(cloud, execution, timeout=3 * HEARTBEAT_SECONDS)  # none sent: it gives up
+    assert done["status"] == "FAILED"
+    assert _beat(cloud, hooks) == Beats(gone=1), "refused, counted, not an error"
+    assert cloud.only_row().state is JobState.PENDING
+
+
+def test_held_ended_and_tokenless_jobs_get_no_heartbeat(
+    cloud: Cloud, workflow: str, hooks: WebhookServices
+) -> None:
+    assert cloud.send(song_request(request_id="plain")) == [Outcome.SUBMITTED]
+    _run_song(cloud, workflow, hooks)  # ended, its task answered
+    assert _beat(cloud, hooks) == Beats(), "a job without a token, and an ended one"
+
+
+def test_the_schedule_s_event_sends_the_heartbeats(
+    cloud: Cloud, workflow: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from local_cloud.runtime import LocalContext, scheduler_event
+    from lyrics_to_song import webhook_handler
+
+    _start(cloud, workflow)
+    env = {**cloud.stack.environments["WebhookFunction"], "MUSIC_API_BASE_URL": API_URL}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    webhook_handler.services.cache_clear()
+    try:
+        event = scheduler_event(cloud.stack.refs["WebhookFunction"])
+        found = webhook_handler.handler(event, LocalContext("webhooks", 60))
+    finally:
+        webhook_handler.services.cache_clear()
+    assert found == {"sent": 1, "gone": 0, "failed": 0, "skipped": 0}

@@ -163,7 +163,11 @@ def test_failed_jobs_messages_end_in_a_dead_letter_queue(cfn: dict[str, Any]) ->
 
 
 def test_the_schedule_runs_the_poll_function_with_retries_and_a_dlq(cfn: dict[str, Any]) -> None:
-    (schedule,) = resources(cfn, "AWS::Scheduler::Schedule").values()
+    (schedule,) = [
+        s
+        for s in resources(cfn, "AWS::Scheduler::Schedule").values()
+        if ref(s["Target"]["Arn"]) == "PollFunction"
+    ]
     assert schedule["ScheduleExpression"] == {"Ref": "PollSchedule"}
     assert cfn["Parameters"]["PollSchedule"]["Default"] == "rate(1 minute)"
     target = schedule["Target"]
@@ -178,6 +182,24 @@ def test_the_schedule_runs_the_poll_function_with_retries_and_a_dlq(cfn: dict[st
         "Effect": "Allow",
         "Resource": {"Fn::GetAtt": ["PollScheduleDeadLetterQueue", "Arn"]},
     } in granted
+
+
+def test_tasks_heartbeats_run_every_5_minutes_only_while_tasks_are_answered(
+    cfn: dict[str, Any],
+) -> None:
+    (schedule,) = [
+        s
+        for s in resources(cfn, "AWS::Scheduler::Schedule").values()
+        if ref(s["Target"]["Arn"]) == "WebhookFunction"
+    ]
+    assert schedule["ScheduleExpression"] == "rate(5 minutes)"
+    assert schedule["State"] == {"Fn::If": ["AnswersTasks", "ENABLED", "DISABLED"]}
+    assert cfn["Parameters"]["CallbackStateMachines"]["Default"] == "", "off by default"
+    role = cfn["Resources"]["WebhookFunctionRole"]["Properties"]
+    raw = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    reads = [s for s in raw if "Query" in str(s) or "BatchGetItem" in str(s)]
+    assert len(reads) == 2
+    assert all(s["Fn::If"][0] == "AnswersTasks" for s in reads), "no reads while off"
 
 
 def test_the_table_has_the_sparse_due_index_ttl_and_recovery(cfn: dict[str, Any]) -> None:
@@ -467,6 +489,8 @@ def test_webhooks_have_a_function_of_their_own_with_the_least_it_needs(
             for action in ("states:SendTaskSuccess", "states:SendTaskFailure")
         ),
         ("states:SendTaskHeartbeat", "{'Fn::Split': [',', {'Ref': 'CallbackStateMachines'}]}"),
+        ("dynamodb:Query", "{'Fn::Sub': '${TasksTable.Arn}/index/open-by-due'}"),
+        ("dynamodb:BatchGetItem", "{'Fn::GetAtt': ['TasksTable', 'Arn']}"),
     }, "no music API key, no songs; tasks' answers to the listed state machines alone"
     (spending,) = [
         s
@@ -490,6 +514,7 @@ def test_webhooks_have_a_function_of_their_own_with_the_least_it_needs(
     )
     assert settings.queue_url == "physical-WebhookQueue"
     assert settings.retry_window_seconds >= 86400, "at least a day of retries"
+    assert settings.heartbeat_stale_seconds == 2 * 60 + 300, "two poll runs (1 min) and 5 min"
     per_record_ms = settings.timeout_seconds * 1000 + SPARE_MS
     assert webhook["Timeout"] * 1000 >= per_record_ms
     for role in ("SubmitFunctionRole", "PollFunctionRole"):

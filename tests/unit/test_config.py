@@ -125,6 +125,17 @@ def test_the_webhook_function_reads_its_own_few_variables() -> None:
 
 
 @pytest.mark.parametrize(
+    ("schedule", "stale"),
+    [("", 420), ("rate(1 minute)", 420), ("rate(5 minutes)", 900), ("rate(2 hours)", 14700)],
+)
+def test_heartbeats_stop_after_two_poll_runs_missed_and_five_minutes(
+    schedule: str, stale: int
+) -> None:
+    settings = load_webhook_settings({**WEBHOOK_BASE, "POLL_SCHEDULE": schedule})
+    assert settings.heartbeat_stale_seconds == stale
+
+
+@pytest.mark.parametrize(
     ("change", "message"),
     [
         ({"WEBHOOK_SECRET_ARN": ""}, "WEBHOOK_SECRET_ARN (deployed) or WEBHOOK_SECRET"),
@@ -132,6 +143,8 @@ def test_the_webhook_function_reads_its_own_few_variables() -> None:
         ({"WEBHOOK_TIMEOUT_SECONDS": "60"}, "between 1 and 30"),
         ({"WEBHOOK_RETRY_SECONDS": "5"}, "between 10 and 604800"),
         ({"CALLBACK_HOSTS": "https://hooks.example.com"}, "no scheme, port or path"),
+        ({"POLL_SCHEDULE": "rate(0 minutes)"}, "POLL_SCHEDULE must be rate(N minutes)"),
+        ({"POLL_SCHEDULE": "cron(0 * * * ? *)"}, "got 'cron(0 * * * ? *)'"),
     ],
 )
 def test_a_webhook_setting_that_cannot_work_is_named(change: dict[str, str], message: str) -> None:

@@ -4,11 +4,9 @@ in the due index under a shard of their own (docs/producers.md)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from .items import Fields, Item, key_text, to_attr, update_clause
+from .items import Fields, Item, to_attr, update_clause
 from .rows import RESUBMITTABLE, Hold, JobState, Row
-from .table_base import DUE_INDEX, HELD_SHARD, TableBase
+from .table_base import HELD_SHARD, TableBase
 
 HOLD_FIELDS = "held_cap, held_reason, held_until, held_since, held_token"
 
@@ -31,25 +29,7 @@ class HoldWrites(TableBase):
     def held(self) -> list[Row]:
         """Every job a cap holds (HELD, or its resubmission held), from the index's HELD
         shard; a few reads, whatever the table holds."""
-        keys: list[Item] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "IndexName": DUE_INDEX,
-            "KeyConditionExpression": "open_shard = :held",
-            "ExpressionAttributeValues": {":held": to_attr(HELD_SHARD)},
-        }
-        for page in self.client.get_paginator("query").paginate(**kwargs):
-            keys += [self._key(key_text(item, "job_id")) for item in page.get("Items", [])]
-        rows: list[Row] = []
-        while keys:
-            batch, keys = keys[:100], keys[100:]
-            response = self.client.batch_get_item(
-                RequestItems={self.table_name: {"Keys": batch, "ConsistentRead": True}}
-            )
-            rows += [Row.from_item(i) for i in response["Responses"].get(self.table_name, [])]
-            unread = response.get("UnprocessedKeys", {}).get(self.table_name)
-            if unread:
-                keys += unread["Keys"]
+        rows = self._shard_rows(HELD_SHARD)
         return [row for row in rows if row.hold is not None]
 
     def hold(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .items import Fields, Item, item_of, transact, update_clause, updated
+from .items import Fields, Item, item_of, key_text, to_attr, transact, update_clause, updated
 from .rows import Row
 from .spend import Tally
 
@@ -39,6 +39,35 @@ class TableBase:
             TableName=self.table_name, Key=self._key(job_id), ConsistentRead=True
         ).get("Item")
         return Row.from_item(item) if item else None
+
+    def _shard_rows(self, shard: str, due_since: float | None = None) -> list[Row]:
+        """The rows of one shard of the due index (from `due_since` on, if given): a few
+        index pages, then the rows a hundred at a time."""
+        condition = "open_shard = :shard"
+        values = {":shard": to_attr(shard)}
+        if due_since is not None:
+            condition += " AND due_at >= :since"
+            values[":since"] = to_attr(due_since)
+        keys: list[Item] = []
+        pages = self.client.get_paginator("query").paginate(
+            TableName=self.table_name,
+            IndexName=DUE_INDEX,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+        )
+        for page in pages:
+            keys += [self._key(key_text(item, "job_id")) for item in page.get("Items", [])]
+        rows: list[Row] = []
+        while keys:
+            batch, keys = keys[:100], keys[100:]
+            response = self.client.batch_get_item(
+                RequestItems={self.table_name: {"Keys": batch, "ConsistentRead": True}}
+            )
+            rows += [Row.from_item(i) for i in response["Responses"].get(self.table_name, [])]
+            unread = response.get("UnprocessedKeys", {}).get(self.table_name)
+            if unread:
+                keys += unread["Keys"]
+        return rows
 
     @staticmethod
     def _key(job_id: str) -> Item:

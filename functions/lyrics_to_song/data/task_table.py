@@ -18,9 +18,8 @@ the shard `HELD` instead, so the held jobs are read without a scan either.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import Cap
 from .caps import Reservation, day_of
@@ -31,8 +30,6 @@ from .items import (
     Fields,
     Value,
     item_of,
-    key_text,
-    number,
     to_attr,
     transact,
 )
@@ -44,11 +41,9 @@ from .rows import (
     Row,
 )
 from .spend import Tally
-from .table_base import DUE_INDEX, OPEN_SHARD
+from .table_base import OPEN_SHARD
+from .table_reads import TableReads
 from .webhook_rows import WebhookWrites
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass(frozen=True)
@@ -79,79 +74,10 @@ def _price_fields(price: Price | None) -> dict[str, Value]:
     return {"price_credits": price.credits, "price_usd": price.usd} if price else {}
 
 
-class TaskTable(FollowWrites, HoldWrites, WebhookWrites):
-    """Data access for the tasks table: reading it, and every change of a job's state
-    (following a task's in follow_rows.py, held jobs' in holds.py, webhooks' in
-    webhook_rows.py, the shared update in table_base.py)."""
-
-    # --- reading ---------------------------------------------------------------------
-    def rows(self, state: JobState | None = None) -> Iterator[Row]:
-        """Every row (a scan), optionally of one state."""
-        kwargs: dict[str, Any] = {"TableName": self.table_name}
-        if state is not None:
-            kwargs |= {
-                "FilterExpression": "#state = :state",
-                "ExpressionAttributeNames": {"#state": "state"},
-                "ExpressionAttributeValues": {":state": to_attr(state.value)},
-            }
-        for page in self.client.get_paginator("scan").paginate(**kwargs):
-            yield from (Row.from_item(item) for item in page.get("Items", []))
-
-    def in_flight(self, job_ids: set[str]) -> set[str]:
-        """Those of the jobs whose rows say they are still being submitted or made.
-
-        A job whose row could not be read is counted as in flight (the safe side).
-        """
-        keys = [self._key(job_id) for job_id in sorted(job_ids)]
-        running: set[str] = set()
-        for start in range(0, len(keys), 100):
-            response = self.client.batch_get_item(
-                RequestItems={
-                    self.table_name: {
-                        "Keys": keys[start : start + 100],
-                        "ProjectionExpression": "job_id, #state",
-                        "ExpressionAttributeNames": {"#state": "state"},
-                        "ConsistentRead": True,
-                    }
-                }
-            )
-            for item in response["Responses"].get(self.table_name, []):
-                if not JobState(key_text(item, "state")).terminal:
-                    running.add(key_text(item, "job_id"))
-            unread = response.get("UnprocessedKeys", {}).get(self.table_name)
-            if unread:
-                running.update(key_text(key, "job_id") for key in unread["Keys"])
-        return running
-
-    def due(
-        self, now: float, limit: int, start_key: dict[str, Any] | None = None
-    ) -> tuple[list[tuple[str, float]], dict[str, Any] | None]:
-        """One page of (job_id, due_at) from the sparse index, earliest first."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "IndexName": DUE_INDEX,
-            "KeyConditionExpression": "open_shard = :open AND due_at <= :now",
-            "ExpressionAttributeValues": {":open": to_attr(OPEN_SHARD), ":now": to_attr(now)},
-            "Limit": limit,
-        }
-        if start_key:
-            kwargs["ExclusiveStartKey"] = start_key
-        page = self.client.query(**kwargs)
-        items = page.get("Items", [])
-        rows = [(key_text(i, "job_id"), number(i, "due_at") or 0.0) for i in items]
-        return rows, page.get("LastEvaluatedKey")
-
-    def next_due(self) -> float | None:
-        """When the earliest open row is due (maybe past); None when no row is open."""
-        page = self.client.query(
-            TableName=self.table_name,
-            IndexName=DUE_INDEX,
-            KeyConditionExpression="open_shard = :open",
-            ExpressionAttributeValues={":open": to_attr(OPEN_SHARD)},
-            ScanIndexForward=True,
-            Limit=1,
-        )
-        return number(page["Items"][0], "due_at") if page.get("Items") else None
+class TaskTable(TableReads, FollowWrites, HoldWrites, WebhookWrites):
+    """Data access for the tasks table: every change of a job's state (following a
+    task's in follow_rows.py, held jobs' in holds.py, webhooks' in webhook_rows.py, the
+    shared update in table_base.py) and its reads (table_reads.py)."""
 
     # --- submitting ------------------------------------------------------------------
     def start(

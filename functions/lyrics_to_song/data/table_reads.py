@@ -1,0 +1,91 @@
+"""The tasks table's reads: every row (a scan, for tools), the states of some jobs, and
+the sparse index `open-by-due` (a poll's due rows, the jobs being made)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from .items import key_text, number, to_attr
+from .rows import JobState, Row
+from .table_base import DUE_INDEX, OPEN_SHARD, TableBase
+
+# The states in which a job's song is being asked for or made.
+BEING_MADE = (JobState.SUBMITTING, JobState.PENDING)
+
+
+class TableReads(TableBase):
+    """Reading the tasks table; the writes are beside it (task_table.py)."""
+
+    def rows(self, state: JobState | None = None) -> Iterator[Row]:
+        """Every row (a scan), optionally of one state."""
+        kwargs: dict[str, Any] = {"TableName": self.table_name}
+        if state is not None:
+            kwargs |= {
+                "FilterExpression": "#state = :state",
+                "ExpressionAttributeNames": {"#state": "state"},
+                "ExpressionAttributeValues": {":state": to_attr(state.value)},
+            }
+        for page in self.client.get_paginator("scan").paginate(**kwargs):
+            yield from (Row.from_item(item) for item in page.get("Items", []))
+
+    def in_flight(self, job_ids: set[str]) -> set[str]:
+        """Those of the jobs whose rows say they are still being submitted or made.
+
+        A job whose row could not be read is counted as in flight (the safe side).
+        """
+        keys = [self._key(job_id) for job_id in sorted(job_ids)]
+        running: set[str] = set()
+        for start in range(0, len(keys), 100):
+            response = self.client.batch_get_item(
+                RequestItems={
+                    self.table_name: {
+                        "Keys": keys[start : start + 100],
+                        "ProjectionExpression": "job_id, #state",
+                        "ExpressionAttributeNames": {"#state": "state"},
+                        "ConsistentRead": True,
+                    }
+                }
+            )
+            for item in response["Responses"].get(self.table_name, []):
+                if not JobState(key_text(item, "state")).terminal:
+                    running.add(key_text(item, "job_id"))
+            unread = response.get("UnprocessedKeys", {}).get(self.table_name)
+            if unread:
+                running.update(key_text(key, "job_id") for key in unread["Keys"])
+        return running
+
+    def due(
+        self, now: float, limit: int, start_key: dict[str, Any] | None = None
+    ) -> tuple[list[tuple[str, float]], dict[str, Any] | None]:
+        """One page of (job_id, due_at) from the sparse index, earliest first."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": DUE_INDEX,
+            "KeyConditionExpression": "open_shard = :open AND due_at <= :now",
+            "ExpressionAttributeValues": {":open": to_attr(OPEN_SHARD), ":now": to_attr(now)},
+            "Limit": limit,
+        }
+        if start_key:
+            kwargs["ExclusiveStartKey"] = start_key
+        page = self.client.query(**kwargs)
+        items = page.get("Items", [])
+        rows = [(key_text(i, "job_id"), number(i, "due_at") or 0.0) for i in items]
+        return rows, page.get("LastEvaluatedKey")
+
+    def next_due(self) -> float | None:
+        """When the earliest open row is due (maybe past); None when no row is open."""
+        page = self.client.query(
+            TableName=self.table_name,
+            IndexName=DUE_INDEX,
+            KeyConditionExpression="open_shard = :open",
+            ExpressionAttributeValues={":open": to_attr(OPEN_SHARD)},
+            ScanIndexForward=True,
+            Limit=1,
+        )
+        return number(page["Items"][0], "due_at") if page.get("Items") else None
+
+    def being_made(self, due_since: float) -> list[Row]:
+        """The jobs being submitted or made whose next check is not overdue by more
+        than `due_since` allows: a poll is keeping up with them."""
+        return [row for row in self._shard_rows(OPEN_SHARD, due_since) if row.state in BEING_MADE]
