@@ -124,7 +124,10 @@ class WebhookReceiver:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # Stops within 50 ms of being asked, not 500: the tests start and stop many.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         host, bound = self._server.server_address[:2]
         self.url = f"http://{host!s}:{bound}/hooks/songs"
