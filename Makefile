@@ -10,6 +10,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 LYRICS ?=
 REAL_API ?=
 CALLBACK ?=
+WORKFLOW ?=
 
 # The suite's workers: its end-to-end tests mostly wait on loopback, so three keep two cores busy.
 TEST_WORKERS ?= 3
@@ -31,9 +32,9 @@ $(CHECKOV_STAMP): .ci/checkov-requirements.txt
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r .ci/checkov-requirements.txt
 	touch $(CHECKOV_STAMP)
 
-## demo: the whole pipeline on the local stack; LYRICS=file.txt for your own, REAL_API=1 (with MUSIC_API_KEY) for the real API, CALLBACK=1 for a signed webhook too
+## demo: the whole pipeline on the local stack; LYRICS=file.txt for your own, REAL_API=1 (with MUSIC_API_KEY) for the real API, CALLBACK=1 for a signed webhook too, WORKFLOW=1 to ask from the example Step Functions workflow
 demo: $(STAMP)
-	$(PY) -m local_cloud.demo $(if $(LYRICS),--lyrics "$(LYRICS)") $(if $(REAL_API),--real-api) $(if $(CALLBACK),--callback)
+	$(PY) -m local_cloud.demo $(if $(LYRICS),--lyrics "$(LYRICS)") $(if $(REAL_API),--real-api) $(if $(CALLBACK),--callback) $(if $(WORKFLOW),--workflow)
 
 ## local: keep the local stack running for `lyrics-to-song --local ...` (Ctrl-C stops it)
 local: $(STAMP)

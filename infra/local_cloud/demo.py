@@ -2,22 +2,27 @@
 
 moto's server stands in for AWS (provisioned from template.yaml) and the emulator for
 the music API; `--real-api` sends the request to API in One instead (MUSIC_API_KEY),
-with AWS still local.
+with AWS still local. `--workflow` asks for the song from the example Step Functions
+workflow, run by moto's interpreter, instead of uploading the lyric file.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from lyrics_to_song.config import DEFAULT_MODEL, DEFAULT_PROMPT
 from lyrics_to_song.data.rows import JobState
 from lyrics_to_song.data.task_table import TaskTable
+from lyrics_to_song.lyric_files import parse_lyric_file
 from lyrics_to_song.webhooks.queue import notice_id
 
 from .emulator import MusicApiEmulator, RunningEmulator
@@ -25,6 +30,7 @@ from .receiver import WebhookReceiver
 from .runtime import WRAP_UP_SECONDS, LocalLambda
 from .stack import MotoServer, Stack, provision
 from .watch import read_notifications, subscribe_queue
+from .workflow import EXAMPLE, example_workflow, execution_end, song_of
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_LYRICS = ROOT / "examples" / "neon-rain.txt"
@@ -34,6 +40,14 @@ def say(step: str, text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {step:<10} {text}", flush=True)
 
 
+def shown(path: Path) -> Path:
+    """A path as the user would type it: from the current folder, when it is inside it."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
 def describe_mp3(data: bytes) -> str:
     from mutagen.mp3 import MP3
 
@@ -41,59 +55,62 @@ def describe_mp3(data: bytes) -> str:
     return f"{info.length:.1f} s, {info.sample_rate} Hz, {info.bitrate // 1000} kbps"
 
 
+def _refusal(args: argparse.Namespace, lyrics: Path) -> str | None:
+    """What makes these options unable to work, before anything is started."""
+    if not lyrics.is_file():
+        return f"lyric file {lyrics} does not exist"
+    if args.callback and args.real_api:
+        return (
+            "--callback needs the emulator: with the real API the stack refuses a "
+            "receiver on loopback, as it would on AWS"
+        )
+    if args.callback and args.workflow:
+        return "--callback and --workflow: the workflow's request names no callback_url"
+    if args.real_api and not os.environ.get("MUSIC_API_KEY", "").strip():
+        return "--real-api needs MUSIC_API_KEY set to your API in One key"
+    return None
+
+
+def _music_api(
+    args: argparse.Namespace, env: dict[str, str], cleanup: ExitStack
+) -> tuple[str, MusicApiEmulator | None]:
+    """Point the functions at the real API or a running emulator; the key to store, and
+    the emulator."""
+    if args.real_api:
+        env["MUSIC_API_BASE_URL"] = args.api_url
+        say("api", f"the real music API at {args.api_url} (this song costs money)")
+        return os.environ["MUSIC_API_KEY"].strip(), None
+    emulator = MusicApiEmulator(completion_delay=args.delay)
+    running = cleanup.enter_context(RunningEmulator(emulator))
+    env["MUSIC_API_BASE_URL"] = running.url
+    env["TYPICAL_SONG_SECONDS"] = f"{args.delay / 2:g}-{args.delay * 2:g}"  # not 30-90
+    say("api", f"music API emulator on {running.url} (songs finish after {args.delay:.0f} s)")
+    return emulator.api_key, emulator
+
+
 def run(args: argparse.Namespace) -> int:
     lyrics = Path(args.lyrics).expanduser().resolve()
-    if not lyrics.is_file():
-        print(f"error: lyric file {lyrics} does not exist", file=sys.stderr)
-        return 2
-    if args.callback and args.real_api:
-        print(
-            "error: --callback needs the emulator: with the real API the stack refuses a "
-            "receiver on loopback, as it would on AWS",
-            file=sys.stderr,
-        )
+    refusal = _refusal(args, lyrics)
+    if refusal:
+        print(f"error: {refusal}", file=sys.stderr)
         return 2
     out_dir = Path(args.out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-
-    moto = MotoServer()
-    say(
-        "aws",
-        f"moto's server on {moto.url} (stands in for S3, SQS, DynamoDB, SNS, Secrets Manager)",
-    )
-    running: RunningEmulator | None = None
-    emulator: MusicApiEmulator | None = None
-    receiver: WebhookReceiver | None = None
-    extra_env = {
+    env = {
         "POWERTOOLS_LOG_LEVEL": "DEBUG" if args.verbose else "WARNING",
         "POWERTOOLS_METRICS_DISABLED": "true",
         "FIRST_POLL_DELAY_SECONDS": "1" if not args.real_api else "20",
         "POLL_BACKOFF_SECONDS": "1" if not args.real_api else "10",
     }
-    if not args.real_api:  # the emulator's songs take --delay seconds, not 30-90
-        extra_env["TYPICAL_SONG_SECONDS"] = f"{args.delay / 2:g}-{args.delay * 2:g}"
-    try:
-        if args.real_api:
-            api_key = os.environ.get("MUSIC_API_KEY", "").strip()
-            if not api_key:
-                print(
-                    "error: --real-api needs MUSIC_API_KEY set to your API in One key",
-                    file=sys.stderr,
-                )
-                return 2
-            extra_env["MUSIC_API_BASE_URL"] = args.api_url
-            say("api", f"the real music API at {args.api_url} (this song costs money)")
-        else:
-            emulator = MusicApiEmulator(completion_delay=args.delay)
-            running = RunningEmulator(emulator)
-            api_key = emulator.api_key
-            extra_env["MUSIC_API_BASE_URL"] = running.url
-            say(
-                "api",
-                f"music API emulator on {running.url} (songs finish after {args.delay:.0f} s)",
-            )
-
-        stack = provision(moto.url)
+    with ExitStack() as cleanup:
+        moto = MotoServer()
+        cleanup.callback(moto.stop)
+        say(
+            "aws",
+            f"moto's server on {moto.url} (stands in for S3, SQS, DynamoDB, SNS, Secrets Manager)",
+        )
+        api_key, emulator = _music_api(args, env, cleanup)
+        stack = provision(moto.url, stack_name=args.stack)
         say(
             "stack",
             f"provisioned from template.yaml: lyrics bucket {stack.lyrics_bucket}, "
@@ -102,18 +119,17 @@ def run(args: argparse.Namespace) -> int:
         stack.store_api_key(api_key)
         say("secret", "API key stored in the Secrets Manager secret the functions read")
         watch_url = subscribe_queue(stack, "demo-notifications")
-        runtime = LocalLambda(stack, extra_env)
-        metadata = {}
+        machine = example_workflow(moto.url, stack) if args.workflow else None
+        if machine:
+            env["CALLBACK_STATE_MACHINES"] = machine
+            say("workflow", f"{EXAMPLE.name} on moto's Step Functions interpreter: {machine}")
+        runtime = LocalLambda(stack, env)
+        receiver = None
         if args.callback:
             receiver = WebhookReceiver(stack.webhook_secret())
-            metadata["callback_url"] = receiver.url
+            cleanup.callback(receiver.stop)
             say("webhook", f"a receiver on {receiver.url} checks each webhook's signature")
-
-        key = lyrics.name
-        stack.client("s3").put_object(
-            Bucket=stack.lyrics_bucket, Key=key, Body=lyrics.read_bytes(), Metadata=metadata
-        )
-        say("upload", f"{lyrics} -> s3://{stack.lyrics_bucket}/{key}")
+        execution = _ask(stack, lyrics, machine, receiver)
         return follow(
             stack,
             runtime,
@@ -122,13 +138,23 @@ def run(args: argparse.Namespace) -> int:
             args=args,
             emulator=emulator,
             receiver=receiver,
+            execution=execution,
         )
-    finally:
-        if receiver:
-            receiver.stop()
-        if running:
-            running.stop()
-        moto.stop()
+
+
+def _ask(
+    stack: Stack, lyrics: Path, machine: str | None, receiver: WebhookReceiver | None
+) -> str | None:
+    """Upload the lyric file, or start the workflow that asks for it (its execution)."""
+    if machine:
+        return _start_workflow(stack, machine, lyrics)
+    key = lyrics.name
+    metadata = {"callback_url": receiver.url} if receiver else {}
+    stack.client("s3").put_object(
+        Bucket=stack.lyrics_bucket, Key=key, Body=lyrics.read_bytes(), Metadata=metadata
+    )
+    say("upload", f"{shown(lyrics)} -> s3://{stack.lyrics_bucket}/{key}")
+    return None
 
 
 def follow(
@@ -140,9 +166,11 @@ def follow(
     args: argparse.Namespace,
     emulator: MusicApiEmulator | None = None,
     receiver: WebhookReceiver | None = None,
+    execution: str | None = None,
 ) -> int:
     """Run the event sources as AWS would (the queues every second, the schedule every
-    minute) until the notification arrives; report every change seen."""
+    minute) until the notification arrives (and the webhook, and the workflow's answer,
+    if asked for); report every change seen."""
     stop = threading.Event()
     errors: list[BaseException] = []
     sources = threading.Thread(
@@ -156,7 +184,11 @@ def follow(
         code = _watch(
             stack, watch_url, out_dir=out_dir, args=args, emulator=emulator, errors=errors
         )
-        return code if code or receiver is None else _webhook(receiver, stack)
+        if not code and receiver is not None:
+            code = _webhook(receiver, stack)
+        if not code and execution is not None:
+            code = _workflow_end(stack, execution)
+        return code
     finally:
         stop.set()
         sources.join(timeout=WRAP_UP_SECONDS + 5)
@@ -207,7 +239,7 @@ def _watch(
             target = out_dir / key.rsplit("/", 1)[-1]
             target.write_bytes(data)
             say("song", f"saved {song['s3_uri']} ({len(data)} bytes)")
-            say("done", f"wrote {target} ({describe_mp3(data)})")
+            say("done", f"wrote {shown(target)} ({describe_mp3(data)})")
             return 0
         time.sleep(0.1)
     say("timeout", f"no notification within {args.timeout:.0f} s")
@@ -229,6 +261,34 @@ def _webhook(receiver: WebhookReceiver, stack: Stack) -> int:
         f"{found.notice['status']}, signature verified (Standard Webhooks) with the "
         "tenant's secret",
     )
+    return 0
+
+
+def _start_workflow(stack: Stack, machine: str, lyrics: Path) -> str:
+    """Start the example workflow with the lyric file's prompt and lyrics; its execution."""
+    request = parse_lyric_file(
+        lyrics.name,
+        lyrics.read_bytes(),
+        metadata_prompt=None,
+        default_prompt=DEFAULT_PROMPT,
+        default_model=DEFAULT_MODEL,
+    )
+    song = {"prompt": request.prompt, "lyrics": request.lyrics}
+    execution = stack.client("stepfunctions").start_execution(
+        stateMachineArn=machine, name=f"demo-{int(time.time())}", input=json.dumps(song)
+    )["executionArn"]
+    say("workflow", "started: its task puts the song request, with its token, on the jobs queue")
+    return str(execution)
+
+
+def _workflow_end(stack: Stack, execution: str) -> int:
+    """Wait for the workflow to be answered, and say what its next state got."""
+    found = execution_end(stack, execution, timeout=30.0)
+    if found["status"] != "SUCCEEDED":
+        say("workflow", f"{found['status']}: {found.get('error') or 'no answer within 30 s'}")
+        return 1
+    song = song_of(found)
+    say("workflow", f"SUCCEEDED: its next state got s3://{song['bucket']}/{song['key']}")
     return 0
 
 
@@ -272,6 +332,14 @@ def main(argv: list[str] | None = None) -> int:
         "--callback",
         action="store_true",
         help="also announce the song to a webhook receiver run here, and check its signature",
+    )
+    parser.add_argument(
+        "--workflow",
+        action="store_true",
+        help="ask for the song from the example Step Functions workflow, and wait for its answer",
+    )
+    parser.add_argument(
+        "--stack", default="lyrics-to-song", help="the local stack's name (its resources' prefix)"
     )
     parser.add_argument("--verbose", action="store_true", help="show the functions' own log lines")
     args = parser.parse_args(argv)

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
-import httpx
 
 from local_cloud.emulator import (
     API_FAULTS,
@@ -44,6 +43,7 @@ from local_cloud.runtime import LocalLambda
 from local_cloud.stack import REGION, Stack, provision
 from local_cloud.template import load_template
 from local_cloud.watch import read_notifications, subscribe_queue
+from local_cloud.workflow import run_state_machines
 from lyrics_to_song.config import DEFAULT_CREDITS_PER_SONG
 from lyrics_to_song.data.caps import TenantCaps, TenantStore, day_of
 from lyrics_to_song.data.rows import DEFAULT_TENANT, JobState, Row, WebhookState
@@ -337,8 +337,7 @@ def producer_failures(stack: Stack, name: str, job: PlannedJob, row: Row) -> lis
 
 def make_workflow(moto_url: str, stack: Stack) -> str:
     """The workflow's state machine, with moto told to run state machines."""
-    config = {"stepfunctions": {"execute_state_machine": True}}
-    httpx.post(f"{moto_url}/moto-api/config", json=config, timeout=10).raise_for_status()
+    run_state_machines(moto_url)
     definition = json.dumps(WORKFLOW).replace("${JobsQueueUrl}", stack.jobs_queue_url)
     return str(
         stack.client("stepfunctions").create_state_machine(
