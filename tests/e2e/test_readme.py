@@ -24,6 +24,7 @@ from lyrics_to_song.data.rows import JobState
 from lyrics_to_song.data.task_table import TaskTable
 from tests.docs_text import README, ROOT, readme_webhook_examples, walkthrough
 from tests.e2e.local_pipeline import mp3_info
+from tests.samples import missing_lines, sample
 
 pytestmark = pytest.mark.e2e
 
@@ -99,6 +100,8 @@ def test_the_walkthrough_makes_a_song_and_a_listed_failure(
     assert mp3_info(song.read_bytes()).length > 0
     assert song.read_bytes() in [service.emulator.audio_bytes(t) for t in service.emulator.tasks]
     assert "wait ended with exit code 1" in done.stdout
+    assert missing_lines(sample(README, "wait"), done.stderr + done.stdout) == [], done.stderr
+    assert missing_lines(sample(README, "list failed"), done.stdout) == [], done.stdout
     listing = done.stdout.split("JOB ", 1)[1]
     assert "FAILED" in listing.splitlines()[1]
     assert "generation failed" in listing.splitlines()[1], "the listing says why"

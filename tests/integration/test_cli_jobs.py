@@ -26,7 +26,11 @@ from lyrics_to_song.data.task_table import Started, TaskTable
 from lyrics_to_song.lyric_files import parse_lyric_file
 from lyrics_to_song.sources import QueuedRequest, read_message
 from lyrics_to_song.webhooks.signing import signed_headers, tenant_secret
+from tests.docs_text import ROOT
+from tests.samples import missing_lines, sample
 from tests.support import FakeClock, seed_row
+
+PRODUCERS = ROOT / "docs" / "producers.md"
 
 
 @pytest.fixture
@@ -530,7 +534,9 @@ def test_caps_are_set_and_shown_per_tenant_with_what_is_used(
     )
     assert isinstance(started, Started)
     assert main([*target, "caps", "show"]) == ExitCode.OK
-    shown = capsys.readouterr().out.splitlines()
+    out = capsys.readouterr().out
+    assert missing_lines(sample(PRODUCERS, "caps show"), out, numbers=True) == [], out
+    shown = out.splitlines()
     assert shown[1].split() == ["team-a", "1", "/", "7", "1", "/", "2"]
     # A tenant without caps of its own has the stack's defaults for tenants.
     assert main([*target, "caps", "show", "--tenant", "team-b"]) == ExitCode.OK

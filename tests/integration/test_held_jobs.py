@@ -14,8 +14,12 @@ from lyrics_cli.stack_target import ExitCode
 from lyrics_to_song.data.caps import TenantCaps, TenantStore, day_of
 from lyrics_to_song.data.rows import JobState
 from lyrics_to_song.submit import Outcome
+from tests.docs_text import ROOT
 from tests.integration.moto_cloud import Cloud
+from tests.samples import missing_lines, sample
 from tests.support import song_request
+
+PRODUCERS = ROOT / "docs" / "producers.md"
 
 
 def take_reminders(cloud: Cloud) -> list[str]:
@@ -45,6 +49,7 @@ def test_a_job_held_by_its_tenants_daily_cap_is_shown_then_made_the_next_day(
 
     assert main([*cli, "status", held.job_id]) == ExitCode.OK
     status = capsys.readouterr().out
+    assert missing_lines(sample(PRODUCERS, "held"), status, numbers=True) == [], status
     assert "state      HELD" in status
     assert f"held       {reason}; tried again at " in status
     assert main([*cli, "status", held.job_id, "--json"]) == ExitCode.OK

@@ -11,13 +11,18 @@ import pytest
 from local_cloud.stack import register_outputs
 from lyrics_cli import spend_report, views
 from lyrics_cli.stack_target import CliError, ExitCode, connect
-from lyrics_to_song.data.caps import day_of
+from lyrics_to_song.data.caps import TenantCaps, TenantStore, day_of
 from lyrics_to_song.data.rows import JobState, Price
 from lyrics_to_song.data.task_table import Started
 from lyrics_to_song.submit import Outcome
 from lyrics_to_song.tenants import TenantPolicy
+from tests.docs_text import README, ROOT
 from tests.integration.moto_cloud import Cloud
+from tests.samples import json_sample, key_paths, missing_lines, sample
 from tests.support import song_request
+
+PRODUCERS = ROOT / "docs" / "producers.md"
+NOTIFICATIONS = ROOT / "docs" / "notifications.md"
 
 COST_NOTHING = {
     "status": "not charged",
@@ -55,6 +60,13 @@ def test_a_completed_song_costs_its_price_and_every_notice_says_so(cloud: Cloud)
     bucket, _, key = note["song"]["sidecar_s3_uri"].removeprefix("s3://").partition("/")
     sidecar = json.loads(cloud.stack.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
     assert (sidecar["tenant"], sidecar["cost"]) == ("team-a", note["cost"])
+    # What the pages show of them is what they hold: every key, and no other.
+    sent = key_paths({k: v for k, v in note.items() if not k.startswith("_")})
+    assert key_paths(json_sample(NOTIFICATIONS, "notice")) == sent
+    assert key_paths(json_sample(README, "notice")) <= sent, "the README's shortened one"
+    # The page's sidecar is the default tenant's, whose request names no tenant.
+    shown = key_paths(json_sample(NOTIFICATIONS, "sidecar"))
+    assert shown == key_paths(sidecar) - {"request.tenant"}
     row = cloud.services.table.get(job_id)
     assert row is not None
     assert row.price == Price(30, 0.3)
@@ -218,6 +230,9 @@ def test_a_request_without_a_tenant_keeps_the_identity_it_had(cloud: Cloud) -> N
 
 
 def test_spend_is_counted_per_day_and_tenant_and_read_back_without_a_scan(cloud: Cloud) -> None:
+    TenantStore(cloud.services.budget.client, cloud.services.budget.table_name).put(
+        TenantCaps("team-a", per_day=50, in_flight=5)
+    )
     cloud.submit(tenant="team-a", prompt="a song")
     _finish(cloud)
     assert cloud.send(song_request(bitrate=1, tenant="team-b")) == [Outcome.REJECTED]
@@ -245,8 +260,9 @@ def test_spend_is_counted_per_day_and_tenant_and_read_back_without_a_scan(cloud:
     assert found.total.charged_usd == pytest.approx(0.6)
     assert found.maybe_jobs == [(doubt, "default", today)]
     # three submissions count against the day: the doubtful one too
-    assert [(c.tenant, c.cap, c.used) for c in found.today] == [(None, 200, 3)]
+    assert [(c.tenant, c.cap, c.used) for c in found.today] == [(None, 200, 3), ("team-a", 50, 1)]
     text = views.spend_text(found)
+    assert missing_lines(sample(PRODUCERS, "spend"), text, numbers=True) == [], text
     assert "maybe charged: 1 job(s) whose outcome is unknown" in text
     assert "today: the stack 3 of 200 songs, 197 left" in text
     by_state = spend_report.report(target, [today], tenant=None, by="state", now=cloud.clock())

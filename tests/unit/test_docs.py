@@ -26,6 +26,7 @@ from tests.docs_text import (
     typed,
     walkthrough,
 )
+from tests.samples import SAMPLE_MARK, sample_names
 
 SAMPLE_JOB = "job-7ca2585e52e96eb810a5d7898114a7d2"
 
@@ -110,3 +111,23 @@ def test_the_readme_check_verifies_what_the_stack_signs() -> None:
     assert not verify(secret, stale, body), "an old delivery is refused as a replay"
     assert not verify(secret, {}, body), "a request without the headers is refused"
     assert not verify(secret, {**headers, "webhook-timestamp": "soon"}, body)
+
+
+# Blocks without a language that are drawings or figures, not a command's output.
+FIGURES = (" lyric file ─►", "functions/lyrics_to_song/", "| what ")
+
+
+def test_every_sample_output_is_checked_against_the_real_command() -> None:
+    """A block of output carries a `sample:` mark, and a test compares it with what the
+    command prints (tests/samples.py); a mark no test reads would be a promise unkept."""
+    readers = "\n".join(p.read_text() for p in (ROOT / "tests").rglob("test_*.py"))
+    for page in PAGES:
+        text = page.read_text()
+        names = sample_names(text)
+        for name in names:
+            assert re.search(rf"sample\(\w+, \"{re.escape(name)}\"\)", readers), (page, name)
+        marked = [m.group(2) for m in SAMPLE_MARK.finditer(text)]
+        for match in re.finditer(r"^```([^\n]*)\n(.*?)^```", text, re.M | re.S):
+            language, block = match.groups()
+            if not language and not block.startswith(FIGURES):
+                assert block in marked, f"{page.name}: output not checked: {block[:60]!r}"
