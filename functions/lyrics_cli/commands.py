@@ -16,7 +16,7 @@ from typing import Any
 from lyrics_to_song.check_timing import LikelyWindow
 from lyrics_to_song.data.rows import RESUBMITTABLE, JobState, Row
 
-from . import jobs, senders, spend_report, views, webhook_tools
+from . import jobs, senders, spend_report, tenant_settings, views, webhook_tools
 from .parser import STACK_ENV
 from .stack_target import DEFAULT_STACK_NAME, CliError, Cloud, ExitCode, connect
 
@@ -228,7 +228,7 @@ def _checked_first(args: argparse.Namespace) -> jobs.LyricUpload | dict[str, Any
     if args.command == "caps":
         _check_caps_usage(args)
     if args.command != "submit" and getattr(args, "tenant", None) is not None:
-        jobs.check_job_tenant(args.tenant)  # submit's is checked with its request
+        tenant_settings.check_job_tenant(args.tenant)  # submit's is checked with its request
     local = args.local or args.endpoint_url is not None
     if getattr(args, "callback_url", None) is not None:
         jobs.check_callback(args.callback_url, "--callback-url", local=local)
@@ -302,16 +302,16 @@ def _check_caps_usage(args: argparse.Namespace) -> None:
 
 def _caps(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
     if args.action == "set":
-        jobs.set_caps(cloud, args.tenant, per_day=args.per_day, in_flight=args.in_flight)
-    uses = jobs.caps_in_use(cloud, args.tenant, time.time())
+        tenant_settings.set_caps(cloud, args.tenant, per_day=args.per_day, in_flight=args.in_flight)
+    uses = tenant_settings.caps_in_use(cloud, args.tenant, time.time())
     out.result(views.caps_table(uses), views.caps_dicts(uses))
     return ExitCode.OK
 
 
 def _callback(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
     if args.action != "show":
-        jobs.set_tenant_callback(cloud, args.tenant, getattr(args, "url", None))
-    url = jobs.tenant_callback(cloud, args.tenant)
+        tenant_settings.set_tenant_callback(cloud, args.tenant, getattr(args, "url", None))
+    url = tenant_settings.tenant_callback(cloud, args.tenant)
     text = f"tenant {args.tenant}: " + (
         f"jobs that name no callback_url are announced to {url}"
         if url

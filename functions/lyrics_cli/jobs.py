@@ -20,7 +20,6 @@ from lyrics_to_song.config import (
     DEFAULT_PROMPT,
     seconds_range,
 )
-from lyrics_to_song.data.caps import Budget, TenantCaps, TenantStore, day_of
 from lyrics_to_song.data.pace import SongTimes
 from lyrics_to_song.data.rows import DEFAULT_TENANT, RESUBMITTABLE, JobState, Row
 from lyrics_to_song.data.task_table import TaskTable
@@ -31,7 +30,7 @@ from lyrics_to_song.sources import LyricObject, QueuedRequest
 from lyrics_to_song.tenants import check_tenant
 from lyrics_to_song.webhooks.callbacks import CallbackRules
 
-from .stack_target import CliError, Cloud, ExitCode, spending_table_of
+from .stack_target import CliError, Cloud, ExitCode
 
 _JOB_ID = re.compile(r"job-[0-9a-f]{32}")  # fullmatch
 MAX_KEY_BYTES = 1024  # S3's limit on object keys
@@ -148,16 +147,6 @@ def check_callback(url: str, where: str, *, local: bool) -> str:
         return CallbackRules(local=local).check_url(url, where)
     except InvalidRequest as exc:
         raise CliError(str(exc), ExitCode.USAGE) from None
-
-
-def tenant_callback(cloud: Cloud, tenant: str) -> str | None:
-    return _tenant_store(cloud).terms(tenant).callback_url
-
-
-def set_tenant_callback(cloud: Cloud, tenant: str, url: str | None) -> None:
-    """The tenant's default callback_url (None removes it); the submit function reads it
-    at each submission."""
-    _tenant_store(cloud).set_callback(tenant, url)
 
 
 def check_request(body: dict[str, Any]) -> None:
@@ -330,73 +319,3 @@ def resubmit(cloud: Cloud, row: Row) -> None:
     if row.tenant != DEFAULT_TENANT:  # only the job's tenant may resubmit it
         body["tenant"] = row.tenant
     cloud.sqs.send_message(QueueUrl=cloud.jobs_queue_url, MessageBody=json.dumps(body))
-
-
-@dataclass(frozen=True)
-class CapsUse:
-    """A tenant's own caps, and how much of them is used now."""
-
-    caps: TenantCaps
-    today: int  # songs counted against its daily cap today (UTC)
-    in_flight: int  # its songs in flight now
-
-
-def _tenant_store(cloud: Cloud) -> TenantStore:
-    table = spending_table_of(cloud, "manage tenants' caps and callbacks")
-    return TenantStore(cloud.dynamodb, table)
-
-
-def check_job_tenant(tenant: str) -> str:
-    """A tenant name from the command line, or a usage error saying what one is."""
-    try:
-        return check_tenant(tenant, "--tenant")
-    except InvalidRequest as exc:
-        raise CliError(str(exc), ExitCode.USAGE) from None
-
-
-def set_caps(
-    cloud: Cloud, tenant: str, *, per_day: int | None, in_flight: int | None
-) -> TenantCaps:
-    """Set a tenant's own caps; the one not given keeps its value. The submit function
-    reads them at each submission: no redeploy (docs/producers.md)."""
-    store = _tenant_store(cloud)
-    current = store.get(check_job_tenant(tenant))
-    per_day = per_day if per_day is not None else current.per_day if current else None
-    in_flight = in_flight if in_flight is not None else current.in_flight if current else None
-    if per_day is None or in_flight is None:
-        raise CliError(
-            f"tenant {tenant!r} has no caps yet: give both --per-day and --in-flight",
-            ExitCode.USAGE,
-        )
-    caps = TenantCaps(tenant, per_day, in_flight)
-    store.put(caps)
-    return caps
-
-
-def caps_in_use(cloud: Cloud, tenant: str | None, now: float) -> list[CapsUse]:
-    """Every tenant's caps (or one's) with what is used of them now."""
-    store = _tenant_store(cloud)
-    if tenant is None:
-        found = store.all()
-    else:
-        one = store.get(check_job_tenant(tenant))
-        if one is None and cloud.tenant_defaults is not None:
-            one = TenantCaps(tenant, *cloud.tenant_defaults, own=False)
-        if one is None:
-            raise CliError(
-                f"tenant {tenant!r} has no caps of its own: set them with "
-                f"`lyrics-to-song caps set --tenant {tenant} --per-day N --in-flight M`",
-                ExitCode.USAGE,
-            )
-        found = [one]
-    budget = Budget(cloud.dynamodb, store.table_name, per_day=0, in_flight=0)
-    table = TaskTable(cloud.dynamodb, cloud.tasks_table)
-    today = day_of(now)
-    return [
-        CapsUse(
-            caps,
-            budget.submitted_on(today, caps.tenant),
-            len(table.in_flight(budget.holders(caps.tenant))),
-        )
-        for caps in found
-    ]

@@ -13,8 +13,8 @@ from lyrics_to_song.data.caps import Budget, TenantCaps, TenantStore, day_of
 from lyrics_to_song.data.spend import Counts, SpendLedger
 from lyrics_to_song.data.task_table import TaskTable
 
-from .jobs import check_job_tenant
 from .stack_target import CliError, Cloud, ExitCode, spending_table_of
+from .tenant_settings import check_job_tenant
 
 GROUPINGS = ("tenant", "model", "state")
 MAX_DAYS = 400

@@ -9,8 +9,8 @@ from lyrics_to_song.check_timing import LikelyWindow
 from lyrics_to_song.data.rows import JobState, Row, WebhookState, whole_number
 from lyrics_to_song.data.spend import Counts
 
-from .jobs import CapsUse
 from .spend_report import SpendReport
+from .tenant_settings import CapsUse
 from .webhook_tools import Secrets
 
 

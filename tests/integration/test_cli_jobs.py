@@ -15,7 +15,7 @@ from moto import mock_aws
 from standardwebhooks import Webhook as StandardWebhook
 
 from local_cloud.stack import Stack, provision, register_outputs
-from lyrics_cli import jobs, spend_report, views
+from lyrics_cli import jobs, spend_report, tenant_settings, views
 from lyrics_cli.main import _local_tool_call, main
 from lyrics_cli.stack_target import CliError, Cloud, ExitCode, connect
 from lyrics_to_song.data.caps import Budget, TenantStore
@@ -819,7 +819,7 @@ def test_a_stack_without_its_spending_table_output_says_what_it_cannot_do(
     calls: list[tuple[Callable[[], object], str]] = [
         (lambda: senders.bindings(older), "to bind senders to tenants"),
         (lambda: webhook_tools.rotate(older, "shop", 60, time.time()), "to rotate webhook"),
-        (lambda: jobs.caps_in_use(older, None, time.time()), "to manage tenants' caps"),
+        (lambda: tenant_settings.caps_in_use(older, None, time.time()), "to manage tenants' caps"),
         (
             lambda: spend_report.report(older, ["2026-11-29"], tenant=None, by="tenant", now=0),
             "to see what was spent",

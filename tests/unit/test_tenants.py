@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lyrics_cli.jobs import check_job_tenant
 from lyrics_cli.stack_target import CliError
+from lyrics_cli.tenant_settings import check_job_tenant
 from lyrics_to_song.errors import InvalidRequest
 from lyrics_to_song.song_request import is_valid_request_id, parse_request
 from lyrics_to_song.tenants import (
