@@ -3,7 +3,7 @@
 It serves `POST /api/v1/audio/music`, `GET /api/v1/tasks/{id}` and the audio download,
 answers in the documented envelope, and has switches for the faults the real service
 shows (429 with Retry-After, 5xx, slow answers, failed tasks, malformed bodies,
-expired links, bad key, no credits).
+expired links, bad key, no credits; emulator_faults.py holds them).
 
 Run on its own: `python -m local_cloud.emulator --port 8787`.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import gzip
 import json
 import logging
 import random
@@ -22,89 +21,32 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from .audio import make_mp3
+from .emulator_faults import (
+    API_FAULTS,
+    FAULT_SWITCHES,
+    HOSTILE_FAULTS,
+    ODD_RETRY_AFTERS,
+    Faults,
+    bomb,
+    cut_short,
+    dripped,
+    fault_switch_problem,
+    hostile,
+    not_a_planned_cut,
+)
 
 ALLOWED_BITRATES = (32000, 60000, 64000, 128000, 256000)
 ALLOWED_SAMPLE_RATES = (16000, 24000, 32000, 44100)
-# What a random API fault may be: "cut" does the work, then drops the connection mid-answer;
-# "stall" answers only after stall_seconds (past the client's read timeout, if it is short).
-API_FAULTS = ("429", "500", "503", "malformed", "cut", "stall")
-# Answers built to hurt a client: a few KB of gzip that inflate to 64 MiB, JSON nested past
-# any recursion limit, an integer past 4,300 digits, a Retry-After no parser should take.
-HOSTILE_FAULTS = ("gzip bomb", "deep JSON", "huge number", "odd Retry-After", "drip")
-DRIP_PIECE_SECONDS = 0.5  # a dripped answer: a byte this often, for 60 s in all
-# Retry-After values no parser should take (the webhook receiver sends them too).
-ODD_RETRY_AFTERS = ("²", "1e999", "inf", "-1", "soon")
-
-
-@cache
-def _bomb() -> bytes:
-    """64 MiB of zeros gzipped twice: a few KB, made at first use (0.4 s), not at import."""
-    return gzip.compress(gzip.compress(b"\0" * (64 * 1024 * 1024)))
-
-
 STATUS_SHAPES = ("audio_url", "output", "response_data", "result", "hex", "flat", "minimax")
 # MiniMax's own query answer: a numeric status, the outcome in `base_resp`.
 MINIMAX_RUNNING, MINIMAX_DONE = 1, 2
 MINIMAX_REFUSED = 1026  # "input new_sensitive": the lyrics were refused
-
-
-@dataclass
-class Faults:
-    """Switches; counters apply to the next N API calls (submit or status) and count down."""
-
-    rate_limit: int = 0  # answer 429 with Retry-After
-    rate_limit_prompt: str = ""  # always answer 429 to submissions whose prompt has this text
-    retry_after_seconds: int = 1
-    server_error: int = 0  # answer server_error_status
-    server_error_status: int = 503
-    malformed: int = 0  # answer 200 with a body that is not the envelope
-    slow_seconds: float = 0.0  # wait before every answer (API calls and downloads)
-    fail_tasks: bool = False  # tasks end as failed
-    never_finish: bool = False  # tasks stay IN_PROGRESS
-    expire_audio: bool = False  # download links answer 403
-    audio_link: str = ""  # status answers name this link for the audio instead of their own
-    redirect_to: str = ""  # downloads answer 302 to this link
-    not_audio: str = ""  # downloads answer 200 with an HTML page, labelled with this type
-    drip_seconds: float = 0.0  # downloads pause this long before each piece of the song
-    # Faults at random (seeded), for the chaos run; each one injected is counted.
-    chaos_rate: float = 0.0  # this share of API calls: a 429, a 5xx, a malformed body or a cut
-    fail_rate: float = 0.0  # this share of new tasks end as failed
-    broken_download_rate: float = 0.0  # this share of downloads stop halfway
-    slow_download_rate: float = 0.0  # this share of downloads wait slow_download_seconds first
-    slow_download_seconds: float = 0.5
-    stall_seconds: float = 3.0
-    hostile_rate: float = 0.0  # this share of API calls and downloads: an answer built to hurt
-
-
-# Each switch's name and the type of its value, as `GET /_emulator/faults` shows them.
-FAULT_SWITCHES = {f.name: type(f.default).__name__ for f in dataclasses.fields(Faults)}
-
-
-def fault_switch_problem(changes: Any) -> str | None:
-    """Why a `POST /_emulator/faults` body cannot be applied; None when it can."""
-    if not isinstance(changes, dict):
-        return "the body must be a JSON object of switches and their values"
-    unknown = sorted(set(changes) - set(FAULT_SWITCHES))
-    if unknown:
-        return f"unknown switch(es) {', '.join(unknown)}; known: {', '.join(FAULT_SWITCHES)}"
-    for name, value in changes.items():
-        kind = FAULT_SWITCHES[name]
-        fits = {
-            "bool": isinstance(value, bool),
-            "int": isinstance(value, int) and not isinstance(value, bool),
-            "float": isinstance(value, int | float) and not isinstance(value, bool),
-            "str": isinstance(value, str),
-        }[kind]
-        if not fits:
-            return f"switch {name} wants a value of type {kind}, not {json.dumps(value)}"
-    return None
 
 
 @dataclass
@@ -282,11 +224,11 @@ class MusicApiEmulator:
             return self._json(401, _envelope(401, "Unauthorized: invalid API key"))
         response = call(request)
         if kind == "cut":  # the work is done (a submission is taken), the answer is lost
-            return _cut_short(response)
+            return cut_short(response)
         if kind == "drip":  # the work is done; the answer comes a byte at a time
-            return _dripped(b"".join(response.iter_encoded()), response.status_code)
+            return dripped(b"".join(response.iter_encoded()), response.status_code)
         if kind in HOSTILE_FAULTS:  # the work is done too; the answer is built to hurt
-            return _hostile(kind)
+            return hostile(kind)
         return response
 
     def _server_error(self, status: int) -> Response:
@@ -398,11 +340,11 @@ class MusicApiEmulator:
         with self._lock:
             slow = self._chance(self.faults.slow_download_rate, "slow download")
             broken = self._chance(self.faults.broken_download_rate, "broken download")
-            bomb = self._chance(self.faults.hostile_rate, "gzip bomb download")
-            drip = not bomb and self._chance(self.faults.hostile_rate, "dripped download")
-        if bomb:  # gzip that inflates to 64 MiB, though no encoding was asked for
-            headers = {"Content-Encoding": "gzip, gzip", "Content-Length": str(len(_bomb()))}
-            return Response(_bomb(), status=200, content_type="audio/mpeg", headers=headers)
+            bombed = self._chance(self.faults.hostile_rate, "gzip bomb download")
+            drip = not bombed and self._chance(self.faults.hostile_rate, "dripped download")
+        if bombed:  # gzip that inflates to 64 MiB, though no encoding was asked for
+            headers = {"Content-Encoding": "gzip, gzip", "Content-Length": str(len(bomb()))}
+            return Response(bomb(), status=200, content_type="audio/mpeg", headers=headers)
         wait = self.faults.slow_seconds + (self.faults.slow_download_seconds if slow else 0)
         if wait:
             time.sleep(wait)
@@ -410,7 +352,7 @@ class MusicApiEmulator:
             self.downloads.append(task_id)
         size = self.audio_size if self.audio_size is not None else len(self.audio_bytes(task_id))
         if drip:
-            return _dripped(b"".join(self.audio_chunks(task_id)), 200, "audio/mpeg")
+            return dripped(b"".join(self.audio_chunks(task_id)), 200, "audio/mpeg")
         response = Response(
             self._dripping(self.audio_chunks(task_id)),
             status=200,
@@ -418,7 +360,7 @@ class MusicApiEmulator:
             headers={"Content-Length": str(size)},
             direct_passthrough=True,
         )
-        return _cut_short(response) if broken else response
+        return cut_short(response) if broken else response
 
     def _dripping(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
         for chunk in chunks:
@@ -443,59 +385,6 @@ class MusicApiEmulator:
         return self._json(404, _envelope(404, "unknown control path"))
 
 
-def _dripped(body: bytes, status: int, content_type: str = "application/json") -> Response:
-    """The answer with its length declared, its body a byte every DRIP_PIECE_SECONDS."""
-
-    def drip() -> Iterator[bytes]:
-        for byte in body[: int(60 / DRIP_PIECE_SECONDS)]:
-            time.sleep(DRIP_PIECE_SECONDS)
-            yield bytes([byte])
-
-    return Response(
-        drip(),
-        status=status,
-        content_type=content_type,
-        headers={"Content-Length": str(len(body))},
-        direct_passthrough=True,
-    )
-
-
-def _hostile(kind: str) -> Response:
-    """A 200 answer built to hurt whoever reads it."""
-    if kind == "gzip bomb":
-        headers = {"Content-Encoding": "gzip, gzip"}
-        return Response(_bomb(), status=200, content_type="application/json", headers=headers)
-    if kind == "deep JSON":
-        return Response("[" * 100_000 + "]" * 100_000, content_type="application/json")
-    body = '{"code": 200, "data": {"status": "completed", "n": ' + "9" * 5000 + "}}"
-    return Response(body, content_type="application/json")
-
-
-class ConnectionCut(Exception):
-    """Raised inside a response body: the server drops the connection mid-answer."""
-
-
-def _cut_short(response: Response) -> Response:
-    """The same answer, but the connection drops after half of its body."""
-    body = b"".join(response.iter_encoded())
-
-    def half_then_drop() -> Iterator[bytes]:
-        yield body[: len(body) // 2]
-        raise ConnectionCut("connection dropped by the emulator")
-
-    return Response(
-        half_then_drop(),
-        status=response.status_code,
-        headers={**dict(response.headers), "Content-Length": str(len(body))},
-        direct_passthrough=True,
-    )
-
-
-def _not_a_planned_cut(record: logging.LogRecord) -> bool:
-    """The server's traceback for a connection the emulator dropped on purpose is noise."""
-    return ConnectionCut.__name__ not in record.getMessage()
-
-
 class RunningEmulator:
     """The emulator served over loopback on a thread; `url` is its base URL."""
 
@@ -503,7 +392,7 @@ class RunningEmulator:
         self.emulator = emulator
         server_log = logging.getLogger("werkzeug")
         server_log.setLevel(logging.WARNING)  # no line per request
-        server_log.addFilter(_not_a_planned_cut)
+        server_log.addFilter(not_a_planned_cut)
         self.server: BaseWSGIServer = make_server(host, port, emulator, threaded=True)
         self.url = f"http://{host}:{self.server.server_port}"
         emulator.base_url = self.url

@@ -19,7 +19,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from lyrics_to_song.data.rows import DEFAULT_TENANT
 from lyrics_to_song.webhooks.signing import tenant_secret
 
-from .emulator import ODD_RETRY_AFTERS
+from .emulator_faults import ODD_RETRY_AFTERS
 
 
 def verify(secret: str, headers: Mapping[str, str], body: bytes) -> bool:

@@ -31,13 +31,8 @@ from typing import Any
 
 import boto3
 
-from local_cloud.emulator import (
-    API_FAULTS,
-    HOSTILE_FAULTS,
-    Faults,
-    MusicApiEmulator,
-    RunningEmulator,
-)
+from local_cloud.emulator import MusicApiEmulator, RunningEmulator
+from local_cloud.emulator_faults import API_FAULTS, HOSTILE_FAULTS, Faults
 from local_cloud.receiver import WebhookReceiver
 from local_cloud.runtime import LocalLambda
 from local_cloud.stack import REGION, Stack, provision

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from local_cloud.emulator import HOSTILE_FAULTS
+from local_cloud.emulator_faults import HOSTILE_FAULTS
 from tests.chaos.harness import ChaosRun, ChaosSettings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

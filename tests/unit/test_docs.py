@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from local_cloud.emulator import FAULT_SWITCHES
+from local_cloud.emulator_faults import FAULT_SWITCHES
 from lyrics_cli.main import LOCAL_TOOLS
 from lyrics_cli.parser import build_parser
 from tests.docs_text import (
