@@ -26,9 +26,10 @@ from lyrics_to_song.lyric_files import parse_lyric_file
 from lyrics_to_song.webhooks.queue import notice_id
 
 from .emulator import MusicApiEmulator, RunningEmulator
+from .moto_server import MotoServer
 from .receiver import WebhookReceiver
 from .runtime import WRAP_UP_SECONDS, LocalLambda
-from .stack import MotoServer, Stack, provision
+from .stack import Stack, provision
 from .watch import read_notifications, subscribe_queue
 from .workflow import EXAMPLE, example_workflow, execution_end, song_of
 

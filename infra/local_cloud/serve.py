@@ -20,9 +20,10 @@ from typing import Any
 from lyrics_cli.stack_target import DEFAULT_STACK_NAME, LOCAL_PORT
 
 from .emulator import MusicApiEmulator, RunningEmulator
+from .moto_server import MotoServer
 from .receiver import Delivery, WebhookReceiver
 from .runtime import WRAP_UP_SECONDS, LocalLambda
-from .stack import MotoServer, Stack, bind_local_producer, provision, register_outputs
+from .stack import Stack, bind_local_producer, provision, register_outputs
 from .watch import read_notifications, subscribe_queue
 
 # The emulator's port under `make local`, so its fault switches are at a known address,

@@ -1,4 +1,4 @@
-"""The local stack: moto's server on loopback, provisioned from template.yaml.
+"""The local stack: moto (its server, moto_server.py) provisioned from template.yaml.
 
 Buckets, queues (with their redrive policies), the table (keys, index, TTL), the topic,
 the secret and the bucket-to-queue notification are all read from the template.
@@ -9,23 +9,18 @@ the environment the template gives them.
 from __future__ import annotations
 
 import json
-import logging
-import os
 import secrets
-import socket
 import string
 import threading
 import uuid
 import warnings
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import boto3
-from moto.server import ThreadedMotoServer
 
 from .moto_patches import patch_moto
 from .template import (
@@ -336,64 +331,3 @@ def register_outputs(stack: Stack) -> None:
         stack.client("cloudformation").create_stack(
             StackName=stack.name, TemplateBody=json.dumps(body)
         )
-
-
-class MotoServer:
-    """moto's server on loopback, on a free port unless one is given."""
-
-    def __init__(self, port: int = 0) -> None:
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        if port:
-            _check_port_free(port)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.url = f"http://{host}:{port}"
-
-    def stop(self) -> None:
-        self._server.stop()
-
-
-def _check_port_free(port: int) -> None:
-    """An OSError when something listens on the port: ThreadedMotoServer's own failure to
-    bind happens on its thread, and its start() then waits for ever."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
-        probe.bind(("127.0.0.1", port))
-
-
-class _SharedEnvironment:
-    """Environment variables set for the blocks under way, put back after the last.
-
-    Two blocks may run at once (overlapping invocations, on threads); each setting and
-    restoring the variables on its own would leave the other's values behind.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._active = 0
-        self._saved: dict[str, str | None] = {}
-
-    @contextmanager
-    def applied(self, values: Mapping[str, str]) -> Iterator[None]:
-        with self._lock:
-            for name in values:
-                self._saved.setdefault(name, os.environ.get(name))
-            os.environ.update(values)
-            self._active += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._active -= 1
-                if self._active == 0:
-                    for name, old in self._saved.items():
-                        if old is None:
-                            os.environ.pop(name, None)
-                        else:
-                            os.environ[name] = old
-                    self._saved.clear()
-
-
-# Set environment variables for a block and put the old ones back after the last block.
-environment = _SharedEnvironment().applied

@@ -8,8 +8,8 @@ from functools import partial
 
 from moto import mock_aws
 
-from local_cloud.runtime import LocalContext
-from local_cloud.stack import environment, provision
+from local_cloud.runtime import LocalContext, environment
+from local_cloud.stack import provision
 from lyrics_to_song import submit_handler
 from tests.support import sqs_event
 

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from local_cloud.emulator import MusicApiEmulator, RunningEmulator
+from local_cloud.moto_server import MotoServer
 from local_cloud.runtime import LocalLambda
-from local_cloud.stack import MotoServer, provision
+from local_cloud.stack import provision
 from local_cloud.watch import subscribe_queue
 from tests.e2e.local_pipeline import Pipeline
 

@@ -13,8 +13,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from local_cloud.emulator import MusicApiEmulator
+from local_cloud.moto_server import MotoServer
 from local_cloud.serve import LocalService
-from local_cloud.stack import MotoServer, provision
+from local_cloud.stack import provision
 from lyrics_to_song.data.task_table import TaskTable
 
 pytestmark = pytest.mark.e2e
