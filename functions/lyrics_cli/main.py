@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from importlib.metadata import entry_points
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -12,22 +13,24 @@ from .commands import Output, run
 from .parser import INTERRUPTED, OUTPUT_CLOSED, build_parser
 from .stack_target import CliError, ExitCode, aws_errors
 
+# `demo` and `local` run the local stack (infra/local_cloud, with the dev extras); it
+# offers them as entry points of this group, so the command line imports none of it.
+LOCAL_TOOLS_GROUP = "lyrics_to_song.local_tools"
+
 
 def _local_tool(name: str, argv: list[str]) -> int:
-    """`demo` and `local` run the local stack, which needs the dev extras (moto)."""
     try:
-        if name == "demo":
-            from local_cloud.demo import main as tool
-        else:
-            from local_cloud.serve import main as tool
-    except ImportError as exc:
+        (found,) = entry_points(group=LOCAL_TOOLS_GROUP, name=name)
+        tool = found.load()
+    except (ValueError, ImportError) as exc:
+        missing = getattr(exc, "name", None) or "local_cloud"
         print(
-            f"error: `{name}` needs the local stack's packages ({exc.name} is missing): "
+            f"error: `{name}` needs the local stack's packages ({missing} is missing): "
             "pip install 'lyrics-to-song[dev]', or run `make demo` in the repository",
             file=sys.stderr,
         )
         return ExitCode.ENVIRONMENT
-    return tool(argv)
+    return int(tool(argv))
 
 
 LOCAL_TOOLS = ("demo", "local")

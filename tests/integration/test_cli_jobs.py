@@ -143,6 +143,23 @@ def test_resubmission_rules(
         assert refused.value.code is ExitCode.ENDED_BADLY
 
 
+def test_a_local_tool_that_cannot_be_loaded_names_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lyrics_cli import main as cli_main
+
+    def without_moto(**kwargs: str) -> list[object]:
+        class Broken:
+            def load(self) -> None:
+                raise ModuleNotFoundError("No module named 'moto'", name="moto")
+
+        return [Broken()]
+
+    monkeypatch.setattr(cli_main, "entry_points", without_moto)
+    assert main(["demo", "--delay", "1"]) == ExitCode.ENVIRONMENT
+    assert "`demo` needs the local stack's packages (moto is missing)" in capsys.readouterr().err
+
+
 def test_demo_and_local_take_their_arguments_unparsed() -> None:
     assert _local_tool_call(["demo", "--out", "x"]) == ("demo", ["--out", "x"])
     assert _local_tool_call(["--stack", "demo", "local", "--port", "1"]) == (

@@ -61,3 +61,19 @@ def test_no_module_imports_one_that_imports_it_back() -> None:
         if name not in state:
             visit(name, [])
     assert cycles == []
+
+
+def test_the_command_line_imports_nothing_of_the_local_cloud() -> None:
+    """The product's command line stands alone: `demo` and `local` are found as entry
+    points that the local cloud offers, so the two packages import one way only."""
+    modules = _modules()
+    cli = {name: path for name, path in modules.items() if name.startswith("lyrics_cli")}
+    imported = {m for name, path in cli.items() for m in _imports(name, path, modules)}
+    assert not {m for m in imported if m.startswith("local_cloud")}
+    functions = {n: p for n, p in modules.items() if n.startswith("lyrics_to_song")}
+    assert not {
+        m
+        for n, p in functions.items()
+        for m in _imports(n, p, modules)
+        if "lyrics_to_song" not in m
+    }, "the Lambda package imports neither"
