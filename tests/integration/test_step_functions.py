@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from moto.core.config import default_user_config
 
-from lyrics_to_song.data.rows import JobState
+from lyrics_to_song.data.caps import TenantCaps, TenantStore
+from lyrics_to_song.data.rows import DEFAULT_TENANT, JobState
 from lyrics_to_song.submit import Outcome
 from lyrics_to_song.webhooks.delivery import WebhookServices
 from lyrics_to_song.webhooks.task_callbacks import TaskMessage, answer
@@ -278,12 +279,31 @@ def test_a_workflow_that_gave_up_takes_no_heartbeat_and_the_job_goes_on(
     assert cloud.only_row().state is JobState.PENDING
 
 
-def test_held_ended_and_tokenless_jobs_get_no_heartbeat(
+def test_ended_and_tokenless_jobs_get_no_heartbeat(
     cloud: Cloud, workflow: str, hooks: WebhookServices
 ) -> None:
     assert cloud.send(song_request(request_id="plain")) == [Outcome.SUBMITTED]
     _run_song(cloud, workflow, hooks)  # ended, its task answered
     assert _beat(cloud, hooks) == Beats(), "a job without a token, and an ended one"
+
+
+def test_a_held_job_beats_while_its_hold_is_kept_and_stops_when_its_retry_never_comes(
+    cloud: Cloud, workflow: str, hooks: WebhookServices
+) -> None:
+    TenantStore(cloud.services.budget.client, cloud.services.budget.table_name).put(
+        TenantCaps(DEFAULT_TENANT, per_day=1, in_flight=10)
+    )
+    assert cloud.send(song_request(request_id="first")) == [Outcome.SUBMITTED]
+    sfn = cloud.stack.client("stepfunctions")
+    sfn.start_execution(stateMachineArn=workflow, name="video-9", input=json.dumps(song_request()))
+    (request,) = _queued(cloud, cloud.stack.jobs_queue_url, "task_token")
+    assert cloud.send(request) == [Outcome.HELD]
+    held = next(row for row in cloud.rows() if row.state is JobState.HELD)
+    assert held.hold is not None
+    assert _beat(cloud, hooks) == Beats(sent=1), "a cap is the stack's pacing: it beats on"
+    # Its retry (the next day) never came: past it by more than the stale limit, no beat.
+    cloud.clock.now = held.hold.until + hooks.settings.heartbeat_stale_seconds + 1
+    assert _beat(cloud, hooks) == Beats()
 
 
 def test_the_schedule_s_event_sends_the_heartbeats(

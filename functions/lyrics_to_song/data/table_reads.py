@@ -1,5 +1,5 @@
 """The tasks table's reads: every row (a scan, for tools), the states of some jobs, and
-the sparse index `open-by-due` (a poll's due rows, the jobs being made)."""
+the sparse index `open-by-due` (a poll's due rows, the jobs under way)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from typing import Any
 
 from .items import key_text, number, to_attr
 from .rows import JobState, Row
-from .table_base import DUE_INDEX, OPEN_SHARD, TableBase
+from .table_base import DUE_INDEX, HELD_SHARD, OPEN_SHARD, TableBase
 
-# The states in which a job's song is being asked for or made.
-BEING_MADE = (JobState.SUBMITTING, JobState.PENDING)
+# A job under way, by the shard of the due index it is in: held by a cap (until it is
+# tried again), or its song being asked for or made.
+UNDER_WAY = {HELD_SHARD: (JobState.HELD,), OPEN_SHARD: (JobState.SUBMITTING, JobState.PENDING)}
 
 
 class TableReads(TableBase):
@@ -85,7 +86,12 @@ class TableReads(TableBase):
         )
         return number(page["Items"][0], "due_at") if page.get("Items") else None
 
-    def being_made(self, due_since: float) -> list[Row]:
-        """The jobs being submitted or made whose next check is not overdue by more
-        than `due_since` allows: a poll is keeping up with them."""
-        return [row for row in self._shard_rows(OPEN_SHARD, due_since) if row.state in BEING_MADE]
+    def under_way(self, due_since: float) -> list[Row]:
+        """The jobs held, being submitted or being made whose next step (a check, a try
+        after a hold) is due at `due_since` or later: the stack is keeping up with them."""
+        return [
+            row
+            for shard, states in UNDER_WAY.items()
+            for row in self._shard_rows(shard, due_since)
+            if row.state in states
+        ]

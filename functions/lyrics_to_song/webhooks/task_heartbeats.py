@@ -2,10 +2,11 @@
 Heartbeats).
 
 Every few minutes (the webhook function's `Heartbeats` schedule) each job with a task
-token that is being submitted or made gets a SendTaskHeartbeat, as long as its next
-check is not overdue by more than the stale limit: when no poll keeps up with a job, its
-heartbeats stop and a workflow with `HeartbeatSeconds` learns of it then, not at its
-`TimeoutSeconds`. A held job gets none: a cap holding it is no progress.
+token that is under way (held by a cap, being submitted, being made) gets a
+SendTaskHeartbeat, as long as its next step is not overdue by more than the stale limit:
+when the stack stops keeping up with a job (no poll run checks it, a held job's retry
+never comes), its heartbeats stop and a workflow with `HeartbeatSeconds` learns of it
+then, not at its `TimeoutSeconds`. A hold is the stack's own pacing, so it beats on.
 """
 
 from __future__ import annotations
@@ -43,10 +44,10 @@ def send_heartbeats(
     due_since: float,
     time_left: Callable[[], float],
 ) -> Beats:
-    """One heartbeat to each task whose job is being made and checked on time (its next
-    check due at `due_since` or later)."""
+    """One heartbeat to each task whose job is under way on time (its next step due at
+    `due_since` or later)."""
     beats = Beats()
-    for row in table.being_made(due_since):
+    for row in table.under_way(due_since):
         task = task_of(row)
         if task is None:
             continue
