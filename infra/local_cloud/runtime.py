@@ -186,17 +186,28 @@ class LocalLambda:
         """One tick of the poll function's schedule."""
         return self.invoke("PollFunction", scheduler_event(self.stack.refs["PollFunction"]))
 
+    def run_heartbeats(self) -> Any:
+        """One tick of the webhook function's Heartbeats schedule (Step Functions tasks)."""
+        return self.invoke("WebhookFunction", scheduler_event(self.stack.refs["WebhookFunction"]))
+
+    @property
+    def answers_tasks(self) -> bool:
+        """Whether the stack lists state machines: the Heartbeats schedule is on then."""
+        return bool(self._environment("WebhookFunction").get("CALLBACK_STATE_MACHINES"))
+
     def serve(
         self,
         stop: threading.Event,
         *,
         schedule_seconds: float = 60.0,
         queue_seconds: float = 1.0,
+        heartbeat_seconds: float = 300.0,
         on_error: Callable[[BaseException], None] = lambda exc: None,
     ) -> None:
         """Run the event sources as AWS does, until `stop` is set: the queues read every
-        `queue_seconds`, the schedule every `schedule_seconds`, each invocation on a
-        thread of its own (a poll run watches for most of its minute).
+        `queue_seconds`, the schedule every `schedule_seconds` (and, with state machines
+        listed, the heartbeats every `heartbeat_seconds`), each invocation on a thread of
+        its own (a poll run watches for most of its minute).
 
         Once `stop` is set the invocations see no time left, and serving ends when they
         have wrapped up: none is left running with the environment this sets.
@@ -216,6 +227,7 @@ class LocalLambda:
             running[-1].start()
 
         next_tick = time.monotonic()
+        next_beat = next_tick + heartbeat_seconds if self.answers_tasks else float("inf")
         # The variables every invocation shares stay set while serving: were they put
         # back each time no invocation runs, a thread reading the environment (botocore,
         # httpx) could meet one as it goes, and fail with a KeyError.
@@ -224,6 +236,9 @@ class LocalLambda:
                 if time.monotonic() >= next_tick:
                     invoke(self.run_schedule)
                     next_tick += schedule_seconds
+                if time.monotonic() >= next_beat:
+                    invoke(self.run_heartbeats)
+                    next_beat += heartbeat_seconds
                 try:
                     self.deliver_jobs(retry_delay_seconds=2)
                     invoke(self.deliver_wakes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 import time
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import pytest
 from local_cloud.receiver import WebhookReceiver, failing_first
 from tests.e2e.local_pipeline import Pipeline, mp3_info
 from tests.support import s3_notification, song_request
+
+MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:soundtrack"
 
 pytestmark = pytest.mark.e2e
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "neon-rain.txt"
@@ -218,3 +221,18 @@ def test_a_webhook_that_fails_once_waits_on_its_queue_and_is_delivered(
         assert pipeline.runtime.deliver_webhooks().received == 0, "deleted once delivered"
     finally:
         receiver.stop()
+
+
+@pytest.mark.parametrize(("machines", "ticks"), [("", False), (MACHINE, True)])
+def test_the_local_runtime_runs_the_heartbeats_schedule_only_with_state_machines_listed(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, machines: str, ticks: bool
+) -> None:
+    """As on AWS, where the template enables the Heartbeats schedule only then."""
+    runtime = pipeline.runtime
+    monkeypatch.setitem(runtime.extra_env, "CALLBACK_STATE_MACHINES", machines)
+    beats: list[dict[str, int]] = []
+    monkeypatch.setattr(runtime, "run_heartbeats", lambda: beats.append({}))
+    stop = threading.Event()
+    threading.Timer(1.0, stop.set).start()
+    runtime.serve(stop, schedule_seconds=3600, queue_seconds=0.05, heartbeat_seconds=0.2)
+    assert (len(beats) >= 3) is ticks, beats
