@@ -78,8 +78,13 @@ TENANTS = (DEFAULT_TENANT, "team-a", "team-b")
 CAPPED_TENANT = "team-a"
 # The hostile producer's own tenant: its sender is bound to it alone.
 ROGUE_TENANT = "rogue"
+BEAT_EVERY = 10.0  # seconds between the Heartbeats schedule's ticks (AWS: 5 minutes)
+JOB_BATCHES = 5  # batches of the jobs queue read in one turn, at most
 # A workflow that asks for a song and waits for it (docs/step-functions.md): its
-# request's id is the execution's name, so the harness knows the job.
+# request's id is the execution's name, so the harness knows the job. It gives up when
+# no heartbeat comes for 120 s (its HeartbeatSeconds), the wait on the jobs queue
+# included (none comes before the stack has read the request): the harness runs the
+# Heartbeats schedule every BEAT_EVERY seconds.
 WORKFLOW = {
     "StartAt": "MakeSong",
     "States": {
@@ -96,6 +101,8 @@ WORKFLOW = {
                     "state_machine.$": "$$.StateMachine.Id",
                 },
             },
+            "TimeoutSeconds": 3600,  # without it, moto gives a task with heartbeats 60 s
+            "HeartbeatSeconds": 120,
             "End": True,
         }
     },
@@ -135,6 +142,7 @@ class PlannedJob:
     job_id: str = ""
     tenant: str = DEFAULT_TENANT  # the tenant it must be charged to
     callback: bool = False
+    asked_at: float = 0.0  # a workflow's: when its execution started (wall clock)
 
 
 @dataclass(frozen=True)
@@ -183,7 +191,17 @@ class Outcome:
     notices_resent: int = 0
     peak_mb: float = 0.0  # this process's peak resident memory: the functions and the harness
     webhooks: Counter[str] = field(default_factory=Counter)
+    heartbeats: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
+
+    def queue_wait(self) -> float:
+        """The longest a workflow's request waited before the stack wrote its row."""
+        waits = [
+            row.created_at - job.asked_at
+            for job in self.jobs
+            if job.execution and (row := self.rows.get(job.job_id)) and row.created_at
+        ]
+        return max(waits, default=0.0)
 
     def table(self) -> str:
         states = Counter(row.state.value for row in self.rows.values())
@@ -198,7 +216,10 @@ class Outcome:
              f"requests, {kinds['bad']} bad inputs, {kinds['hostile']} from a hostile "
              "producer naming other tenants)"),
             ("asked by a waiting workflow", f"{sum(1 for j in self.jobs if j.execution)} "
-             "(Step Functions: each got the ending its job's row holds)"),
+             "(Step Functions: each got the ending its job's row holds, none gave up "
+             f"for want of a heartbeat; heartbeats sent {self.heartbeats['sent']}, "
+             f"refused {self.heartbeats['gone']}, failed {self.heartbeats['failed']}; "
+             f"the longest wait on the jobs queue {self.queue_wait():.0f} s)"),
             ("duplicate deliveries", str(self.duplicates_sent)),
             ("API faults injected", api),
             ("answers built to hurt", hostile),
@@ -467,6 +488,8 @@ class ChaosRun:
         self.receiver: WebhookReceiver | None = None
         self.producers: dict[str, Producer] = {}
         self.workflow = ""  # the state machine's ARN
+        self.heartbeats: Counter[str] = Counter()  # what the Heartbeats schedule's ticks did
+        self.next_beat = 0.0
         faults = random.Random(settings.seed + 2)
         rate = settings.receiver_fault_rate
 
@@ -501,6 +524,7 @@ class ChaosRun:
             if kind == "request" and self.random.random() < self.settings.task_rate:
                 job.tenant = DEFAULT_TENANT  # the workflow's messages name none
                 job.callback = False
+                job.asked_at = time.time()
                 job.execution, job.job_id = self.start_workflow(stack, number)
                 planned.append(job)
                 continue
@@ -569,7 +593,11 @@ class ChaosRun:
     def turn(self, runtime: LocalLambda) -> None:
         """One turn of the event sources: a submit batch, then one or two poll runs at once,
         beside the runs that submissions woke."""
-        runtime.deliver_jobs(retry_delay_seconds=1)  # a killed record comes back in 1 s
+        # Up to JOB_BATCHES batches, as Lambda's pollers take a backlog several batches at
+        # once (a killed record comes back in 1 s).
+        for _ in range(JOB_BATCHES):
+            if not runtime.deliver_jobs(retry_delay_seconds=1).received:
+                break
         pollers = 2 if self.random.random() < 0.5 else 1
         self.overlapping += pollers - 1
         threads = [
@@ -577,6 +605,9 @@ class ChaosRun:
         ]
         threads.append(threading.Thread(target=self._wake_once, args=(runtime,)))
         threads.append(threading.Thread(target=self._webhooks_once, args=(runtime,)))
+        if time.monotonic() >= self.next_beat:
+            self.next_beat = time.monotonic() + BEAT_EVERY
+            threads.append(threading.Thread(target=self._beat_once, args=(runtime,)))
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -591,6 +622,10 @@ class ChaosRun:
     def _wake_once(runtime: LocalLambda) -> None:
         with contextlib.suppress(Exception):  # a woken run that died: the schedule's runs go on
             runtime.deliver_wakes()
+
+    def _beat_once(self, runtime: LocalLambda) -> None:
+        with contextlib.suppress(Exception):  # a tick that died: the next one beats
+            self.heartbeats.update(runtime.run_heartbeats())
 
     @staticmethod
     def _webhooks_once(runtime: LocalLambda) -> None:
@@ -641,6 +676,7 @@ class ChaosRun:
             for job in jobs
             if (row := rows[job.job_id]).state in (JobState.FAILED, JobState.UNKNOWN)
             and row.request_json
+            and not job.execution  # its workflow had that ending: a Retry asks anew
         ]
         for job_id in candidates[: self.settings.resubmits]:
             tenant = rows[job_id].tenant  # only its own producer may resubmit it
@@ -702,6 +738,7 @@ class ChaosRun:
                     injected=self.emulator.injected,
                     resubmitted=self.resubmitted,
                     seconds=time.monotonic() - started,
+                    heartbeats=self.heartbeats,
                 )
                 notes = read_notifications(stack, notes_url)
                 outcome.notices_resent = len(notes) - len({n["notice_id"] for n in notes})
