@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from moto.core.config import default_user_config
 
+from local_cloud.workflow import execution_end
 from lyrics_to_song.data.caps import TenantCaps, TenantStore
 from lyrics_to_song.data.rows import DEFAULT_TENANT, JobState
 from lyrics_to_song.submit import Outcome
@@ -73,17 +74,6 @@ def _queued(cloud: Cloud, url: str, key: str, timeout: float = 10) -> list[dict[
     return found
 
 
-def _execution(cloud: Cloud, arn: str, timeout: float = 10) -> dict[str, Any]:
-    sfn = cloud.stack.client("stepfunctions")
-    ends = time.monotonic() + timeout
-    while time.monotonic() < ends:
-        found = sfn.describe_execution(executionArn=arn)
-        if found["status"] != "RUNNING":
-            return dict(found)
-        time.sleep(0.05)
-    return dict(found)
-
-
 def _start(cloud: Cloud, machine: str) -> str:
     """Start the workflow and submit the song request it sends; the execution's ARN."""
     sfn = cloud.stack.client("stepfunctions")
@@ -100,7 +90,7 @@ def _run_song(cloud: Cloud, machine: str, hooks: WebhookServices) -> dict[str, A
     """Start the workflow, let the stack make (or fail) the song, answer the task."""
     execution = _start(cloud, machine)
     _finish(cloud, hooks)
-    return _execution(cloud, execution)
+    return execution_end(cloud.stack, execution, 10)
 
 
 def _finish(cloud: Cloud, hooks: WebhookServices) -> None:
@@ -221,7 +211,7 @@ def test_a_request_refused_for_bad_input_still_answers_its_task(
     message = TaskMessage.read(body)
     assert message is not None
     assert answer(hooks.table, hooks.states, message, 30) is None
-    done = _execution(cloud, execution)
+    done = execution_end(cloud.stack, execution, 10)
     assert (done["status"], done["error"]) == ("FAILED", "NoSoundtrack"), "its Catch ran"
     assert cloud.only_row().task is not None
 
@@ -243,7 +233,7 @@ def test_heartbeats_keep_a_workflow_waiting_while_its_song_is_made(
     sfn = cloud.stack.client("stepfunctions")
     assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
     _finish(cloud, hooks)
-    done = _execution(cloud, execution)
+    done = execution_end(cloud.stack, execution, 10)
     assert done["status"] == "SUCCEEDED", done
     assert json.loads(done["output"])["key"] == cloud.only_row().song_key
 
@@ -256,7 +246,7 @@ def test_a_job_no_poll_keeps_up_with_gets_no_heartbeat_and_its_workflow_learns(
     # No poll run: the job's first check is soon overdue by more than the stale limit.
     cloud.clock.advance(hooks.settings.heartbeat_stale_seconds + 60)
     assert _beat(cloud, hooks) == Beats(), "nothing sent for a job nobody is making"
-    done = _execution(cloud, execution, timeout=3 * HEARTBEAT_SECONDS)
+    done = execution_end(cloud.stack, execution, 3 * HEARTBEAT_SECONDS)
     assert (done["status"], done["error"]) == ("FAILED", "NoSoundtrack"), "its Catch ran"
     history = cloud.stack.client("stepfunctions").get_execution_history(executionArn=execution)[
         "events"
@@ -273,7 +263,7 @@ def test_a_workflow_that_gave_up_takes_no_heartbeat_and_the_job_goes_on(
     cloud: Cloud, beating: str, hooks: WebhookServices
 ) -> None:
     execution = _start(cloud, beating)
-    done = _execution(cloud, execution, timeout=3 * HEARTBEAT_SECONDS)  # none sent: it gives up
+    done = execution_end(cloud.stack, execution, 3 * HEARTBEAT_SECONDS)  # none sent: it gives up
     assert done["status"] == "FAILED"
     assert _beat(cloud, hooks) == Beats(gone=1), "refused, counted, not an error"
     assert cloud.only_row().state is JobState.PENDING
