@@ -89,8 +89,8 @@ class WebhookSettings:
     timeout_seconds: float  # for one POST, connecting included
     first_retry_seconds: int  # the first wait after a failed attempt; each later one doubles
     retry_window_seconds: int  # after this long since the ending, a failed attempt is the last
-    # A job whose next check is overdue by more than this gets no Step Functions heartbeat.
-    heartbeat_stale_seconds: int = 420
+    # A job whose next step is overdue by more than this gets no Step Functions heartbeat.
+    heartbeat_stale_seconds: int
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
