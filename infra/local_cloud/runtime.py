@@ -30,6 +30,43 @@ WRAP_UP_SECONDS = 30.0
 LOCAL_POWERTOOLS = {"POWERTOOLS_TRACE_DISABLED": "true"}
 
 
+class _SharedEnvironment:
+    """Environment variables set for the blocks under way, put back after the last.
+
+    Two blocks may run at once (overlapping invocations, on threads); each setting and
+    restoring the variables on its own would leave the other's values behind.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active = 0
+        self._saved: dict[str, str | None] = {}
+
+    @contextmanager
+    def applied(self, values: Mapping[str, str]) -> Iterator[None]:
+        with self._lock:
+            for name in values:
+                self._saved.setdefault(name, os.environ.get(name))
+            os.environ.update(values)
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active -= 1
+                if self._active == 0:
+                    for name, old in self._saved.items():
+                        if old is None:
+                            os.environ.pop(name, None)
+                        else:
+                            os.environ[name] = old
+                    self._saved.clear()
+
+
+# Set environment variables for a block and put the old ones back after the last block.
+environment = _SharedEnvironment().applied
+
+
 @dataclass
 class LocalContext:
     """The parts of the Lambda context object the handlers and Powertools read."""
@@ -288,40 +325,3 @@ def scheduler_event(function_name: str) -> dict[str, Any]:
         "resources": [f"arn:aws:scheduler:{REGION}:123456789012:schedule/default/{function_name}"],
         "detail": "{}",
     }
-
-
-class _SharedEnvironment:
-    """Environment variables set for the blocks under way, put back after the last.
-
-    Two blocks may run at once (overlapping invocations, on threads); each setting and
-    restoring the variables on its own would leave the other's values behind.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._active = 0
-        self._saved: dict[str, str | None] = {}
-
-    @contextmanager
-    def applied(self, values: Mapping[str, str]) -> Iterator[None]:
-        with self._lock:
-            for name in values:
-                self._saved.setdefault(name, os.environ.get(name))
-            os.environ.update(values)
-            self._active += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._active -= 1
-                if self._active == 0:
-                    for name, old in self._saved.items():
-                        if old is None:
-                            os.environ.pop(name, None)
-                        else:
-                            os.environ[name] = old
-                    self._saved.clear()
-
-
-# Set environment variables for a block and put the old ones back after the last block.
-environment = _SharedEnvironment().applied
