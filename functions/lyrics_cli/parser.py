@@ -105,9 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--key", help="S3 key for the FILE (default: its name)")
     submit.add_argument(
         "--request-id",
-        help="your id for a request from --prompt/--lyrics (repeats are ignored); without one "
-        "the request itself is its identity: the same prompt, lyrics and options twice are "
-        "one song",
+        help="your id for a request from --prompt/--lyrics: the same request again is one "
+        "job, another request under the same id is refused (docs/inputs.md: Job identity); "
+        "without one the request itself is its identity",
     )
     submit.add_argument(
         "--bitrate",

@@ -118,6 +118,7 @@ def notification_body(row: Row, *, songs_bucket: str, song_url: str | None) -> d
         "task_id": row.task_id,
         "status": row.state.value,
         "source": row.source,
+        "request_id": row.request_id,
         "tenant": row.tenant,
         "model": row.model,
         "song": song,

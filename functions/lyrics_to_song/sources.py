@@ -25,6 +25,7 @@ class Job:
     job_id: str
     source: str
     source_name: str
+    request_id: str | None = None  # the producer's, as sent, when it is a valid one
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,12 @@ class QueuedRequest:
         one, the request's content does, with its tenant."""
         request_id = self.body.get("request_id")
         if is_valid_request_id(request_id):
-            scope = "" if tenant == DEFAULT_TENANT else f"{tenant!r}/"
-            return Job(job_id_for(f"request:{scope}{request_id}"), f"sqs:{request_id}", request_id)
+            return Job(
+                job_id_for(request_identity(tenant, request_id)),
+                f"sqs:{request_id}",
+                request_id,
+                request_id,
+            )
         named = self.body.get("tenant", DEFAULT_TENANT)
         body = self.body if named == tenant else {**self.body, "tenant": tenant}
         canonical = json.dumps(body, sort_keys=True, ensure_ascii=False)
@@ -84,8 +89,10 @@ class QueuedRequest:
         command line that sent it can find it)."""
         canonical = json.dumps(self.body, sort_keys=True, ensure_ascii=False)
         request_id = self.body.get("request_id")
-        name = request_id if is_valid_request_id(request_id) else "request"
-        return Job(job_id_for(f"refused:{canonical}"), f"sqs:message/{self.message_id}", name)
+        valid = request_id if is_valid_request_id(request_id) else None
+        source = f"sqs:message/{self.message_id}"
+        return Job(job_id_for(f"refused:{canonical}"), source, valid or "request", valid)
+
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,30 @@ class UnreadableMessage:
 
 def job_id_for(identity: str) -> str:
     return "job-" + hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+
+def reused_job(job: Job, tenant: str, request_json: str) -> Job:
+    """The job of a request whose `request_id` (`job`'s) its tenant already used for
+    another request: a refusal in a space of its own, named by the pair and what it
+    asked for, so its copies are one refusal and the first job is left alone."""
+    request_id = job.request_id or job.source_name
+    digest = hashlib.sha256(request_json.encode()).hexdigest()
+    identity = f"reused:{request_identity(tenant, request_id)}#{digest}"
+    return Job(job_id_for(identity), job.source, job.source_name, job.request_id)
+
+
+def request_identity(tenant: str, request_id: str) -> str:
+    """What names the job of a tenant's `request_id`: one identity per pair, and no
+    two pairs the same (docs/inputs.md: Job identity).
+
+    Another tenant's is `request:'<tenant>'/<id>`; the default tenant's is
+    `request:<id>`, the form it had before tenants, unless the id starts with `'` and
+    could pass for another tenant's: then it is `request:'default'/<id>`. A tenant name
+    has no `'`, so the tenant ends at the first `'` after the colon. Ids of jobs made
+    before keep resolving; only a default id starting with `'` names a new job."""
+    if tenant == DEFAULT_TENANT and not request_id.startswith("'"):
+        return f"request:{request_id}"
+    return f"request:'{tenant}'/{request_id}"
 
 
 def _is_s3_record(record: Any) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from .announce import ended
-from .data.rows import DEFAULT_TENANT, Hold, JobState
+from .data.rows import DEFAULT_TENANT, Hold, JobState, Row
 from .data.task_table import AlreadyKnown, Started, StartResult
 from .errors import (
     Cap,
@@ -26,13 +26,8 @@ from .errors import (
 from .observability import count, credits_spent, logger
 from .services import Services
 from .song_request import MAX_TASK_TOKEN_CHARS, SongRequest
-from .sources import (
-    Job,
-    held_retry,
-)
-from .tenants import (
-    is_tenant,
-)
+from .sources import Job, held_retry, reused_job
+from .tenants import is_tenant
 
 CAP_METRICS = {
     Cap.DAILY: "DeferredByDailyCap",
@@ -154,6 +149,7 @@ def reject(
         tenant=tenant if is_tenant(tenant) else DEFAULT_TENANT,
         callback_url=_usable_callback(services, callback_url),
         request_json=_answerable_task(services, asked or {}),
+        request_id=job.request_id,
     )
     if row is None:
         return Outcome.DUPLICATE
@@ -254,6 +250,7 @@ def submit_request(
                 price=services.settings.price,
                 callback_url=callback_url,
                 created_at=created_at,
+                request_id=job.request_id,
             ),
         )
     except OverBudget as over:
@@ -270,18 +267,51 @@ def submit_request(
                 model=request.model,
                 tenant=request.tenant,
                 callback_url=callback_url,
+                request_id=job.request_id,
             ),
         )
-        return Outcome.HELD if written else Outcome.DUPLICATE
+        return Outcome.HELD if written else already_known(services, job, request, request_json)
     if attempt is None:
-        existing = services.table.get(job.job_id)
-        logger.info(
-            "job already known: not submitted again",
-            extra={"state": existing.state.value if existing else None},
-        )
+        return already_known(services, job, request, request_json)
+    return pay(services, job, attempt, request)
+
+
+def already_known(
+    services: Services, job: Job, request: SongRequest, request_json: str
+) -> Outcome:
+    """The job has a row: a copy of its request is a duplicate, nothing paid. A
+    `request_id` its tenant used for another request is refused, unpaid, in a job of its
+    own that says so; the first job is left as it is (docs/inputs.md: Job identity)."""
+    existing = services.table.get(job.job_id)
+    state = existing.state.value if existing else None
+    if job.request_id is None or existing is None or same_song(existing, request_json):
+        logger.info("job already known: not submitted again", extra={"state": state})
         count("DuplicatesSkipped")
         return Outcome.DUPLICATE
-    return pay(services, job, attempt, request)
+    count("RequestIdsReused")
+    reason = (
+        f"invalid song request: request_id {job.request_id!r} of tenant {request.tenant} "
+        f"was used for another request (job {existing.job_id}, {state}); "
+        "a new song needs a new request_id"
+    )
+    refusal = reused_job(job, request.tenant, request_json)
+    return reject(services, refusal, reason, request.tenant, asked=request.as_item())
+
+
+# What a request asks to be paid for and told of; a Step Functions token is not part of it
+# (a workflow's retry sends the same request with a new one).
+_NOT_ASKED = ("task_token", "state_machine")
+
+
+def same_song(row: Row, request_json: str) -> bool:
+    """Whether the row's job was made for this request (its token aside)."""
+    if row.request_json is None:
+        return False  # refused before it was read: no request of its own
+
+    def asked(text: str) -> dict[str, Any]:
+        return {k: v for k, v in json.loads(text).items() if k not in _NOT_ASKED}
+
+    return asked(row.request_json) == asked(request_json)
 
 
 def pay(services: Services, job: Job, attempt: Started, request: SongRequest) -> Outcome:

@@ -43,11 +43,13 @@ class HoldWrites(TableBase):
         model: str,
         tenant: str,
         callback_url: str | None,
+        request_id: str | None = None,
     ) -> bool:
         """Write (or refresh) the HELD row of a new job a cap refused: what it asks for,
         why it waits and till when. Nothing is reserved, paid or counted; its first
         refusal stays its `created_at`. False when the job has a row in another state
-        (a redelivery found it started meanwhile)."""
+        (a redelivery found it started meanwhile), or a held one asking for another
+        request: only its own request refreshes a hold."""
         fields: Fields = {
             "state": JobState.HELD.value,
             "source": source,
@@ -56,14 +58,16 @@ class HoldWrites(TableBase):
             "model": model,
             "tenant": tenant,
             "callback_url": callback_url,
+            "request_id": request_id,
             **_hold_fields(hold),
         }
         return self._set_hold(
             job_id,
             fields,
             hold.since,
-            condition="attribute_not_exists(job_id) OR #state = :held",
-            values={":held": to_attr(JobState.HELD.value)},
+            condition="attribute_not_exists(job_id)"
+            " OR (#state = :held AND request_json = :request_json)",
+            values={":held": to_attr(JobState.HELD.value), ":request_json": to_attr(request_json)},
         )
 
     def hold_resubmit(self, job_id: str, hold: Hold) -> bool:

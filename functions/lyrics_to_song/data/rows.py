@@ -220,6 +220,7 @@ class Row:
     webhook: Webhook | None = None
     hold: Hold | None = None  # while a cap holds it (HELD, or a resubmission held)
     task: TaskCallback | None = None  # a Step Functions task waiting for it
+    request_id: str | None = None  # the producer's, as sent (a request's job, or its refusal)
     # The item it was read from, so that a write can tell the row it leaves without a read.
     item: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -263,8 +264,16 @@ class Row:
             webhook=Webhook.from_item(item),
             hold=Hold.from_item(item),
             task=TaskCallback.from_item(item),
+            request_id=text(item, "request_id") or _request_id_before(item),
             item=item,
         )
+
+
+def _request_id_before(item: dict[str, Any]) -> str | None:
+    """The request_id of a request's job written before rows kept it: its source is
+    `sqs:<request_id>` and its name the id."""
+    name = text(item, "source_name")
+    return name if name and text(item, "source") == f"sqs:{name}" else None
 
 
 def _price(item: dict[str, Any]) -> Price | None:

@@ -95,11 +95,13 @@ class TaskTable(TableReads, FollowWrites, HoldWrites, WebhookWrites):
         price: Price | None = None,
         callback_url: str | None = None,
         created_at: float | None = None,
+        request_id: str | None = None,
     ) -> StartResult:
         """Write the SUBMITTING row, with its reservation, before any money is spent.
 
         AlreadyKnown when the job already has a row (a redelivery or a duplicate event)
-        other than a HELD one, which this replaces (`created_at`: when it was first held).
+        other than a HELD one asking for this very `request_json`, which this replaces
+        (`created_at`: when it was first held): another request never takes a held row.
         The row is due when its lease ends, so a submission cut short by a crash is
         settled by the poll function. Without a reservation the row is written alone,
         outside the caps: for tools that seed rows, never for a submission.
@@ -119,6 +121,7 @@ class TaskTable(TableReads, FollowWrites, HoldWrites, WebhookWrites):
                 "due_at": now + lease_seconds,
                 "tenant": tenant,
                 "callback_url": callback_url,
+                "request_id": request_id,
                 **_price_fields(price),
             }
         )
@@ -126,9 +129,13 @@ class TaskTable(TableReads, FollowWrites, HoldWrites, WebhookWrites):
             "Put": {
                 "TableName": self.table_name,
                 "Item": item,
-                "ConditionExpression": "attribute_not_exists(job_id) OR #state = :held",
+                "ConditionExpression": "attribute_not_exists(job_id)"
+                " OR (#state = :held AND request_json = :request_json)",
                 "ExpressionAttributeNames": {"#state": "state"},
-                "ExpressionAttributeValues": {":held": to_attr(JobState.HELD.value)},
+                "ExpressionAttributeValues": {
+                    ":held": to_attr(JobState.HELD.value),
+                    ":request_json": to_attr(request_json),
+                },
             }
         }
         if reservation is None:
@@ -306,6 +313,7 @@ class TaskTable(TableReads, FollowWrites, HoldWrites, WebhookWrites):
         tenant: str = DEFAULT_TENANT,
         callback_url: str | None = None,
         request_json: str | None = None,
+        request_id: str | None = None,
     ) -> Row | None:
         """A job whose input is unusable: FAILED from the start (`request_json`: what of
         its request is kept, the Step Functions task waiting for it); the submit function
@@ -324,6 +332,7 @@ class TaskTable(TableReads, FollowWrites, HoldWrites, WebhookWrites):
                 "tenant": tenant,
                 "callback_url": callback_url,
                 "request_json": request_json,
+                "request_id": request_id,
                 **ending_fields(JobState.FAILED, now, error, None, held_until=now + lease_seconds),
             }
         )

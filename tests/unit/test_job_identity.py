@@ -1,0 +1,50 @@
+"""A job's identity is a function of (tenant, request_id) that no other pair shares."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lyrics_to_song.song_request import MAX_REQUEST_ID_CHARS
+from lyrics_to_song.sources import QueuedRequest, job_id_for, request_identity
+
+# What a producer may send: a valid tenant name, a valid request_id (printable ASCII,
+# `'` and `/` included, the characters an attacker would reach for first).
+tenants = st.from_regex(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?", fullmatch=True) | st.just(
+    "default"
+)
+request_ids = st.text(
+    st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=MAX_REQUEST_ID_CHARS
+) | st.builds(lambda t, r: f"'{t}'/{r}", tenants, st.text("abc-1/'", min_size=1, max_size=8))
+
+
+@given(tenants, request_ids, tenants, request_ids)
+def test_no_two_distinct_pairs_share_an_identity(t1: str, r1: str, t2: str, r2: str) -> None:
+    if (t1, r1) != (t2, r2):
+        assert request_identity(t1, r1) != request_identity(t2, r2)
+        assert job_id_for(request_identity(t1, r1)) != job_id_for(request_identity(t2, r2))
+
+
+@given(tenants, request_ids)
+def test_the_job_a_request_names_is_its_pairs(tenant: str, request_id: str) -> None:
+    job = QueuedRequest({"request_id": request_id}, "m").job_for(tenant)
+    assert job.job_id == job_id_for(request_identity(tenant, request_id))
+    assert job.request_id == request_id
+
+
+def test_ids_of_jobs_made_before_still_resolve() -> None:
+    """The ids a stack gave before this rule (the default tenant's with no scope, another's
+    scoped with its quoted name) are the ids the same requests get now."""
+    assert QueuedRequest({"request_id": "order-1"}, "m").job_for("default").job_id == (
+        job_id_for("request:order-1")
+    )
+    assert QueuedRequest({"request_id": "order-1"}, "m").job_for("acme").job_id == (
+        job_id_for("request:'acme'/order-1")
+    )
+
+
+def test_a_default_id_dressed_as_another_tenants_is_a_job_of_its_own() -> None:
+    forged = QueuedRequest({"request_id": "'acme'/order-1"}, "m").job_for("default")
+    acmes = QueuedRequest({"request_id": "order-1"}, "m").job_for("acme")
+    assert forged.job_id != acmes.job_id
+    assert forged.job_id == job_id_for("request:'default'/'acme'/order-1")
