@@ -25,7 +25,7 @@ from lyrics_to_song.data.rows import DEFAULT_TENANT, RESUBMITTABLE, JobState, Ro
 from lyrics_to_song.data.task_table import TaskTable
 from lyrics_to_song.errors import ConfigError, InvalidRequest
 from lyrics_to_song.lyric_files import LYRIC_FILE_SUFFIXES, parse_lyric_file, with_fields
-from lyrics_to_song.song_request import parse_request
+from lyrics_to_song.song_request import parse_request, same_song
 from lyrics_to_song.sources import LyricObject, QueuedRequest
 from lyrics_to_song.tenants import check_tenant
 from lyrics_to_song.webhooks.callbacks import CallbackRules
@@ -164,11 +164,27 @@ def submit_request(cloud: Cloud, body: dict[str, Any]) -> Submitted:
     request = QueuedRequest(body, "cli")
     job_id = request.job.job_id
     earlier = find_job(cloud, job_id)
+    if earlier is not None and "request_id" in body and not _asks_the_same(earlier, body):
+        raise CliError(
+            f"request_id {body['request_id']!r} was used for another request (job {job_id}, "
+            f"{earlier.state.value}): a new song needs a new --request-id "
+            "(docs/inputs.md: Job identity); nothing was sent",
+            ExitCode.USAGE,
+        )
     if earlier is None:
         cloud.sqs.send_message(
             QueueUrl=cloud.jobs_queue_url, MessageBody=json.dumps(body, ensure_ascii=False)
         )
     return Submitted(job_id, cloud.jobs_queue_url, earlier, request.refused_job().job_id)
+
+
+def _asks_the_same(row: Row, body: dict[str, Any]) -> bool:
+    """Whether `body` is the request the row's job was made for, as the submit function
+    compares them (a body naming no model takes the one the job got)."""
+    model = json.loads(row.request_json).get("model") if row.request_json else None
+    request = parse_request(body, model or DEFAULT_MODEL)
+    asked = json.dumps(request.as_item(), ensure_ascii=False, sort_keys=True)
+    return same_song(row.request_json, asked)
 
 
 def find_job(cloud: Cloud, job_id: str) -> Row | None:

@@ -230,3 +230,20 @@ def _task(data: Mapping[str, Any]) -> tuple[str | None, str | None]:
             f"($$.StateMachine.Id), given with 'task_token'; got {machine!r}"
         )
     return str(token), machine
+
+
+# What a request asks to be paid for and told of; a Step Functions token is not part of it
+# (a workflow's retry sends the same request with a new one).
+_NOT_ASKED = ("task_token", "state_machine")
+
+
+def same_song(kept: str | None, request_json: str) -> bool:
+    """Whether a job made for the request kept as `kept` (a row's `request_json`) was
+    made for this one too, its token aside (docs/inputs.md: Job identity)."""
+    if kept is None:
+        return False  # refused before it was read: no request of its own
+
+    def asked(text: str) -> dict[str, Any]:
+        return {k: v for k, v in json.loads(text).items() if k not in _NOT_ASKED}
+
+    return asked(kept) == asked(request_json)

@@ -94,7 +94,6 @@ class QueuedRequest:
         return Job(job_id_for(f"refused:{canonical}"), source, valid or "request", valid)
 
 
-
 @dataclass(frozen=True)
 class ResubmitRequest:
     """`{"resubmit": "job-…"}` (with `"tenant"` for another tenant's than the default):

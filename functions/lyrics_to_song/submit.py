@@ -12,7 +12,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from .announce import ended
-from .data.rows import DEFAULT_TENANT, Hold, JobState, Row
+from .data.rows import DEFAULT_TENANT, Hold, JobState
 from .data.task_table import AlreadyKnown, Started, StartResult
 from .errors import (
     Cap,
@@ -25,7 +25,7 @@ from .errors import (
 )
 from .observability import count, credits_spent, logger
 from .services import Services
-from .song_request import MAX_TASK_TOKEN_CHARS, SongRequest
+from .song_request import MAX_TASK_TOKEN_CHARS, SongRequest, same_song
 from .sources import Job, held_retry, reused_job
 from .tenants import is_tenant
 
@@ -276,15 +276,13 @@ def submit_request(
     return pay(services, job, attempt, request)
 
 
-def already_known(
-    services: Services, job: Job, request: SongRequest, request_json: str
-) -> Outcome:
+def already_known(services: Services, job: Job, request: SongRequest, request_json: str) -> Outcome:
     """The job has a row: a copy of its request is a duplicate, nothing paid. A
     `request_id` its tenant used for another request is refused, unpaid, in a job of its
     own that says so; the first job is left as it is (docs/inputs.md: Job identity)."""
     existing = services.table.get(job.job_id)
     state = existing.state.value if existing else None
-    if job.request_id is None or existing is None or same_song(existing, request_json):
+    if job.request_id is None or existing is None or same_song(existing.request_json, request_json):
         logger.info("job already known: not submitted again", extra={"state": state})
         count("DuplicatesSkipped")
         return Outcome.DUPLICATE
@@ -296,22 +294,6 @@ def already_known(
     )
     refusal = reused_job(job, request.tenant, request_json)
     return reject(services, refusal, reason, request.tenant, asked=request.as_item())
-
-
-# What a request asks to be paid for and told of; a Step Functions token is not part of it
-# (a workflow's retry sends the same request with a new one).
-_NOT_ASKED = ("task_token", "state_machine")
-
-
-def same_song(row: Row, request_json: str) -> bool:
-    """Whether the row's job was made for this request (its token aside)."""
-    if row.request_json is None:
-        return False  # refused before it was read: no request of its own
-
-    def asked(text: str) -> dict[str, Any]:
-        return {k: v for k, v in json.loads(text).items() if k not in _NOT_ASKED}
-
-    return asked(row.request_json) == asked(request_json)
 
 
 def pay(services: Services, job: Job, attempt: Started, request: SongRequest) -> Outcome:

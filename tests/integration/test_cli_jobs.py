@@ -24,6 +24,7 @@ from lyrics_to_song.data.rows import Charge, JobState, Row, WebhookState
 from lyrics_to_song.data.senders import SenderStore
 from lyrics_to_song.data.task_table import Started, TaskTable
 from lyrics_to_song.lyric_files import parse_lyric_file
+from lyrics_to_song.song_request import parse_request
 from lyrics_to_song.sources import QueuedRequest, read_message
 from lyrics_to_song.webhooks.signing import signed_headers, tenant_secret
 from tests.docs_text import ROOT
@@ -846,3 +847,33 @@ def test_a_stack_without_its_spending_table_output_says_what_it_cannot_do(
         with pytest.raises(CliError, match=f"no SpendingTableName output.*{what}") as refused:
             call()
         assert refused.value.code is ExitCode.ENVIRONMENT
+
+
+def test_a_request_id_taken_by_another_request_is_refused_before_anything_is_sent(
+    stack: Stack, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cloud = connect("songs", region="us-east-1")
+    table = TaskTable(cloud.dynamodb, cloud.tasks_table)
+    first = {"prompt": "rock", "lyrics": "la la la", "request_id": "order-1"}
+    job_id = QueuedRequest(first, "cli").job.job_id
+    asked = parse_request(first, "minimax-music").as_item()
+    started = table.start(
+        job_id,
+        source="sqs:order-1",
+        source_name="order-1",
+        request_json=json.dumps(asked, sort_keys=True),
+        model="minimax-music",
+        now=clock(),
+        lease_seconds=60,
+        reservation=None,
+    )
+    assert isinstance(started, Started)
+    args = ["--region", "us-east-1", "--stack", "songs", "submit", "--prompt", "rock"]
+
+    assert main([*args, "--lyrics", "other words", "--request-id", "order-1"]) == ExitCode.USAGE
+    said = capsys.readouterr().err
+    assert f"request_id 'order-1' was used for another request (job {job_id}, SUBMITTING)" in said
+    assert main([*args, "--lyrics", "la la la", "--request-id", "order-1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["new"] is False, "the same request: the same job"
+    queued = cloud.sqs.receive_message(QueueUrl=cloud.jobs_queue_url, MaxNumberOfMessages=10)
+    assert [m for m in queued.get("Messages", []) if "prompt" in m["Body"]] == [], "none sent"

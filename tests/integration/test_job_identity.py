@@ -36,7 +36,8 @@ def test_a_default_request_named_like_a_tenants_id_cannot_take_that_job(cloud: C
     paid_for = [(s["lyrics"]) for s in cloud.emulator.submissions]
     assert paid_for.count("[Verse]\nshop's own") == 1, "shop's song is made, once"
     strangers = cloud.services.table.get(job_of("default", "'shop'/order-1"))
-    assert strangers is not None and strangers.tenant == "default"
+    assert strangers is not None
+    assert strangers.tenant == "default"
 
 
 def test_a_held_job_is_replaced_by_no_other_request(cloud: Cloud) -> None:
@@ -46,7 +47,8 @@ def test_a_held_job_is_replaced_by_no_other_request(cloud: Cloud) -> None:
     assert cloud.send(song_request(tenant="shop", request_id="first")) == [Outcome.SUBMITTED]
     assert cloud.send(shops_order()) == [Outcome.HELD]
     held = cloud.services.table.get(job_of("shop", "order-1"))
-    assert held is not None and held.state is JobState.HELD
+    assert held is not None
+    assert held.state is JobState.HELD
 
     # Another sender's look-alike, and shop's own id with another body: neither touches it.
     forged = song_request(request_id="'shop'/order-1", lyrics="[Verse]\nnot shop's")
@@ -84,7 +86,8 @@ def test_a_reused_request_id_with_another_body_is_refused_and_the_first_job_goes
     cloud.clock.advance(30)
     cloud.poll()
     done = cloud.services.table.get(first.job_id)
-    assert done is not None and done.state is JobState.COMPLETED
+    assert done is not None
+    assert done.state is JobState.COMPLETED
     (completed,) = cloud.notifications()
     assert (completed["job_id"], completed["request_id"]) == (first.job_id, "order-1")
 
