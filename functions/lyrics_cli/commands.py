@@ -16,7 +16,16 @@ from typing import Any
 from lyrics_to_song.check_timing import LikelyWindow
 from lyrics_to_song.data.rows import RESUBMITTABLE, JobState, Row
 
-from . import jobs, senders, spend_report, tenant_settings, views, webhook_tools
+from . import (
+    jobs,
+    senders,
+    spend_report,
+    tenant_admin,
+    tenant_settings,
+    tenant_views,
+    views,
+    webhook_tools,
+)
 from .parser import STACK_ENV
 from .stack_target import DEFAULT_STACK_NAME, CliError, Cloud, ExitCode, connect
 
@@ -84,6 +93,8 @@ def _submit(
     args: argparse.Namespace,
     out: Output,
 ) -> ExitCode:
+    if args.tenant is not None:
+        tenant_admin.require(cloud, args.tenant)
     if isinstance(prepared, jobs.LyricUpload):
         submitted = jobs.upload_file(cloud, prepared)
     else:
@@ -273,6 +284,7 @@ def run(args: argparse.Namespace, out: Output) -> ExitCode:
         "list": _list,
         "wait": lambda cloud, args, out: _wait(cloud, args.job, args, out),
         "fetch": _fetch,
+        "tenants": _tenants,
         "caps": _caps,
         "callback": _callback,
         "senders": _senders,
@@ -283,7 +295,17 @@ def run(args: argparse.Namespace, out: Output) -> ExitCode:
     return commands[args.command](cloud, args, out)
 
 
+def _tenants(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
+    said, shown = tenant_admin.act(cloud, args.action, getattr(args, "name", None), time.time())
+    found = tenant_admin.views(cloud, shown)
+    text = said + tenant_views.tenants_text(found, cloud.tenant_defaults)
+    out.result(text, [tenant_views.tenant_dict(view) for view in found])
+    return ExitCode.OK
+
+
 def _spend(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
+    if args.tenant is not None:
+        tenant_admin.require(cloud, args.tenant, removed_ok=True)
     now = time.time()
     days = spend_report.span(args.month, args.since, datetime.fromtimestamp(now, UTC).date())
     found = spend_report.report(cloud, days, tenant=args.tenant, by=args.by, now=now)
@@ -301,14 +323,19 @@ def _check_caps_usage(args: argparse.Namespace) -> None:
 
 
 def _caps(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
+    if args.tenant is not None:
+        tenant_admin.require(cloud, args.tenant)
     if args.action == "set":
         tenant_settings.set_caps(cloud, args.tenant, per_day=args.per_day, in_flight=args.in_flight)
+    elif args.action == "unset":
+        tenant_settings.unset_caps(cloud, args.tenant)
     uses = tenant_settings.caps_in_use(cloud, args.tenant, time.time())
     out.result(views.caps_table(uses), views.caps_dicts(uses))
     return ExitCode.OK
 
 
 def _callback(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
+    tenant_admin.require(cloud, args.tenant)
     if args.action != "show":
         tenant_settings.set_tenant_callback(cloud, args.tenant, getattr(args, "url", None))
     url = tenant_settings.tenant_callback(cloud, args.tenant)
@@ -322,6 +349,8 @@ def _callback(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
 
 
 def _senders(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
+    if args.tenant is not None:
+        tenant_admin.require(cloud, args.tenant, removed_ok=args.action != "bind")
     if args.action == "show":
         found = senders.bindings(cloud, tenant=args.tenant)
     else:  # what the sender may do now
@@ -338,6 +367,8 @@ def _senders(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
 
 
 def _webhook(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
+    if getattr(args, "tenant", None) is not None:
+        tenant_admin.require(cloud, args.tenant, removed_ok=args.action == "recover")
     if args.action in ("secret", "rotate"):
         now = time.time()
         found = (

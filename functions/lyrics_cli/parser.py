@@ -183,20 +183,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _tenant_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
-    """The commands about producers: their caps, their default callback, what they spent."""
+    """The commands about producers: the tenants themselves, their caps, their default
+    callback, what they spent."""
+    tenants = command(
+        "tenants",
+        "the stack's tenants: only a registered one may submit, be capped, bound or signed "
+        "for (docs/producers.md)",
+    )
+    add, _, show_one, pause, resume, remove, _ = _actions(
+        tenants,
+        add="register a tenant (then set its caps, senders and callback)",
+        list="every tenant: paused or not, its caps, senders and jobs under way",
+        show="one tenant",
+        pause="hold the tenant's new jobs, unpaid, until it is resumed (paid ones go on)",
+        resume="let the tenant's jobs go again, its held ones at once",
+        remove="remove a tenant with no job under way: its name is refused from then on, "
+        "its senders unbound, its webhook secret retired",
+        **{
+            "import": "register every tenant an earlier version knew by name (caps, "
+            "senders, a callback, a secret or jobs): once, on upgrade"
+        },
+    )
+    for action in (add, show_one, pause, resume, remove):
+        action.add_argument("name", help="the tenant's name")
     caps = command(
         "caps",
         "show or set a tenant's own caps (songs per UTC day, songs in flight), beside the "
         "stack's; they apply from the next submission, without a redeploy",
     )
-    show, set_caps = _actions(
+    show, set_caps, unset_caps = _actions(
         caps,
         show="a tenant's caps (its own, or the stack's defaults for tenants) and what is used "
         "of them today; without --tenant, every tenant with caps of its own",
-        set="set a tenant's own caps; a tenant without any needs both",
+        set="set a tenant's own caps; a tenant without any needs both; at most the stack's",
+        unset="remove a tenant's own caps: it gets the defaults for tenants again",
     )
     show.add_argument("--tenant", help="the tenant (all with caps of their own when not given)")
     set_caps.add_argument("--tenant", help="the tenant (required)")
+    unset_caps.add_argument("--tenant", required=True, help="the tenant")
     set_caps.add_argument("--per-day", type=POSITIVE_INT, help="songs submitted per UTC day")
     set_caps.add_argument("--in-flight", type=POSITIVE_INT, help="songs being made at once")
 

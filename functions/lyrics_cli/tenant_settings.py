@@ -49,9 +49,21 @@ def set_caps(
             f"tenant {tenant!r} has no caps yet: give both --per-day and --in-flight",
             ExitCode.USAGE,
         )
+    stack_per_day = int(float(cloud.max_songs_per_day)) if cloud.max_songs_per_day else None
+    if stack_per_day is not None and per_day > stack_per_day:
+        raise CliError(
+            f"--per-day {per_day} is above the stack's own cap, {stack_per_day} songs per UTC "
+            "day (MaxSongsPerDay), which bounds every tenant: raise that first",
+            ExitCode.USAGE,
+        )
     caps = TenantCaps(tenant, per_day, in_flight)
     store.put(caps)
     return caps
+
+
+def unset_caps(cloud: Cloud, tenant: str) -> None:
+    """Remove a tenant's own caps: it gets the defaults for tenants again."""
+    _tenant_store(cloud).unset_caps(check_job_tenant(tenant))
 
 
 def caps_in_use(cloud: Cloud, tenant: str | None, now: float) -> list[CapsUse]:

@@ -12,6 +12,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from .announce import ended
+from .data.caps import MAX_QUEUE_DELAY_SECONDS
 from .data.rows import DEFAULT_TENANT, Hold, JobState
 from .data.task_table import AlreadyKnown, Started, StartResult
 from .errors import (
@@ -34,6 +35,7 @@ CAP_METRICS = {
     Cap.IN_FLIGHT: "DeferredByInFlightCap",
     Cap.TENANT_DAILY: "DeferredByTenantCap",
     Cap.TENANT_IN_FLIGHT: "DeferredByTenantCap",
+    Cap.PAUSED: "DeferredByPause",
 }
 
 
@@ -80,6 +82,15 @@ def start_within_caps(
         )
         count(CAP_METRICS[over.cap])
         raise over
+
+
+def paused(services: Services, tenant: str) -> OverBudget:
+    """Why a paused tenant's new job waits: held, unpaid, until `tenants resume` (which
+    tries its held jobs at once) or the next look."""
+    count(CAP_METRICS[Cap.PAUSED])
+    reason = f"tenant {tenant} is paused by the stack's operator"
+    logger.info("tenant paused: the job is held, unpaid", extra={"tenant": tenant})
+    return OverBudget(Cap.PAUSED, reason, MAX_QUEUE_DELAY_SECONDS)
 
 
 def _free_ended_places(services: Services, tenant: str | None) -> bool:
@@ -222,6 +233,13 @@ def submit_request(
     logger.thread_safe_append_keys(job_id=job.job_id)
     request_json = json.dumps(request.as_item(), ensure_ascii=False, sort_keys=True)
     terms = services.budget.terms_of(request.tenant)
+    if not terms.known:
+        count("RequestsRefusedForTenant")
+        reason = (
+            f"invalid song request: tenant {request.tenant} is not a tenant of this stack "
+            "(its operator adds one with `lyrics-to-song tenants add`)"
+        )
+        return reject(services, job, reason, DEFAULT_TENANT, asked=request.as_item())
     try:
         callback_url = _callback_url(
             services, request.callback_url, terms.callback_url, request.tenant
@@ -233,6 +251,8 @@ def submit_request(
     if refused is not None:
         return reject(services, job, f"invalid song request: {refused}", request.tenant)
     try:
+        if terms.paused:
+            raise paused(services, request.tenant)
         attempt = start_within_caps(
             services,
             job.job_id,

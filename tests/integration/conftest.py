@@ -13,6 +13,7 @@ from local_cloud.emulator import MusicApiEmulator
 from local_cloud.stack import provision
 from local_cloud.watch import subscribe_queue
 from lyrics_to_song.config import load_settings, load_webhook_settings
+from lyrics_to_song.data.tenant_registry import TenantRegistry
 from lyrics_to_song.music_api import MusicApiClient
 from lyrics_to_song.services import api_key_source, build_services, build_webhook_services
 from lyrics_to_song.webhooks.delivery import WebhookServices
@@ -46,7 +47,9 @@ def cloud(
             sleep=sleeps.append,
         )
         services = build_services(settings, client=stack.client, api=api_client, clock=clock)
+        tenants = TenantRegistry(services.budget.client, services.budget.table_name)
         for tenant in PRODUCER_TENANTS:
+            tenants.add(tenant, clock.now)
             services.senders.bind(PRODUCER, tenant)
         watch_url = subscribe_queue(stack, "watch")
         sqs = stack.client("sqs")

@@ -23,6 +23,7 @@ from lyrics_to_song.data.pace import SongTimes
 from lyrics_to_song.data.rows import Charge, JobState, Row, WebhookState
 from lyrics_to_song.data.senders import SenderStore
 from lyrics_to_song.data.task_table import Started, TaskTable
+from lyrics_to_song.data.tenant_registry import TenantRegistry
 from lyrics_to_song.lyric_files import parse_lyric_file
 from lyrics_to_song.song_request import parse_request
 from lyrics_to_song.sources import QueuedRequest, read_message
@@ -303,6 +304,13 @@ def test_the_same_request_twice_from_the_command_line_is_one_job(stack: Stack) -
     )
 
 
+def register(stack: Stack, *names: str) -> None:
+    """Register tenants, as `lyrics-to-song tenants add` does."""
+    spending = stack.environments["SubmitFunction"]["SPENDING_TABLE_NAME"]
+    for name in names:
+        assert TenantRegistry(stack.client("dynamodb"), spending).add(name, time.time())
+
+
 def _submit_file(cloud: Cloud, path: Path, **fields: object) -> jobs.Submitted:
     return jobs.upload_file(cloud, jobs.prepare_file(path, key=None, fields=fields))
 
@@ -519,6 +527,7 @@ def test_status_says_what_a_job_cost(charge: Charge, said: str) -> None:
 def test_caps_are_set_and_shown_per_tenant_with_what_is_used(
     stack: Stack, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    register(stack, "team-a", "team-b")
     target = ["--region", "us-east-1", "--stack", "songs"]
     set_a = [*target, "caps", "set", "--tenant", "team-a", "--json"]
     assert main([*set_a, "--per-day", "5", "--in-flight", "2"]) == ExitCode.OK
@@ -574,6 +583,7 @@ def test_caps_are_set_and_shown_per_tenant_with_what_is_used(
 def test_caps_refuse_what_they_cannot_do_and_write_nothing(
     stack: Stack, argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    register(stack, "new")
     assert main(["--region", "us-east-1", "--stack", "songs", *argv]) == ExitCode.USAGE
     assert says in capsys.readouterr().err
     spending = stack.environments["SubmitFunction"]["SPENDING_TABLE_NAME"]
@@ -618,6 +628,9 @@ def test_spend_on_a_quiet_stack_shows_nothing_spent_and_the_whole_cap_left(
     assert type(said["total"]["credits"]) is int, "credits as a job's cost gives them"
     assert said["today"] == [{"tenant": None, "cap": 200, "used": 0, "left": 200}]
     assert main(["--region", "us-east-1", "--stack", "songs", "spend", "--tenant", "x"]) == 2
+    assert "no tenant 'x' in stack 'songs': its tenants are default" in capsys.readouterr().err
+    register(stack, "x")
+    assert main(["--region", "us-east-1", "--stack", "songs", "spend", "--tenant", "x"]) == 2
     assert "tenant 'x' has no caps and spent nothing" in capsys.readouterr().err
 
 
@@ -640,6 +653,7 @@ def test_spend_checks_what_it_is_asked_before_connecting(
 def test_a_tenant_default_callback_is_set_shown_and_removed(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    register(stack, "shop")
     target = ["--region", "us-east-1", "--stack", "songs", "--json", "callback"]
     url = "https://shop.example.com/hooks/songs"
     assert main([*target, "set", "--tenant", "shop", "--url", url]) == ExitCode.OK
@@ -748,6 +762,7 @@ def test_ctrl_c_while_waiting_says_the_job_goes_on(
 def test_senders_are_bound_to_tenants_shown_and_unbound(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    register(stack, "acme", "shop")
     target = ["--region", "us-east-1", "--stack", "songs"]
     role = "AROAACMESERVICEROLE1"
     for tenant in ("acme", "shop"):
@@ -792,6 +807,7 @@ def test_senders_refuse_what_is_not_a_sender_or_a_tenant_and_write_nothing(
 def test_webhook_secret_prints_the_secret_a_tenants_receiver_verifies_with(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    register(stack, "team-a")
     target = ["--region", "us-east-1", "--stack", "songs"]
     assert main([*target, "webhook", "secret", "--tenant", "team-a"]) == ExitCode.OK
     printed = capsys.readouterr().out.strip()
@@ -811,6 +827,7 @@ def test_webhook_secret_prints_the_secret_a_tenants_receiver_verifies_with(
 def test_webhook_rotate_gives_a_new_secret_and_keeps_the_old_one_for_the_overlap(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    register(stack, "shop")
     target = ["--region", "us-east-1", "--stack", "songs", "webhook"]
     assert main([*target, "secret", "--tenant", "shop", "--json"]) == ExitCode.OK
     before = json.loads(capsys.readouterr().out)["secret"]

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from lyrics_to_song.data.rows import JobState
+from lyrics_to_song.data.tenant_registry import TenantRegistry
 from lyrics_to_song.sources import QueuedRequest
 from lyrics_to_song.tenants import TenantPolicy
 from tests.integration.moto_cloud import Cloud
@@ -20,6 +21,7 @@ SHOP = "AIDASHOPPRODUCERUSER"
 
 @pytest.fixture
 def bound(cloud: Cloud) -> Cloud:
+    TenantRegistry(cloud.services.budget.client, cloud.services.budget.table_name).add("acme", 0)
     cloud.services.senders.bind(ACME, "acme")
     cloud.services.senders.bind(SHOP, "shop")
     return cloud

@@ -143,7 +143,7 @@ def test_a_submission_cut_short_is_maybe_charged_when_the_poll_settles_it(cloud:
         ("team-a/song.txt", {"tenant": "team-b"}, (False, TenantPolicy.OPEN), "team-b"),
         ("team-a/song.txt", {}, (False, TenantPolicy.BOUND), "default"),
         ("song.txt", {}, (True, TenantPolicy.BOUND), "default"),
-        ("My Songs/song.txt", {"tenant": "team-d"}, (False, TenantPolicy.OPEN), "team-d"),
+        ("My Songs/song.txt", {"tenant": "team-c"}, (False, TenantPolicy.OPEN), "team-c"),
     ],
 )
 def test_a_lyric_files_tenant_comes_from_its_metadata_or_first_folder(

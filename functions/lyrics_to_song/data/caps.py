@@ -21,6 +21,7 @@ is counted from its first song, and caps set at noon count the morning.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -161,7 +162,7 @@ class Budget:
         if terms.caps is None and self.tenant_defaults is not None:
             per_day, in_flight = self.tenant_defaults
             default = TenantCaps(tenant, per_day, in_flight, own=False)
-            return TenantTerms(default, terms.callback_url)
+            return dataclasses.replace(terms, caps=default)
         return terms
 
     def reserve(
@@ -246,10 +247,13 @@ class Budget:
 
 @dataclass(frozen=True)
 class TenantTerms:
-    """What a tenant has of its own, set at run time: caps, a default callback_url."""
+    """What a tenant has of its own, set at run time: caps, a default callback_url; and
+    whether it is one of the stack's tenants at all, and paused (data/tenant_registry.py)."""
 
     caps: TenantCaps | None = None
     callback_url: str | None = None
+    known: bool = True
+    paused: bool = False
 
 
 @dataclass(frozen=True)
@@ -279,7 +283,12 @@ class TenantStore:
         item = self.client.get_item(
             TableName=self.table_name, Key=counter_key(TENANT_CAPS_PREFIX + tenant)
         ).get("Item", {})
-        return TenantTerms(_tenant_caps(tenant, item), text(item, "callback_url"))
+        return TenantTerms(
+            caps_in_item(tenant, item),
+            text(item, "callback_url"),
+            known=tenant == DEFAULT_TENANT or (bool(item) and "removed_at" not in item),
+            paused="paused_at" in item,
+        )
 
     def get(self, tenant: str) -> TenantCaps | None:
         return self.terms(tenant).caps
@@ -318,6 +327,9 @@ class TenantStore:
     def put(self, caps: TenantCaps) -> None:
         self._set(caps.tenant, {"per_day": caps.per_day, "in_flight": caps.in_flight})
 
+    def unset_caps(self, tenant: str) -> None:
+        self._set(tenant, {"per_day": None, "in_flight": None})
+
     def set_callback(self, tenant: str, url: str | None) -> None:
         """The tenant's default callback_url (checked by the caller); None removes it."""
         self._set(tenant, {"callback_url": url})
@@ -345,13 +357,13 @@ class TenantStore:
         )
         for page in pages:
             for item in page.get("Items", []):
-                caps = _tenant_caps(item["counter"]["S"].removeprefix(TENANT_CAPS_PREFIX), item)
+                caps = caps_in_item(item["counter"]["S"].removeprefix(TENANT_CAPS_PREFIX), item)
                 if caps is not None:
                     found.append(caps)
         return sorted(found, key=lambda caps: caps.tenant)
 
 
-def _tenant_caps(tenant: str, item: Item) -> TenantCaps | None:
+def caps_in_item(tenant: str, item: Item) -> TenantCaps | None:
     per_day, in_flight = whole(item, "per_day"), whole(item, "in_flight")
     if per_day is None or in_flight is None:
         return None  # no caps set: a default callback alone, or no item

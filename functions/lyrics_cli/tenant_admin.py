@@ -1,0 +1,161 @@
+"""`lyrics-to-song tenants`: the stack's tenants, added, paused, resumed and removed by
+its operator; and the check every command makes of a tenant it is given
+(docs/producers.md: A tenant's life)."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from lyrics_to_song.data.rows import DEFAULT_TENANT, JobState, Row
+from lyrics_to_song.data.senders import SenderStore
+from lyrics_to_song.data.task_table import TaskTable
+from lyrics_to_song.data.tenant_registry import Tenant, TenantRegistry
+from lyrics_to_song.sources import held_retry
+from lyrics_to_song.tenants import is_tenant
+
+from .stack_target import CliError, Cloud, ExitCode, spending_table_of
+from .tenant_settings import check_job_tenant
+
+
+@dataclass(frozen=True)
+class TenantView:
+    """A tenant and what hangs on it: the senders bound to it, its jobs under way."""
+
+    tenant: Tenant
+    senders: list[str]
+    under_way: int
+
+
+def registry(cloud: Cloud) -> TenantRegistry:
+    return TenantRegistry(cloud.dynamodb, spending_table_of(cloud, "manage tenants"))
+
+
+def require(cloud: Cloud, name: str, *, removed_ok: bool = False) -> str:
+    """A tenant the stack has (or, with `removed_ok`, had), or a usage error that names
+    the ones it has and the likeliest meant."""
+    name = check_job_tenant(name)
+    found = registry(cloud).get(name)
+    if found is not None and (found.known or removed_ok):
+        return name
+    known = [t.name for t in registry(cloud).all() if t.known]
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise CliError(
+        f"no tenant {name!r} in stack {cloud.stack_name!r}: {hint}its tenants are "
+        f"{', '.join(known)} (add one with `lyrics-to-song tenants add {name}`)",
+        ExitCode.USAGE,
+    )
+
+
+def add(cloud: Cloud, name: str, now: float) -> None:
+    name = check_job_tenant(name)
+    if not registry(cloud).add(name, now):
+        raise CliError(f"tenant {name!r} exists already", ExitCode.USAGE)
+
+
+def pause(cloud: Cloud, name: str, now: float) -> None:
+    registry(cloud).pause(require(cloud, name), now)
+
+
+def resume(cloud: Cloud, name: str) -> list[str]:
+    """Resume a tenant, and try its held jobs at once (each is sent the reminder its row
+    waits for: the submit function starts those the caps allow); the jobs tried."""
+    registry(cloud).resume(require(cloud, name))
+    held = [row for row in _under_way(cloud, name) if row.state is JobState.HELD and row.hold]
+    for row in held:
+        assert row.hold is not None
+        body = held_retry(row.job_id, row.hold.token)
+        cloud.sqs.send_message(QueueUrl=cloud.jobs_queue_url, MessageBody=body)
+    return [row.job_id for row in held]
+
+
+def remove(cloud: Cloud, name: str, now: float) -> list[str]:
+    """Remove a tenant that has no job under way (refused otherwise: pause it and let
+    them end, or wait): its name is refused from now on, its senders are unbound, its
+    webhook secret signs nothing more. Its ended jobs stay, as they were. The senders
+    it had."""
+    name = require(cloud, name)
+    if name == DEFAULT_TENANT:
+        raise CliError("the tenant 'default' always exists: it cannot be removed", ExitCode.USAGE)
+    busy = _under_way(cloud, name)
+    if busy:
+        raise CliError(
+            f"tenant {name!r} has {len(busy)} job(s) under way (held, being submitted or being "
+            f"made, {busy[0].job_id} the first): pause it, let them end, then remove it",
+            ExitCode.USAGE,
+        )
+    senders = _senders(cloud)
+    registry(cloud).remove(name, now)
+    unbound = sorted(who for who, tenants in senders.all().items() if name in tenants)
+    for who in unbound:
+        senders.unbind(who, name)
+    return unbound
+
+
+def import_known(cloud: Cloud, now: float) -> list[str]:
+    """Register every tenant a stack of an earlier version knew by name alone: named by
+    caps, a callback or a secret (its item), a sender's binding or a job's row. Run once
+    on upgrade (docs/deploy.md); again is harmless. The names registered now."""
+    tenants = registry(cloud)
+    named = {t.name for t in tenants.all() if t.known}
+    named |= {t for bound in _senders(cloud).all().values() for t in bound}
+    named |= {row.tenant for row in TaskTable(cloud.dynamodb, cloud.tasks_table).rows()}
+    before = {t.name for t in tenants.all() if t.registered_at is not None}
+    return sorted(
+        name
+        for name in named - before - {DEFAULT_TENANT}
+        if is_tenant(name) and tenants.adopt(name, now)
+    )
+
+
+def act(cloud: Cloud, action: str, name: str | None, now: float) -> tuple[str, str | None]:
+    """Carry out `tenants ACTION [NAME]`: what to say first, and the tenant to show after
+    (None: every one)."""
+    if name is None:  # list, import
+        if action == "import":
+            adopted = import_known(cloud, now)
+            return (
+                f"registered {len(adopted)} tenant(s): {', '.join(adopted) or 'none new'}\n",
+                None,
+            )
+        return "", None
+    said = ""
+    if action == "add":
+        add(cloud, name, now)
+    elif action == "pause":
+        pause(cloud, name, now)
+        said = f"tenant {name} paused: its new jobs are held, unpaid, until it is resumed\n"
+    elif action == "resume":
+        tried = resume(cloud, name)
+        said = f"tenant {name} resumed: {len(tried)} held job(s) tried again now\n"
+    elif action == "remove":
+        unbound = remove(cloud, name, now)
+        said = f"tenant {name} removed; senders unbound: {', '.join(unbound) or 'none'}\n"
+    return said, name
+
+
+def views(cloud: Cloud, name: str | None = None) -> list[TenantView]:
+    """Every tenant (or one) with its senders and its jobs under way."""
+    tenants = registry(cloud).all()
+    if name is not None:
+        tenants = [t for t in tenants if t.name == require(cloud, name, removed_ok=True)]
+    bindings = _senders(cloud).all()
+    busy = TaskTable(cloud.dynamodb, cloud.tasks_table).under_way(0)
+    return [
+        TenantView(
+            tenant,
+            sorted(who for who, bound in bindings.items() if tenant.name in bound),
+            sum(1 for row in busy if row.tenant == tenant.name),
+        )
+        for tenant in tenants
+    ]
+
+
+def _under_way(cloud: Cloud, name: str) -> list[Row]:
+    rows = TaskTable(cloud.dynamodb, cloud.tasks_table).under_way(0)
+    return [row for row in rows if row.tenant == name]
+
+
+def _senders(cloud: Cloud) -> SenderStore:
+    return SenderStore(cloud.dynamodb, spending_table_of(cloud, "manage tenants"))
