@@ -318,15 +318,24 @@ def _check_caps_usage(args: argparse.Namespace) -> None:
     if args.action == "set":
         if args.tenant is None:
             raise CliError("caps set needs --tenant", ExitCode.USAGE)
-        if args.per_day is None and args.in_flight is None:
-            raise CliError("caps set needs --per-day, --in-flight or both", ExitCode.USAGE)
+        if args.per_day is None and args.in_flight is None and args.monthly_credits is None:
+            raise CliError(
+                "caps set needs --per-day, --in-flight, --monthly-credits or several",
+                ExitCode.USAGE,
+            )
 
 
 def _caps(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
     if args.tenant is not None:
         tenant_admin.require(cloud, args.tenant)
     if args.action == "set":
-        tenant_settings.set_caps(cloud, args.tenant, per_day=args.per_day, in_flight=args.in_flight)
+        tenant_settings.set_caps(
+            cloud,
+            args.tenant,
+            per_day=args.per_day,
+            in_flight=args.in_flight,
+            monthly_credits=args.monthly_credits,
+        )
     elif args.action == "unset":
         tenant_settings.unset_caps(cloud, args.tenant)
     uses = tenant_settings.caps_in_use(cloud, args.tenant, time.time())

@@ -223,6 +223,13 @@ def _tenant_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> 
     unset_caps.add_argument("--tenant", required=True, help="the tenant")
     set_caps.add_argument("--per-day", type=POSITIVE_INT, help="songs submitted per UTC day")
     set_caps.add_argument("--in-flight", type=POSITIVE_INT, help="songs being made at once")
+    set_caps.add_argument(
+        "--monthly-credits",
+        type=POSITIVE_INT,
+        metavar="CREDITS",
+        help="credits it may spend per UTC month (a song is CreditsPerSong, 30); more jobs "
+        "are held until the month turns",
+    )
 
     callback = command(
         "callback",

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from lyrics_to_song.data.caps import Budget, TenantCaps, TenantStore, day_of
+from lyrics_to_song.data.monthly import credits_in, month_of
+from lyrics_to_song.data.rows import DEFAULT_TENANT
 from lyrics_to_song.data.spend import Counts, SpendLedger
 from lyrics_to_song.data.task_table import TaskTable
 
@@ -28,10 +30,13 @@ class CapLeft:
     tenant: str | None
     cap: int
     used: int
+    # What the stack has left, which bounds a tenant's: `spend` never promises more.
+    bound: int | None = None
 
     @property
     def left(self) -> int:
-        return max(0, self.cap - self.used)
+        left = max(0, self.cap - self.used)
+        return left if self.bound is None else min(left, self.bound)
 
 
 @dataclass
@@ -43,6 +48,7 @@ class SpendReport:
     total: Counts = field(default_factory=Counts)
     maybe_jobs: list[tuple[str, str, str]] = field(default_factory=list)  # job, tenant, day
     today: list[CapLeft] = field(default_factory=list)
+    this_month: list[CapLeft] = field(default_factory=list)  # tenants' budgets, in credits
     held: dict[str, int] = field(default_factory=dict)  # jobs a cap holds now, per tenant
 
 
@@ -102,6 +108,16 @@ def report(
         for state, number in sorted(found.total.ended.items()):
             found.groups[state] = Counts(ended={state: number})
     found.today = _caps_left(cloud, caps, tenant, day_of(now))
+    month = month_of(now)
+    found.this_month = [
+        CapLeft(
+            c.tenant,
+            c.monthly_credits,
+            credits_in(cloud.dynamodb, caps.table_name, month, c.tenant),
+        )
+        for c in ([caps.get(tenant)] if tenant is not None else caps.all())
+        if c is not None and c.monthly_credits is not None
+    ]
     held = TaskTable(cloud.dynamodb, cloud.tasks_table).held()
     found.held = dict(
         sorted(Counter(row.tenant for row in held if tenant in (None, row.tenant)).items())
@@ -112,10 +128,21 @@ def report(
 def _caps_left(cloud: Cloud, caps: TenantStore, tenant: str | None, today: str) -> list[CapLeft]:
     budget = Budget(cloud.dynamodb, caps.table_name, per_day=0, in_flight=0)
     left: list[CapLeft] = []
-    if cloud.max_songs_per_day and tenant is None:
-        left.append(CapLeft(None, int(cloud.max_songs_per_day), budget.submitted_on(today)))
+    stack: CapLeft | None = None
+    if cloud.max_songs_per_day:
+        stack = CapLeft(None, int(float(cloud.max_songs_per_day)), budget.submitted_on(today))
+        if tenant is None:
+            left.append(stack)
     own = [caps.get(tenant)] if tenant is not None else caps.all()
-    if tenant is not None and own == [None] and cloud.tenant_defaults is not None:
+    if (
+        tenant is not None
+        and own == [None]
+        and cloud.tenant_defaults is not None
+        and tenant != DEFAULT_TENANT
+    ):
         own = [TenantCaps(tenant, *cloud.tenant_defaults, own=False)]
-    left += [CapLeft(c.tenant, c.per_day, budget.submitted_on(today, c.tenant)) for c in own if c]
+    bound = stack.left if stack else None
+    left += [
+        CapLeft(c.tenant, c.per_day, budget.submitted_on(today, c.tenant), bound) for c in own if c
+    ]
     return left

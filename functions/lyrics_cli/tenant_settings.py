@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lyrics_to_song.data.caps import Budget, TenantCaps, TenantStore, day_of
+from lyrics_to_song.data.monthly import credits_in, month_of
+from lyrics_to_song.data.rows import DEFAULT_TENANT
 from lyrics_to_song.data.task_table import TaskTable
 from lyrics_to_song.errors import InvalidRequest
 from lyrics_to_song.tenants import check_tenant
@@ -20,6 +22,7 @@ class CapsUse:
     caps: TenantCaps
     today: int  # songs counted against its daily cap today (UTC)
     in_flight: int  # its songs in flight now
+    month_credits: int = 0  # credits counted against its monthly budget this month (UTC)
 
 
 def _tenant_store(cloud: Cloud) -> TenantStore:
@@ -36,14 +39,21 @@ def check_job_tenant(tenant: str) -> str:
 
 
 def set_caps(
-    cloud: Cloud, tenant: str, *, per_day: int | None, in_flight: int | None
+    cloud: Cloud,
+    tenant: str,
+    *,
+    per_day: int | None,
+    in_flight: int | None,
+    monthly_credits: int | None = None,
 ) -> TenantCaps:
-    """Set a tenant's own caps; the one not given keeps its value. The submit function
+    """Set a tenant's own caps; one not given keeps its value. The submit function
     reads them at each submission: no redeploy (docs/producers.md)."""
     store = _tenant_store(cloud)
     current = store.get(check_job_tenant(tenant))
     per_day = per_day if per_day is not None else current.per_day if current else None
     in_flight = in_flight if in_flight is not None else current.in_flight if current else None
+    if monthly_credits is None and current is not None:
+        monthly_credits = current.monthly_credits
     if per_day is None or in_flight is None:
         raise CliError(
             f"tenant {tenant!r} has no caps yet: give both --per-day and --in-flight",
@@ -56,7 +66,7 @@ def set_caps(
             "day (MaxSongsPerDay), which bounds every tenant: raise that first",
             ExitCode.USAGE,
         )
-    caps = TenantCaps(tenant, per_day, in_flight)
+    caps = TenantCaps(tenant, per_day, in_flight, monthly_credits=monthly_credits)
     store.put(caps)
     return caps
 
@@ -73,7 +83,7 @@ def caps_in_use(cloud: Cloud, tenant: str | None, now: float) -> list[CapsUse]:
         found = store.all()
     else:
         one = store.get(check_job_tenant(tenant))
-        if one is None and cloud.tenant_defaults is not None:
+        if one is None and cloud.tenant_defaults is not None and tenant != DEFAULT_TENANT:
             one = TenantCaps(tenant, *cloud.tenant_defaults, own=False)
         if one is None:
             raise CliError(
@@ -90,6 +100,9 @@ def caps_in_use(cloud: Cloud, tenant: str | None, now: float) -> list[CapsUse]:
             caps,
             budget.submitted_on(today, caps.tenant),
             len(table.in_flight(budget.holders(caps.tenant))),
+            credits_in(cloud.dynamodb, store.table_name, month_of(now), caps.tenant)
+            if caps.monthly_credits is not None
+            else 0,
         )
         for caps in found
     ]

@@ -255,12 +255,17 @@ def caps_table(uses: list[CapsUse]) -> str:
     """Tenants' caps, one line each, with what is used of them now."""
     if not uses:
         return "no tenant has caps of its own (set some: lyrics-to-song caps set --help)"
-    lines = [f"{'TENANT':<32}  {'TODAY / PER DAY':>15}  {'IN FLIGHT / AT ONCE':>19}"]
+    budgets = any(use.caps.monthly_credits is not None for use in uses)
+    month = f"  {'CREDITS THIS MONTH':>18}" if budgets else ""
+    lines = [f"{'TENANT':<32}  {'TODAY / PER DAY':>15}  {'IN FLIGHT / AT ONCE':>19}{month}"]
     for use in uses:
         day = f"{use.today} / {use.caps.per_day}"
         flight = f"{use.in_flight} / {use.caps.in_flight}"
+        budget = use.caps.monthly_credits
+        spent = f"{use.month_credits} / {budget}" if budget is not None else "-"
         mark = "" if use.caps.own else "  (the stack's defaults for tenants)"
-        lines.append(f"{use.caps.tenant:<32}  {day:>15}  {flight:>19}{mark}")
+        used = f"  {spent:>18}" if budgets else ""
+        lines.append(f"{use.caps.tenant:<32}  {day:>15}  {flight:>19}{used}{mark}")
     return "\n".join(lines)
 
 
@@ -273,6 +278,8 @@ def caps_dicts(uses: list[CapsUse]) -> list[dict[str, Any]]:
             "used_today": use.today,
             "in_flight_now": use.in_flight,
             "own": use.caps.own,
+            "monthly_credits": use.caps.monthly_credits,
+            "credits_this_month": use.month_credits,
         }
         for use in uses
     ]
@@ -295,6 +302,10 @@ def spend_text(report: SpendReport) -> str:
     for cap in report.today:
         whose = "the stack" if cap.tenant is None else f"tenant {cap.tenant}"
         lines.append(f"today: {whose} {cap.used} of {cap.cap} songs, {cap.left} left")
+    for cap in report.this_month:
+        lines.append(
+            f"this month: tenant {cap.tenant} {cap.used} of {cap.cap} credits, {cap.left} left"
+        )
     if report.held:
         per_tenant = ", ".join(f"{tenant} {n}" for tenant, n in report.held.items())
         lines.append(
@@ -340,6 +351,10 @@ def spend_dict(report: SpendReport) -> dict[str, Any]:
         "today": [
             {"tenant": cap.tenant, "cap": cap.cap, "used": cap.used, "left": cap.left}
             for cap in report.today
+        ],
+        "this_month": [
+            {"tenant": cap.tenant, "credits": cap.cap, "used": cap.used, "left": cap.left}
+            for cap in report.this_month
         ],
         "maybe_charged_jobs": [
             {"job_id": job, "tenant": tenant, "day": day} for job, tenant, day in report.maybe_jobs

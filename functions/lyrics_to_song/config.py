@@ -241,8 +241,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_songs_per_day=_int(env, "MAX_SONGS_PER_DAY", 200, 1, 1_000_000),
         # MiniMax runs at most 20 tasks at once per account (docs/music-api.md, "Rates and times").
         max_songs_in_flight=_int(env, "MAX_SONGS_IN_FLIGHT", 20, 1, 1000),
-        tenant_songs_per_day=_int(env, "TENANT_SONGS_PER_DAY", 200, 1, 1_000_000),
-        tenant_songs_in_flight=_int(env, "TENANT_SONGS_IN_FLIGHT", 20, 1, 1000),
+        tenant_songs_per_day=_int(env, "TENANT_SONGS_PER_DAY", 50, 1, 1_000_000),
+        tenant_songs_in_flight=_int(env, "TENANT_SONGS_IN_FLIGHT", 5, 1, 1000),
         # How long a job over the in-flight cap waits on the queue (SQS delays up to 900 s).
         in_flight_retry_seconds=_int(env, "IN_FLIGHT_RETRY_SECONDS", 60, 0, 900),
         # MiniMax allows about 120 requests a minute; submissions need the rest

@@ -123,6 +123,7 @@ class Cap(StrEnum):
     IN_FLIGHT = "in-flight"
     TENANT_DAILY = "tenant daily"
     TENANT_IN_FLIGHT = "tenant in-flight"
+    TENANT_MONTHLY = "tenant monthly"  # its budget in credits for the month
     PAUSED = "tenant paused"  # not a count: its operator holds the tenant's new jobs
 
 

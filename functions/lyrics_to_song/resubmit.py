@@ -51,7 +51,10 @@ def resubmit(services: Services, job_id: str, tenant: str | None) -> Outcome:
                 now=now,
                 lease_seconds=services.settings.submit_lease_seconds,
                 reservation=services.budget.reserve(
-                    job_id, now, services.budget.caps_of(row.tenant)
+                    job_id,
+                    now,
+                    services.budget.caps_of(row.tenant),
+                    services.settings.price.credits,
                 ),
                 max_resubmits=most,
                 price=services.settings.price,  # a resubmission pays today's price

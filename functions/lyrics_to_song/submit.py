@@ -35,6 +35,7 @@ CAP_METRICS = {
     Cap.IN_FLIGHT: "DeferredByInFlightCap",
     Cap.TENANT_DAILY: "DeferredByTenantCap",
     Cap.TENANT_IN_FLIGHT: "DeferredByTenantCap",
+    Cap.TENANT_MONTHLY: "DeferredByTenantBudget",
     Cap.PAUSED: "DeferredByPause",
 }
 
@@ -265,7 +266,9 @@ def submit_request(
                 model=request.model,
                 now=now,
                 lease_seconds=services.settings.submit_lease_seconds,
-                reservation=services.budget.reserve(job.job_id, now, terms.caps),
+                reservation=services.budget.reserve(
+                    job.job_id, now, terms.caps, services.settings.price.credits
+                ),
                 tenant=request.tenant,
                 price=services.settings.price,
                 callback_url=callback_url,
@@ -372,7 +375,7 @@ def _submission_failed(
         reason = f"outcome unknown: {exc}"
         return _settle(services, job, attempt, request, state=JobState.UNKNOWN, error=reason)
     # From here on the API surely did not take the job: nothing was paid.
-    services.budget.refund(attempt.day, attempt.tenant)
+    services.budget.refund(attempt.day, attempt.tenant, attempt.monthly)
     if exc.kind is ErrorKind.PERMANENT:
         logger.warning("API refused the request", extra=log)
         return _settle(

@@ -44,6 +44,7 @@ from lyrics_to_song.data.caps import TenantCaps, TenantStore, day_of
 from lyrics_to_song.data.rows import DEFAULT_TENANT, JobState, Row, WebhookState
 from lyrics_to_song.data.senders import SenderStore
 from lyrics_to_song.data.spend import Counts, SpendLedger
+from lyrics_to_song.data.tenant_registry import TenantRegistry
 from lyrics_to_song.sources import LyricObject, QueuedRequest
 from lyrics_to_song.webhooks.queue import notice_id
 from tests.bench.common import moto_process
@@ -709,7 +710,11 @@ class ChaosRun:
                         "CALLBACK_STATE_MACHINES": self.workflow,
                     },
                 )
-                # One tenant with caps of its own, below the stack's: it waits, others go on.
+                # Every tenant registered by its operator; one with caps of its own, below
+                # the stack's: it waits, others go on.
+                registry = TenantRegistry(stack.client("dynamodb"), stack.refs["SpendingTable"])
+                for tenant in (*TENANTS, ROGUE_TENANT):
+                    registry.add(tenant, time.time())
                 TenantStore(stack.client("dynamodb"), stack.refs["SpendingTable"]).put(
                     TenantCaps(CAPPED_TENANT, per_day=1000, in_flight=3)
                 )

@@ -297,6 +297,10 @@ def test_the_local_command_line_is_a_producer_bound_to_the_default_tenant(cli: C
     assert {"sender": "AIDAIT2UOQQY3AUEKVGXU", "tenants": ["default"]} in shown["senders"]
     paid = len(cli.emulator.submissions)
     request = ("submit", "--prompt", "city pop", "--lyrics", LYRICS, "--tenant", "team-e")
+    unknown = cli(*request, "--wait", "--interval", "0.2")
+    assert unknown.code == 2, "no such tenant: nothing is sent"
+    assert "no tenant 'team-e' in stack" in unknown.err
+    assert cli("tenants", "add", "team-e").code == 0
     refused = cli(*request, "--wait", "--interval", "0.2", "--json")
     assert refused.code == 1, refused.err
     job = refused.json()

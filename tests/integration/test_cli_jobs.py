@@ -539,6 +539,8 @@ def test_caps_are_set_and_shown_per_tenant_with_what_is_used(
             "used_today": 0,
             "in_flight_now": 0,
             "own": True,
+            "monthly_credits": None,
+            "credits_this_month": 0,
         }
     ]
     assert main([*set_a, "--per-day", "7"]) == ExitCode.OK, "the other cap is kept"
@@ -568,7 +570,7 @@ def test_caps_are_set_and_shown_per_tenant_with_what_is_used(
     # A tenant without caps of its own has the stack's defaults for tenants.
     assert main([*target, "caps", "show", "--tenant", "team-b"]) == ExitCode.OK
     row = capsys.readouterr().out.splitlines()[1]
-    assert row.split()[:7] == ["team-b", "0", "/", "200", "0", "/", "20"]
+    assert row.split()[:7] == ["team-b", "0", "/", "50", "0", "/", "5"]
     assert row.endswith("(the stack's defaults for tenants)")
 
 

@@ -105,7 +105,7 @@ def test_a_tenant_is_added_listed_shown_paused_resumed_and_removed(
     cloud: Cloud, cli: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main([*cli, "tenants", "add", "acme"]) == ExitCode.OK
-    assert "acme    active  defaults (200/day, 20 at once)" in capsys.readouterr().out
+    assert "acme    active  defaults (50/day, 5 at once)" in capsys.readouterr().out
     assert main([*cli, "tenants", "add", "acme"]) == ExitCode.USAGE
     assert "tenant 'acme' exists already" in capsys.readouterr().err
     assert main([*cli, "senders", "bind", "--tenant", "acme", "--sender", PRODUCER]) == 0

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import Cap, OverBudget
 from .items import Fields, Item, item_of, strings, text, to_attr, update_clause, whole
+from .monthly import MonthlySpend, credits_in, give_back, month_of, monthly_spend
 from .rows import DEFAULT_TENANT
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ class TenantCaps:
     per_day: int
     in_flight: int
     own: bool = True
+    monthly_credits: int | None = None  # its budget for a UTC month, in credits; None: none
 
 
 def day_counter(day: str, tenant: str | None = None) -> str:
@@ -85,13 +87,15 @@ class Reservation:
     in_flight: int
     expires_at: int
     tenant_caps: TenantCaps | None = None
+    monthly: MonthlySpend | None = None
 
     @property
     def caps(self) -> tuple[Cap, ...]:
         """The caps in the order of `writes`."""
-        if self.tenant_caps is None:
-            return (Cap.DAILY, Cap.IN_FLIGHT)
-        return (Cap.DAILY, Cap.IN_FLIGHT, Cap.TENANT_DAILY, Cap.TENANT_IN_FLIGHT)
+        caps: tuple[Cap, ...] = (Cap.DAILY, Cap.IN_FLIGHT)
+        if self.tenant_caps is not None:
+            caps += (Cap.TENANT_DAILY, Cap.TENANT_IN_FLIGHT)
+        return caps + ((Cap.TENANT_MONTHLY,) if self.monthly is not None else ())
 
     def writes(self) -> list[dict[str, Any]]:
         writes = [
@@ -104,6 +108,8 @@ class Reservation:
                 self._day(day_counter(self.day, caps.tenant), caps.per_day),
                 self._in_flight(in_flight_counter(caps.tenant), caps.in_flight),
             ]
+        if self.monthly is not None:
+            writes.append(self.monthly.write())
         return writes
 
     def _day(self, name: str, cap: int) -> dict[str, Any]:
@@ -157,20 +163,27 @@ class Budget:
         return self.terms_of(tenant).caps
 
     def terms_of(self, tenant: str) -> TenantTerms:
-        """The tenant's caps (its own, else the defaults) and default callback, in one read."""
+        """The tenant's caps (its own, else the defaults) and default callback, in one read.
+
+        The defaults are for tenants beside `default`, so that no one of them takes the
+        stack's whole day unless its operator says so; `default` without caps of its own
+        has the stack's alone, so a stack used by it alone is not slowed."""
         terms = TenantStore(self.client, self.table_name).terms(tenant)
-        if terms.caps is None and self.tenant_defaults is not None:
+        if terms.caps is None and self.tenant_defaults is not None and tenant != DEFAULT_TENANT:
             per_day, in_flight = self.tenant_defaults
             default = TenantCaps(tenant, per_day, in_flight, own=False)
             return dataclasses.replace(terms, caps=default)
         return terms
 
     def reserve(
-        self, job_id: str, now: float, tenant_caps: TenantCaps | None = None
+        self, job_id: str, now: float, tenant_caps: TenantCaps | None = None, credits: int = 0
     ) -> Reservation:
         """What the job's row must take with it: a song of today's cap and a place in
-        flight, and the same of its tenant's `tenant_caps`."""
+        flight, and the same of its tenant's `tenant_caps`, and the `credits` it costs of
+        its tenant's monthly budget, if it has one."""
         expires = datetime.fromtimestamp(now, UTC) + timedelta(days=DAY_ITEM_TTL_DAYS)
+        budget = tenant_caps.monthly_credits if tenant_caps else None
+        tenant = tenant_caps.tenant if tenant_caps else DEFAULT_TENANT
         return Reservation(
             job_id=job_id,
             day=day_of(now),
@@ -179,12 +192,23 @@ class Budget:
             in_flight=self.in_flight,
             expires_at=int(expires.timestamp()),
             tenant_caps=tenant_caps,
+            monthly=monthly_spend(tenant, budget, credits, self.table_name, now),
         )
 
     def over(self, cap: Cap, now: float, tenant: str = DEFAULT_TENANT) -> OverBudget:
         """The error that says a cap is reached, with what is used of it (read now), and
         how long the job waits."""
         day = day_of(now)
+        if cap is Cap.TENANT_MONTHLY:
+            month, caps = month_of(now), self.caps_of(tenant)
+            used = credits_in(self.client, self.table_name, month, tenant)
+            budget = caps.monthly_credits if caps else 0
+            return OverBudget(
+                cap,
+                f"tenant {tenant} is at its monthly budget, {used} of {budget} credits "
+                f"for {month} (UTC)",
+                MAX_QUEUE_DELAY_SECONDS,
+            )
         if cap in (Cap.DAILY, Cap.IN_FLIGHT):
             who, cap_of = "the stack", (self.per_day, self.in_flight)
             counted: str | None = None
@@ -206,9 +230,14 @@ class Budget:
             self.in_flight_retry_seconds,
         )
 
-    def refund(self, day: str, tenant: str | None = None) -> None:
+    def refund(
+        self, day: str, tenant: str | None = None, monthly: MonthlySpend | None = None
+    ) -> None:
         """Give back a song of that day's cap (and of the tenant's, when it was counted
-        there too): the API surely refused it, nothing was paid."""
+        there too, and its credits of the tenant's month): the API surely refused it,
+        nothing was paid."""
+        if monthly is not None:
+            give_back(self.client, self.table_name, monthly.month, monthly.tenant, monthly.credits)
         names = [day_counter(day)] + ([day_counter(day, tenant)] if tenant is not None else [])
         for name in names:
             # Nothing counted that day (the item expired, or the tenant has no caps).
@@ -325,10 +354,17 @@ class TenantStore:
         )
 
     def put(self, caps: TenantCaps) -> None:
-        self._set(caps.tenant, {"per_day": caps.per_day, "in_flight": caps.in_flight})
+        self._set(
+            caps.tenant,
+            {
+                "per_day": caps.per_day,
+                "in_flight": caps.in_flight,
+                "monthly_credits": caps.monthly_credits,
+            },
+        )
 
     def unset_caps(self, tenant: str) -> None:
-        self._set(tenant, {"per_day": None, "in_flight": None})
+        self._set(tenant, {"per_day": None, "in_flight": None, "monthly_credits": None})
 
     def set_callback(self, tenant: str, url: str | None) -> None:
         """The tenant's default callback_url (checked by the caller); None removes it."""
@@ -367,4 +403,4 @@ def caps_in_item(tenant: str, item: Item) -> TenantCaps | None:
     per_day, in_flight = whole(item, "per_day"), whole(item, "in_flight")
     if per_day is None or in_flight is None:
         return None  # no caps set: a default callback alone, or no item
-    return TenantCaps(tenant, per_day, in_flight)
+    return TenantCaps(tenant, per_day, in_flight, monthly_credits=whole(item, "monthly_credits"))

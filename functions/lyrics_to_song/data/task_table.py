@@ -33,6 +33,7 @@ from .items import (
     to_attr,
     transact,
 )
+from .monthly import MonthlySpend
 from .rows import (
     DEFAULT_TENANT,
     RESUBMITTABLE,
@@ -53,6 +54,7 @@ class Started:
     attempt: str
     day: str  # whose daily cap it counts against
     tenant: str | None = None  # whose own daily cap it counts against too, if any
+    monthly: MonthlySpend | None = None  # what it took of its tenant's monthly budget
 
 
 @dataclass(frozen=True)
@@ -215,7 +217,8 @@ class TaskTable(TableReads, FollowWrites, HoldWrites, WebhookWrites):
         refused = transact(self.client, [write, *reservation.writes()])
         if refused is None:
             caps = reservation.tenant_caps
-            return Started(attempt, reservation.day, caps.tenant if caps else None)
+            tenant = caps.tenant if caps else None
+            return Started(attempt, reservation.day, tenant, reservation.monthly)
         if refused == 0:  # the row's own condition wins over the caps'
             return AlreadyKnown()
         return CapReached(reservation.caps[refused - 1])
