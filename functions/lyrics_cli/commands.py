@@ -234,7 +234,9 @@ def _resubmit(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
 def _checked_first(args: argparse.Namespace) -> jobs.LyricUpload | dict[str, Any] | None:
     """Everything the command line can check alone, before any AWS call: bad input is
     exit 2 whether or not the stack is reachable. Returns what `submit` will send."""
-    if hasattr(args, "job"):
+    if args.command in ("status", "wait"):
+        jobs.check_job_ref(args.job, args.request_id, args.tenant)
+    elif hasattr(args, "job"):
         jobs.check_job_id(args.job)
     if args.command == "caps":
         _check_caps_usage(args)
@@ -279,6 +281,10 @@ def run(args: argparse.Namespace, out: Output) -> ExitCode:
     )
     if prepared is not None:
         return _submit(cloud, prepared, args, out)
+    if args.command in ("status", "wait"):
+        if args.tenant is not None:
+            tenant_admin.require(cloud, args.tenant, removed_ok=True)
+        args.job = jobs.resolve_job(cloud, args.job, args.request_id, args.tenant)
     commands: dict[str, Callable[[Cloud, argparse.Namespace, Output], ExitCode]] = {
         "status": _status,
         "list": _list,

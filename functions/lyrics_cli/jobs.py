@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from botocore.exceptions import ClientError
+
 from lyrics_to_song.check_timing import PRIOR_SECONDS, LikelyWindow
 from lyrics_to_song.check_timing import likely_window as learned_window
 from lyrics_to_song.config import (
@@ -25,7 +27,7 @@ from lyrics_to_song.data.rows import DEFAULT_TENANT, RESUBMITTABLE, JobState, Ro
 from lyrics_to_song.data.task_table import TaskTable
 from lyrics_to_song.errors import ConfigError, InvalidRequest
 from lyrics_to_song.lyric_files import LYRIC_FILE_SUFFIXES, parse_lyric_file, with_fields
-from lyrics_to_song.song_request import parse_request, same_song
+from lyrics_to_song.song_request import is_valid_request_id, parse_request, same_song
 from lyrics_to_song.sources import LyricObject, QueuedRequest
 from lyrics_to_song.tenants import check_tenant
 from lyrics_to_song.webhooks.callbacks import CallbackRules
@@ -61,6 +63,48 @@ def check_job_id(job_id: str) -> str:
             f"{job_id!r} is not a job id (they look like job- and 32 hex digits)", ExitCode.USAGE
         )
     return job_id
+
+
+def check_job_ref(job: str | None, request_id: str | None, tenant: str | None) -> None:
+    """A job named one way: its id, a lyric file's s3:// URI, or --request-id (with its
+    --tenant)."""
+    if (job is None) == (request_id is None):
+        raise CliError("give a JOB (job-… or s3://bucket/key) or --request-id", ExitCode.USAGE)
+    if tenant is not None and request_id is None:
+        raise CliError("--tenant names the tenant of a --request-id", ExitCode.USAGE)
+    if request_id is not None and not is_valid_request_id(request_id):
+        raise CliError(f"{request_id!r} is not a request_id the stack takes", ExitCode.USAGE)
+    if job is not None and not job.startswith("s3://") and not _JOB_ID.fullmatch(job):
+        raise CliError(
+            f"{job!r} is neither a job id (job- and 32 hex digits) nor a lyric file's "
+            f"s3://bucket/key; a request's job: --request-id {job} [--tenant T]",
+            ExitCode.USAGE,
+        )
+
+
+def resolve_job(cloud: Cloud, job: str | None, request_id: str | None, tenant: str | None) -> str:
+    """The job id of what `check_job_ref` took: a request's is its tenant's and id's
+    (docs/inputs.md: Job identity); a lyric file's is its key's and content's now."""
+    if request_id is not None:
+        return (
+            QueuedRequest({"request_id": request_id}, "cli")
+            .job_for(tenant or DEFAULT_TENANT)
+            .job_id
+        )
+    assert job is not None
+    if not job.startswith("s3://"):
+        return job
+    bucket, _, key = job.removeprefix("s3://").partition("/")
+    try:
+        head = cloud.s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NoSuchBucket"):
+            raise CliError(
+                f"no object {job}: a lyric file's job is found by the file as it is now",
+                ExitCode.NOT_FOUND,
+            ) from None
+        raise
+    return LyricObject(bucket, key, head["ETag"].strip('"'), None).job_id
 
 
 def prepare_file(

@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     _wait_options(submit)
 
     status = command("status", "show one job")
-    status.add_argument("job", help="job id (job-…)")
+    _job_ref(status)
 
     listing = command("list", "list jobs, newest first")
     listing.add_argument(
@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     wait = command("wait", "show progress until the job has its song or has failed")
-    wait.add_argument("job", help="job id (job-…)")
+    _job_ref(wait)
     _wait_options(wait)
     wait.add_argument(
         "--missing-after",
@@ -314,6 +314,19 @@ def _actions(parser: argparse.ArgumentParser, **helps: str) -> list[argparse.Arg
         _common(action, defaults=False)
         made.append(action)
     return made
+
+
+def _job_ref(parser: argparse.ArgumentParser) -> None:
+    """A job named by what its producer knows: its id, a lyric file, or a request id."""
+    parser.add_argument(
+        "job",
+        nargs="?",
+        help="job id (job-…), or a lyric file's s3://bucket/key (the job of its content now)",
+    )
+    parser.add_argument(
+        "--request-id", metavar="ID", help="the job of this request_id (instead of JOB)"
+    )
+    parser.add_argument("--tenant", help="the request_id's tenant (default 'default')")
 
 
 def _wait_options(parser: argparse.ArgumentParser) -> None:

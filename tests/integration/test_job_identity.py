@@ -4,8 +4,13 @@ body is refused, unpaid, with a notice that names it."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from local_cloud.stack import register_outputs
+from lyrics_cli.main import main
+from lyrics_cli.stack_target import ExitCode
 from lyrics_to_song.data.caps import TenantCaps, TenantStore
 from lyrics_to_song.data.rows import JobState
 from lyrics_to_song.sources import QueuedRequest
@@ -105,3 +110,33 @@ def test_a_refusal_carries_the_request_id_as_sent(
     assert cloud.send(body) == [Outcome.REJECTED]
     (note,) = cloud.notifications()
     assert (note["status"], note["request_id"]) == ("FAILED", expected)
+
+
+def test_status_and_wait_find_a_job_by_what_its_producer_knows(
+    cloud: Cloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    register_outputs(cloud.stack)
+    cli = ["--region", "us-east-1", "--stack", cloud.stack.name]
+    assert cloud.send(shops_order()) == [Outcome.SUBMITTED]
+    notice = cloud.put_lyrics("neon.txt", b"[Verse]\nneon rain")
+    assert cloud.send(notice, message_id="m2") == [Outcome.SUBMITTED]
+    capsys.readouterr()
+
+    by_request = [*cli, "status", "--request-id", "order-1", "--tenant", "shop", "--json"]
+    assert main(by_request) == ExitCode.OK
+    assert json.loads(capsys.readouterr().out)["job_id"] == job_of("shop", "order-1")
+    bucket = cloud.stack.lyrics_bucket
+    assert main([*cli, "status", f"s3://{bucket}/neon.txt", "--json"]) == ExitCode.OK
+    assert json.loads(capsys.readouterr().out)["source"] == f"s3://{bucket}/neon.txt"
+    wait = [*cli, "wait", "--request-id", "order-1", "--tenant", "shop", "--timeout", "0.2"]
+    assert main(wait) == ExitCode.TIMEOUT, "found, and still being made"
+    capsys.readouterr()
+
+    assert main([*cli, "status", "--request-id", "order-1"]) == ExitCode.NOT_FOUND, (
+        "default's order-1 is another job, never made"
+    )
+    assert main([*cli, "status", f"s3://{bucket}/gone.txt"]) == ExitCode.NOT_FOUND
+    assert main([*cli, "status", "order-1"]) == ExitCode.USAGE
+    assert "a request's job: --request-id order-1 [--tenant T]" in capsys.readouterr().err
+    assert main([*cli, "status", "--request-id", "x", "--tenant", "tema-a"]) == ExitCode.USAGE
+    assert "did you mean team-a?" in capsys.readouterr().err
