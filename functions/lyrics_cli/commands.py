@@ -302,7 +302,13 @@ def run(args: argparse.Namespace, out: Output) -> ExitCode:
 
 
 def _tenants(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
-    said, shown = tenant_admin.act(cloud, args.action, getattr(args, "name", None), time.time())
+    said, shown = tenant_admin.act(
+        cloud,
+        args.action,
+        getattr(args, "name", None),
+        time.time(),
+        getattr(args, "overlap_hours", 72.0),
+    )
     found = tenant_admin.views(cloud, shown)
     text = said + tenant_views.tenants_text(found, cloud.tenant_defaults)
     out.result(text, [tenant_views.tenant_dict(view) for view in found])
@@ -392,6 +398,13 @@ def _webhook(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
             else webhook_tools.rotate(cloud, args.tenant, args.overlap_hours * 3600, now)
         )
         out.result(views.secrets_text(found), views.secrets_dict(args.tenant, found))
+    elif args.action == "rotate-root":
+        until = webhook_tools.rotate_root(cloud, args.overlap_hours * 3600, time.time())
+        out.result(
+            "a new root key: every tenant's secret is new (`webhook secret --tenant T` prints "
+            f"each); the old ones sign too until {views.when(until)}",
+            {"previous_until": views.when(until)},
+        )
     elif args.action == "log":
         row = jobs.get_job(cloud, args.job)
         out.result(views.webhook_log_text(row), views.webhook_dict(row))

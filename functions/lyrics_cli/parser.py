@@ -190,7 +190,7 @@ def _tenant_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> 
         "the stack's tenants: only a registered one may submit, be capped, bound or signed "
         "for (docs/producers.md)",
     )
-    add, _, show_one, pause, resume, remove, _ = _actions(
+    add, _, show_one, pause, resume, remove, import_known = _actions(
         tenants,
         add="register a tenant (then set its caps, senders and callback)",
         list="every tenant: paused or not, its caps, senders and jobs under way",
@@ -206,6 +206,13 @@ def _tenant_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> 
     )
     for action in (add, show_one, pause, resume, remove):
         action.add_argument("name", help="the tenant's name")
+    import_known.add_argument(
+        "--overlap-hours",
+        type=POSITIVE_SECONDS,
+        default=72.0,
+        help="on upgrade, how long the secret default's receivers held before (the root "
+        "key) still signs default's webhooks beside its new one (72)",
+    )
     caps = command(
         "caps",
         "show or set a tenant's own caps (songs per UTC day, songs in flight), beside the "
@@ -271,23 +278,29 @@ def _tenant_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> 
     webhook = command(
         "webhook", "what a tenant's webhook receiver needs to check deliveries (docs/webhooks.md)"
     )
-    show_secret, rotate, log, resend, recover = _actions(
+    show_secret, rotate, rotate_root, log, resend, recover = _actions(
         webhook,
-        secret="print the tenant's signing secret (whsec_…), for its receiver; reading it "  # noqa: S106 - a help text
-        "needs secretsmanager:GetSecretValue on the stack's WebhookSecretArn",
+        secret="print the tenant's signing secret (whsec_…), derived from the stack's root "  # noqa: S106 - a help text
+        "key, for its receiver; reading the root needs secretsmanager:GetSecretValue on the "
+        "stack's WebhookSecretArn (the root itself is never printed)",
         rotate="give the tenant a new secret; the old one signs too for --overlap-hours",
+        **{
+            "rotate-root": "a new root key: every tenant's secret changes; the old ones sign "
+            "too for --overlap-hours"
+        },
         log="every attempt of the job's webhooks: when, how long, what the receiver answered",
         resend="send the job's last notice again: the same webhook-id, a fresh signature",
         recover="send again every webhook given up or refused since a time",
     )
     for action in (show_secret, rotate):
         action.add_argument("--tenant", default="default", help="the tenant (default)")
-    rotate.add_argument(
-        "--overlap-hours",
-        type=POSITIVE_SECONDS,
-        default=24.0,
-        help="how long both secrets sign, for receivers to change over (24)",
-    )
+    for action in (rotate, rotate_root):
+        action.add_argument(
+            "--overlap-hours",
+            type=POSITIVE_SECONDS,
+            default=24.0,
+            help="how long both secrets sign, for receivers to change over (24)",
+        )
     for action in (log, resend):
         action.add_argument("job", help="the job id (job-…)")
     recover.add_argument("--since", required=True, help="a date or time, UTC (2026-11-29)")

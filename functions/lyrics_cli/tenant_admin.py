@@ -11,6 +11,7 @@ from lyrics_to_song.data.rows import DEFAULT_TENANT, JobState, Row
 from lyrics_to_song.data.senders import SenderStore
 from lyrics_to_song.data.task_table import TaskTable
 from lyrics_to_song.data.tenant_registry import Tenant, TenantRegistry
+from lyrics_to_song.data.webhook_keys import WebhookKeyStore
 from lyrics_to_song.sources import held_retry
 from lyrics_to_song.tenants import is_tenant
 
@@ -93,10 +94,15 @@ def remove(cloud: Cloud, name: str, now: float) -> list[str]:
     return unbound
 
 
-def import_known(cloud: Cloud, now: float) -> list[str]:
+def import_known(cloud: Cloud, now: float, overlap_seconds: float = 72 * 3600) -> list[str]:
     """Register every tenant a stack of an earlier version knew by name alone: named by
-    caps, a callback or a secret (its item), a sender's binding or a job's row. Run once
-    on upgrade (docs/deploy.md); again is harmless. The names registered now."""
+    caps, a callback or a secret (its item), a sender's binding or a job's row; and let
+    the secret `default`'s receivers held before (the root key) sign its webhooks beside
+    its new one for `overlap_seconds`. Run once on upgrade (docs/deploy.md); again is
+    harmless. The names registered now."""
+    WebhookKeyStore(cloud.dynamodb, spending_table_of(cloud, "manage tenants")).keep_legacy(
+        now + overlap_seconds
+    )
     tenants = registry(cloud)
     named = {t.name for t in tenants.all() if t.known}
     named |= {t for bound in _senders(cloud).all().values() for t in bound}
@@ -109,12 +115,14 @@ def import_known(cloud: Cloud, now: float) -> list[str]:
     )
 
 
-def act(cloud: Cloud, action: str, name: str | None, now: float) -> tuple[str, str | None]:
+def act(
+    cloud: Cloud, action: str, name: str | None, now: float, overlap_hours: float = 72.0
+) -> tuple[str, str | None]:
     """Carry out `tenants ACTION [NAME]`: what to say first, and the tenant to show after
     (None: every one)."""
     if name is None:  # list, import
         if action == "import":
-            adopted = import_known(cloud, now)
+            adopted = import_known(cloud, now, overlap_hours * 3600)
             return (
                 f"registered {len(adopted)} tenant(s): {', '.join(adopted) or 'none new'}\n",
                 None,

@@ -379,12 +379,18 @@ def senders_text(found: dict[str, list[str]], policy: str | None) -> str:
 
 def secrets_text(found: Secrets) -> str:
     """The current secret alone on its line (for `$(…)`), and the old one's end."""
-    if found.previous is None:
-        return found.current
-    return (
-        f"{found.current}\n(the previous secret, {found.previous}, signs too until "
-        f"{when(found.previous_until)}: every delivery carries both signatures till then)"
-    )
+    lines = [found.current]
+    if found.previous is not None:
+        lines.append(
+            f"(the previous secret, {found.previous}, signs too until "
+            f"{when(found.previous_until)}: every delivery carries both signatures till then)"
+        )
+    if found.legacy_until is not None:
+        lines.append(
+            "(the secret default's receivers held before this version signs too until "
+            f"{when(found.legacy_until)}: give them this one before then)"
+        )
+    return "\n".join(lines)
 
 
 def secrets_dict(tenant: str, found: Secrets) -> dict[str, Any]:
@@ -393,4 +399,5 @@ def secrets_dict(tenant: str, found: Secrets) -> dict[str, Any]:
         "secret": found.current,
         "previous_secret": found.previous,
         "previous_until": when(found.previous_until),
+        "legacy_until": when(found.legacy_until),
     }

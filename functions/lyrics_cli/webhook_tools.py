@@ -3,62 +3,95 @@ webhook)."""
 
 from __future__ import annotations
 
+import base64
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from lyrics_to_song.data.caps import TenantStore
-from lyrics_to_song.data.rows import Row, WebhookState
+from lyrics_to_song.data.rows import DEFAULT_TENANT, Row, WebhookState
 from lyrics_to_song.data.task_table import TaskTable
+from lyrics_to_song.data.webhook_keys import WebhookKeyStore
 from lyrics_to_song.webhooks.queue import WebhookMessage
-from lyrics_to_song.webhooks.signing import tenant_secret
+from lyrics_to_song.webhooks.signing import SECRET_PREFIX, tenant_secret
 
 from .stack_target import CliError, Cloud, ExitCode, spending_table_of
 
 
 @dataclass(frozen=True)
 class Secrets:
-    """A tenant's signing secret now, and during a rotation the one before it."""
+    """A tenant's signing secret now, and during a rotation (its own or the root key's)
+    the one before it; for `default` after an upgrade, until when its old secret (the
+    root key, never printed) signs too."""
 
     current: str
     previous: str | None = None
     previous_until: float | None = None
+    legacy_until: float | None = None
 
 
 def secrets(cloud: Cloud, tenant: str, now: float) -> Secrets:
-    """The secrets that sign for `tenant` now (the caller must be allowed to read the
-    stack's), from its secret's generation."""
-    stack = _stack_secret(cloud)
-    keys = _store(cloud).webhook_keys(tenant)
-    found = [tenant_secret(stack, tenant, g) for g in keys.signing(now)]
-    if len(found) == 1:
-        return Secrets(found[0])
-    return Secrets(found[0], found[1], keys.previous_until)
+    """The secrets that sign for `tenant` now, derived here from the root key (the caller
+    must be allowed to read it); the root key itself is never returned."""
+    keys, store = _store(cloud).keys(tenant), _store(cloud)
+    root = _root(cloud)
+    generations = keys.signing(now)
+    current = tenant_secret(root, tenant, generations[0])
+    legacy = keys.legacy_until if tenant == DEFAULT_TENANT and now < keys.legacy_until else None
+    if len(generations) > 1:
+        previous = tenant_secret(root, tenant, generations[1])
+        return Secrets(current, previous, keys.previous_until, legacy)
+    root_until = store.root_previous_until()
+    if now < root_until and (old_root := _root(cloud, "AWSPREVIOUS")):
+        return Secrets(
+            current, tenant_secret(old_root, tenant, keys.generation), root_until, legacy
+        )
+    return Secrets(current, legacy_until=legacy)
 
 
 def rotate(cloud: Cloud, tenant: str, overlap_seconds: float, now: float) -> Secrets:
     """A new secret for the tenant; the old one signs too for `overlap_seconds`, so its
     receivers can change over without missing a delivery."""
-    stack = _stack_secret(cloud)
-    keys = _store(cloud).rotate_webhook(tenant, now + overlap_seconds)
+    root = _root(cloud)
+    keys = _store(cloud).rotate(tenant, now + overlap_seconds)
     return Secrets(
-        tenant_secret(stack, tenant, keys.generation),
-        tenant_secret(stack, tenant, keys.generation - 1),
+        tenant_secret(root, tenant, keys.generation),
+        tenant_secret(root, tenant, keys.generation - 1),
         keys.previous_until,
     )
 
 
-def _store(cloud: Cloud) -> TenantStore:
-    return TenantStore(cloud.dynamodb, spending_table_of(cloud, "rotate webhook secrets"))
+def rotate_root(cloud: Cloud, overlap_seconds: float, now: float) -> float:
+    """A new root key: every tenant's secret changes, and for `overlap_seconds` each
+    delivery is signed with the secret of the old root too (docs/webhooks.md: Rotating
+    the root key). The overlap is recorded before the new key is put, so no function
+    ever signs with the new root alone inside it. Until when the old root signs."""
+    arn = _secret_arn(cloud)
+    until = now + overlap_seconds
+    _store(cloud).set_root_previous_until(until)
+    new = SECRET_PREFIX + base64.b64encode(os.urandom(32)).decode()
+    cloud.client("secretsmanager").put_secret_value(SecretId=arn, SecretString=new)
+    return until
 
 
-def _stack_secret(cloud: Cloud) -> str:
-    """The stack's signing secret (the caller must be allowed to read it)."""
+def _store(cloud: Cloud) -> WebhookKeyStore:
+    return WebhookKeyStore(cloud.dynamodb, spending_table_of(cloud, "rotate webhook secrets"))
+
+
+def _secret_arn(cloud: Cloud) -> str:
     if not cloud.webhook_secret_arn:
         raise CliError(
             f"stack {cloud.stack_name!r} has no WebhookSecretArn output: it sends no webhooks",
             ExitCode.ENVIRONMENT,
         )
-    found = cloud.client("secretsmanager").get_secret_value(SecretId=cloud.webhook_secret_arn)
+    return cloud.webhook_secret_arn
+
+
+def _root(cloud: Cloud, stage: str = "AWSCURRENT") -> str:
+    """The stack's root key (the caller must be allowed to read it): kept in memory to
+    derive a tenant's secret, never printed."""
+    found = cloud.client("secretsmanager").get_secret_value(
+        SecretId=_secret_arn(cloud), VersionStage=stage
+    )
     value = str(found.get("SecretString") or "")
     if not value:
         raise CliError("the stack's webhook signing secret has no value", ExitCode.ENVIRONMENT)

@@ -14,7 +14,7 @@ from .data.rows import DEFAULT_TENANT, JobState
 from .errors import InvalidRequest
 from .lyric_files import parse_lyric_file
 from .observability import count, logger
-from .producers import queued_tenant
+from .producers import queued_tenant, sender_home
 from .resubmit import resubmit, resubmit_request
 from .services import Services
 from .song_request import parse_request
@@ -125,10 +125,7 @@ def submit_queued(services: Services, queued: QueuedRequest) -> Outcome:
         job = queued.refused_job()
         logger.thread_safe_append_keys(job_id=job.job_id)
         count("RequestsRefusedForTenant")
-        try:  # the refusal is the sender's own tenant's to hear of
-            own = queued_tenant(services, None, queued.sender)
-        except InvalidRequest:
-            own = DEFAULT_TENANT
+        own = sender_home(services, queued.sender)  # the refusal is its own tenant's
         reason = f"invalid song request: {exc}"
         return reject(services, job, reason, own, body.get("callback_url"), asked=body)
     job = queued.job_for(tenant)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .data.rows import DEFAULT_TENANT
+from .errors import InvalidRequest
 from .services import Services
 from .tenants import TenantPolicy, check_tenant, principal_of, sender_tenant
 
@@ -24,3 +25,15 @@ def queued_tenant(services: Services, named: Any, sender: str | None) -> str:
         return DEFAULT_TENANT if named is None else check_tenant(named, "'tenant'")
     bound = services.senders.tenants(principal) if principal else frozenset[str]()
     return sender_tenant(named, bound, sender)
+
+
+def sender_home(services: Services, sender: str | None) -> str:
+    """Whose side a refusal of the sender's request is on, and whose secret signs its
+    webhook: the tenant it submits for naming none, or, bound to several without
+    `default`, the first of them by name, never `default` unless it may submit for it."""
+    try:
+        return queued_tenant(services, None, sender)
+    except InvalidRequest:
+        principal = principal_of(sender) if sender else None
+        bound = services.senders.tenants(principal) if principal else frozenset[str]()
+        return min(bound) if bound else DEFAULT_TENANT

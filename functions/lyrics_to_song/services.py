@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from .config import Settings, WebhookSettings
-from .data.caps import Budget, TenantStore
+from .data.caps import Budget
 from .data.pace import PollWatch, SongTimes, StatusBudget
 from .data.senders import SenderStore
 from .data.task_table import TaskTable
+from .data.webhook_keys import WebhookKeyStore
 from .errors import ConfigError, ErrorKind, MusicApiError
 from .http_transport import CheckedTransport
 from .music_api import MusicApiClient
+from .observability import logger
 from .webhooks.callbacks import Resolver
 
 if TYPE_CHECKING:
@@ -145,7 +147,7 @@ def build_services(
 def webhook_secret_source(
     settings: WebhookSettings, secrets_client: object | None = None
 ) -> Callable[[], str]:
-    """The signing secret: Secrets Manager's (cached by Powertools) or WEBHOOK_SECRET.
+    """The root key: Secrets Manager's (cached by Powertools) or WEBHOOK_SECRET.
     Unreadable, it is an error of the invocation: the batch waits on the queue."""
     if settings.secret_arn is None:
         secret = settings.secret or ""
@@ -164,6 +166,29 @@ def webhook_secret_source(
     return fetch
 
 
+def previous_secret_source(
+    settings: WebhookSettings, secrets_client: object | None = None
+) -> Callable[[], str | None]:
+    """The root key's previous version (AWSPREVIOUS), read only while a rotation of the
+    root overlaps (cached by a provider of its own: Powertools' cache is by name)."""
+    if settings.secret_arn is None:
+        return lambda: None
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    provider = SecretsProvider(boto3_client=secrets_client)  # type: ignore[arg-type]
+    arn = settings.secret_arn
+
+    def fetch() -> str | None:
+        try:
+            value = provider.get(arn, max_age=300, VersionStage="AWSPREVIOUS")
+        except Exception:
+            logger.warning("the root key has no previous version to sign with")
+            return None
+        return value.strip() if isinstance(value, str) and value.strip() else None
+
+    return fetch
+
+
 def build_webhook_services(
     settings: WebhookSettings, *, client: Callable[[str], Any] | None = None
 ) -> WebhookServices:
@@ -178,7 +203,7 @@ def build_webhook_services(
     return WebhookServices(
         settings=settings,
         table=TaskTable(dynamodb, settings.tasks_table_name),
-        tenants=TenantStore(dynamodb, spending) if spending else None,
+        keys=WebhookKeyStore(dynamodb, spending) if spending else None,
         sqs=client("sqs"),
         http=httpx.Client(
             transport=CheckedTransport(settings.callback_rules.check_address),
@@ -187,6 +212,9 @@ def build_webhook_services(
             trust_env=False,
         ),
         secret=webhook_secret_source(
+            settings, client("secretsmanager") if settings.secret_arn else None
+        ),
+        previous_secret=previous_secret_source(
             settings, client("secretsmanager") if settings.secret_arn else None
         ),
         states=cache(lambda: client("stepfunctions")),  # only tasks' answers need it

@@ -84,7 +84,7 @@ class Stack:
         return self.refs["MusicApiKeySecret"]
 
     def webhook_secret(self) -> str:
-        """The key webhooks are signed with, as a receiver would be given it."""
+        """The stack's root key, from which every tenant's signing secret is derived."""
         secret = self.client("secretsmanager").get_secret_value(
             SecretId=self.refs["WebhookSigningSecret"]
         )

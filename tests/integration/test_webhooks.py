@@ -21,6 +21,7 @@ from lyrics_cli.stack_target import ExitCode
 from lyrics_to_song import observability
 from lyrics_to_song.data.caps import TenantStore
 from lyrics_to_song.data.rows import JobState, Row, Webhook, WebhookState
+from lyrics_to_song.data.webhook_keys import WebhookKeyStore
 from lyrics_to_song.webhooks.delivery import WebhookServices, deliver
 from lyrics_to_song.webhooks.queue import WebhookMessage
 from lyrics_to_song.webhooks.signing import tenant_secret
@@ -203,10 +204,10 @@ def test_a_receiver_answering_401_three_times_then_200_gets_it_once(
 def test_during_a_rotation_either_secret_verifies_and_after_it_only_the_new_one(
     cloud: Cloud, hooks: WebhookServices, receiver: WebhookReceiver
 ) -> None:
-    store = TenantStore(cloud.services.budget.client, cloud.services.budget.table_name)
+    store = WebhookKeyStore(cloud.services.budget.client, cloud.services.budget.table_name)
     stack = cloud.stack.webhook_secret()
     old, new = tenant_secret(stack, "team-a"), tenant_secret(stack, "team-a", 1)
-    assert store.rotate_webhook("team-a", cloud.clock.now + 3600).generation == 1
+    assert store.rotate("team-a", cloud.clock.now + 3600).generation == 1
     receiver.answers = failing_first(1, status=503)
     row = finished_song(cloud, callback_url=receiver.url, tenant="team-a")
     (message,) = queued_webhooks(cloud)
@@ -444,7 +445,7 @@ def test_every_delivery_verifies_with_the_standard_webhooks_library(
         "webhook-timestamp": delivery.timestamp,
         "webhook-signature": delivery.signature,
     }
-    secret = "whsec_" + cloud.stack.webhook_secret()
+    secret = tenant_secret(cloud.stack.webhook_secret(), "default")
     notice = StandardWebhook(secret).verify(delivery.body, headers)
     assert notice["notice_id"] == delivery.delivery_id == f"{notice['job_id']}_1"
     assert notice["type"] == "song.completed", "for receivers that route by it"

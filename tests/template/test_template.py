@@ -498,8 +498,8 @@ def test_webhooks_have_a_function_of_their_own_with_the_least_it_needs(
         if s["Resource"] == {"Fn::GetAtt": ["SpendingTable", "Arn"]}
     ]
     assert spending["Condition"] == {
-        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["caps#*"]}
-    }, "the tenants' items alone, read only: no counters, no spend"
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["caps#*", "webhook-root"]}
+    }, "the tenants' items and the root's rotation alone, read only: no counters, no spend"
     (mapping,) = [
         m
         for m in resources(cfn, "AWS::Lambda::EventSourceMapping").values()

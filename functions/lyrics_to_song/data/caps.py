@@ -286,20 +286,6 @@ class TenantTerms:
 
 
 @dataclass(frozen=True)
-class WebhookKeys:
-    """Which generations of a tenant's webhook secret sign (docs/webhooks.md: Checking a
-    webhook): the current one, and during a rotation the one before, until
-    `previous_until`."""
-
-    generation: int = 0
-    previous_until: float = 0.0
-
-    def signing(self, now: float) -> list[int]:
-        during = self.generation > 0 and now < self.previous_until
-        return [self.generation] + ([self.generation - 1] if during else [])
-
-
-@dataclass(frozen=True)
 class TenantStore:
     """Tenants' own settings in the spending table, set at run time (`lyrics-to-song
     caps`, `lyrics-to-song callback`): one item each, `caps#<tenant>`, read with one
@@ -321,37 +307,6 @@ class TenantStore:
 
     def get(self, tenant: str) -> TenantCaps | None:
         return self.terms(tenant).caps
-
-    def webhook_keys(self, tenant: str) -> WebhookKeys:
-        item = self.client.get_item(
-            TableName=self.table_name,
-            Key=counter_key(TENANT_CAPS_PREFIX + tenant),
-            ProjectionExpression="webhook_generation, webhook_previous_until",
-        ).get("Item", {})
-        return WebhookKeys(
-            whole(item, "webhook_generation") or 0,
-            float(whole(item, "webhook_previous_until") or 0),
-        )
-
-    def rotate_webhook(self, tenant: str, previous_until: float) -> WebhookKeys:
-        """A new generation of the tenant's webhook secret; the one it replaces signs too
-        until `previous_until`."""
-        found = self.client.update_item(
-            TableName=self.table_name,
-            Key=counter_key(TENANT_CAPS_PREFIX + tenant),
-            UpdateExpression="SET webhook_generation = if_not_exists(webhook_generation, :zero)"
-            " + :one, webhook_previous_until = :until",
-            ExpressionAttributeValues={
-                ":zero": to_attr(0),
-                ":one": to_attr(1),
-                ":until": to_attr(int(previous_until)),
-            },
-            ReturnValues="ALL_NEW",
-        )["Attributes"]
-        return WebhookKeys(
-            whole(found, "webhook_generation") or 0,
-            float(whole(found, "webhook_previous_until") or 0),
-        )
 
     def put(self, caps: TenantCaps) -> None:
         self._set(

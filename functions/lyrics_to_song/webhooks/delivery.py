@@ -23,15 +23,15 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ..config import WebhookSettings
-from ..data.caps import TenantStore, WebhookKeys
-from ..data.rows import Row, Webhook, WebhookState
+from ..data.rows import DEFAULT_TENANT, Row, Webhook, WebhookState
 from ..data.task_table import TaskTable
+from ..data.webhook_keys import WebhookKeys, WebhookKeyStore
 from ..data.webhook_rows import WebhookAttempt
 from ..errors import RefusedCallback
 from ..http_transport import NO_ENCODING, call_deadline, retry_after
 from ..observability import count, logger, without_queries
 from .queue import WebhookMessage
-from .signing import signed_headers, tenant_secret
+from .signing import legacy_secret, signed_headers, tenant_secret
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -52,11 +52,13 @@ ENDED_METRICS = {
 class WebhookServices:
     settings: WebhookSettings
     table: TaskTable
-    tenants: TenantStore | None  # the generations of tenants' secrets; None: never rotated
+    keys: WebhookKeyStore | None  # the generations of tenants' secrets; None: never rotated
     sqs: SQSClient
     http: httpx.Client  # with every connection's address checked, redirects not followed
-    secret: Callable[[], str]  # the stack's signing secret; tenants' are derived from it
+    secret: Callable[[], str]  # the stack's root key; tenants' secrets are derived from it
     states: Callable[[], Any]  # the Step Functions client, made on first use
+    # The root key's previous version (after `webhook rotate-root`), if it has one.
+    previous_secret: Callable[[], str | None] = field(default=lambda: None)
     clock: Callable[[], float] = field(default=time.time)
     # The webhook-timestamp a receiver checks against its own clock: the wall's, always.
     wall: Callable[[], float] = field(default=time.time)
@@ -122,11 +124,21 @@ def _shown(url: str) -> str:
 
 
 def _secrets(services: WebhookServices, row: Row) -> list[str]:
-    """The secrets that sign for the job's tenant now: its current one, and during a
-    rotation the one before it too."""
-    keys = services.tenants.webhook_keys(row.tenant) if services.tenants else WebhookKeys()
-    stack = services.secret()
-    return [tenant_secret(stack, row.tenant, g) for g in keys.signing(services.clock())]
+    """The secrets that sign for the job's tenant now (docs/webhooks.md: Checking a
+    webhook): its current one; during its rotation the one before; during the root key's
+    rotation, its current one of the previous root; and for `default` after an upgrade,
+    for a while, the root itself, the secret its receivers held before."""
+    now = services.clock()
+    keys = services.keys.keys(row.tenant) if services.keys else WebhookKeys()
+    root = services.secret()
+    found = [tenant_secret(root, row.tenant, g) for g in keys.signing(now)]
+    if services.keys is not None and now < services.keys.root_previous_until():
+        previous = services.previous_secret()
+        if previous is not None:
+            found.append(tenant_secret(previous, row.tenant, keys.generation))
+    if row.tenant == DEFAULT_TENANT and now < keys.legacy_until:
+        found.append(legacy_secret(root))
+    return found
 
 
 @dataclass(frozen=True)

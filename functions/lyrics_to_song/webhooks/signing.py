@@ -3,10 +3,10 @@ webhook), so a receiver can check them with any of its libraries.
 
 `webhook-signature` is `v1,` and the base64 HMAC-SHA256 of
 `<webhook-id>.<webhook-timestamp>.<body>`, keyed with the secret's bytes: a secret is
-`whsec_` and base64 (the prefix may be left out). Each tenant has a secret of its own,
-derived from the stack's: the default tenant signs with the stack's secret itself,
-another with `whsec_` + base64(HMAC-SHA256(stack key, "tenant:<name>")), so no
-tenant's receiver can sign another's notices, and the stack keeps one secret.
+`whsec_` and base64 (the prefix may be left out). Each tenant, `default` included, has a
+secret of its own derived from the stack's root key, `whsec_` +
+base64(HMAC-SHA256(root, "tenant:<name>")): one tenant's secret tells nothing of the
+root's or of another's, and the stack keeps one secret.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-
-from ..data.rows import DEFAULT_TENANT
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the form's name, not a secret
 ID_HEADER = "webhook-id"
@@ -29,14 +27,21 @@ def secret_key(secret: str) -> bytes:
     return base64.b64decode(secret.strip().removeprefix(SECRET_PREFIX) + "==")
 
 
-def tenant_secret(stack_secret: str, tenant: str, generation: int = 0) -> str:
-    """The tenant's signing secret, in `whsec_` form: of its first generation, or of a
-    later one (`lyrics-to-song webhook rotate`), `tenant:<name>:<generation>` derived."""
-    if tenant == DEFAULT_TENANT and generation == 0:
-        return SECRET_PREFIX + stack_secret.strip().removeprefix(SECRET_PREFIX)
+def tenant_secret(root: str, tenant: str, generation: int = 0) -> str:
+    """The tenant's signing secret, in `whsec_` form, derived from the stack's root key:
+    `tenant:<name>` for its first generation, `tenant:<name>:<generation>` for a later
+    one (`lyrics-to-song webhook rotate`). `default`'s too: the root itself signs nothing
+    but `default`'s deliveries for a while after an upgrade (`legacy_secret`)."""
     label = f"tenant:{tenant}" + (f":{generation}" if generation else "")
-    derived = hmac.new(secret_key(stack_secret), label.encode(), hashlib.sha256)
+    derived = hmac.new(secret_key(root), label.encode(), hashlib.sha256)
     return SECRET_PREFIX + base64.b64encode(derived.digest()).decode()
+
+
+def legacy_secret(root: str) -> str:
+    """What `default`'s receivers held before every tenant's secret was derived: the root
+    key itself. It signs `default`'s deliveries beside the new secret for the overlap
+    that `tenants import` sets on upgrade (docs/webhooks.md), and is never printed."""
+    return SECRET_PREFIX + root.strip().removeprefix(SECRET_PREFIX)
 
 
 def signature(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
