@@ -70,6 +70,9 @@ class Settings:
     tenant_from_key: bool  # a lyric file's first folder names its tenant
     tenant_policy: TenantPolicy  # who may name a tenant
     own_sender: str | None  # the submit function's role id (its own messages are trusted)
+    # The queue S3 alone sends the lyrics bucket's notifications to: the one path on which
+    # a lyric-file notification is acted on (None: none is, from any queue).
+    lyric_files_queue_arn: str | None
     webhook_queue_url: str | None  # None: this stack sends no webhooks
     # The state machines whose tasks may wait for a song (empty: none may).
     callback_state_machines: frozenset[str]
@@ -262,6 +265,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         tenant_from_key=_tenant_rule(env),
         tenant_policy=_tenant_policy(env),
         own_sender=env.get("OWN_SENDER_ID", "").strip() or None,
+        lyric_files_queue_arn=env.get("LYRIC_FILES_QUEUE_ARN", "").strip() or None,
         webhook_queue_url=env.get("WEBHOOK_QUEUE_URL", "").strip() or None,
         callback_rules=_callback_rules(env, base_url),
         callback_state_machines=frozenset(

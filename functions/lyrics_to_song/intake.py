@@ -25,6 +25,7 @@ from .sources import (
     QueuedRequest,
     ResubmitRequest,
     UnreadableMessage,
+    job_id_for,
     lyric_objects,
     read_message,
 )
@@ -139,10 +140,17 @@ def submit_queued(services: Services, queued: QueuedRequest) -> Outcome:
 
 
 def handle_message(
-    services: Services, body: str, message_id: str, sender: str | None = None
+    services: Services,
+    body: str,
+    message_id: str,
+    sender: str | None = None,
+    *,
+    from_bucket: bool = False,
 ) -> list[Outcome]:
     """One SQS message (`sender`: its SenderId): a request, a resubmission, a reminder
-    for a held job, an S3 notification (one or more files), or junk."""
+    for a held job, an S3 notification (one or more files), or junk. `from_bucket`: it
+    came from the queue S3 alone may send to, the one path a lyric-file notification is
+    acted on from (LYRIC_FILES_QUEUE_ARN); any other queue's is refused as forged."""
     found = read_message(body, message_id, sender)
     if found is None:
         return [Outcome.SKIPPED]
@@ -156,7 +164,22 @@ def handle_message(
         return [resubmit_request(services, found)]
     if isinstance(found, HeldRetry):
         return [retry_held(services, found)]
+    if not from_bucket:
+        return [refuse_forged(services, body, message_id, sender)]
     return [submit_lyric_object(services, obj) for obj in found]
+
+
+def refuse_forged(services: Services, body: str, message_id: str, sender: str | None) -> Outcome:
+    """An S3-shaped message a producer put on the jobs queue: nothing is read or made,
+    and the refusal is its sender's own tenant's, never the tenant its key names."""
+    job = Job(job_id_for("forged:" + body), f"sqs:message/{message_id}", "message")
+    logger.thread_safe_append_keys(job_id=job.job_id)
+    count("ForgedNotificationsRefused")
+    reason = (
+        "a lyric-file notification came on the jobs queue, where producers send: only the "
+        "lyrics bucket's own notifications make lyric-file jobs, so no file was read"
+    )
+    return reject(services, job, reason, sender_home(services, sender))
 
 
 def handle_s3_event(services: Services, event: dict[str, Any]) -> list[Outcome]:

@@ -30,10 +30,11 @@ def queued_tenant(services: Services, named: Any, sender: str | None) -> str:
 def sender_home(services: Services, sender: str | None) -> str:
     """Whose side a refusal of the sender's request is on, and whose secret signs its
     webhook: the tenant it submits for naming none, or, bound to several without
-    `default`, the first of them by name, never `default` unless it may submit for it."""
+    `default`, the first of its registered ones by name (`default` when none is)."""
     try:
         return queued_tenant(services, None, sender)
     except InvalidRequest:
         principal = principal_of(sender) if sender else None
         bound = services.senders.tenants(principal) if principal else frozenset[str]()
-        return min(bound) if bound else DEFAULT_TENANT
+        known = sorted(t for t in bound if services.budget.terms_of(t).known)
+        return known[0] if known else DEFAULT_TENANT

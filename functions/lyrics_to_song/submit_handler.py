@@ -43,7 +43,11 @@ def _submit_record(record: SQSRecord, context: LambdaContext) -> list[str]:
         if context.get_remaining_time_in_millis() < MIN_REMAINING_MS:
             raise RetryLater("too little time left in this invocation to start a paid call")
         sender = record.attributes.get("SenderId")  # SQS sets it: a producer cannot
-        outcomes = handle_message(services(), record.body, record.message_id, sender)
+        queue = services().settings.lyric_files_queue_arn
+        from_bucket = queue is not None and record.event_source_arn == queue
+        outcomes = handle_message(
+            services(), record.body, record.message_id, sender, from_bucket=from_bucket
+        )
         return [o.value for o in outcomes]
     finally:
         logger.thread_safe_clear_keys()

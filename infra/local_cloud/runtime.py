@@ -158,8 +158,15 @@ class LocalLambda:
             return self._handler(logical_id)(event, context)
 
     def deliver_jobs(self, retry_delay_seconds: int | None = None) -> BatchResult:
-        """One poll of the jobs queue's event source (the submit function)."""
-        return self.deliver("SubmitFunction", "Jobs", retry_delay_seconds)
+        """One poll of each of the submit function's event sources: the jobs queue, and
+        the lyric files queue the bucket's notifications go to."""
+        jobs = self.deliver("SubmitFunction", "Jobs", retry_delay_seconds)
+        files = self.deliver("SubmitFunction", "LyricFiles", retry_delay_seconds)
+        return BatchResult(
+            jobs.received + files.received,
+            jobs.failed + files.failed,
+            [jobs.response, files.response],
+        )
 
     def deliver_wakes(self) -> BatchResult:
         """One poll of the poll-wake queue's event source (a poll run woken by a submission)."""

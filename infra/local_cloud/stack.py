@@ -72,6 +72,11 @@ class Stack:
         return self.refs["JobsQueue"]
 
     @property
+    def lyric_files_queue_url(self) -> str:
+        """Where the lyrics bucket's notifications go (S3 alone may send there)."""
+        return self.refs["LyricFilesQueue"]
+
+    @property
     def tasks_table(self) -> str:
         return self.refs["TasksTable"]
 

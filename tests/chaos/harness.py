@@ -45,7 +45,8 @@ from lyrics_to_song.data.rows import DEFAULT_TENANT, JobState, Row, WebhookState
 from lyrics_to_song.data.senders import SenderStore
 from lyrics_to_song.data.spend import Counts, SpendLedger
 from lyrics_to_song.data.tenant_registry import TenantRegistry
-from lyrics_to_song.sources import LyricObject, QueuedRequest
+from lyrics_to_song.song_request import parse_request
+from lyrics_to_song.sources import LyricObject, QueuedRequest, job_id_for, reused_job
 from lyrics_to_song.webhooks.queue import notice_id
 from tests.bench.common import moto_process
 from tests.support import s3_notification
@@ -77,6 +78,9 @@ MEMORY_MB = int(load_template()["Globals"]["Function"]["MemorySize"])
 # Jobs belong to these producers in turn; the capped one has caps of its own, below the stack's.
 TENANTS = (DEFAULT_TENANT, "team-a", "team-b")
 CAPPED_TENANT = "team-a"
+# A name the hostile producer is bound to but no operator registered (a binding left
+# from before the registry): naming it is refused on default's side.
+GHOST_TENANT = "ghost"
 # The hostile producer's own tenant: its sender is bound to it alone.
 ROGUE_TENANT = "rogue"
 BEAT_EVERY = 10.0  # seconds between the Heartbeats schedule's ticks (AWS: 5 minutes)
@@ -138,12 +142,13 @@ class Killed(Exception):
 @dataclass
 class PlannedJob:
     number: int
-    kind: str  # "file", "request", "bad" or "hostile" (naming a tenant not its sender's)
+    kind: str  # "file", "request", "bad" or "hostile" (refused: `refusal` says why)
     execution: str = ""  # a workflow waiting for it: its execution's ARN
     job_id: str = ""
     tenant: str = DEFAULT_TENANT  # the tenant it must be charged to
     callback: bool = False
     asked_at: float = 0.0  # a workflow's: when its execution started (wall clock)
+    refusal: str = ""  # a hostile one's: what its error must say
 
 
 @dataclass(frozen=True)
@@ -215,7 +220,8 @@ class Outcome:
         lines = [
             ("jobs", f"{len(self.jobs)} ({kinds['file']} files, {kinds['request']} queued "
              f"requests, {kinds['bad']} bad inputs, {kinds['hostile']} from a hostile "
-             "producer naming other tenants)"),
+             "producer: other tenants named, ids dressed as theirs, an unregistered tenant, "
+             "forged lyric-file notifications, request ids reused with another body)"),
             ("asked by a waiting workflow", f"{sum(1 for j in self.jobs if j.execution)} "
              "(Step Functions: each got the ending its job's row holds, none gave up "
              f"for want of a heartbeat; heartbeats sent {self.heartbeats['sent']}, "
@@ -345,8 +351,8 @@ def producer_failures(stack: Stack, name: str, job: PlannedJob, row: Row) -> lis
         failures.append(
             f"{name}: its row is tenant {row.tenant}'s; its sender is bound to {job.tenant}"
         )
-    if job.kind == "hostile" and "may not submit for tenant" not in (row.error or ""):
-        failures.append(f"{name}: not refused for naming another tenant: {row.error}")
+    if job.kind == "hostile" and job.refusal not in (row.error or ""):
+        failures.append(f"{name}: not refused for {job.refusal!r}: {row.error}")
     if job.execution:
         failures.extend(workflow_failures(stack, name, job.execution, row))
     return failures
@@ -554,7 +560,9 @@ class ChaosRun:
                 job.job_id = LyricObject(stack.lyrics_bucket, key, etag.strip('"'), None).job_id
                 if twice:  # S3 delivers the same event again
                     event = s3_notification(stack.lyrics_bucket, key, etag.strip('"'), len(data))
-                    sqs.send_message(QueueUrl=stack.jobs_queue_url, MessageBody=json.dumps(event))
+                    sqs.send_message(
+                        QueueUrl=stack.lyric_files_queue_url, MessageBody=json.dumps(event)
+                    )
             self.duplicates_sent += int(twice)
             planned.append(job)
         return planned + self.produce_hostile(stack, planned)
@@ -569,26 +577,78 @@ class ChaosRun:
         return str(execution), QueuedRequest({"request_id": name}, "chaos").job.job_id
 
     def produce_hostile(self, stack: Stack, planned: list[PlannedJob]) -> list[PlannedJob]:
-        """Requests from the rogue tenant's producer naming other tenants, with the request
-        ids of their own jobs: each must fail unpaid, charged to none of them, and take
-        no job's place."""
+        """What the rogue tenant's producer tries, in turn: naming another tenant with one
+        of its request ids; a request id dressed as another tenant's (refused for its bad
+        bitrate, so it pays nothing, at an id of its own); naming a tenant that is not
+        registered (a binding left from before the registry); and a forged lyric-file
+        notification for another tenant's file. Each must fail unpaid, on the side it
+        names, and take no job's place."""
         rogue = self.producers[ROGUE_TENANT]
         victims = [job for job in planned if job.kind == "request"]
+        files = [job for job in planned if job.kind == "file" and job.tenant != DEFAULT_TENANT]
+        SenderStore(stack.client("dynamodb"), stack.refs["SpendingTable"]).bind(
+            rogue.sender_id, GHOST_TENANT
+        )
         hostile = []
         for i in range(self.settings.hostile_requests):
             victim = victims[i % len(victims)]
             number = len(planned) + i
-            body = {
+            body: dict[str, Any] = {
                 "request_id": f"chaos-{victim.number}",
                 "prompt": "chaotic pop",
                 "lyrics": lyrics_for(number),
                 "tenant": victim.tenant,
             }
             job = PlannedJob(number, "hostile", tenant=ROGUE_TENANT)
-            job.job_id = QueuedRequest(body, "chaos", rogue.sender_id).refused_job().job_id
+            trick = i % 4
+            if trick == 0:
+                job.refusal = "may not submit for tenant"
+                job.job_id = QueuedRequest(body, "chaos", rogue.sender_id).refused_job().job_id
+            elif trick == 1:
+                body |= {"request_id": f"'{victim.tenant}'/chaos-{victim.number}", "bitrate": 1}
+                body["tenant"] = ROGUE_TENANT
+                job.refusal = "'bitrate' must be one of"
+                job.job_id = QueuedRequest(body, "chaos").job_for(ROGUE_TENANT).job_id
+            elif trick == 2:
+                body["tenant"] = GHOST_TENANT
+                job.tenant, job.refusal = DEFAULT_TENANT, "is not a tenant of this stack"
+                job.job_id = QueuedRequest(body, "chaos").job_for(GHOST_TENANT).job_id
+            else:
+                target = files[i % len(files)]
+                key = f"{target.tenant}/song {target.number}.txt"
+                body = s3_notification(stack.lyrics_bucket, key)
+                job.refusal = "only the lyrics bucket's own notifications make lyric-file jobs"
+                job.job_id = job_id_for("forged:" + json.dumps(body))
             rogue.send(stack, body)
             hostile.append(job)
         return hostile
+
+    def reuse_request_ids(self, stack: Stack, jobs: list[PlannedJob]) -> list[PlannedJob]:
+        """The rogue producer sends its dressed-up request ids again with a valid body:
+        its tenant used them for another request (refused then), so each is refused
+        again, unpaid, and the first job stays as it was."""
+        rogue, rows = self.producers[ROGUE_TENANT], self.rows(stack)
+        reused: list[PlannedJob] = []
+        for job in [j for j in jobs if j.refusal == "'bitrate' must be one of"]:
+            row = rows.get(job.job_id)
+            if row is None or row.request_id is None:
+                continue  # its refusal is not written yet: the check will say so
+            body = {
+                "request_id": row.request_id,
+                "prompt": "chaotic pop",
+                "lyrics": "[Verse]\nthe same id, another song",
+                "model": FUNCTION_ENV.get("MUSIC_MODEL", "minimax-music"),
+                "tenant": ROGUE_TENANT,
+            }
+            asked = parse_request(body, str(body["model"])).as_item()
+            request_json = json.dumps(asked, ensure_ascii=False, sort_keys=True)
+            first = QueuedRequest(body, "chaos").job_for(ROGUE_TENANT)
+            again = PlannedJob(len(jobs) + len(reused), "hostile", tenant=ROGUE_TENANT)
+            again.refusal = "was used for another request"
+            again.job_id = reused_job(first, ROGUE_TENANT, request_json).job_id
+            rogue.send(stack, body)
+            reused.append(again)
+        return reused
 
     # --- driving the functions ----------------------------------------------------------
     def turn(self, runtime: LocalLambda) -> None:
@@ -726,7 +786,12 @@ class ChaosRun:
                 with self.kill_switch.installed(), self._counting_deferrals():
                     self.drive(stack, runtime, jobs, until)
                     self.resubmit_some(stack, jobs)
-                    self.say(f"resubmitting {len(self.resubmitted)} ended jobs on purpose")
+                    reused = self.reuse_request_ids(stack, jobs)
+                    jobs += reused
+                    self.say(
+                        f"resubmitting {len(self.resubmitted)} ended jobs on purpose; "
+                        f"{len(reused)} request ids reused with another body"
+                    )
                     self.drive(stack, runtime, jobs, until)
                 # A last few turns without kills: anything extra (a second notification,
                 # a second paid call) would show up now.

@@ -29,9 +29,11 @@ class Pipeline:
             Bucket=self.stack.lyrics_bucket, Key=key, Body=body, **kwargs
         )
 
-    def enqueue(self, body: Any) -> None:
+    def enqueue(self, body: Any, *, queue_url: str | None = None) -> None:
+        """A message on the jobs queue (or `queue_url`)."""
         text = body if isinstance(body, str) else json.dumps(body)
-        self.stack.client("sqs").send_message(QueueUrl=self.stack.jobs_queue_url, MessageBody=text)
+        url = queue_url or self.stack.jobs_queue_url
+        self.stack.client("sqs").send_message(QueueUrl=url, MessageBody=text)
 
     def notifications(self) -> list[dict[str, Any]]:
         """Every notification seen so far."""

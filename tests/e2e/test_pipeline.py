@@ -66,7 +66,8 @@ def test_a_redelivered_message_never_pays_twice(pipeline: Pipeline) -> None:
     etag = pipeline.stack.client("s3").head_object(
         Bucket=pipeline.stack.lyrics_bucket, Key="twice.txt"
     )["ETag"]
-    pipeline.enqueue(s3_notification(pipeline.stack.lyrics_bucket, "twice.txt", etag.strip('"'), 5))
+    again = s3_notification(pipeline.stack.lyrics_bucket, "twice.txt", etag.strip('"'), 5)
+    pipeline.enqueue(again, queue_url=pipeline.stack.lyric_files_queue_url)
     notes = pipeline.run(expected=2)
     assert sorted(n["source"].rsplit("/", 1)[-1] for n in notes) == ["sqs:once-only", "twice.txt"]
     assert len(pipeline.emulator.submissions) == 2

@@ -33,6 +33,7 @@ def cloud(
             **stack.environments["PollFunction"],
             "LYRICS_BUCKET_NAME": stack.environments["SubmitFunction"]["LYRICS_BUCKET_NAME"],
             "OWN_SENDER_ID": stack.environments["SubmitFunction"]["OWN_SENDER_ID"],
+            "LYRIC_FILES_QUEUE_ARN": stack.environments["SubmitFunction"]["LYRIC_FILES_QUEUE_ARN"],
             "MUSIC_API_BASE_URL": API_URL,
             # Room to check a dozen songs in one sweep; the budget's own tests set theirs.
             "STATUS_CHECKS_PER_MINUTE": "600",

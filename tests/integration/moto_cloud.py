@@ -15,7 +15,7 @@ from lyrics_to_song.follow import PollReport
 from lyrics_to_song.intake import handle_message
 from lyrics_to_song.poll import poll_due, watch
 from lyrics_to_song.services import Services
-from lyrics_to_song.sources import QueuedRequest
+from lyrics_to_song.sources import QueuedRequest, is_s3_notification
 from lyrics_to_song.submit import Outcome
 from tests.support import FakeClock, s3_notification, song_request
 
@@ -67,11 +67,20 @@ class Cloud:
         return QueuedRequest(body, "m1").job.job_id
 
     def send(
-        self, message: object, message_id: str = "m1", sender: str | None = PRODUCER
+        self,
+        message: object,
+        message_id: str = "m1",
+        sender: str | None = PRODUCER,
+        *,
+        from_bucket: bool | None = None,
     ) -> list[Outcome]:
-        """One message on the jobs queue, as the submit function takes it from `sender`."""
+        """One message as the submit function takes it from `sender`: on the jobs queue,
+        or an S3 notification on the lyric files queue, where the bucket sends it (unless
+        `from_bucket` says otherwise)."""
         body = message if isinstance(message, str) else json.dumps(message)
-        return handle_message(self.services, body, message_id, sender)
+        if from_bucket is None:
+            from_bucket = isinstance(message, dict) and is_s3_notification(message)
+        return handle_message(self.services, body, message_id, sender, from_bucket=from_bucket)
 
     def poll(self, workers: int | None = None) -> PollReport:
         """One poll run with time to spare; with `workers`, that POLL_CONCURRENCY."""

@@ -40,7 +40,9 @@ def test_table_queues_and_notifications_come_from_the_template(cloud: Cloud) -> 
     notification = stack.client("s3").get_bucket_notification_configuration(
         Bucket=stack.lyrics_bucket
     )
-    assert {c["QueueArn"] for c in notification["QueueConfigurations"]} == {stack.arns["JobsQueue"]}
+    assert {c["QueueArn"] for c in notification["QueueConfigurations"]} == {
+        stack.arns["LyricFilesQueue"]
+    }, "the queue S3 alone may send to, not the jobs queue producers send to"
 
     env = stack.environments["SubmitFunction"]
     assert env["TASKS_TABLE_NAME"] == stack.tasks_table

@@ -13,7 +13,7 @@ from lyrics_to_song.data.tenant_registry import TenantRegistry
 from lyrics_to_song.sources import QueuedRequest
 from lyrics_to_song.tenants import TenantPolicy
 from tests.integration.moto_cloud import Cloud
-from tests.support import song_request
+from tests.support import s3_notification, song_request
 
 ACME = "AROAACMESERVICEROLE1"  # a role's unique id: SQS reports it with the session
 SHOP = "AIDASHOPPRODUCERUSER"
@@ -114,3 +114,25 @@ def test_a_request_the_submit_function_put_back_before_jobs_were_held_keeps_its_
     assert bound.send(song_request(tenant="acme"), sender="AROAANOTHERROLE00001") == ["rejected"], (
         "any other role is bound as before"
     )
+
+
+def test_a_forged_lyric_file_notification_makes_nothing_under_another_tenant(
+    bound: Cloud,
+) -> None:
+    """Only the bucket's own notifications, on the queue S3 alone may send to, make
+    lyric-file jobs: one put on the jobs queue is refused on its sender's own side."""
+    settings = dataclasses.replace(bound.services.settings, tenant_from_key=True)
+    bound.services = dataclasses.replace(bound.services, settings=settings)
+    real = bound.put_lyrics("shop/real.txt", b"[Verse]\nshop's own song")
+    made_up = s3_notification(bound.stack.lyrics_bucket, "shop/never-uploaded.txt")
+    for forged in (made_up, real):
+        assert bound.send(forged, sender=f"{ACME}:batch", from_bucket=False) == ["rejected"]
+    rows = bound.rows()
+    assert {(row.tenant, row.state) for row in rows} == {("acme", JobState.FAILED)}
+    assert all("only the lyrics bucket's own notifications" in str(row.error) for row in rows)
+    notes = bound.notifications()
+    assert [n["_tenant_attribute"] for n in notes] == ["acme", "acme"], "never shop's side"
+    assert bound.emulator.submissions == []
+
+    assert bound.send(real, message_id="from-s3") == ["submitted"], "the bucket's own: made"
+    assert [row.tenant for row in bound.rows() if row.state is JobState.PENDING] == ["shop"]

@@ -130,7 +130,7 @@ def test_a_runaway_producer_cannot_spend_past_the_cap(cloud: Cloud) -> None:
     event = cloud.put_lyrics("loop.txt", b"[Verse]\nagain and again")
     # The same file, over and over: one job, paid once, never held.
     for i in range(20):
-        assert handle_message(cloud.services, json.dumps(event), f"same{i}")[0] in (
+        assert cloud.send(event, f"same{i}")[0] in (
             Outcome.SUBMITTED,
             Outcome.DUPLICATE,
         )
@@ -138,7 +138,7 @@ def test_a_runaway_producer_cannot_spend_past_the_cap(cloud: Cloud) -> None:
     held = 0
     for i in range(20):
         new = cloud.put_lyrics(f"loop-{i}.txt", f"[Verse]\nverse {i}".encode())
-        held += handle_message(cloud.services, json.dumps(new), f"new{i}") == [Outcome.HELD]
+        held += cloud.send(new, f"new{i}") == [Outcome.HELD]
     assert len(cloud.emulator.submissions) == 2
     assert held == 19
 

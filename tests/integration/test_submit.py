@@ -55,7 +55,9 @@ def test_requests_without_request_id_are_deduplicated_by_content(cloud: Cloud) -
 
 def test_a_lyric_file_is_read_and_its_front_matter_sent(cloud: Cloud) -> None:
     event = cloud.put_lyrics("shanty.txt", LYRICS)
-    assert handle_message(cloud.services, json.dumps(event), "m1") == [Outcome.SUBMITTED]
+    assert handle_message(cloud.services, json.dumps(event), "m1", from_bucket=True) == [
+        Outcome.SUBMITTED
+    ]
     assert cloud.emulator.submissions == [
         {
             "model": "minimax-music",
@@ -77,7 +79,7 @@ def test_the_prompt_can_come_from_object_metadata(cloud: Cloud) -> None:
 def test_two_records_for_one_file_in_one_batch_pay_once(cloud: Cloud) -> None:
     event = cloud.put_lyrics("twice.txt", LYRICS)
     event["Records"].append(event["Records"][0])
-    assert handle_message(cloud.services, json.dumps(event), "m1") == [
+    assert handle_message(cloud.services, json.dumps(event), "m1", from_bucket=True) == [
         Outcome.SUBMITTED,
         Outcome.DUPLICATE,
     ]
@@ -88,9 +90,13 @@ def test_a_notification_with_another_etag_does_not_make_the_same_file_a_new_job(
     cloud: Cloud,
 ) -> None:
     event = cloud.put_lyrics("forged.txt", LYRICS)
-    assert handle_message(cloud.services, json.dumps(event), "m1") == [Outcome.SUBMITTED]
+    assert handle_message(cloud.services, json.dumps(event), "m1", from_bucket=True) == [
+        Outcome.SUBMITTED
+    ]
     forged = s3_notification(cloud.stack.lyrics_bucket, "forged.txt", etag="0123456789abcdef")
-    assert handle_message(cloud.services, json.dumps(forged), "m2") == [Outcome.DUPLICATE]
+    assert handle_message(cloud.services, json.dumps(forged), "m2", from_bucket=True) == [
+        Outcome.DUPLICATE
+    ]
     assert len(cloud.emulator.submissions) == 1, "paid once"
     assert len(cloud.rows()) == 1
 
@@ -100,7 +106,9 @@ def test_a_notification_for_another_bucket_is_refused_unread(cloud: Cloud) -> No
     s3.create_bucket(Bucket="someone-elses")
     s3.put_object(Bucket="someone-elses", Key="theirs.txt", Body=LYRICS)
     event = s3_notification("someone-elses", "theirs.txt")
-    assert handle_message(cloud.services, json.dumps(event), "m1") == [Outcome.REJECTED]
+    assert handle_message(cloud.services, json.dumps(event), "m1", from_bucket=True) == [
+        Outcome.REJECTED
+    ]
     row = cloud.only_row()
     assert row.state is JobState.FAILED
     assert row.error == (
@@ -112,7 +120,9 @@ def test_a_notification_for_another_bucket_is_refused_unread(cloud: Cloud) -> No
 
 def test_a_file_with_spaces_and_unicode_in_its_name(cloud: Cloud) -> None:
     event = cloud.put_lyrics("my songs/Canción de cuna + coda.txt", b"duerme ya")
-    assert handle_message(cloud.services, json.dumps(event), "m1") == [Outcome.SUBMITTED]
+    assert handle_message(cloud.services, json.dumps(event), "m1", from_bucket=True) == [
+        Outcome.SUBMITTED
+    ]
     assert cloud.only_row().source.endswith("/my songs/Canción de cuna + coda.txt")
 
 

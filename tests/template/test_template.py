@@ -77,12 +77,16 @@ def test_the_environment_satisfies_the_configuration_contract(sam: dict[str, Any
 
     refs = {name: f"physical-{name}" for name in sam["Resources"]}
     refs["NotificationTopic"] = "arn:aws:sns:us-east-1:123456789012:topic"
-    role = {("SubmitFunctionRole", "RoleId"): "AROASUBMITROLE"}
+    role = {
+        ("SubmitFunctionRole", "RoleId"): "AROASUBMITROLE",
+        ("LyricFilesQueue", "Arn"): "arn:aws:sqs:us-east-1:123456789012:files",
+    }
     resolver = Resolver(sam, refs, role, {"AWS::StackName": "s"})
     for name in ("SubmitFunction", "PollFunction"):
         settings = load_settings(function_environment(sam, name, resolver))
         assert settings.tasks_table_name == "physical-TasksTable"
         assert (settings.own_sender == "AROASUBMITROLE") is (name == "SubmitFunction")
+        assert (settings.lyric_files_queue_arn is not None) is (name == "SubmitFunction")
 
 
 def test_the_queue_feeds_the_submit_function_with_partial_batch_failures(
@@ -92,12 +96,17 @@ def test_the_queue_feeds_the_submit_function_with_partial_batch_failures(
         ref(m["EventSourceArn"]): m
         for m in resources(cfn, "AWS::Lambda::EventSourceMapping").values()
     }
-    assert set(mappings) == {"JobsQueue", "PollWakeQueue", "WebhookQueue"}
-    mapping = mappings["JobsQueue"]
-    assert ref(mapping["FunctionName"]) == "SubmitFunction"
-    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert 1 <= mapping["BatchSize"] <= 10
-    assert mapping["ScalingConfig"]["MaximumConcurrency"] <= 20, "within the API's concurrent tasks"
+    assert set(mappings) == {"JobsQueue", "LyricFilesQueue", "PollWakeQueue", "WebhookQueue"}
+    for queue in ("JobsQueue", "LyricFilesQueue"):
+        mapping = mappings[queue]
+        assert ref(mapping["FunctionName"]) == "SubmitFunction"
+        assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert 1 <= mapping["BatchSize"] <= 10
+        assert mapping["ScalingConfig"]["MaximumConcurrency"] <= 20, "within the API's tasks"
+    together = sum(
+        mappings[q]["ScalingConfig"]["MaximumConcurrency"] for q in ("JobsQueue", "LyricFilesQueue")
+    )
+    assert together <= 20, "both queues' submit functions within the API's concurrent tasks"
 
 
 def test_a_submission_can_wake_the_poll_function_and_it_keeps_a_budget(
@@ -214,15 +223,15 @@ def test_the_table_has_the_sparse_due_index_ttl_and_recovery(cfn: dict[str, Any]
     assert table["SSESpecification"]["SSEEnabled"] is True
 
 
-def test_lyric_uploads_notify_the_jobs_queue(cfn: dict[str, Any]) -> None:
+def test_lyric_uploads_notify_a_queue_only_s3_may_send_to(cfn: dict[str, Any]) -> None:
     bucket = resources(cfn, "AWS::S3::Bucket")["LyricsBucket"]
     configs = bucket["NotificationConfiguration"]["QueueConfigurations"]
-    assert {ref(c["Queue"]) for c in configs} == {"JobsQueue"}
+    assert {ref(c["Queue"]) for c in configs} == {"LyricFilesQueue"}, "not the jobs queue"
     suffixes = sorted(
         r["Value"] for c in configs for r in c["Filter"]["S3Key"]["Rules"] if r["Name"] == "suffix"
     )
     assert suffixes == [".json", ".txt"]
-    policy = resources(cfn, "AWS::SQS::QueuePolicy")["JobsQueuePolicy"]["PolicyDocument"][
+    policy = resources(cfn, "AWS::SQS::QueuePolicy")["LyricFilesQueuePolicy"]["PolicyDocument"][
         "Statement"
     ][0]
     assert policy["Principal"] == {"Service": "s3.amazonaws.com"}
@@ -438,8 +447,11 @@ def test_every_check_the_template_skips_says_why(sam: dict[str, Any]) -> None:
         assert len(reason.split()) >= 6, f"{name} skips {check} without a reason"
 
 
-def test_only_the_lyrics_bucket_may_send_to_the_jobs_queue(cfn: dict[str, Any]) -> None:
-    statements = cfn["Resources"]["JobsQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+def test_only_the_lyrics_bucket_may_send_to_the_lyric_files_queue(cfn: dict[str, Any]) -> None:
+    policies = cfn["Resources"]
+    jobs = policies["JobsQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert [s for s in jobs if s["Effect"] == "Allow"] == [], "S3 sends nothing to the jobs queue"
+    statements = policies["LyricFilesQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
     (allow,) = [s for s in statements if s["Effect"] == "Allow"]
     source_template, source_values = allow["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::Sub"]
     name_template, name_values = cfn["Resources"]["LyricsBucket"]["Properties"]["BucketName"][

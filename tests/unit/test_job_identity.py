@@ -5,6 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from lyrics_to_song.data.items import item_of
+from lyrics_to_song.data.rows import Row
 from lyrics_to_song.song_request import MAX_REQUEST_ID_CHARS
 from lyrics_to_song.sources import QueuedRequest, job_id_for, request_identity
 
@@ -48,3 +50,26 @@ def test_a_default_id_dressed_as_another_tenants_is_a_job_of_its_own() -> None:
     acmes = QueuedRequest({"request_id": "order-1"}, "m").job_for("acme")
     assert forged.job_id != acmes.job_id
     assert forged.job_id == job_id_for("request:'default'/'acme'/order-1")
+
+
+def test_rows_written_before_rows_kept_request_ids_still_give_theirs() -> None:
+    """A row of the previous version has no `request_id`: a request's job gives the one
+    its source names; a refusal's, a file's and a request without one give none."""
+
+    def row(source: str, name: str) -> Row:
+        return Row.from_item(
+            item_of(
+                {
+                    "job_id": "job-" + "0" * 32,
+                    "state": "COMPLETED",
+                    "source": source,
+                    "source_name": name,
+                    "created_at": 1.0,
+                }
+            )
+        )
+
+    assert row("sqs:order-9", "order-9").request_id == "order-9"
+    assert row("sqs:message/m-1", "order-9").request_id is None, "a refusal written before"
+    assert row("sqs:message/m-1", "request").request_id is None
+    assert row("s3://lyrics/a.txt", "a.txt").request_id is None
