@@ -103,6 +103,14 @@ def _submit(
     if args.wait:
         out.progress(text.splitlines()[0])
         return _wait(cloud, submitted.job_id, args, out, refused_id=submitted.refused_id)
+    refused = jobs.refused_for_its_tenant(cloud, submitted, prepared)
+    if refused is not None:  # never print an id that will not exist
+        out.result(
+            f"{refused.job_id}  refused, unpaid: {refused.error}",
+            {**views.job_dict(refused, cloud.songs_bucket), "refused": True},
+        )
+        out.progress(f"refused, unpaid: {refused.error}")
+        return ExitCode.ENDED_BADLY
     out.result(text, data)
     return ExitCode.OK
 

@@ -231,6 +231,38 @@ def _asks_the_same(row: Row, body: dict[str, Any]) -> bool:
     return same_song(row.request_json, asked)
 
 
+# How long `submit` looks for the job of a request that names a tenant: the submit
+# function takes a message within seconds (its batching window is 5 s).
+TAKEN_WITHIN_SECONDS = 30.0
+
+
+def refused_for_its_tenant(
+    cloud: Cloud,
+    submitted: Submitted,
+    prepared: object,
+    *,
+    within: float = TAKEN_WITHIN_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Row | None:
+    """The refusal a request naming a tenant became, if its sender may not submit for it
+    (TenantPolicy=bound): looked for until the stack has taken the request, so `submit`
+    never prints an id that will not exist. None when the job itself has a row, or
+    nothing showed up `within` seconds (the id printed is then the job's)."""
+    named = prepared.get("tenant") if isinstance(prepared, dict) else None
+    if submitted.refused_id is None or submitted.earlier is not None or named is None:
+        return None
+    started = clock()
+    while clock() - started < within:
+        if find_job(cloud, submitted.job_id) is not None:
+            return None
+        refused = find_job(cloud, submitted.refused_id)
+        if refused is not None:
+            return refused
+        sleep(0.5)
+    return None
+
+
 def find_job(cloud: Cloud, job_id: str) -> Row | None:
     return TaskTable(cloud.dynamodb, cloud.tasks_table).get(job_id)
 

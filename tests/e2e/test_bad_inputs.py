@@ -50,7 +50,8 @@ def test_every_bad_input_fails_alone_with_its_reason(pipeline: Pipeline) -> None
     while (batch := pipeline.runtime.deliver_jobs(retry_delay_seconds=0)).received:
         batches += 1
         assert batch.failed == [], "bad input is never retried"
-    assert batches >= 4, "the inputs went through in several batches of up to 10"
+    # Each turn takes a batch of up to 10 from the jobs queue and from the lyric files queue.
+    assert batches >= 2, "the inputs went through in several batches of up to 10"
     notes = pipeline.run(expected=len(CORPUS))
 
     by_source = {n["source"]: n for n in notes}

@@ -307,6 +307,12 @@ def test_the_local_command_line_is_a_producer_bound_to_the_default_tenant(cli: C
     assert (job["state"], job["tenant"]) == ("FAILED", "default")
     assert "may not submit for tenant team-e; it may for default" in job["error"]
     assert len(cli.emulator.submissions) == paid
+    # `-q` prints no id that will not exist: the refusal's, which `status` shows, exit 1.
+    quiet = cli(*request, "--request-id", "quiet", "-q")
+    assert quiet.code == 1, quiet.err
+    assert "refused, unpaid: invalid song request: sender" in quiet.err
+    shown = cli("status", quiet.out.strip(), "--json").json()
+    assert (shown["state"], shown["tenant"]) == ("FAILED", "default")
 
     bind = ("senders", "bind", "--tenant", "team-e", "--sender", "AIDAIT2UOQQY3AUEKVGXU")
     assert cli(*bind).code == 0

@@ -22,6 +22,7 @@ from local_cloud.serve import LOCAL_API_PORT, LOCAL_RECEIVER_PORT, LocalService
 from lyrics_cli.stack_target import LOCAL_ENDPOINT
 from lyrics_to_song.data.rows import JobState
 from lyrics_to_song.data.task_table import TaskTable
+from lyrics_to_song.webhooks.signing import tenant_secret
 from tests.docs_text import README, ROOT, readme_webhook_examples, walkthrough
 from tests.e2e.local_pipeline import mp3_info
 from tests.samples import missing_lines, sample
@@ -139,12 +140,13 @@ def test_the_readme_receiver_takes_the_stacks_webhook_once(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """The README's receiver, as written but on a free port, given the stack's secret:
+    """The README's receiver, as written but on a free port, given default's secret:
     the webhook function's delivery verifies, is printed once, and a forgery is refused."""
     check, receiver = readme_webhook_examples()
     serve = 'HTTPServer(("", 8080), Receiver).serve_forever()'
     assert serve in receiver
-    monkeypatch.setenv("LYRICS_WEBHOOK_SECRET", "whsec_" + hooked_service.stack.webhook_secret())
+    secret = tenant_secret(hooked_service.stack.webhook_secret(), "default")
+    monkeypatch.setenv("LYRICS_WEBHOOK_SECRET", secret)
     namespace: dict[str, Any] = {}
     exec(check + receiver.replace(serve, ""), namespace)  # noqa: S102 - the README's own code
     server = HTTPServer(("127.0.0.1", 0), namespace["Receiver"])

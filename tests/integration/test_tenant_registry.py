@@ -10,10 +10,11 @@ import json
 import pytest
 
 from local_cloud.stack import register_outputs
+from lyrics_cli import jobs
 from lyrics_cli.main import main
-from lyrics_cli.stack_target import ExitCode
+from lyrics_cli.stack_target import ExitCode, connect
 from lyrics_to_song.data.caps import TenantCaps, TenantStore
-from lyrics_to_song.data.rows import JobState
+from lyrics_to_song.data.rows import JobState, Row
 from lyrics_to_song.data.tenant_registry import TenantRegistry
 from lyrics_to_song.submit import Outcome
 from lyrics_to_song.tenants import TenantPolicy
@@ -196,3 +197,31 @@ def test_tenants_import_registers_every_tenant_an_earlier_version_knew(
     capped = registry(cloud).get("capped")
     assert capped is not None
     assert capped.caps == TenantCaps("capped", 5, 2), "what it had is kept"
+
+
+def test_submit_finds_the_refusal_a_request_naming_a_tenant_became(
+    cloud: Cloud, cli: list[str]
+) -> None:
+    """So that `submit -q` never prints an id that will not exist."""
+    stack = connect(cloud.stack.name, region="us-east-1")
+    body = song_request(tenant="shop", request_id="r1")
+    submitted = jobs.submit_request(stack, dict(body))
+    waits: list[float] = []
+    clock = iter(range(100))
+
+    def look() -> object:
+        return jobs.refused_for_its_tenant(
+            stack, submitted, body, within=5, clock=lambda: float(next(clock)), sleep=waits.append
+        )
+
+    assert look() is None, "nothing taken within the time: the job's id stands"
+    assert waits == [0.5] * 4, "it looked every half second until the time was up"
+    assert cloud.send(body, sender="AIDASTRANGERUSER0001") == [Outcome.REJECTED]
+    refused = look()
+    assert isinstance(refused, Row)
+    assert refused.job_id == submitted.refused_id
+    assert "may not submit for tenant shop" in str(refused.error)
+    own = song_request(tenant="shop", request_id="r2")
+    taken = jobs.submit_request(stack, dict(own))
+    assert cloud.send(own) == [Outcome.SUBMITTED]
+    assert jobs.refused_for_its_tenant(stack, taken, own, within=5) is None, "its own job"
