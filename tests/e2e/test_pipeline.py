@@ -234,6 +234,6 @@ def test_the_local_runtime_runs_the_heartbeats_schedule_only_with_state_machines
     beats: list[dict[str, int]] = []
     monkeypatch.setattr(runtime, "run_heartbeats", lambda: beats.append({}))
     stop = threading.Event()
-    threading.Timer(1.0, stop.set).start()
+    threading.Timer(2.0, stop.set).start()  # 10 beats due: at least 3 under load
     runtime.serve(stop, schedule_seconds=3600, queue_seconds=0.05, heartbeat_seconds=0.2)
     assert (len(beats) >= 3) is ticks, beats
