@@ -66,6 +66,7 @@ class Cloud:
     spending_table: str | None  # None for a stack deployed before it was an output
     typical_song_seconds: str | None  # the TypicalSongSeconds parameter, LOW-HIGH
     max_songs_per_day: str | None  # the MaxSongsPerDay parameter
+    max_songs_in_flight: str | None  # the MaxSongsInFlight parameter (None: an older stack)
     # TenantSongsPerDay and TenantSongsInFlight; None for a stack deployed before them
     tenant_defaults: tuple[int, int] | None
     tenant_policy: str | None  # the TenantPolicy parameter; None for a stack deployed before it
@@ -170,6 +171,7 @@ def connect(
         spending_table=outputs.get("SpendingTableName"),
         typical_song_seconds=outputs.get("TypicalSongSeconds"),
         max_songs_per_day=outputs.get("MaxSongsPerDay"),
+        max_songs_in_flight=outputs.get("MaxSongsInFlight"),
         tenant_defaults=_tenant_defaults(outputs),
         tenant_policy=outputs.get("TenantPolicy"),
         webhook_secret_arn=outputs.get("WebhookSecretArn"),

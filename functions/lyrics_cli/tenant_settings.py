@@ -59,13 +59,16 @@ def set_caps(
             f"tenant {tenant!r} has no caps yet: give both --per-day and --in-flight",
             ExitCode.USAGE,
         )
-    stack_per_day = int(float(cloud.max_songs_per_day)) if cloud.max_songs_per_day else None
-    if stack_per_day is not None and per_day > stack_per_day:
-        raise CliError(
-            f"--per-day {per_day} is above the stack's own cap, {stack_per_day} songs per UTC "
-            "day (MaxSongsPerDay), which bounds every tenant: raise that first",
-            ExitCode.USAGE,
-        )
+    for flag, asked, stack_cap, unit in (
+        ("--per-day", per_day, cloud.max_songs_per_day, "songs per UTC day (MaxSongsPerDay)"),
+        ("--in-flight", in_flight, cloud.max_songs_in_flight, "songs at once (MaxSongsInFlight)"),
+    ):
+        if stack_cap and asked > int(float(stack_cap)):
+            raise CliError(
+                f"{flag} {asked} is above the stack's own cap, {int(float(stack_cap))} {unit}, "
+                "which bounds every tenant: raise that first",
+                ExitCode.USAGE,
+            )
     caps = TenantCaps(tenant, per_day, in_flight, monthly_credits=monthly_credits)
     store.put(caps)
     return caps

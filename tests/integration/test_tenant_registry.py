@@ -165,6 +165,11 @@ def test_a_tenants_cap_above_the_stacks_is_refused_and_unset_returns_it_to_the_d
     caps = [*cli, "caps", "set", "--tenant", "team-b", "--in-flight", "5"]
     assert main([*caps, "--per-day", "5000"]) == ExitCode.USAGE
     assert "--per-day 5000 is above the stack's own cap, 200 songs" in capsys.readouterr().err
+    wide = [*cli, "caps", "set", "--tenant", "team-b", "--per-day", "5", "--in-flight", "50"]
+    assert main(wide) == ExitCode.USAGE
+    assert "--in-flight 50 is above the stack's own cap, 20 songs at once" in (
+        capsys.readouterr().err
+    )
     assert main([*caps, "--per-day", "50"]) == ExitCode.OK
     assert "team-b" in capsys.readouterr().out
     assert main([*cli, "caps", "unset", "--tenant", "team-b", "--json"]) == ExitCode.OK
