@@ -27,7 +27,17 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Cap, OverBudget
-from .items import Fields, Item, item_of, strings, text, to_attr, update_clause, whole
+from .items import (
+    Fields,
+    Item,
+    item_of,
+    items_named,
+    strings,
+    text,
+    to_attr,
+    update_clause,
+    whole,
+)
 from .monthly import MonthlySpend, credits_in, give_back, month_of, monthly_spend
 from .rows import DEFAULT_TENANT
 
@@ -339,18 +349,8 @@ class TenantStore:
 
     def all(self) -> list[TenantCaps]:
         """Every tenant with caps of its own (a scan: the table holds a few dozen items)."""
-        found: list[TenantCaps] = []
-        pages = self.client.get_paginator("scan").paginate(
-            TableName=self.table_name,
-            FilterExpression="begins_with(#counter, :prefix) AND attribute_exists(per_day)",
-            ExpressionAttributeNames={"#counter": "counter"},
-            ExpressionAttributeValues={":prefix": to_attr(TENANT_CAPS_PREFIX)},
-        )
-        for page in pages:
-            for item in page.get("Items", []):
-                caps = caps_in_item(item["counter"]["S"].removeprefix(TENANT_CAPS_PREFIX), item)
-                if caps is not None:
-                    found.append(caps)
+        named = items_named(self.client, self.table_name, TENANT_CAPS_PREFIX, having="per_day")
+        found = [caps for name, item in named if (caps := caps_in_item(name, item)) is not None]
         return sorted(found, key=lambda caps: caps.tenant)
 
 

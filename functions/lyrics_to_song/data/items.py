@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -162,3 +162,23 @@ def transact(client: DynamoDBClient, writes: Sequence[Mapping[str, Any]]) -> int
         else:
             return None
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def items_named(
+    client: DynamoDBClient, table_name: str, prefix: str, having: str | None = None
+) -> Iterator[tuple[str, Item]]:
+    """The spending table's items whose `counter` starts with `prefix` (and that have the
+    attribute `having`), each with its name after the prefix: a scan, for the few dozen
+    items of tenants and senders the tools list."""
+    condition = "begins_with(#counter, :prefix)" + (
+        f" AND attribute_exists({having})" if having else ""
+    )
+    pages = client.get_paginator("scan").paginate(
+        TableName=table_name,
+        FilterExpression=condition,
+        ExpressionAttributeNames={"#counter": "counter"},
+        ExpressionAttributeValues={":prefix": to_attr(prefix)},
+    )
+    for page in pages:
+        for item in page.get("Items", []):
+            yield item["counter"]["S"].removeprefix(prefix), item

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .caps import counter_key
-from .items import strings, to_attr
+from .items import items_named, strings, to_attr
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -50,15 +50,10 @@ class SenderStore:
 
     def all(self) -> dict[str, frozenset[str]]:
         """Every bound principal and its tenants (a scan: the table holds a few dozen items)."""
-        found: dict[str, frozenset[str]] = {}
-        pages = self.client.get_paginator("scan").paginate(
-            TableName=self.table_name,
-            FilterExpression="begins_with(#counter, :prefix) AND attribute_exists(tenants)",
-            ExpressionAttributeNames={"#counter": "counter"},
-            ExpressionAttributeValues={":prefix": to_attr(SENDER_PREFIX)},
-        )
-        for page in pages:
-            for item in page.get("Items", []):
-                principal = item["counter"]["S"].removeprefix(SENDER_PREFIX)
-                found[principal] = frozenset(strings(item, "tenants"))
+        found = {
+            principal: frozenset(strings(item, "tenants"))
+            for principal, item in items_named(
+                self.client, self.table_name, SENDER_PREFIX, having="tenants"
+            )
+        }
         return dict(sorted(found.items()))

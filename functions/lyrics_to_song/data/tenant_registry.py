@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .caps import TENANT_CAPS_PREFIX, TenantCaps, caps_in_item, counter_key
-from .items import Item, number, text, to_attr, whole
+from .items import Item, items_named, number, text, to_attr, whole
 from .rows import DEFAULT_TENANT
 
 if TYPE_CHECKING:
@@ -79,16 +79,8 @@ class TenantRegistry:
     def all(self) -> list[Tenant]:
         """Every tenant that ever was, `default` first (a scan: a few dozen items)."""
         found = {DEFAULT_TENANT: Tenant(DEFAULT_TENANT)}
-        pages = self.client.get_paginator("scan").paginate(
-            TableName=self.table_name,
-            FilterExpression="begins_with(#counter, :prefix)",
-            ExpressionAttributeNames={"#counter": "counter"},
-            ExpressionAttributeValues={":prefix": to_attr(TENANT_CAPS_PREFIX)},
-        )
-        for page in pages:
-            for item in page.get("Items", []):
-                name = item["counter"]["S"].removeprefix(TENANT_CAPS_PREFIX)
-                found[name] = Tenant.from_item(name, item)
+        for name, item in items_named(self.client, self.table_name, TENANT_CAPS_PREFIX):
+            found[name] = Tenant.from_item(name, item)
         return sorted(found.values(), key=lambda t: (t.name != DEFAULT_TENANT, t.name))
 
     def add(self, name: str, now: float) -> bool:
