@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lyrics_to_song.data.rows import DEFAULT_TENANT, JobState, Row
 from lyrics_to_song.data.senders import SenderStore
@@ -16,6 +17,9 @@ from lyrics_to_song.sources import held_retry
 from lyrics_to_song.tenants import is_tenant
 
 from .stack_target import CliError, Cloud, ExitCode, spending_table_of
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 from .tenant_settings import check_job_tenant
 
 
@@ -63,12 +67,18 @@ def resume(cloud: Cloud, name: str) -> list[str]:
     """Resume a tenant, and try its held jobs at once (each is sent the reminder its row
     waits for: the submit function starts those the caps allow); the jobs tried."""
     registry(cloud).resume(require(cloud, name))
-    held = [row for row in _under_way(cloud, name) if row.state is JobState.HELD and row.hold]
-    for row in held:
-        assert row.hold is not None
-        body = held_retry(row.job_id, row.hold.token)
-        cloud.sqs.send_message(QueueUrl=cloud.jobs_queue_url, MessageBody=body)
-    return [row.job_id for row in held]
+    held = [
+        (row.job_id, row.hold.token)
+        for row in _under_way(cloud, name)
+        if row.state is JobState.HELD and row.hold is not None
+    ]
+    for start in range(0, len(held), 10):  # SQS takes 10 messages a call
+        entries: list[SendMessageBatchRequestEntryTypeDef] = [
+            {"Id": str(n), "MessageBody": held_retry(job_id, token)}
+            for n, (job_id, token) in enumerate(held[start : start + 10])
+        ]
+        cloud.sqs.send_message_batch(QueueUrl=cloud.jobs_queue_url, Entries=entries)
+    return [job_id for job_id, _ in held]
 
 
 def remove(cloud: Cloud, name: str, now: float) -> list[str]:
