@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from lyrics_to_song.data.items import item_of
 from lyrics_to_song.data.rows import Row
-from lyrics_to_song.song_request import MAX_REQUEST_ID_CHARS
+from lyrics_to_song.errors import InvalidRequest
+from lyrics_to_song.song_request import MAX_REQUEST_ID_CHARS, parse_request, same_song
 from lyrics_to_song.sources import QueuedRequest, job_id_for, request_identity
 
 # What a producer may send: a valid tenant name, a valid request_id (printable ASCII,
@@ -73,3 +76,26 @@ def test_rows_written_before_rows_kept_request_ids_still_give_theirs() -> None:
     assert row("sqs:message/m-1", "order-9").request_id is None, "a refusal written before"
     assert row("sqs:message/m-1", "request").request_id is None
     assert row("s3://lyrics/a.txt", "a.txt").request_id is None
+
+
+texts = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    min_size=1,
+    max_size=60,
+).filter(lambda t: t.strip())
+
+
+@given(texts, texts, st.sampled_from([None, "r-1", "'acme'/x"]))
+def test_a_held_request_read_back_from_its_row_asks_for_the_same_song(
+    prompt: str, lyrics: str, request_id: str | None
+) -> None:
+    """A held job is started by the request its row keeps, and a held row takes only its
+    own request: what the row keeps must read back as the very same request."""
+    body = {"prompt": prompt, "lyrics": lyrics} | ({"request_id": request_id} if request_id else {})
+    try:
+        kept = json.dumps(parse_request(body, "minimax-music").as_item(), sort_keys=True)
+    except InvalidRequest:
+        return  # refused before anything is kept
+    again = parse_request(json.loads(kept), "minimax-music").as_item()
+    assert json.dumps(again, sort_keys=True) == kept
+    assert same_song(kept, kept)
