@@ -79,7 +79,7 @@ def test_rows_written_before_rows_kept_request_ids_still_give_theirs() -> None:
 
 
 texts = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    st.characters(exclude_categories=["Cs"], exclude_characters="\x00"),
     min_size=1,
     max_size=60,
 ).filter(lambda t: t.strip())
