@@ -46,9 +46,8 @@ def retry_held(services: Services, retry: HeldRetry) -> Outcome:
     assert row.request_json is not None  # a HELD row keeps what it asks for
     request = parse_request(json.loads(row.request_json), services.settings.model)
     request = dataclasses.replace(request, tenant=row.tenant)
-    return submit_request(
-        services, Job(row.job_id, row.source, row.source_name), request, row.created_at
-    )
+    job = Job(row.job_id, row.source, row.source_name, row.request_id)
+    return submit_request(services, job, request, row.created_at)
 
 
 def submit_lyric_object(services: Services, obj: LyricObject) -> Outcome:

@@ -132,6 +132,10 @@ def test_a_tenant_is_added_listed_shown_paused_resumed_and_removed(
     (now,) = take_reminders(cloud)
     assert cloud.send(now, sender=None) == [Outcome.SUBMITTED]
     assert len(cloud.emulator.submissions) == 1
+    started = cloud.only_row()
+    assert (started.state, started.item["request_id"]) == (JobState.PENDING, {"S": "a1"}), (
+        "the held job, started, keeps the request_id it came with"
+    )
 
     # Removed only once nothing is under way; then its name is refused, its senders unbound.
     assert main([*cli, "tenants", "remove", "acme"]) == ExitCode.USAGE
