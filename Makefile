@@ -66,7 +66,7 @@ fmt: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m tests.bench $(BENCH)
 
-## chaos: 240 jobs (some asked by waiting workflows) and 12 hostile requests through the local stack under faults, duplicates, overlap and kills (CHAOS="--jobs N --seed S")
+## chaos: 240 jobs (some asked by waiting workflows) and 12 hostile requests (then their ids reused) through the local stack under faults, duplicates, overlap and kills (CHAOS="--jobs N --seed S")
 chaos: $(STAMP)
 	$(PY) -m tests.chaos $(CHAOS)
 
