@@ -6,12 +6,11 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from .errors import InvalidRequest, OverBudget
+from .errors import OverBudget
 from .observability import count, logger
-from .producers import queued_tenant
 from .services import Services
 from .song_request import parse_request
-from .sources import Job, ResubmitRequest
+from .sources import Job
 from .submit import Outcome, hold, pay, start_within_caps
 
 
@@ -75,14 +74,3 @@ def resubmit(services: Services, job_id: str, tenant: str | None) -> Outcome:
     request = parse_request(json.loads(row.request_json), services.settings.model)
     request = dataclasses.replace(request, tenant=row.tenant)  # a file's is not in its request
     return pay(services, Job(row.job_id, row.source, row.source_name), attempt, request)
-
-
-def resubmit_request(services: Services, request: ResubmitRequest) -> Outcome:
-    """`{"resubmit": job}` from a producer: allowed to the job's own tenant only."""
-    try:
-        tenant = queued_tenant(services, request.tenant, request.sender)
-    except InvalidRequest as exc:
-        logger.warning("resubmit refused", extra={"job_id": request.job_id, "reason": str(exc)})
-        count("ResubmitsRefused")
-        return Outcome.SKIPPED
-    return resubmit(services, request.job_id, tenant)
