@@ -34,6 +34,10 @@ _REPORT_FIELDS = {
     JobState.UNKNOWN: "unknown",
 }
 
+# A task whose next look a Retry-After put past its age limit is looked at this long after
+# it instead: then it times out.
+AGE_SLACK_SECONDS = 60.0
+
 
 @dataclass
 class PollReport:
@@ -347,7 +351,13 @@ def _retry_later(
         _time_out(services, row, report)
         return
     report.retry_later += 1
-    services.table.reschedule(row, services.clock() + delay)
+    now = services.clock()
+    if check_age:
+        # Never past the job's age limit (and a little slack), whatever a Retry-After
+        # said: it is looked at then and times out, so no answer keeps its place for ever.
+        deadline = (row.submitted_at or row.created_at) + services.settings.max_task_age_seconds
+        delay = min(delay, max(deadline - now, 0.0) + AGE_SLACK_SECONDS)
+    services.table.reschedule(row, now + delay)
 
 
 def _end(

@@ -589,3 +589,23 @@ def test_a_song_from_a_file_with_a_very_long_non_ascii_name_is_saved(cloud: Clou
     head = cloud.stack.client("s3").head_object(Bucket=cloud.stack.songs_bucket, Key=row.song_key)
     assert sum(len(k) + len(v) for k, v in head["Metadata"].items()) <= 2048
     assert head["Metadata"]["job-id"] == job_id
+
+
+def test_a_huge_retry_after_on_a_status_check_never_keeps_a_job_open(cloud: Cloud) -> None:
+    """A 429 asking to wait 317 years: the job is looked at again by its age limit, and
+    ends TIMED_OUT then, its place in flight free."""
+    cloud.emulator.faults.never_finish = True
+    job_id = cloud.submit()
+    cloud.clock.advance(31)
+    cloud.emulator.faults.rate_limit = 1000
+    cloud.emulator.faults.retry_after_seconds = 9_999_999_999
+    assert cloud.poll().retry_later == 1
+    row = cloud.services.table.get(job_id)
+    assert row is not None
+    assert row.due_at is not None
+    started = row.submitted_at or row.created_at
+    limit = cloud.services.settings.max_task_age_seconds
+    assert row.due_at <= started + limit + 60, "not 317 years ahead"
+    cloud.emulator.faults.rate_limit = 0
+    cloud.clock.now = row.due_at
+    assert cloud.poll().timed_out == 1
