@@ -19,8 +19,9 @@ from .audio.sidecar import sidecar_body, write_sidecar
 from .check_timing import CheckPolicy, likely_window
 from .data.rows import JobState, Row, Song
 from .errors import AudioGone, DownloadFailed, ErrorKind, MusicApiError
-from .observability import count, logger, seconds, without_queries
+from .observability import count, logger, seconds
 from .services import Services
+from .texts import without_queries
 
 MAX_BAD_BODIES = 5  # unreadable status bodies in a row before the job fails
 MAX_DOWNLOAD_FAILURES = 3  # failed downloads of a finished song before the job fails

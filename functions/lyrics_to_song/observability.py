@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import warnings
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, cast
@@ -22,13 +21,6 @@ logger = Logger(service=SERVICE)
 # to INFO: presigned audio links and callback URLs carry secrets in their queries.
 for _name in ("httpx", "httpcore"):
     logging.getLogger(_name).setLevel(logging.WARNING)
-_QUERY = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#'\"<>]*)\?[^\s#'\"<>]*")
-
-
-def without_queries(text: str) -> str:
-    """The text with every URL's query cut (`?…`): signed links and callback tokens
-    stay out of errors, rows, notices and log lines."""
-    return _QUERY.sub(r"\1?…", text)
 
 
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)

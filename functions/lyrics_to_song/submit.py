@@ -29,6 +29,7 @@ from .services import Services
 from .song_request import MAX_TASK_TOKEN_CHARS, SongRequest, same_song
 from .sources import Job, held_retry, reused_job
 from .tenants import is_tenant
+from .texts import kept_error
 
 CAP_METRICS = {
     Cap.DAILY: "DeferredByDailyCap",
@@ -150,7 +151,7 @@ def reject(
     named, if they are usable (a caller outside AWS hears why through its webhook), and
     the Step Functions task in `asked` (the request as sent), if this stack may answer it."""
     now = services.clock()
-    logger.warning("job rejected", extra={"reason": reason, "source": job.source})
+    logger.warning("job rejected", extra={"reason": kept_error(reason), "source": job.source})
     row = services.table.reject(
         job.job_id,
         source=job.source,

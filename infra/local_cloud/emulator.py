@@ -281,7 +281,8 @@ class MusicApiEmulator:
             data = {
                 "task_id": task_id,
                 "status": "FAILED",
-                "error": "generation failed: lyrics rejected by moderation",
+                "error": self.faults.fail_message
+                or "generation failed: lyrics rejected by moderation",
             }
             return self._json(200, _envelope(200, "success", data))
         return self._json(200, self._completed_body(task))

@@ -46,6 +46,7 @@ class Faults:
     malformed: int = 0  # answer 200 with a body that is not the envelope
     slow_seconds: float = 0.0  # wait before every answer (API calls and downloads)
     fail_tasks: bool = False  # tasks end as failed
+    fail_message: str = ""  # a failed task's error text instead of the moderation one
     never_finish: bool = False  # tasks stay IN_PROGRESS
     expire_audio: bool = False  # download links answer 403
     audio_link: str = ""  # status answers name this link for the audio instead of their own

@@ -140,3 +140,14 @@ def test_status_and_wait_find_a_job_by_what_its_producer_knows(
     assert "a request's job: --request-id order-1 [--tenant T]" in capsys.readouterr().err
     assert main([*cli, "status", "--request-id", "x", "--tenant", "tema-a"]) == ExitCode.USAGE
     assert "did you mean team-a?" in capsys.readouterr().err
+
+
+def test_a_refusal_of_a_huge_value_is_told_in_a_bounded_notice(cloud: Cloud) -> None:
+    """A request_id of 240 KB of backslashes, echoed back in the reason, stays a notice
+    SNS takes (and a row DynamoDB takes)."""
+    assert cloud.send(song_request(request_id="\\" * 240_000)) == [Outcome.REJECTED]
+    (note,) = cloud.notifications()
+    assert note["status"] == "FAILED"
+    assert note["request_id"] is None, "not a valid one: not echoed"
+    assert len(note["error"]) < 1100
+    assert note["error"].startswith("invalid song request: 'request_id' must be a string")

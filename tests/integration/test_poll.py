@@ -609,3 +609,21 @@ def test_a_huge_retry_after_on_a_status_check_never_keeps_a_job_open(cloud: Clou
     cloud.emulator.faults.rate_limit = 0
     cloud.clock.now = row.due_at
     assert cloud.poll().timed_out == 1
+
+
+def test_a_failed_tasks_huge_error_is_clipped_and_the_job_announced_once(cloud: Cloud) -> None:
+    """300 KB of error text would make a notice SNS refuses, and a job never told."""
+    cloud.emulator.faults.fail_tasks = True
+    cloud.emulator.faults.fail_message = "why " * 75_000 + "https://x.example/a?token=secret"
+    job_id = cloud.submit()
+    cloud.clock.advance(31)
+    assert cloud.poll().failed == 1
+    (note,) = cloud.notifications()
+    assert (note["job_id"], note["status"]) == (job_id, "FAILED")
+    assert len(note["error"]) < 1100
+    assert note["error"].endswith("characters, clipped)")
+    assert "secret" not in json.dumps(note)
+    row = cloud.services.table.get(job_id)
+    assert row is not None
+    assert row.notified
+    assert row.error == note["error"]

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from lyrics_to_song import observability
-from lyrics_to_song.observability import without_queries
+from lyrics_to_song.texts import without_queries
 
 
 def test_disabled_metrics_are_neither_kept_nor_printed(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..texts import kept_error
 from .caps import day_of
 from .items import AddAttribute, Fields, Value
 from .rows import JobState, Row, Song
@@ -44,7 +45,7 @@ def ending_fields(
     return {
         "state": state.value,
         "finished_at": now,
-        "error": error,
+        "error": kept_error(error),
         "song_key": song.key if song else None,
         "song_bytes": song.size if song else None,
         "duration_seconds": song.duration_seconds if song else None,

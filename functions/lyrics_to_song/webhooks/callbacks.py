@@ -21,7 +21,7 @@ import httpx
 
 from ..addresses import blocked_kind, is_loopback_host
 from ..errors import RefusedCallback, RetryLater
-from ..observability import without_queries
+from ..texts import without_queries
 
 MAX_CALLBACK_URL_CHARS = 2048
 Resolver = Callable[..., list[Any]]

@@ -29,7 +29,8 @@ from ..data.webhook_keys import WebhookKeys, WebhookKeyStore
 from ..data.webhook_rows import WebhookAttempt
 from ..errors import RefusedCallback
 from ..http_transport import NO_ENCODING, call_deadline, retry_after
-from ..observability import count, logger, without_queries
+from ..observability import count, logger
+from ..texts import without_queries
 from .queue import WebhookMessage
 from .signing import legacy_secret, signed_headers, tenant_secret
 
