@@ -44,7 +44,7 @@ local: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal --cov --cov-report=term
 
-## check: the quick loop, every test but the end-to-end ones (under a minute)
+## check: the quick loop, every test but the end-to-end ones (about 75 s)
 check: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist worksteal -m "not e2e"
 
