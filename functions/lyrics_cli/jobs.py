@@ -24,12 +24,13 @@ from lyrics_to_song.config import (
 )
 from lyrics_to_song.data.pace import SongTimes
 from lyrics_to_song.data.rows import DEFAULT_TENANT, RESUBMITTABLE, JobState, Row
+from lyrics_to_song.data.senders import SenderStore
 from lyrics_to_song.data.task_table import TaskTable
 from lyrics_to_song.errors import ConfigError, InvalidRequest
 from lyrics_to_song.lyric_files import LYRIC_FILE_SUFFIXES, parse_lyric_file, with_fields
 from lyrics_to_song.song_request import is_valid_request_id, parse_request, same_song
 from lyrics_to_song.sources import LyricObject, QueuedRequest
-from lyrics_to_song.tenants import check_tenant
+from lyrics_to_song.tenants import check_tenant, principal_of
 from lyrics_to_song.webhooks.callbacks import CallbackRules
 
 from .stack_target import CliError, Cloud, ExitCode
@@ -245,12 +246,14 @@ def refused_for_its_tenant(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Row | None:
-    """The refusal a request naming a tenant became, if its sender may not submit for it
-    (TenantPolicy=bound): looked for until the stack has taken the request, so `submit`
-    never prints an id that will not exist. None when the job itself has a row, or
-    nothing showed up `within` seconds (the id printed is then the job's)."""
-    named = prepared.get("tenant") if isinstance(prepared, dict) else None
-    if submitted.refused_id is None or submitted.earlier is not None or named is None:
+    """The refusal a request became, if its sender may not submit for the tenant it
+    names (or, naming none, must name one: TenantPolicy=bound), looked for until the
+    stack has taken the request, so `submit` never prints an id that will not exist.
+    None when the job itself has a row, or nothing showed up `within` seconds (the id
+    printed is then the job's), or the request cannot be refused so."""
+    if not isinstance(prepared, dict) or submitted.refused_id is None or submitted.earlier:
+        return None
+    if prepared.get("tenant") is None and not _must_name_a_tenant(cloud):
         return None
     started = clock()
     while clock() - started < within:
@@ -261,6 +264,20 @@ def refused_for_its_tenant(
             return refused
         sleep(0.5)
     return None
+
+
+def _must_name_a_tenant(cloud: Cloud) -> bool:
+    """Whether the caller, as SQS will name it (its IAM user's or role's id), is bound to
+    several tenants but not `default`, so that a request naming none is refused; when
+    that cannot be read, it may be."""
+    if cloud.tenant_policy != "bound" or not cloud.spending_table:
+        return False
+    try:
+        caller = cloud.client("sts").get_caller_identity()["UserId"]
+        bound = SenderStore(cloud.dynamodb, cloud.spending_table).tenants(principal_of(caller))
+    except ClientError:
+        return True
+    return len(bound) > 1 and DEFAULT_TENANT not in bound
 
 
 def find_job(cloud: Cloud, job_id: str) -> Row | None:

@@ -234,3 +234,24 @@ def test_submit_finds_the_refusal_a_request_naming_a_tenant_became(
     taken = jobs.submit_request(stack, dict(own))
     assert cloud.send(own) == [Outcome.SUBMITTED]
     assert jobs.refused_for_its_tenant(stack, taken, own, within=5) is None, "its own job"
+
+
+def test_submit_finds_the_refusal_of_a_request_naming_no_tenant_when_it_must_name_one(
+    cloud: Cloud, cli: list[str]
+) -> None:
+    """A caller bound to several tenants, none of them default, must name one: its
+    request naming none is refused, and `submit` finds that refusal too."""
+    stack = connect(cloud.stack.name, region="us-east-1")
+    caller = stack.client("sts").get_caller_identity()["UserId"]
+    body = song_request(request_id="r1")
+    submitted = jobs.submit_request(stack, dict(body))
+    looked: list[float] = []
+    never = jobs.refused_for_its_tenant(stack, submitted, body, within=5, sleep=looked.append)
+    assert (never, looked) == (None, []), "bound to none: it submits for default, never refused"
+
+    for tenant in ("team-b", "team-c"):
+        cloud.services.senders.bind(caller, tenant)
+    assert cloud.send(body, sender=caller) == [Outcome.REJECTED]
+    refused = jobs.refused_for_its_tenant(stack, submitted, body, within=5)
+    assert isinstance(refused, Row)
+    assert "must name one as 'tenant'" in str(refused.error)
