@@ -280,9 +280,9 @@ def _tenant_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> 
     )
     show_secret, rotate, rotate_root, log, resend, recover = _actions(
         webhook,
-        secret="print the tenant's signing secret (whsec_…), derived from the stack's root "  # noqa: S106 - a help text
-        "key, for its receiver; reading the root needs secretsmanager:GetSecretValue on the "
-        "stack's WebhookSecretArn (the root itself is never printed)",
+        secret="print the tenant's signing secret (whsec_…), for its receiver, as the "  # noqa: S106 - a help text
+        "webhook function derives it from the stack's root key (lambda:InvokeFunction on "
+        "the stack's WebhookFunctionName; the root itself is never printed)",
         rotate="give the tenant a new secret; the old one signs too for --overlap-hours",
         **{
             "rotate-root": "a new root key: every tenant's secret changes; the old ones sign "

@@ -71,6 +71,7 @@ class Cloud:
     tenant_defaults: tuple[int, int] | None
     tenant_policy: str | None  # the TenantPolicy parameter; None for a stack deployed before it
     webhook_secret_arn: str | None  # the stack's webhook signing secret
+    webhook_function: str | None  # the webhook function, which derives tenants' secrets
     webhook_queue_url: str | None
     s3: S3Client
     sqs: SQSClient
@@ -175,6 +176,7 @@ def connect(
         tenant_defaults=_tenant_defaults(outputs),
         tenant_policy=outputs.get("TenantPolicy"),
         webhook_secret_arn=outputs.get("WebhookSecretArn"),
+        webhook_function=outputs.get("WebhookFunctionName"),
         webhook_queue_url=outputs.get("WebhookQueueUrl"),
         s3=client("s3"),
         sqs=client("sqs"),

@@ -3,16 +3,18 @@ webhook)."""
 
 from __future__ import annotations
 
-import base64
-import os
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from lyrics_to_song.data.rows import DEFAULT_TENANT, Row, WebhookState
+from botocore.exceptions import ClientError
+
+from lyrics_to_song.data.rows import Row, WebhookState
 from lyrics_to_song.data.task_table import TaskTable
 from lyrics_to_song.data.webhook_keys import WebhookKeyStore
+from lyrics_to_song.webhooks.operator_requests import new_root, tenant_secrets
 from lyrics_to_song.webhooks.queue import WebhookMessage
-from lyrics_to_song.webhooks.signing import SECRET_PREFIX, tenant_secret
 
 from .stack_target import CliError, Cloud, ExitCode, spending_table_of
 
@@ -30,47 +32,59 @@ class Secrets:
 
 
 def secrets(cloud: Cloud, tenant: str, now: float) -> Secrets:
-    """The secrets that sign for `tenant` now, derived here from the root key (the caller
-    must be allowed to read it); the root key itself is never returned."""
-    keys, store = _store(cloud).keys(tenant), _store(cloud)
-    root = _root(cloud)
-    generations = keys.signing(now)
-    current = tenant_secret(root, tenant, generations[0])
-    legacy = keys.legacy_until if tenant == DEFAULT_TENANT and now < keys.legacy_until else None
-    if len(generations) > 1:
-        previous = tenant_secret(root, tenant, generations[1])
-        return Secrets(current, previous, keys.previous_until, legacy)
-    root_until = store.root_previous_until()
-    if now < root_until and (old_root := _root(cloud, "AWSPREVIOUS")):
-        return Secrets(
-            current, tenant_secret(old_root, tenant, keys.generation), root_until, legacy
-        )
-    return Secrets(current, legacy_until=legacy)
+    """The secrets that sign for `tenant` now, as the webhook function derives them (the
+    root key never leaves Secrets Manager but for it: docs/webhooks.md). A stack with no
+    function to ask (the local one) has them derived here, from its root key, which is
+    never printed."""
+    found = _ask_function(cloud, {"operator": "secret", "tenant": tenant})
+    if found is None or "secret" not in found:  # none, or one of a version before
+        found = tenant_secrets(_store(cloud), lambda stage: _root(cloud, stage), tenant, now)
+    return Secrets(
+        found["secret"], found["previous_secret"], found["previous_until"], found["legacy_until"]
+    )
 
 
 def rotate(cloud: Cloud, tenant: str, overlap_seconds: float, now: float) -> Secrets:
     """A new secret for the tenant; the old one signs too for `overlap_seconds`, so its
     receivers can change over without missing a delivery."""
-    root = _root(cloud)
-    keys = _store(cloud).rotate(tenant, now + overlap_seconds)
-    return Secrets(
-        tenant_secret(root, tenant, keys.generation),
-        tenant_secret(root, tenant, keys.generation - 1),
-        keys.previous_until,
-    )
+    _store(cloud).rotate(tenant, now + overlap_seconds)
+    return secrets(cloud, tenant, now)
 
 
 def rotate_root(cloud: Cloud, overlap_seconds: float, now: float) -> float:
     """A new root key: every tenant's secret changes, and for `overlap_seconds` each
     delivery is signed with the secret of the old root too (docs/webhooks.md: Rotating
-    the root key). The overlap is recorded before the new key is put, so no function
-    ever signs with the new root alone inside it. Until when the old root signs."""
+    the root key). The overlap is recorded before the new key is put (by the webhook
+    function, where there is one), so no function ever signs with the new root alone
+    inside it. Until when the old root signs."""
     arn = _secret_arn(cloud)
     until = now + overlap_seconds
     _store(cloud).set_root_previous_until(until)
-    new = SECRET_PREFIX + base64.b64encode(os.urandom(32)).decode()
-    cloud.client("secretsmanager").put_secret_value(SecretId=arn, SecretString=new)
+    if "rotated" not in (_ask_function(cloud, {"operator": "rotate-root"}) or {}):
+        cloud.client("secretsmanager").put_secret_value(SecretId=arn, SecretString=new_root())
     return until
+
+
+def _ask_function(cloud: Cloud, request: dict[str, Any]) -> dict[str, Any] | None:
+    """The webhook function's answer to an operator's request (lambda:InvokeFunction on
+    the output WebhookFunctionName); None when the stack has no such function to ask."""
+    if not cloud.webhook_function:
+        return None
+    try:
+        response = cloud.client("lambda").invoke(
+            FunctionName=cloud.webhook_function, Payload=json.dumps(request).encode()
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return None  # the local stack runs its functions in its own process
+        raise
+    answer = json.loads(response["Payload"].read() or b"{}")
+    if response.get("FunctionError") or not isinstance(answer, dict) or "error" in answer:
+        said = answer.get("error") or answer.get("errorMessage") if isinstance(answer, dict) else ""
+        raise CliError(
+            f"the webhook function could not answer: {str(said)[:300]}", ExitCode.ENVIRONMENT
+        )
+    return answer
 
 
 def _store(cloud: Cloud) -> WebhookKeyStore:

@@ -218,6 +218,7 @@ def build_webhook_services(
             settings, client("secretsmanager") if settings.secret_arn else None
         ),
         states=cache(lambda: client("stepfunctions")),  # only tasks' answers need it
+        secrets=cache(lambda: client("secretsmanager")),  # only the operator's requests
     )
 
 

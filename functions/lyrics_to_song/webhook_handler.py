@@ -1,6 +1,7 @@
 """Lambda entry point of the webhook function: batches from the webhooks queue (webhooks
-to deliver, and answers owed to Step Functions tasks), and the `Heartbeats` schedule
-(the tasks' heartbeats while their songs are made).
+to deliver, and answers owed to Step Functions tasks), the `Heartbeats` schedule (the
+tasks' heartbeats while their songs are made), and the operator's requests for
+tenants' secrets (webhooks/operator_requests.py).
 
 A webhook to be tried again stays on the queue, hidden until its next attempt
 (ChangeMessageVisibility), and is reported as this batch's failure; the others are
@@ -27,6 +28,7 @@ from .errors import RetryLater
 from .observability import count, logger, metrics, tracer
 from .services import build_webhook_services
 from .webhooks.delivery import WebhookServices, deliver
+from .webhooks.operator_requests import is_operator_request, operator_request
 from .webhooks.queue import WebhookMessage
 from .webhooks.task_callbacks import TaskMessage, answer
 from .webhooks.task_heartbeats import send_heartbeats
@@ -90,6 +92,8 @@ def _deliver_record(record: SQSRecord, context: LambdaContext) -> None:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     found = services()  # fail fast, once, on bad configuration
+    if is_operator_request(event):  # lambda:InvokeFunction by the stack's operator
+        return operator_request(found, event)
     if event.get("detail-type") == "Scheduled Event":
         beats = send_heartbeats(
             found.table,

@@ -6,15 +6,18 @@ keeps its receivers verifying for an overlap."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import time
 from collections.abc import Iterator
 
 import pytest
+from botocore.exceptions import ClientError
 from standardwebhooks import Webhook as StandardWebhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from local_cloud.receiver import WebhookReceiver
+from local_cloud.runtime import LocalContext
 from local_cloud.stack import register_outputs
 from lyrics_cli.main import main
 from lyrics_cli.stack_target import ExitCode
@@ -163,3 +166,74 @@ def test_a_refusal_of_a_sender_bound_to_several_tenants_is_signed_with_one_of_it
     root = cloud.stack.webhook_secret()
     assert verifies(tenant_secret(root, "team-b"), delivery)
     assert not verifies(tenant_secret(root, "default"), delivery)
+
+
+class _Invoked:
+    """Lambda's Invoke, standing in for the service: the real webhook handler, here."""
+
+    def __init__(self, hooks: WebhookServices) -> None:
+        self.hooks = hooks
+        self.requests: list[dict[str, object]] = []
+
+    def invoke(self, FunctionName: str, Payload: bytes) -> dict[str, object]:
+        from lyrics_to_song import webhook_handler
+
+        request = json.loads(Payload)
+        self.requests.append(request)
+        answer = webhook_handler.handler(request, LocalContext(FunctionName, 60))
+        return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(answer).encode())}
+
+
+class _NoRoot:
+    """What an operator without secretsmanager:GetSecretValue gets."""
+
+    def __getattr__(self, name: str) -> object:
+        def refused(**kwargs: object) -> None:
+            raise ClientError({"Error": {"Code": "AccessDeniedException"}}, name)
+
+        return refused
+
+
+def test_an_operator_who_may_not_read_the_root_gets_secrets_from_the_function(
+    cloud: Cloud,
+    cli: list[str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The root key never leaves Secrets Manager but for the webhook function: the
+    command line asks it (lambda:InvokeFunction), for a tenant's secret and for a new root."""
+    from lyrics_cli import commands
+    from lyrics_cli.stack_target import connect as real_connect
+    from lyrics_to_song import webhook_handler
+
+    cloud.clock.now = time.time()  # the overlap is set by the wall clock
+    hooks = fresh_hooks(cloud)
+    invoked = _Invoked(hooks)
+    monkeypatch.setattr(webhook_handler, "services", lambda: hooks)
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")  # its output is the CLI's
+
+    def connect(*args: object, **kwargs: object) -> object:
+        found = real_connect(*args, **kwargs)  # type: ignore[arg-type]
+        clients = {"lambda": invoked, "secretsmanager": _NoRoot()}
+        return dataclasses.replace(
+            found, client=lambda name: clients.get(name) or found.client(name)
+        )
+
+    monkeypatch.setattr(commands, "connect", connect)
+    old_root = cloud.stack.webhook_secret()
+    assert main([*cli, "webhook", "secret", "--tenant", "team-a", "--json"]) == ExitCode.OK
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["secret"] == tenant_secret(old_root, "team-a")
+    assert invoked.requests == [{"operator": "secret", "tenant": "team-a"}]
+
+    assert main([*cli, "webhook", "rotate-root", "--overlap-hours", "1"]) == ExitCode.OK
+    capsys.readouterr()
+    new_root = cloud.stack.webhook_secret()
+    assert new_root != old_root, "the function put a new root"
+    assert main([*cli, "webhook", "secret", "--tenant", "team-a", "--json"]) == ExitCode.OK
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["secret"] == tenant_secret(new_root, "team-a")
+    assert shown["previous_secret"] == tenant_secret(old_root, "team-a")
+    assert webhook_handler.handler({"operator": "drop tables"}, LocalContext("f", 60)) == {
+        "error": "'operator' must be 'secret' or 'rotate-root'"
+    }

@@ -495,6 +495,7 @@ def test_webhooks_have_a_function_of_their_own_with_the_least_it_needs(
         ("dynamodb:UpdateItem", "{'Fn::GetAtt': ['TasksTable', 'Arn']}"),
         ("sqs:ChangeMessageVisibility", "{'Fn::GetAtt': ['WebhookQueue', 'Arn']}"),
         ("secretsmanager:GetSecretValue", "{'Ref': 'WebhookSigningSecret'}"),
+        ("secretsmanager:PutSecretValue", "{'Ref': 'WebhookSigningSecret'}"),  # rotate-root
         ("dynamodb:GetItem", "{'Fn::GetAtt': ['SpendingTable', 'Arn']}"),
         *(
             (action, "{'Fn::Split': [',', {'Ref': 'CallbackStateMachines'}]}")

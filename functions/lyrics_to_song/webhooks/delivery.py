@@ -60,6 +60,8 @@ class WebhookServices:
     states: Callable[[], Any]  # the Step Functions client, made on first use
     # The root key's previous version (after `webhook rotate-root`), if it has one.
     previous_secret: Callable[[], str | None] = field(default=lambda: None)
+    # The Secrets Manager client, made on first use: the operator's requests alone need it.
+    secrets: Callable[[], Any] = field(default=lambda: None)
     clock: Callable[[], float] = field(default=time.time)
     # The webhook-timestamp a receiver checks against its own clock: the wall's, always.
     wall: Callable[[], float] = field(default=time.time)
