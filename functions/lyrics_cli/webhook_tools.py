@@ -59,9 +59,14 @@ def rotate_root(cloud: Cloud, overlap_seconds: float, now: float) -> float:
     inside it. Until when the old root signs."""
     arn = _secret_arn(cloud)
     until = now + overlap_seconds
-    _store(cloud).set_root_previous_until(until)
-    if "rotated" not in (_ask_function(cloud, {"operator": "rotate-root"}) or {}):
-        cloud.client("secretsmanager").put_secret_value(SecretId=arn, SecretString=new_root())
+    store = _store(cloud)
+    store.set_root_previous_until(until)
+    try:
+        if "rotated" not in (_ask_function(cloud, {"operator": "rotate-root"}) or {}):
+            cloud.client("secretsmanager").put_secret_value(SecretId=arn, SecretString=new_root())
+    except Exception:
+        store.set_root_previous_until(0)  # not rotated: no older root signs meanwhile
+        raise
     return until
 
 
