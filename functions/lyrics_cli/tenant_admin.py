@@ -155,9 +155,9 @@ def act(
 
 def views(cloud: Cloud, name: str | None = None) -> list[TenantView]:
     """Every tenant (or one) with its senders and its jobs under way."""
-    tenants = registry(cloud).all()
     if name is not None:
-        tenants = [t for t in tenants if t.name == require(cloud, name, removed_ok=True)]
+        name = require(cloud, name, removed_ok=True)
+    tenants = [t for t in registry(cloud).all() if name in (None, t.name)]
     bindings = _senders(cloud).all()
     busy = TaskTable(cloud.dynamodb, cloud.tasks_table).under_way(0)
     return [
