@@ -124,7 +124,10 @@ def test_status_and_wait_find_a_job_by_what_its_producer_knows(
 
     by_request = [*cli, "status", "--request-id", "order-1", "--tenant", "shop", "--json"]
     assert main(by_request) == ExitCode.OK
-    assert json.loads(capsys.readouterr().out)["job_id"] == job_of("shop", "order-1")
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["job_id"], shown["request_id"]) == (job_of("shop", "order-1"), "order-1")
+    assert main(by_request[:-1]) == ExitCode.OK
+    assert "request    order-1" in capsys.readouterr().out
     bucket = cloud.stack.lyrics_bucket
     assert main([*cli, "status", f"s3://{bucket}/neon.txt", "--json"]) == ExitCode.OK
     assert json.loads(capsys.readouterr().out)["source"] == f"s3://{bucket}/neon.txt"
