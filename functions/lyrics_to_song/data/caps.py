@@ -12,10 +12,11 @@ when its share of both caps was taken:
   are the truth, so a crash anywhere cannot leak a place for good.
 
 Every tenant has caps: its own, set at run time (`caps#<tenant>`: `per_day`,
-`in_flight`), else the stack's defaults for tenants (TENANT_SONGS_PER_DAY,
-TENANT_SONGS_IN_FLIGHT). Its jobs take a song of `day#<date>#<tenant>` and a place in
-`in-flight#<tenant>`, in the same transaction, beside the global two; so a tenant's day
-is counted from its first song, and caps set at noon count the morning.
+`in_flight`, and a monthly budget `monthly_credits`: monthly.py), else the stack's
+defaults for tenants (TENANT_SONGS_PER_DAY, TENANT_SONGS_IN_FLIGHT); `default` without
+caps of its own has the stack's alone. Its jobs take a song of `day#<date>#<tenant>` and
+a place in `in-flight#<tenant>`, in the same transaction, beside the global two; so a
+tenant's day is counted from its first song, and caps set at noon count the morning.
 """
 
 from __future__ import annotations
