@@ -70,7 +70,7 @@ def start_within_caps(
             return None
         if result.cap in (Cap.IN_FLIGHT, Cap.TENANT_IN_FLIGHT) and result.cap not in freed:
             freed.add(result.cap)
-            if _free_ended_places(services, tenant if result.cap is Cap.TENANT_IN_FLIGHT else None):
+            if _room_in_flight(services, tenant if result.cap is Cap.TENANT_IN_FLIGHT else None):
                 continue
         over = services.budget.over(result.cap, now, tenant)
         logger.warning(
@@ -95,9 +95,10 @@ def paused(services: Services, tenant: str) -> OverBudget:
     return OverBudget(Cap.PAUSED, reason, MAX_QUEUE_DELAY_SECONDS)
 
 
-def _free_ended_places(services: Services, tenant: str | None) -> bool:
+def _room_in_flight(services: Services, tenant: str | None) -> bool:
     """Drop the in-flight holders (the stack's, or a tenant's) whose rows say they ended;
-    True if any place came free."""
+    True if a place is free now, whoever freed it (another record may have dropped the
+    ended ones between this one's refusal and its look: it must not wait for nothing)."""
     holders = services.budget.holders(tenant)
     ended = holders - services.table.in_flight(holders)
     services.budget.drop(ended, tenant)
@@ -106,7 +107,12 @@ def _free_ended_places(services: Services, tenant: str | None) -> bool:
             "freed the in-flight places of ended jobs",
             extra={"freed": len(ended), "tenant": tenant},
         )
-    return bool(ended)
+    if tenant is None:
+        cap = services.budget.in_flight
+    else:
+        caps = services.budget.caps_of(tenant)
+        cap = caps.in_flight if caps else 0
+    return len(holders - ended) < cap
 
 
 def hold(services: Services, job_id: str, over: OverBudget, write: Callable[[Hold], bool]) -> bool:

@@ -15,11 +15,12 @@ from moto.sqs.models import sqs_backends
 from local_cloud.runtime import LocalContext
 from lyrics_to_song.data.caps import TenantCaps, TenantStore, day_of
 from lyrics_to_song.data.rows import Hold, JobState
+from lyrics_to_song.data.task_table import CapReached, Started, StartResult
 from lyrics_to_song.errors import Cap, RetryLater
 from lyrics_to_song.intake import handle_message
 from lyrics_to_song.resubmit import resubmit
 from lyrics_to_song.sources import QueuedRequest
-from lyrics_to_song.submit import Outcome
+from lyrics_to_song.submit import Outcome, start_within_caps
 from tests.integration.moto_cloud import PRODUCER, Cloud
 from tests.support import song_request
 
@@ -379,3 +380,36 @@ def test_a_crash_before_the_hold_is_written_leaves_one_live_try(
     assert cloud.send(live, sender=None) == [Outcome.SUBMITTED]
     assert len(cloud.emulator.submissions) == 2
     assert cloud.services.budget.submitted_on(day_of(cloud.clock.now)) == 1, "counted once"
+
+
+def test_a_place_another_record_freed_meanwhile_is_taken_not_waited_for(cloud: Cloud) -> None:
+    """Two records meet a cap full of ended jobs at once: one frees the places, and the
+    other, whose write was refused before that, finds a place free and takes it rather
+    than waiting a minute while places stand empty."""
+    caps(cloud, in_flight=2)
+    assert submit(cloud, 0) == submit(cloud, 1) == [Outcome.SUBMITTED]
+    cloud.clock.advance(31)
+    assert cloud.poll().completed == 2, "both ended: their places are free to take"
+    budget = cloud.services.budget
+    budget.drop(budget.holders())  # what the other record did meanwhile
+    job_id = job_of(request(2))
+    writes: list[float] = []
+
+    def write(now: float) -> StartResult:
+        writes.append(now)
+        if len(writes) == 1:  # it met the set before the other record emptied it
+            return CapReached(Cap.IN_FLIGHT)
+        return cloud.services.table.start(
+            job_id,
+            source="sqs:order-2",
+            source_name="order-2",
+            request_json="{}",
+            model="minimax-music",
+            now=now,
+            lease_seconds=60,
+            reservation=budget.reserve(job_id, now),
+        )
+
+    started = start_within_caps(cloud.services, job_id, "default", write)
+    assert isinstance(started, Started)
+    assert len(writes) == 2
