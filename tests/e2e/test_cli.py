@@ -108,7 +108,11 @@ def cli(service: LocalService, tmp_path: Path) -> Iterator[Cli]:
     service.emulator.faults.never_finish = False
 
 
-def test_submit_a_file_wait_and_fetch_the_song(cli: Cli, tmp_path: Path) -> None:
+def test_submit_a_file_wait_and_fetch_the_song(
+    cli: Cli, service: LocalService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Long enough that `wait`, a process of its own, starts before the song is ready.
+    monkeypatch.setattr(service.emulator, "completion_delay", 3.0)
     lyric_file = tmp_path / "city lights.txt"
     lyric_file.write_text("---\nprompt: dreamy synth-pop\n---\n" + LYRICS)
 
