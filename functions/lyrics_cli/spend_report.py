@@ -88,7 +88,8 @@ def report(
     tenant = check_job_tenant(tenant) if tenant is not None else None
     caps = TenantStore(cloud.dynamodb, table)
     spent = SpendLedger(cloud.dynamodb, table).days(days, tenant)
-    if tenant is not None and not spent and caps.get(tenant) is None:
+    own: list[TenantCaps | None] = [caps.get(tenant)] if tenant is not None else [*caps.all()]
+    if tenant is not None and not spent and own == [None]:
         raise CliError(
             f"tenant {tenant!r} has no caps and spent nothing from {days[0]} to {days[-1]}",
             ExitCode.USAGE,
@@ -107,7 +108,7 @@ def report(
     if by == "state":
         for state, number in sorted(found.total.ended.items()):
             found.groups[state] = Counts(ended={state: number})
-    found.today = _caps_left(cloud, caps, tenant, day_of(now))
+    found.today = _caps_left(cloud, caps.table_name, own, tenant, day_of(now))
     month = month_of(now)
     found.this_month = [
         CapLeft(
@@ -115,7 +116,7 @@ def report(
             c.monthly_credits,
             credits_in(cloud.dynamodb, caps.table_name, month, c.tenant),
         )
-        for c in ([caps.get(tenant)] if tenant is not None else caps.all())
+        for c in own
         if c is not None and c.monthly_credits is not None
     ]
     held = TaskTable(cloud.dynamodb, cloud.tasks_table).held()
@@ -125,15 +126,18 @@ def report(
     return found
 
 
-def _caps_left(cloud: Cloud, caps: TenantStore, tenant: str | None, today: str) -> list[CapLeft]:
-    budget = Budget(cloud.dynamodb, caps.table_name, per_day=0, in_flight=0)
+def _caps_left(
+    cloud: Cloud, table: str, own: list[TenantCaps | None], tenant: str | None, today: str
+) -> list[CapLeft]:
+    """What is left of today's caps: the stack's, and each of `own` (the tenants' caps
+    read for the report), a tenant's never more than the stack's."""
+    budget = Budget(cloud.dynamodb, table, per_day=0, in_flight=0)
     left: list[CapLeft] = []
     stack: CapLeft | None = None
     if cloud.max_songs_per_day:
         stack = CapLeft(None, int(float(cloud.max_songs_per_day)), budget.submitted_on(today))
         if tenant is None:
             left.append(stack)
-    own = [caps.get(tenant)] if tenant is not None else caps.all()
     if (
         tenant is not None
         and own == [None]

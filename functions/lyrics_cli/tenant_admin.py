@@ -114,10 +114,11 @@ def import_known(cloud: Cloud, now: float, overlap_seconds: float = 72 * 3600) -
         now + overlap_seconds
     )
     tenants = registry(cloud)
-    named = {t.name for t in tenants.all() if t.known}
+    items = tenants.all()
+    named = {t.name for t in items if t.known}
     named |= {t for bound in _senders(cloud).all().values() for t in bound}
     named |= {row.tenant for row in TaskTable(cloud.dynamodb, cloud.tasks_table).rows()}
-    before = {t.name for t in tenants.all() if t.registered_at is not None}
+    before = {t.name for t in items if t.registered_at is not None}
     return sorted(
         name
         for name in named - before - {DEFAULT_TENANT}
