@@ -12,7 +12,9 @@ from local_cloud.stack import register_outputs
 from lyrics_cli.main import main
 from lyrics_cli.stack_target import ExitCode
 from lyrics_to_song.data.caps import TenantCaps, TenantStore, day_of
-from lyrics_to_song.data.rows import JobState
+from lyrics_to_song.data.rows import Hold, JobState
+from lyrics_to_song.song_request import parse_request
+from lyrics_to_song.sources import QueuedRequest, held_retry
 from lyrics_to_song.submit import Outcome
 from tests.docs_text import ROOT
 from tests.integration.moto_cloud import Cloud
@@ -87,3 +89,31 @@ def test_a_job_held_by_its_tenants_daily_cap_is_shown_then_made_the_next_day(
     assert sorted(n["status"] for n in notes) == ["COMPLETED", "COMPLETED"]
     assert main([*cli, "spend", "--json"]) == ExitCode.OK
     assert json.loads(capsys.readouterr().out)["held_jobs"] == {}
+
+
+def test_a_job_held_by_the_previous_version_starts_at_its_reminder_as_before(
+    cloud: Cloud,
+) -> None:
+    """Its row has no `request_id` of its own (the previous version kept none): its
+    reminder starts it, and its notice still names the request_id its source gives."""
+    body = song_request(request_id="held-before")
+    parsed = parse_request(body, cloud.services.settings.model)
+    request_json = json.dumps(parsed.as_item(), ensure_ascii=False, sort_keys=True)
+    job_id = QueuedRequest(body, "m").job_for("default").job_id
+    hold = Hold("daily", "the stack is at its daily cap", cloud.clock.now, cloud.clock.now, "tok")
+    assert cloud.services.table.hold(
+        job_id,
+        hold,
+        source="sqs:held-before",
+        source_name="held-before",
+        request_json=request_json,
+        model=parsed.model,
+        tenant="default",
+        callback_url=None,
+    )
+    assert "request_id" not in cloud.services.table.get(job_id).item  # type: ignore[union-attr]
+    assert cloud.send(held_retry(job_id, "tok"), sender=None) == [Outcome.SUBMITTED]
+    cloud.clock.advance(31)
+    assert cloud.poll().completed == 1
+    (note,) = cloud.notifications()
+    assert (note["job_id"], note["request_id"]) == (job_id, "held-before")
