@@ -17,6 +17,7 @@ from lyrics_to_song.check_timing import LikelyWindow
 from lyrics_to_song.data.rows import RESUBMITTABLE, JobState, Row
 
 from . import (
+    cancel_jobs,
     jobs,
     senders,
     spend_report,
@@ -239,10 +240,30 @@ def _resubmit(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
     return ExitCode.OK
 
 
+def _cancel(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
+    if args.held:
+        done = cancel_jobs.cancel_tenants_waiting(cloud, args.tenant)
+        out.result(
+            f"cancelled {len(done)} waiting job(s) of tenant {args.tenant}, unpaid; "
+            "their notices go out from the next poll run",
+            {"tenant": args.tenant, "cancelled": done},
+        )
+        return ExitCode.OK
+    row = cancel_jobs.cancel_one(cloud, jobs.get_job(cloud, args.job))
+    out.result(
+        f"{row.job_id}  CANCELLED, unpaid; its notice goes out from the next poll run",
+        views.job_dict(row, cloud.songs_bucket),
+    )
+    return ExitCode.OK
+
+
 def _checked_first(args: argparse.Namespace) -> jobs.LyricUpload | dict[str, Any] | None:
     """Everything the command line can check alone, before any AWS call: bad input is
     exit 2 whether or not the stack is reachable. Returns what `submit` will send."""
-    if args.command in ("status", "wait"):
+    if args.command == "cancel" and args.held:
+        if args.tenant is None or args.job is not None or args.request_id is not None:
+            raise CliError("cancel --held needs --tenant T, and no JOB", ExitCode.USAGE)
+    elif args.command in ("status", "wait", "cancel"):
         jobs.check_job_ref(args.job, args.request_id, args.tenant)
     elif hasattr(args, "job"):
         jobs.check_job_id(args.job)
@@ -289,10 +310,11 @@ def run(args: argparse.Namespace, out: Output) -> ExitCode:
     )
     if prepared is not None:
         return _submit(cloud, prepared, args, out)
-    if args.command in ("status", "wait"):
+    if args.command in ("status", "wait", "cancel"):
         if args.tenant is not None:
             tenant_admin.require(cloud, args.tenant, removed_ok=True)
-        args.job = jobs.resolve_job(cloud, args.job, args.request_id, args.tenant)
+        if not getattr(args, "held", False):
+            args.job = jobs.resolve_job(cloud, args.job, args.request_id, args.tenant)
     commands: dict[str, Callable[[Cloud, argparse.Namespace, Output], ExitCode]] = {
         "status": _status,
         "list": _list,
@@ -305,6 +327,7 @@ def run(args: argparse.Namespace, out: Output) -> ExitCode:
         "webhook": _webhook,
         "spend": _spend,
         "resubmit": _resubmit,
+        "cancel": _cancel,
     }
     return commands[args.command](cloud, args, out)
 

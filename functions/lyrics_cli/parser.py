@@ -166,7 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", help="file to write ('-' for standard output; default: the song's name)"
     )
 
-    resubmit = command("resubmit", "pay again for a FAILED, TIMED_OUT or UNKNOWN job")
+    cancel = command("cancel", "end a job that waits in line (HELD), unpaid")
+    _job_ref(cancel)
+    cancel.add_argument(
+        "--held", action="store_true", help="every job of --tenant that waits (instead of JOB)"
+    )
+
+    resubmit = command("resubmit", "pay again for a FAILED, TIMED_OUT, UNKNOWN or CANCELLED job")
     resubmit.add_argument("job", help="job id (job-…)")
     resubmit.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     resubmit.add_argument("--wait", action="store_true", help="then wait for the new ending")

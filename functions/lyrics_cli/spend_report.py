@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from lyrics_to_song.data.caps import Budget, TenantCaps, TenantStore, day_of
+from lyrics_to_song.data.line import WaitingTenants
 from lyrics_to_song.data.monthly import credits_in, month_of
 from lyrics_to_song.data.rows import DEFAULT_TENANT
 from lyrics_to_song.data.spend import Counts, SpendLedger
@@ -119,7 +120,8 @@ def report(
         for c in own
         if c is not None and c.monthly_credits is not None
     ]
-    held = TaskTable(cloud.dynamodb, cloud.tasks_table).held()
+    waiting = WaitingTenants(cloud.dynamodb, caps.table_name).read()
+    held = TaskTable(cloud.dynamodb, cloud.tasks_table).held(waiting)
     found.held = dict(
         sorted(Counter(row.tenant for row in held if tenant in (None, row.tenant)).items())
     )

@@ -20,7 +20,7 @@ from .stack_target import CliError, Cloud, ExitCode, spending_table_of
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
-from .tenant_settings import check_job_tenant
+from .tenant_settings import check_job_tenant, start_waiting
 
 
 @dataclass(frozen=True)
@@ -63,22 +63,25 @@ def pause(cloud: Cloud, name: str, now: float) -> None:
     registry(cloud).pause(require(cloud, name), now)
 
 
-def resume(cloud: Cloud, name: str) -> list[str]:
-    """Resume a tenant, and try its held jobs at once (each is sent the reminder its row
-    waits for: the submit function starts those the caps allow); the jobs tried."""
+def resume(cloud: Cloud, name: str) -> int:
+    """Resume a tenant, and start its waiting jobs at once (as many as the caps allow,
+    in their turn): how many wait. Jobs an earlier version held are sent the reminder
+    their rows wait for."""
     registry(cloud).resume(require(cloud, name))
-    held = [
+    start_waiting(cloud, f"tenant {name} resumed")
+    rows = _under_way(cloud, name)
+    legacy = [
         (row.job_id, row.hold.token)
-        for row in _under_way(cloud, name)
-        if row.state is JobState.HELD and row.hold is not None
+        for row in rows
+        if row.state is JobState.HELD and row.hold is not None and row.line_at is None
     ]
-    for start in range(0, len(held), 10):  # SQS takes 10 messages a call
+    for start in range(0, len(legacy), 10):  # SQS takes 10 messages a call
         entries: list[SendMessageBatchRequestEntryTypeDef] = [
             {"Id": str(n), "MessageBody": held_retry(job_id, token)}
-            for n, (job_id, token) in enumerate(held[start : start + 10])
+            for n, (job_id, token) in enumerate(legacy[start : start + 10])
         ]
         cloud.sqs.send_message_batch(QueueUrl=cloud.jobs_queue_url, Entries=entries)
-    return [job_id for job_id, _ in held]
+    return sum(1 for row in rows if row.state is JobState.HELD)
 
 
 def remove(cloud: Cloud, name: str, now: float) -> list[str]:
@@ -146,8 +149,8 @@ def act(
         pause(cloud, name, now)
         said = f"tenant {name} paused: its new jobs are held, unpaid, until it is resumed\n"
     elif action == "resume":
-        tried = resume(cloud, name)
-        said = f"tenant {name} resumed: {len(tried)} held job(s) tried again now\n"
+        waiting = resume(cloud, name)
+        said = f"tenant {name} resumed: its {waiting} waiting job(s) start as places free\n"
     elif action == "remove":
         unbound = remove(cloud, name, now)
         said = f"tenant {name} removed; senders unbound: {', '.join(unbound) or 'none'}\n"
@@ -172,8 +175,13 @@ def views(cloud: Cloud, name: str | None = None) -> list[TenantView]:
 
 
 def _under_way(cloud: Cloud, name: str) -> list[Row]:
-    rows = TaskTable(cloud.dynamodb, cloud.tasks_table).under_way(0)
-    return [row for row in rows if row.tenant == name]
+    """The tenant's jobs held (in its line, or by an earlier version), being submitted
+    or being made."""
+    table = TaskTable(cloud.dynamodb, cloud.tasks_table)
+    waiting = table.waiting(name)
+    seen = {row.job_id for row in waiting}
+    rows = [r for r in table.under_way(0) if r.tenant == name and r.job_id not in seen]
+    return waiting + rows
 
 
 def _senders(cloud: Cloud) -> SenderStore:

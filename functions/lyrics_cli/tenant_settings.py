@@ -10,6 +10,7 @@ from lyrics_to_song.data.monthly import credits_in, month_of
 from lyrics_to_song.data.rows import DEFAULT_TENANT
 from lyrics_to_song.data.task_table import TaskTable
 from lyrics_to_song.errors import InvalidRequest
+from lyrics_to_song.sources import admit_nudge
 from lyrics_to_song.tenants import check_tenant
 
 from .stack_target import CliError, Cloud, ExitCode, spending_table_of
@@ -71,12 +72,20 @@ def set_caps(
             )
     caps = TenantCaps(tenant, per_day, in_flight, monthly_credits=monthly_credits)
     store.put(caps)
+    start_waiting(cloud, f"caps of tenant {tenant} set")
     return caps
 
 
 def unset_caps(cloud: Cloud, tenant: str) -> None:
     """Remove a tenant's own caps: it gets the defaults for tenants again."""
     _tenant_store(cloud).unset_caps(check_job_tenant(tenant))
+    start_waiting(cloud, f"caps of tenant {tenant} unset")
+
+
+def start_waiting(cloud: Cloud, why: str) -> None:
+    """Ask the submit function to start the waiting jobs the caps now allow, at once
+    rather than at the next scheduled look (docs/producers.md: Held jobs)."""
+    cloud.sqs.send_message(QueueUrl=cloud.jobs_queue_url, MessageBody=admit_nudge(why))
 
 
 def caps_in_use(cloud: Cloud, tenant: str | None, now: float) -> list[CapsUse]:

@@ -57,11 +57,15 @@ def expected_dict(row: Row, window: LikelyWindow) -> dict[str, Any] | None:
 
 
 def hold_text(row: Row) -> str | None:
-    """Why a job waits for a cap and when it is tried again (docs/producers.md: Held jobs); None
-    when none holds it."""
+    """Why a job waits, and since when in its tenant's line (or, for a resubmission or a
+    job an earlier version held, when it is tried again): docs/producers.md, Held jobs;
+    None when nothing holds it."""
     hold = row.hold
     if hold is None:
         return None
+    if row.line_at is not None:
+        since = datetime.fromtimestamp(row.line_at, UTC).strftime("%H:%M:%S UTC")
+        return f"{hold.reason}; in its tenant's line since {since}"
     again = datetime.fromtimestamp(hold.until, UTC).strftime("%H:%M:%S UTC")
     what = "" if row.state is JobState.HELD else "its resubmission waits: "
     return f"{what}{hold.reason}; tried again at {again}"
@@ -75,7 +79,8 @@ def hold_dict(row: Row) -> dict[str, Any] | None:
         "cap": hold.cap,
         "reason": hold.reason,
         "since": when(hold.since),
-        "tried_again_at": when(hold.until),
+        "in_line_since": when(row.line_at),
+        "tried_again_at": None if row.line_at is not None else when(hold.until),
         "resubmission": row.state is not JobState.HELD,
     }
 
@@ -287,7 +292,7 @@ def caps_dicts(uses: list[CapsUse]) -> list[dict[str, Any]]:
     ]
 
 
-ENDINGS = ("COMPLETED", "FAILED", "TIMED_OUT", "UNKNOWN")
+ENDINGS = ("COMPLETED", "FAILED", "TIMED_OUT", "UNKNOWN", "CANCELLED")
 
 
 def spend_text(report: SpendReport) -> str:

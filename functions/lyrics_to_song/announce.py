@@ -30,6 +30,7 @@ ENDED_METRICS = {
     JobState.FAILED: "SongsFailed",
     JobState.TIMED_OUT: "SongsTimedOut",
     JobState.UNKNOWN: "SubmissionsUnknown",
+    JobState.CANCELLED: "SongsCancelled",
 }
 
 

@@ -43,10 +43,26 @@ class Resubmission:
 
 
 @dataclass(frozen=True)
+class Cancellation:
+    """A waiting job to end CANCELLED, unpaid: its owner asked (`tenant`, the sender's,
+    must be the job's)."""
+
+    job_id: str
+    tenant: str
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Look for free places and start the next waiting jobs (admission.py)."""
+
+    why: str
+
+
+@dataclass(frozen=True)
 class Nothing:
     """Nothing to do, and why (for the log)."""
 
     why: str
 
 
-Decision = Submission | Refusal | Resubmission | Nothing
+Decision = Submission | Refusal | Resubmission | Cancellation | Admission | Nothing

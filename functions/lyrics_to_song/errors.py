@@ -125,6 +125,7 @@ class Cap(StrEnum):
     TENANT_IN_FLIGHT = "tenant in-flight"
     TENANT_MONTHLY = "tenant monthly"  # its budget in credits for the month
     PAUSED = "tenant paused"  # not a count: its operator holds the tenant's new jobs
+    LINE = "in line"  # not a count: earlier jobs of its tenant wait, it joins behind them
 
 
 class OverBudget(LyricsToSongError):

@@ -62,6 +62,12 @@ class PollReport:
     api_pushed_back: bool = False
     account_problem: bool = False
     budget_spent: bool = False  # STATUS_CHECKS_PER_MINUTE: this window has no room left
+    admitted: int = 0  # waiting jobs this run started (admission.py)
+
+    @property
+    def ended(self) -> int:
+        """Jobs this run ended: each freed a place in flight."""
+        return self.completed + self.failed + self.timed_out + self.unknown
 
     def add(self, other: PollReport) -> None:
         for item in dataclasses.fields(self):

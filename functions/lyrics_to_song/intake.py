@@ -3,9 +3,11 @@ notifications sent straight to it) is read once, at the edge, into one typed val
 (sources.py); `decide` turns each into one Decision (decisions.py) in one place; `act`
 carries it out, at most one paid call each (submit.py, resubmit.py).
 
-    message ──read_message──► request | lyric files | resubmit | held retry | unreadable
-            ──decide────────► Submission | Refusal | Resubmission | Nothing
-            ──act───────────► submitted, held, duplicate, rejected, unknown or skipped
+    message ──read_message──► request | lyric files | resubmit | cancel | held retry | admit
+                              | unreadable
+            ──decide────────► Submission | Refusal | Resubmission | Cancellation | Admission
+                              | Nothing
+            ──act───────────► submitted, held, duplicate, rejected, unknown, cancelled or skipped
 """
 
 from __future__ import annotations
@@ -14,19 +16,33 @@ import dataclasses
 import json
 from typing import Any
 
+from .admission import admit
+from .cancel import cancel_for_tenant
 from .data.rows import JobState
-from .decisions import Decision, Nothing, Refusal, Resubmission, Submission
+from .decisions import (
+    Admission,
+    Cancellation,
+    Decision,
+    Nothing,
+    Refusal,
+    Resubmission,
+    Submission,
+)
 from .errors import InvalidRequest
 from .file_jobs import decide_file
 from .observability import count, logger
+from .payment import Outcome
 from .producers import queued_tenant, sender_home
 from .resubmit import resubmit
 from .services import Services
 from .song_request import parse_request
 from .sources import (
+    AdmitNudge,
+    CancelRequest,
     HeldRetry,
     Job,
     LyricObject,
+    Message,
     QueuedRequest,
     ResubmitRequest,
     UnreadableMessage,
@@ -34,7 +50,7 @@ from .sources import (
     lyric_objects,
     read_message,
 )
-from .submit import Outcome, reject, submit_request
+from .submit import reject, submit_request
 
 FORGED = (
     "a lyric-file notification came on the jobs queue, where producers send: only the "
@@ -69,7 +85,7 @@ def handle_s3_event(services: Services, event: dict[str, Any]) -> list[Outcome]:
 
 def decide(
     services: Services,
-    found: LyricObject | QueuedRequest | ResubmitRequest | HeldRetry | UnreadableMessage | None,
+    found: LyricObject | Message | None,
 ) -> Decision:
     """The one place where what came in becomes what is done."""
     if found is None:
@@ -80,8 +96,12 @@ def decide(
         return decide_request(services, found)
     if isinstance(found, ResubmitRequest):
         return decide_resubmit(services, found)
+    if isinstance(found, CancelRequest):
+        return decide_cancel(services, found)
     if isinstance(found, HeldRetry):
         return decide_held(services, found)
+    if isinstance(found, AdmitNudge):
+        return Admission(found.why)
     return decide_file(services, found)
 
 
@@ -100,6 +120,14 @@ def act(services: Services, decision: Decision) -> Outcome:
         )
     if isinstance(decision, Resubmission):
         return resubmit(services, decision.job_id, decision.tenant)
+    if isinstance(decision, Cancellation):
+        logger.thread_safe_append_keys(job_id=decision.job_id)
+        done = cancel_for_tenant(services, decision.job_id, decision.tenant)
+        return Outcome.CANCELLED if done else Outcome.SKIPPED
+    if isinstance(decision, Admission):
+        started = admit(services).started
+        logger.info("admission asked for", extra={"why": decision.why, "started": started})
+        return Outcome.SKIPPED
     logger.info("nothing to do", extra={"why": decision.why})
     return Outcome.SKIPPED
 
@@ -134,6 +162,17 @@ def decide_resubmit(services: Services, request: ResubmitRequest) -> Resubmissio
         count("ResubmitsRefused")
         return Nothing("a resubmit its sender may not ask for")
     return Resubmission(request.job_id, tenant)
+
+
+def decide_cancel(services: Services, request: CancelRequest) -> Cancellation | Nothing:
+    """`{"cancel": job}` from a producer: allowed to the job's own tenant only."""
+    try:
+        tenant = queued_tenant(services, request.tenant, request.sender)
+    except InvalidRequest as exc:
+        logger.warning("cancel refused", extra={"job_id": request.job_id, "reason": str(exc)})
+        count("CancelsRefused")
+        return Nothing("a cancel its sender may not ask for")
+    return Cancellation(request.job_id, tenant)
 
 
 def decide_held(services: Services, retry: HeldRetry) -> Submission | Resubmission | Nothing:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
+from .admission import admit
 from .check_timing import CheckPolicy
 from .follow import Pacing, PollReport, after_error, process_row
 from .observability import count, logger
@@ -55,12 +56,16 @@ def watch(
         services.poll_watch.hold(slot_end)
     pacing = Pacing(services, fixed_policy)
     try:
+        if not woken:  # each scheduled run: a day turned, a place freed by a crash, ...
+            total.admitted += _admit(services, remaining_ms)
         while True:
             sweep = poll_due(services, remaining_ms, pacing=pacing)
             total.add(sweep)
             total.sweeps += 1
             if sweep.stopped_early or sweep.account_problem:
                 return total
+            if sweep.ended:  # their places are free: the next waiting jobs start now
+                total.admitted += _admit(services, remaining_ms)
             wake = _next_wake(services, sweep)
             if wake is None and held:
                 # Nothing open: say so before leaving, then look once more, for a job
@@ -79,6 +84,19 @@ def watch(
     finally:
         if held:
             services.poll_watch.release(slot_end, services.clock())
+
+
+def _admit(services: Services, remaining_ms: Callable[[], int]) -> int:
+    """Start waiting jobs on the free places (admission.py); how many started. Never
+    stops the run: what is not started now is the next admission's."""
+    if remaining_ms() < RESERVE_MS:
+        return 0
+    try:
+        return admit(services).started
+    except Exception:
+        logger.exception("admission failed; the next one starts the waiting jobs")
+        count("AdmissionErrors")
+        return 0
 
 
 def _next_wake(services: Services, sweep: PollReport) -> float | None:

@@ -8,14 +8,15 @@ import json
 
 from .errors import OverBudget
 from .observability import count, logger
+from .payment import Outcome, pay
 from .services import Services
 from .song_request import parse_request
 from .sources import Job
-from .submit import Outcome, hold, pay, start_within_caps
+from .submit import hold, start_within_caps
 
 
 def resubmit(services: Services, job_id: str, tenant: str | None) -> Outcome:
-    """The owner's explicit resubmission of an UNKNOWN, FAILED or TIMED_OUT job; `tenant`
+    """The owner's explicit resubmission of an UNKNOWN, FAILED, TIMED_OUT or CANCELLED job; `tenant`
     is the sender's, which must be the job's (None: a held resubmission tried again).
 
     It pays again, on purpose; a job that is running, completed, or whose last

@@ -13,6 +13,7 @@ import httpx
 
 from .config import Settings, WebhookSettings
 from .data.caps import Budget
+from .data.line import WaitingTenants
 from .data.pace import PollWatch, SongTimes, StatusBudget
 from .data.senders import SenderStore
 from .data.task_table import TaskTable
@@ -46,6 +47,7 @@ class Services:
     song_times: SongTimes
     poll_watch: PollWatch
     senders: SenderStore
+    line: WaitingTenants
     clock: Callable[[], float] = field(default=time.time)
     sleep: Callable[[float], None] = field(default=time.sleep)
     resolve: Resolver = field(default=socket.getaddrinfo)  # a callback host's addresses
@@ -139,6 +141,7 @@ def build_services(
         song_times=SongTimes(dynamodb, settings.spending_table_name),
         poll_watch=PollWatch(dynamodb, settings.spending_table_name),
         senders=SenderStore(dynamodb, settings.spending_table_name),
+        line=WaitingTenants(dynamodb, settings.spending_table_name),
         clock=clock,
         sleep=sleep,
     )

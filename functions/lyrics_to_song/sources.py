@@ -105,12 +105,33 @@ class ResubmitRequest:
 
 
 @dataclass(frozen=True)
+class CancelRequest:
+    """`{"cancel": "job-…"}` (with `"tenant"` for another tenant's than the default): the
+    owner asks to end a job that waits in line, unpaid."""
+
+    job_id: str
+    tenant: Any = None
+    sender: str | None = None
+
+
+@dataclass(frozen=True)
 class HeldRetry:
     """`{"held": "job-…", "token": …}`: the submit function's own reminder to try a job a
     cap holds again (docs/producers.md)."""
 
     job_id: str
     token: str
+
+
+@dataclass(frozen=True)
+class AdmitNudge:
+    """`{"admit": "<why>"}`: places may be free (a cap raised, a tenant resumed): start the
+    next waiting jobs. Anyone who may send to the queue may send it; it only looks."""
+
+    why: str
+
+
+ADMIT_WHY_CHARS = 100
 
 
 @dataclass(frozen=True)
@@ -188,9 +209,19 @@ def held_retry(job_id: str, token: str) -> str:
     return json.dumps({"held": job_id, "token": token})
 
 
-def read_message(
-    body: str, message_id: str, sender: str | None = None
-) -> list[LyricObject] | QueuedRequest | ResubmitRequest | HeldRetry | UnreadableMessage | None:
+def admit_nudge(why: str) -> str:
+    """The body of an AdmitNudge message."""
+    return json.dumps({"admit": why})
+
+
+# What one message is, besides the lyric files of an S3 notification.
+Message = (
+    QueuedRequest | ResubmitRequest | CancelRequest | HeldRetry | AdmitNudge | UnreadableMessage
+)
+Found = list[LyricObject] | Message
+
+
+def read_message(body: str, message_id: str, sender: str | None = None) -> Found | None:
     """Classify one SQS message body. None means there is nothing to do (s3:TestEvent)."""
     try:
         decoded: Any = decode_json(body)
@@ -217,10 +248,14 @@ def read_message(
         decoded["resubmit"], str
     ):
         return ResubmitRequest(decoded["resubmit"], decoded.get("tenant"), sender)
+    if set(decoded) in ({"cancel"}, {"cancel", "tenant"}) and isinstance(decoded["cancel"], str):
+        return CancelRequest(decoded["cancel"], decoded.get("tenant"), sender)
     if (
         set(decoded) == {"held", "token"}
         and isinstance(decoded["held"], str)
         and isinstance(decoded["token"], str)
     ):
         return HeldRetry(decoded["held"], decoded["token"])
+    if set(decoded) == {"admit"} and isinstance(decoded["admit"], str):
+        return AdmitNudge(decoded["admit"][:ADMIT_WHY_CHARS])
     return QueuedRequest(decoded, message_id, sender)

@@ -6,25 +6,22 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Mapping
-from enum import StrEnum
 from typing import Any
 
-from botocore.exceptions import ClientError
-
+from .admission import admit
 from .announce import ended
 from .data.caps import MAX_QUEUE_DELAY_SECONDS
-from .data.rows import DEFAULT_TENANT, Hold, JobState
+from .data.rows import DEFAULT_TENANT, Hold
 from .data.task_table import AlreadyKnown, Started, StartResult
 from .errors import (
     Cap,
-    ErrorKind,
     InvalidRequest,
-    MusicApiError,
     OverBudget,
     RefusedCallback,
     RetryLater,
 )
-from .observability import count, credits_spent, logger
+from .observability import count, logger
+from .payment import Outcome, pay, row_writer
 from .services import Services
 from .song_request import MAX_TASK_TOKEN_CHARS, SongRequest, same_song
 from .sources import Job, held_retry, reused_job
@@ -38,16 +35,8 @@ CAP_METRICS = {
     Cap.TENANT_IN_FLIGHT: "DeferredByTenantCap",
     Cap.TENANT_MONTHLY: "DeferredByTenantBudget",
     Cap.PAUSED: "DeferredByPause",
+    Cap.LINE: "DeferredBehindLine",
 }
-
-
-class Outcome(StrEnum):
-    SUBMITTED = "submitted"
-    DUPLICATE = "duplicate"  # the job already has a row: nothing paid
-    REJECTED = "rejected"  # unusable input, or the API refused it: FAILED, notified, unpaid
-    UNKNOWN = "unknown"  # the submission may have reached the API: UNKNOWN, notified, not resent
-    SKIPPED = "skipped"  # nothing to do (s3:TestEvent, a resubmit that may not be)
-    HELD = "held"  # a spending cap is reached: HELD, unpaid, tried again later
 
 
 def start_within_caps(
@@ -95,6 +84,13 @@ def paused(services: Services, tenant: str) -> OverBudget:
     return OverBudget(Cap.PAUSED, reason, MAX_QUEUE_DELAY_SECONDS)
 
 
+def behind(tenant: str) -> OverBudget:
+    """Why a new job joins its tenant's line rather than start: earlier ones wait there
+    (first in, first out: docs/producers.md, Held jobs)."""
+    count(CAP_METRICS[Cap.LINE])
+    return OverBudget(Cap.LINE, f"earlier jobs of tenant {tenant} wait for a place", 0)
+
+
 def _room_in_flight(services: Services, tenant: str | None) -> bool:
     """Drop the in-flight holders (the stack's, or a tenant's) whose rows say they ended;
     True if a place is free now, whoever freed it (another record may have dropped the
@@ -116,9 +112,9 @@ def _room_in_flight(services: Services, tenant: str | None) -> bool:
 
 
 def hold(services: Services, job_id: str, over: OverBudget, write: Callable[[Hold], bool]) -> bool:
-    """Hold a job a cap refused (`write` records the hold on its row) and remind the
-    queue to try it again when the cap may allow it. False when the row could not take
-    the hold (another copy of the message started or ended the job meanwhile).
+    """Hold an ended job's resubmission a cap refused (`write` records the hold on its
+    row) and remind the queue to try it again when the cap may allow it. False when the
+    row could not take the hold. (A new job waits in its tenant's line instead: `join_line`.)
 
     The reminder is sent first, with the hold's token: a crash before the hold is
     written leaves a reminder no row matches (dropped), and the message being worked
@@ -131,6 +127,42 @@ def hold(services: Services, job_id: str, over: OverBudget, write: Callable[[Hol
         return False
     logger.info("job held by a cap", extra={"reason": held.reason, "retry_in": over.retry_after})
     return True
+
+
+def join_line(
+    services: Services,
+    job: Job,
+    request: SongRequest,
+    why: OverBudget,
+    *,
+    callback_url: str | None,
+    created_at: float | None,
+) -> bool:
+    """Put a new job in its tenant's line (data/line.py), unpaid: it starts when a place
+    is free and its turn comes (admission.py), with no reminder of its own. False when
+    its row could not take the hold (another copy started or ended it meanwhile).
+
+    The row is written before the tenant is marked as waiting, so an admission that
+    sees the mark finds the row."""
+    request_json = json.dumps(request.as_item(), ensure_ascii=False, sort_keys=True)
+    since = services.clock() if created_at is None else created_at
+    held = Hold(why.cap.value, str(why), 0.0, since, uuid.uuid4().hex)
+    written = services.table.hold(
+        job.job_id,
+        held,
+        source=job.source,
+        source_name=job.source_name,
+        request_json=request_json,
+        model=request.model,
+        tenant=request.tenant,
+        callback_url=callback_url,
+        request_id=job.request_id,
+        task_token=request.task_token is not None,
+    )
+    if written:
+        services.line.mark(request.tenant, services.clock())
+        logger.info("job waits in its tenant's line", extra={"reason": held.reason})
+    return written
 
 
 def defer(services: Services, body: str, delay: int) -> None:
@@ -261,46 +293,29 @@ def submit_request(
     try:
         if terms.paused:
             raise paused(services, request.tenant)
+        if terms.waiting:
+            raise behind(request.tenant)
         attempt = start_within_caps(
             services,
             job.job_id,
             request.tenant,
-            lambda now: services.table.start(
-                job.job_id,
-                source=job.source,
-                source_name=job.source_name,
-                request_json=request_json,
-                model=request.model,
-                now=now,
-                lease_seconds=services.settings.submit_lease_seconds,
-                reservation=services.budget.reserve(
-                    job.job_id, now, terms.caps, services.settings.price.credits
-                ),
-                tenant=request.tenant,
-                price=services.settings.price,
+            row_writer(
+                services,
+                job,
+                request,
+                caps=terms.caps,
                 callback_url=callback_url,
                 created_at=created_at,
-                request_id=job.request_id,
             ),
         )
     except OverBudget as over:
-        written = hold(
-            services,
-            job.job_id,
-            over,
-            lambda held: services.table.hold(
-                job.job_id,
-                held,
-                source=job.source,
-                source_name=job.source_name,
-                request_json=request_json,
-                model=request.model,
-                tenant=request.tenant,
-                callback_url=callback_url,
-                request_id=job.request_id,
-            ),
-        )
-        return Outcome.HELD if written else already_known(services, job, request, request_json)
+        if not join_line(
+            services, job, request, over, callback_url=callback_url, created_at=created_at
+        ):
+            return already_known(services, job, request, request_json)
+        if over.cap is Cap.LINE:
+            admit(services)  # its tenant's line may have room now
+        return Outcome.HELD
     if attempt is None:
         return already_known(services, job, request, request_json)
     return pay(services, job, attempt, request)
@@ -324,109 +339,3 @@ def already_known(services: Services, job: Job, request: SongRequest, request_js
     )
     refusal = reused_job(job, request.tenant, request_json)
     return reject(services, refusal, reason, request.tenant, asked=request.as_item())
-
-
-def pay(services: Services, job: Job, attempt: Started, request: SongRequest) -> Outcome:
-    """Call the API for a job whose SUBMITTING row this attempt holds."""
-    try:
-        task_id = services.api.submit(request)
-    except MusicApiError as exc:
-        return _submission_failed(services, job, attempt, request, exc)
-    except Exception as exc:
-        # A bug or an unforeseen error mid-call: whether the API got it is not known.
-        logger.exception("unexpected error during the submission")
-        reason = f"outcome unknown: unexpected {type(exc).__name__} during the API call"
-        return _settle(services, job, attempt, request, state=JobState.UNKNOWN, error=reason)
-    logger.thread_safe_append_keys(task_id=task_id)
-    now = services.clock()
-    first_due = now + services.settings.first_poll_delay_seconds
-    if services.table.submitted(
-        job.job_id,
-        attempt.attempt,
-        task_id=task_id,
-        now=now,
-        first_due=first_due,
-    ):
-        _wake_watch(services, job.job_id, first_due)
-    else:
-        # Only possible if this call outlived the submit lease and the row was settled
-        # as UNKNOWN meanwhile: keep the task id where an operator will find it.
-        logger.error("submitted, but the row was already settled; see task_id")
-    count("SongsSubmitted")
-    credits_spent(services.settings.price.credits, request.tenant)
-    logger.info("song submitted", extra={"source": job.source, "model": request.model})
-    return Outcome.SUBMITTED
-
-
-def _wake_watch(services: Services, job_id: str, first_due: float) -> None:
-    """Wake a poll run when none will watch by the song's first check, rather than leave
-    it to the next scheduled run (docs/how-it-works.md: When songs are checked). Best effort: the
-    schedule comes within a minute anyway."""
-    url = services.settings.poll_wake_queue_url
-    try:
-        if url is None or services.poll_watch.until() >= first_due:
-            return
-        services.sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"wake": job_id}))
-    except ClientError as exc:
-        logger.warning("could not wake a poll run; the schedule will", extra={"error": repr(exc)})
-
-
-def _submission_failed(
-    services: Services, job: Job, attempt: Started, request: SongRequest, exc: MusicApiError
-) -> Outcome:
-    table = services.table
-    log = {"api_status": exc.status, "error": str(exc), "raw_body": exc.raw_body}
-    if exc.maybe_accepted:
-        # It may have been accepted and billed: never retry blindly (docs/music-api.md, "Errors").
-        logger.error("submission outcome unknown: not retried", extra=log)
-        reason = f"outcome unknown: {exc}"
-        return _settle(services, job, attempt, request, state=JobState.UNKNOWN, error=reason)
-    # From here on the API surely did not take the job: nothing was paid.
-    services.budget.refund(attempt.day, attempt.tenant, attempt.monthly)
-    if exc.kind is ErrorKind.PERMANENT:
-        logger.warning("API refused the request", extra=log)
-        return _settle(
-            services,
-            job,
-            attempt,
-            request,
-            state=JobState.FAILED,
-            error=f"the API refused the request: {exc}",
-        )
-    table.release(job.job_id, attempt.attempt)
-    if exc.kind is ErrorKind.ACCOUNT:
-        logger.error(
-            "API account problem: the job waits in the queue until the key or credits are fixed",
-            extra=log,
-        )
-        count("AccountErrors")
-    else:
-        logger.warning("API busy or unreachable: the job goes back to the queue", extra=log)
-        count("TransientErrors")
-    raise RetryLater(str(exc))
-
-
-def _settle(
-    services: Services,
-    job: Job,
-    attempt: Started,
-    request: SongRequest,
-    *,
-    state: JobState,
-    error: str,
-) -> Outcome:
-    """End a submission that cannot go on; announced unless another run settled it first."""
-    row = services.table.settle(
-        job.job_id,
-        attempt.attempt,
-        state,
-        error=error,
-        now=services.clock(),
-        lease_seconds=services.settings.submit_lease_seconds,
-        tenant=request.tenant,
-        model=request.model,
-        price=services.settings.price,
-    )
-    if row is not None:
-        ended(services, row)
-    return Outcome.UNKNOWN if state is JobState.UNKNOWN else Outcome.REJECTED

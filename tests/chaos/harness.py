@@ -831,15 +831,16 @@ class ChaosRun:
 
     @contextmanager
     def _counting_deferrals(self) -> Iterator[None]:
+        """Count the jobs held: each time one joins its tenant's line."""
         from lyrics_to_song import submit
 
-        defer = submit.defer
+        join = submit.join_line
 
-        def counted(*args: Any, **kwargs: Any) -> None:
+        def counted(*args: Any, **kwargs: Any) -> bool:
             self.deferred += 1
-            defer(*args, **kwargs)
+            return join(*args, **kwargs)
 
-        with replaced(submit, "defer", counted):
+        with replaced(submit, "join_line", counted):
             yield
 
     # --- checking the promises -----------------------------------------------------------

@@ -13,10 +13,10 @@ from local_cloud.watch import read_envelopes
 from lyrics_to_song.data.rows import Row
 from lyrics_to_song.follow import PollReport
 from lyrics_to_song.intake import handle_message
+from lyrics_to_song.payment import Outcome
 from lyrics_to_song.poll import poll_due, watch
 from lyrics_to_song.services import Services
 from lyrics_to_song.sources import QueuedRequest, is_s3_notification
-from lyrics_to_song.submit import Outcome
 from tests.support import FakeClock, s3_notification, song_request
 
 # Remaining milliseconds of a fresh poll invocation: time never runs short.

@@ -13,8 +13,8 @@ from lyrics_cli.main import main
 from lyrics_cli.stack_target import ExitCode
 from lyrics_to_song.data.caps import TenantCaps, TenantStore
 from lyrics_to_song.data.rows import JobState
+from lyrics_to_song.payment import Outcome
 from lyrics_to_song.sources import QueuedRequest
-from lyrics_to_song.submit import Outcome
 from tests.integration.moto_cloud import PRODUCER, Cloud
 from tests.support import song_request
 

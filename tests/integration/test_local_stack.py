@@ -20,11 +20,10 @@ def test_table_queues_and_notifications_come_from_the_template(cloud: Cloud) -> 
     template = load_template()["Resources"]
     stack = cloud.stack
     table = stack.client("dynamodb").describe_table(TableName=stack.tasks_table)["Table"]
-    (index,) = table["GlobalSecondaryIndexes"]
-    assert (
-        index["KeySchema"]
-        == template["TasksTable"]["Properties"]["GlobalSecondaryIndexes"][0]["KeySchema"]
-    )
+    indexes = template["TasksTable"]["Properties"]["GlobalSecondaryIndexes"]
+    assert {i["IndexName"]: i["KeySchema"] for i in table["GlobalSecondaryIndexes"]} == {
+        i["IndexName"]: i["KeySchema"] for i in indexes
+    }
     ttl = stack.client("dynamodb").describe_time_to_live(TableName=stack.tasks_table)
     assert ttl["TimeToLiveDescription"]["AttributeName"] == "expires_at"
 

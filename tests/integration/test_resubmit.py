@@ -10,7 +10,7 @@ import pytest
 from lyrics_to_song.data.rows import JobState
 from lyrics_to_song.errors import RetryLater
 from lyrics_to_song.intake import handle_message
-from lyrics_to_song.submit import Outcome
+from lyrics_to_song.payment import Outcome
 from tests.integration.moto_cloud import Cloud
 from tests.support import song_request
 

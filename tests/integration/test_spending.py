@@ -18,9 +18,10 @@ from lyrics_to_song.data.rows import Hold, JobState
 from lyrics_to_song.data.task_table import CapReached, Started, StartResult
 from lyrics_to_song.errors import Cap, RetryLater
 from lyrics_to_song.intake import handle_message
+from lyrics_to_song.payment import Outcome
 from lyrics_to_song.resubmit import resubmit
 from lyrics_to_song.sources import QueuedRequest
-from lyrics_to_song.submit import Outcome, start_within_caps
+from lyrics_to_song.submit import start_within_caps
 from tests.integration.moto_cloud import PRODUCER, Cloud
 from tests.support import song_request
 
@@ -67,31 +68,36 @@ def test_beyond_the_daily_cap_jobs_are_held_unpaid_until_the_next_day(
     caps(cloud, per_day=3)
     outcomes = [submit(cloud, n) for n in range(5)]
     assert outcomes == [[Outcome.SUBMITTED]] * 3 + [[Outcome.HELD]] * 2
-    for n in (3, 4):
+    for n, cap in ((3, Cap.DAILY), (4, Cap.LINE)):
         row = cloud.services.table.get(job_of(request(n)))
         assert row is not None
         assert row.state is JobState.HELD
         assert row.hold is not None
-        assert row.hold.cap == Cap.DAILY.value
-        assert row.hold.reason.startswith("the stack is at its daily cap, 3 of 3 songs")
-        assert row.hold.until == cloud.clock.now + 900  # looked at again every 15 minutes
+        assert row.hold.cap == cap.value, "the first meets the cap, the next joins behind it"
+        assert row.line_at == cloud.clock.now, "it waits in its tenant's line"
         assert row.charge.status == "not charged"
+    first = hold_of(cloud, job_of(request(3)))
+    assert first.reason.startswith("the stack is at its daily cap, 3 of 3 songs")
     assert len(cloud.emulator.submissions) == 3
     assert cloud.notifications() == [], "a held job is announced when it ends"
     assert cloud.services.budget.submitted_on(day_of(cloud.clock.now)) == 3
     assert "spending cap reached: the job is held, unpaid" in caplog.text
 
-    # Each held job left one reminder; the next day it is taken, and paid once.
-    due = reminders(cloud)
-    assert sorted(r["held"] for r in due) == sorted(job_of(request(n)) for n in (3, 4))
+    # A held job costs nothing while it waits: no reminder of its own. The next day, the
+    # first scheduled poll run starts both, in the order they came, and pays each once.
+    assert reminders(cloud) == []
+    assert cloud.watch().admitted == 0, "still today: the day's cap is spent"
     cloud.clock.advance(86_400)
-    for reminder in due:
-        assert cloud.send(reminder, sender=None) == [Outcome.SUBMITTED]
-        assert cloud.send(reminder, sender=None) == [Outcome.SKIPPED], "a copy does nothing"
+    assert cloud.watch().admitted == 2
+    assert cloud.watch().admitted == 0, "a second run finds nothing more to start"
     assert len(cloud.emulator.submissions) == 5
+    assert sorted(s["lyrics"] for s in cloud.emulator.submissions[3:]) == [
+        "song number 3",
+        "song number 4",
+    ]
     row = cloud.services.table.get(job_of(request(3)))
     assert row is not None
-    assert row.state is JobState.PENDING
+    assert row.state is JobState.COMPLETED, "made and checked within the same run"
     assert row.hold is None
 
 
@@ -103,14 +109,12 @@ def test_a_held_job_sent_again_is_still_one_job(cloud: Cloud) -> None:
     cloud.clock.advance(10)
     assert submit(cloud, 1) == [Outcome.HELD], "the producer's retry finds it held"
     again = hold_of(cloud, job_of(request(1)))
-    assert again.since == first.since
-    assert again.token != first.token
-    stale, live = reminders(cloud)
-    assert stale["token"] == first.token
+    assert again.since == first.since, "it keeps its place in line"
+    assert reminders(cloud) == []
     cloud.clock.advance(86_400)
-    assert cloud.send(stale, sender=None) == [Outcome.SKIPPED], "only the latest reminder counts"
-    assert cloud.send(live, sender=None) == [Outcome.SUBMITTED]
+    assert cloud.watch().admitted == 1
     assert cloud.send(request(1)) == [Outcome.DUPLICATE]
+    assert cloud.watch().admitted == 0
     assert len(cloud.emulator.submissions) == 2
 
 
@@ -152,22 +156,18 @@ def test_beyond_the_in_flight_cap_jobs_wait_until_a_song_ends(cloud: Cloud) -> N
     hold = hold_of(cloud, job_of(request(2)))
     assert hold.cap == Cap.IN_FLIGHT.value
     assert hold.reason == "the stack is at its in-flight cap, 2 of 2 songs being made"
-    assert hold.until == cloud.clock.now + cloud.services.settings.in_flight_retry_seconds
     assert len(cloud.emulator.submissions) == 2
+    assert reminders(cloud) == [], "it waits in line, not for a reminder"
 
-    cloud.clock.advance(60)  # both songs are done; the poll function ends the jobs
-    report = cloud.poll()
-    assert report.completed == 2
-    # The ended jobs still hold their places; the next submission frees them and goes on.
-    assert cloud.services.budget.holders() == {
-        r.job_id for r in cloud.rows() if r.state is JobState.COMPLETED
-    }
-    (reminder,) = reminders(cloud)
-    assert cloud.send(reminder, sender=None) == [Outcome.SUBMITTED]
+    cloud.clock.advance(60)  # both songs are done; the poll run ends them, and at once
+    report = cloud.watch()  # starts the waiting job on a freed place (and sees it made)
+    assert report.admitted == 1
+    assert report.completed == 3
+    assert len(cloud.emulator.submissions) == 3
     assert submit(cloud, 3) == [Outcome.SUBMITTED]
     running = {r.job_id for r in cloud.rows() if r.state is JobState.PENDING}
-    assert cloud.services.budget.holders() == running
-    assert len(running) == 2
+    assert running == {job_of(request(3))}
+    assert running <= cloud.services.budget.holders()
 
 
 def test_a_refused_submission_gives_its_song_back_to_the_day(cloud: Cloud) -> None:
@@ -221,7 +221,7 @@ def delayed_messages(cloud: Cloud) -> int:
     return int(attributes["ApproximateNumberOfMessagesDelayed"])
 
 
-def test_the_submit_function_holds_a_waiting_job_and_reminds_the_queue(
+def test_the_submit_function_holds_waiting_jobs_in_line_without_reminders(
     cloud: Cloud, handler_module: Any
 ) -> None:
     cloud.stack.client("sqs").purge_queue(QueueUrl=cloud.stack.jobs_queue_url)
@@ -243,8 +243,10 @@ def test_the_submit_function_holds_a_waiting_job_and_reminds_the_queue(
     response = handler_module.handler({"Records": records}, LocalContext("submit", 60))
     assert response["batchItemFailures"] == []  # nothing goes to the dead-letter count
     assert len(cloud.emulator.submissions) == 1
-    assert delayed_messages(cloud) == 2
+    assert delayed_messages(cloud) == 0
     assert sorted(r.state for r in cloud.rows()) == [JobState.HELD, JobState.HELD, JobState.PENDING]
+    held = {r.job_id for r in cloud.rows() if r.state is JobState.HELD}
+    assert {r.job_id for r in cloud.services.table.waiting("default")} == held
 
 
 def test_files_sent_straight_to_the_function_are_held_too(
@@ -261,8 +263,9 @@ def test_files_sent_straight_to_the_function_are_held_too(
     assert handler_module.handler(second, context)["outcomes"] == ["held"]
     assert len(cloud.emulator.submissions) == 1
     waiting = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0)
-    assert delayed_messages(cloud) == 1  # seen in 15 minutes
+    assert delayed_messages(cloud) == 0, "it waits in line"
     assert waiting.get("Messages", []) == []
+    assert len(cloud.services.table.waiting("default")) == 1
 
 
 def tenant_request(n: int, tenant: str) -> str:
@@ -287,7 +290,6 @@ def test_one_tenant_at_its_daily_cap_never_holds_back_another(cloud: Cloud) -> N
     hold = tenant_hold(cloud, 2, "team-a")
     assert hold.cap == Cap.TENANT_DAILY.value
     assert hold.reason.startswith("tenant team-a is at its daily cap, 2 of 2 songs for ")
-    assert hold.until == cloud.clock.now + 900
     assert others == [[Outcome.SUBMITTED]] * 3, "team-b has the defaults (200 a day)"
     assert len(cloud.emulator.submissions) == 5
     today = day_of(cloud.clock.now)
@@ -330,8 +332,11 @@ def test_a_tenants_in_flight_cap_frees_places_as_its_songs_end(cloud: Cloud) -> 
     assert hold.reason == "tenant team-a is at its in-flight cap, 1 of 1 songs being made"
     assert submit_for(cloud, 0, "team-b") == [Outcome.SUBMITTED]
     cloud.clock.advance(31)
-    cloud.poll()  # team-a's first song ends: its place comes free
-    assert submit_for(cloud, 1, "team-a") == [Outcome.SUBMITTED]
+    report = cloud.watch()  # team-a's first song ends: its place comes free, and is taken
+    assert report.admitted == 1
+    row = cloud.services.table.get(job_of(tenant_request(1, "team-a"), "team-a"))
+    assert row is not None
+    assert row.state is JobState.COMPLETED, "started, made and checked in the same run"
 
 
 def test_the_stacks_caps_still_bound_the_sum_of_the_tenants(cloud: Cloud) -> None:
@@ -356,11 +361,11 @@ def test_a_refusal_gives_the_song_back_to_the_tenants_day_too(cloud: Cloud) -> N
     assert submit_for(cloud, 0, "team-a") == [Outcome.SUBMITTED]
 
 
-def test_a_crash_before_the_hold_is_written_leaves_one_live_try(
+def test_a_crash_before_the_hold_is_written_leaves_the_message_to_hold_it(
     cloud: Cloud, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The reminder goes first; a crash before the row takes its hold leaves a reminder
-    no row matches, and the message, redelivered, holds the job with a live one."""
+    """A crash before the row takes its hold leaves nothing behind; the message,
+    redelivered, holds the job in line, and it is started once."""
     caps(cloud, per_day=1)
     assert submit(cloud, 0) == [Outcome.SUBMITTED]
     write = cloud.services.table.hold
@@ -374,10 +379,8 @@ def test_a_crash_before_the_hold_is_written_leaves_one_live_try(
     assert cloud.services.table.get(job_of(request(1))) is None, "nothing written, nothing paid"
     monkeypatch.setattr(cloud.services.table, "hold", write)
     assert submit(cloud, 1) == [Outcome.HELD], "the redelivered message"
-    orphan, live = reminders(cloud)
     cloud.clock.advance(86_400)
-    assert cloud.send(orphan, sender=None) == [Outcome.SKIPPED]
-    assert cloud.send(live, sender=None) == [Outcome.SUBMITTED]
+    assert cloud.watch().admitted == 1
     assert len(cloud.emulator.submissions) == 2
     assert cloud.services.budget.submitted_on(day_of(cloud.clock.now)) == 1, "counted once"
 

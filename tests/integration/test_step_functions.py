@@ -14,7 +14,7 @@ from moto.core.config import default_user_config
 from local_cloud.workflow import execution_end
 from lyrics_to_song.data.caps import TenantCaps, TenantStore
 from lyrics_to_song.data.rows import DEFAULT_TENANT, JobState
-from lyrics_to_song.submit import Outcome
+from lyrics_to_song.payment import Outcome
 from lyrics_to_song.webhooks.delivery import WebhookServices
 from lyrics_to_song.webhooks.task_callbacks import TaskMessage, answer
 from lyrics_to_song.webhooks.task_heartbeats import Beats, send_heartbeats
@@ -277,7 +277,7 @@ def test_ended_and_tokenless_jobs_get_no_heartbeat(
     assert _beat(cloud, hooks) == Beats(), "a job without a token, and an ended one"
 
 
-def test_a_held_job_beats_while_its_hold_is_kept_and_stops_when_its_retry_never_comes(
+def test_a_job_waiting_in_line_beats_all_the_while_it_waits(
     cloud: Cloud, workflow: str, hooks: WebhookServices
 ) -> None:
     TenantStore(cloud.services.budget.client, cloud.services.budget.table_name).put(
@@ -290,10 +290,15 @@ def test_a_held_job_beats_while_its_hold_is_kept_and_stops_when_its_retry_never_
     assert cloud.send(request) == [Outcome.HELD]
     held = next(row for row in cloud.rows() if row.state is JobState.HELD)
     assert held.hold is not None
+    assert held.line_at is not None
     assert _beat(cloud, hooks) == Beats(sent=1), "a cap is the stack's pacing: it beats on"
-    # Its retry (the next day) never came: past it by more than the stale limit, no beat.
-    cloud.clock.now = held.hold.until + hooks.settings.heartbeat_stale_seconds + 1
-    assert _beat(cloud, hooks) == Beats()
+    cloud.clock.advance(hooks.settings.heartbeat_stale_seconds + 3600)
+    assert _beat(cloud, hooks) == Beats(sent=1), "however long it waits in line"
+    cloud.clock.advance(86_400)
+    assert cloud.watch().admitted == 1
+    started = cloud.services.table.get(held.job_id)
+    assert started is not None
+    assert started.state is not JobState.HELD
 
 
 def test_the_schedule_s_event_sends_the_heartbeats(

@@ -12,8 +12,8 @@ from lyrics_to_song.data.rows import JobState
 from lyrics_to_song.errors import ErrorKind, RetryLater
 from lyrics_to_song.intake import handle_message, handle_s3_event
 from lyrics_to_song.music_api import MusicApiClient
+from lyrics_to_song.payment import Outcome
 from lyrics_to_song.services import api_key_source
-from lyrics_to_song.submit import Outcome
 from tests.conftest import API_URL
 from tests.integration.moto_cloud import Cloud
 from tests.support import s3_notification, song_request

@@ -16,7 +16,7 @@ from lyrics_cli.stack_target import ExitCode, connect
 from lyrics_to_song.data.caps import TenantCaps, TenantStore
 from lyrics_to_song.data.rows import JobState, Row
 from lyrics_to_song.data.tenant_registry import TenantRegistry
-from lyrics_to_song.submit import Outcome
+from lyrics_to_song.payment import Outcome
 from lyrics_to_song.tenants import TenantPolicy
 from tests.integration.moto_cloud import PRODUCER, Cloud
 from tests.integration.test_held_jobs import take_reminders
@@ -126,11 +126,16 @@ def test_a_tenant_is_added_listed_shown_paused_resumed_and_removed(
     assert held.hold is not None
     assert held.hold.reason == "tenant acme is paused by the stack's operator"
     assert cloud.emulator.submissions == []
-    take_reminders(cloud)  # the look 15 minutes later: resuming does not wait for it
+    assert take_reminders(cloud) == [], "it waits in line, unpaid, with no reminder"
+    assert main([*cli, "tenants", "remove", "acme"]) == ExitCode.USAGE, "a job waits"
+    assert "tenant 'acme' has 1 job(s) under way (held" in capsys.readouterr().err
     assert main([*cli, "tenants", "resume", "acme"]) == ExitCode.OK
-    assert "tenant acme resumed: 1 held job(s) tried again now" in capsys.readouterr().out
-    (now,) = take_reminders(cloud)
-    assert cloud.send(now, sender=None) == [Outcome.SUBMITTED]
+    assert "tenant acme resumed: its 1 waiting job(s) start as places free" in (
+        capsys.readouterr().out
+    )
+    (nudge,) = take_reminders(cloud, '"admit"')
+    assert json.loads(nudge) == {"admit": "tenant acme resumed"}
+    assert cloud.send(nudge, sender=None) == [Outcome.SKIPPED], "it starts the waiting job"
     assert len(cloud.emulator.submissions) == 1
     started = cloud.only_row()
     assert (started.state, started.item["request_id"]) == (JobState.PENDING, {"S": "a1"}), (

@@ -14,7 +14,7 @@ from lyrics_cli.stack_target import CliError, ExitCode, connect
 from lyrics_to_song.data.caps import TenantCaps, TenantStore, day_of
 from lyrics_to_song.data.rows import JobState, Price
 from lyrics_to_song.data.task_table import Started
-from lyrics_to_song.submit import Outcome
+from lyrics_to_song.payment import Outcome
 from lyrics_to_song.tenants import TenantPolicy
 from tests.docs_text import README, ROOT
 from tests.integration.moto_cloud import Cloud

@@ -14,6 +14,7 @@ from samtranslator.translator.translator import Translator
 
 from local_cloud.template import load_template
 from lyrics_to_song.config import load_settings
+from lyrics_to_song.data.line import LINE_INDEX
 from lyrics_to_song.data.table_base import DUE_INDEX
 from lyrics_to_song.poll import RESERVE_MS
 from lyrics_to_song.submit_handler import MIN_REMAINING_MS
@@ -211,13 +212,16 @@ def test_tasks_heartbeats_run_every_5_minutes_only_while_tasks_are_answered(
     assert all(s["Fn::If"][0] == "AnswersTasks" for s in reads), "no reads while off"
 
 
-def test_the_table_has_the_sparse_due_index_ttl_and_recovery(cfn: dict[str, Any]) -> None:
+def test_the_table_has_the_sparse_indexes_ttl_and_recovery(cfn: dict[str, Any]) -> None:
     table = resources(cfn, "AWS::DynamoDB::Table")["TasksTable"]
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["KeySchema"] == [{"AttributeName": "job_id", "KeyType": "HASH"}]
-    (index,) = table["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == DUE_INDEX
-    assert [k["AttributeName"] for k in index["KeySchema"]] == ["open_shard", "due_at"]
+    due, line = table["GlobalSecondaryIndexes"]
+    assert due["IndexName"] == DUE_INDEX
+    assert [k["AttributeName"] for k in due["KeySchema"]] == ["open_shard", "due_at"]
+    assert line["IndexName"] == LINE_INDEX, "added after the due index: one index a deploy"
+    assert [k["AttributeName"] for k in line["KeySchema"]] == ["line_tenant", "line_at"]
+    assert {i["Projection"]["ProjectionType"] for i in (due, line)} == {"KEYS_ONLY"}
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert table["SSESpecification"]["SSEEnabled"] is True
@@ -271,7 +275,7 @@ def test_function_policies_name_their_actions_and_resources(cfn: dict[str, Any],
         assert statement["Resource"] != "*", statement
 
 
-def test_only_the_poll_function_writes_songs_and_reads_the_index(cfn: dict[str, Any]) -> None:
+def test_only_the_poll_function_writes_songs_and_reads_the_due_index(cfn: dict[str, Any]) -> None:
     submit_actions = {
         a
         for s in _statements(cfn, "SubmitFunctionRole")
@@ -283,7 +287,14 @@ def test_only_the_poll_function_writes_songs_and_reads_the_index(cfn: dict[str, 
         for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
     }
     assert "s3:PutObject" not in submit_actions
-    assert "dynamodb:Query" not in submit_actions
+    submit_queries = [
+        s["Resource"]
+        for s in _statements(cfn, "SubmitFunctionRole")
+        if "dynamodb:Query" in str(s["Action"])
+    ]
+    assert submit_queries == [{"Fn::Sub": "${TasksTable.Arn}/index/line-by-tenant"}], (
+        "the submit function reads the tenants' lines, not the due rows"
+    )
     songs_read_by_submit = [
         s for s in _statements(cfn, "SubmitFunctionRole") if "SongsBucket" in str(s["Resource"])
     ]

@@ -39,6 +39,7 @@ from .items import (
     update_clause,
     whole,
 )
+from .line import LINE_KEY, stamps_in
 from .monthly import MonthlySpend, credits_in, give_back, month_of, monthly_spend
 from .rows import DEFAULT_TENANT
 
@@ -294,6 +295,7 @@ class TenantTerms:
     callback_url: str | None = None
     known: bool = True
     paused: bool = False
+    waiting: bool = False  # jobs of its wait in line: a new one joins behind them
 
 
 @dataclass(frozen=True)
@@ -306,14 +308,27 @@ class TenantStore:
     table_name: str
 
     def terms(self, tenant: str) -> TenantTerms:
-        item = self.client.get_item(
-            TableName=self.table_name, Key=counter_key(TENANT_CAPS_PREFIX + tenant)
-        ).get("Item", {})
+        """The tenant's item, and whether jobs of its wait in line, in one request."""
+        key = counter_key(TENANT_CAPS_PREFIX + tenant)
+        response = self.client.batch_get_item(
+            RequestItems={self.table_name: {"Keys": [key, LINE_KEY], "ConsistentRead": True}}
+        )
+        found = response["Responses"].get(self.table_name, [])
+        if response.get("UnprocessedKeys"):  # throttled: read them one by one
+            found = [i for k in (key, LINE_KEY) if (i := self._get(k))]
+        item = next((i for i in found if i.get("counter") == key["counter"]), {})
+        line = next((i for i in found if i.get("counter") == LINE_KEY["counter"]), {})
         return TenantTerms(
             caps_in_item(tenant, item),
             text(item, "callback_url"),
             known=tenant == DEFAULT_TENANT or (bool(item) and "removed_at" not in item),
             paused="paused_at" in item,
+            waiting=tenant in stamps_in(line),
+        )
+
+    def _get(self, key: Item) -> Item:
+        return self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True).get(
+            "Item", {}
         )
 
     def get(self, tenant: str) -> TenantCaps | None:

@@ -1,14 +1,21 @@
-"""Held jobs on the tasks table: a new job a cap refused (HELD), or an ended job whose
-resubmission waits for a cap. Nothing is reserved, paid or counted for them; they sit
-in the due index under a shard of their own (docs/producers.md)."""
+"""Held jobs on the tasks table: a new job waiting in its tenant's line (HELD: line.py),
+or an ended job whose resubmission waits for a cap (in the due index's HELD shard, tried
+again by a reminder). Nothing is reserved, paid or counted for them (docs/producers.md)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from .caps import day_of
+from .endings import ending_fields
 from .items import Fields, Item, to_attr, update_clause
+from .line import LineReads
 from .rows import RESUBMITTABLE, Hold, JobState, Row
-from .table_base import HELD_SHARD, TableBase
+from .spend import Tally
+from .table_base import HELD_SHARD, OPEN_SHARD
 
 HOLD_FIELDS = "held_cap, held_reason, held_until, held_since, held_token"
+LINE_AND_HOLD_FIELDS = ("line_tenant", "line_at", *HOLD_FIELDS.split(", "))
 
 
 def _hold_fields(hold: Hold) -> Fields:
@@ -23,14 +30,17 @@ def _hold_fields(hold: Hold) -> Fields:
     }
 
 
-class HoldWrites(TableBase):
+class HoldWrites(LineReads):
     """The tasks table's writes and reads of held jobs."""
 
-    def held(self) -> list[Row]:
-        """Every job a cap holds (HELD, or its resubmission held), from the index's HELD
-        shard; a few reads, whatever the table holds."""
-        rows = self._shard_rows(HELD_SHARD)
-        return [row for row in rows if row.hold is not None]
+    def held(self, tenants: Iterable[str]) -> list[Row]:
+        """Every job held: in the lines of `tenants` (those with jobs waiting), and from
+        the due index's HELD shard the resubmissions held and the jobs an earlier version
+        held; read whole."""
+        waiting = [row for tenant in tenants for row in self.waiting(tenant)]
+        seen = {row.job_id for row in waiting}
+        rows = [r for r in self._shard_rows(HELD_SHARD) if r.job_id not in seen]
+        return waiting + [row for row in rows if row.hold is not None]
 
     def hold(
         self,
@@ -44,12 +54,14 @@ class HoldWrites(TableBase):
         tenant: str,
         callback_url: str | None,
         request_id: str | None = None,
+        task_token: bool = False,
     ) -> bool:
-        """Write (or refresh) the HELD row of a new job a cap refused: what it asks for,
-        why it waits and till when. Nothing is reserved, paid or counted; its first
-        refusal stays its `created_at`. False when the job has a row in another state
-        (a redelivery found it started meanwhile), or a held one asking for another
-        request: only its own request refreshes a hold."""
+        """Write (or refresh) the HELD row of a new job that waits in its tenant's line:
+        what it asks for and why it waits. Nothing is reserved, paid or counted; its
+        first wait stays its `created_at` and its place (`line_at`). With a `task_token`
+        it sits in the due index's HELD shard too, where the heartbeats find it. False
+        when the job has a row in another state (a redelivery found it started
+        meanwhile), or a held one asking for another request."""
         fields: Fields = {
             "state": JobState.HELD.value,
             "source": source,
@@ -59,8 +71,17 @@ class HoldWrites(TableBase):
             "tenant": tenant,
             "callback_url": callback_url,
             "request_id": request_id,
-            **_hold_fields(hold),
+            "held_cap": hold.cap,
+            "held_reason": hold.reason,
+            "held_token": hold.token,
+            "line_tenant": tenant,
+            "held_since": hold.since,
         }
+        removed = ["held_until"]
+        if task_token:
+            fields = {**fields, "open_shard": HELD_SHARD}
+        else:
+            removed += ["open_shard", "due_at"]
         return self._set_hold(
             job_id,
             fields,
@@ -68,7 +89,65 @@ class HoldWrites(TableBase):
             condition="attribute_not_exists(job_id)"
             " OR (#state = :held AND request_json = :request_json)",
             values={":held": to_attr(JobState.HELD.value), ":request_json": to_attr(request_json)},
+            remove=", ".join(removed),
+            line=True,
         )
+
+    def cancel(self, row: Row, *, reason: str, now: float, announce_by: float) -> Row | None:
+        """End a job that waits (HELD), unpaid: CANCELLED, out of its line, due for its
+        notice, which whoever cancelled it sends before `announce_by` (else a poll run
+        does). None when it no longer waits (started, ended or cancelled meanwhile)."""
+        fields: Fields = {
+            **ending_fields(JobState.CANCELLED, now, reason, None, held_until=announce_by),
+            "open_shard": OPEN_SHARD,
+            **dict.fromkeys(LINE_AND_HOLD_FIELDS),
+        }
+        tally = Tally(
+            day_of(now), row.tenant, row.model, job_id=row.job_id, ended=JobState.CANCELLED
+        )
+        return self._update(
+            row.job_id,
+            fields,
+            condition="#state = :held",
+            extra_values={":held": to_attr(JobState.HELD.value)},
+            tallies=[tally],
+        )
+
+    def back_in_line(self, job_id: str, attempt: str, held: Row) -> bool:
+        """Put a job started from its line back in it, at its place, as its row `held`
+        was: the API surely did not take it (busy, unreachable, an account problem)."""
+        assert held.hold is not None
+        assert held.line_at is not None
+        beats = "open_shard" in held.item
+        fields: Fields = {
+            "state": JobState.HELD.value,
+            "attempt": None,
+            "held_cap": held.hold.cap,
+            "held_reason": held.hold.reason,
+            "held_since": held.hold.since,
+            "held_token": held.hold.token,
+            "line_tenant": held.tenant,
+            "line_at": held.line_at,
+            "open_shard": HELD_SHARD if beats else None,
+            "due_at": held.line_at if beats else None,
+        }
+        clause, names, values = update_clause(fields)
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._key(job_id),
+                UpdateExpression=clause,
+                ConditionExpression="#state = :submitting AND attempt = :attempt",
+                ExpressionAttributeNames={**names, "#state": "state"},
+                ExpressionAttributeValues={
+                    **values,
+                    ":submitting": to_attr(JobState.SUBMITTING.value),
+                    ":attempt": to_attr(attempt),
+                },
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def hold_resubmit(self, job_id: str, hold: Hold) -> bool:
         """Record that the owner's resubmission of an ended, notified job waits for a cap
@@ -95,13 +174,17 @@ class HoldWrites(TableBase):
         condition: str,
         values: Item,
         remove: str | None = None,
+        line: bool = False,
     ) -> bool:
         """SET `fields` (None ones left out), and `held_since` (with `state`, `created_at`
-        too) unless the row has them already; REMOVE `remove`."""
+        too; with `line`, `line_at` and, for the heartbeats, `due_at`) unless the row has
+        them already; REMOVE `remove`."""
         clause, names, more = update_clause(
             {k: v for k, v in fields.items() if v is not None and k != "held_since"}
         )
         firsts = ["held_since"] + (["created_at"] if "state" in fields else [])
+        if line:
+            firsts += ["line_at"] + (["due_at"] if "open_shard" in fields else [])
         clause += "".join(f", {name} = if_not_exists({name}, :since)" for name in firsts)
         clause += f" REMOVE {remove}" if remove else ""
         try:

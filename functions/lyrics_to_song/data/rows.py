@@ -13,13 +13,14 @@ from .items import flag, key_text, number, text, whole
 
 
 class JobState(StrEnum):
-    HELD = "HELD"  # a spending cap holds it: nothing reserved or paid; tried again later
+    HELD = "HELD"  # it waits in its tenant's line: nothing reserved or paid
     SUBMITTING = "SUBMITTING"  # the row is written; the API call is under way
     PENDING = "PENDING"  # the API took it; the poll function follows it
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     TIMED_OUT = "TIMED_OUT"
     UNKNOWN = "UNKNOWN"  # the submission may or may not have reached the API
+    CANCELLED = "CANCELLED"  # cancelled while it waited: never paid
 
     @property
     def terminal(self) -> bool:
@@ -27,7 +28,7 @@ class JobState(StrEnum):
 
 
 # Ended without a song: the states an owner may resubmit from (README: Resubmitting a job).
-RESUBMITTABLE = (JobState.UNKNOWN, JobState.FAILED, JobState.TIMED_OUT)
+RESUBMITTABLE = (JobState.UNKNOWN, JobState.FAILED, JobState.TIMED_OUT, JobState.CANCELLED)
 # A producer that names none (docs/producers.md).
 DEFAULT_TENANT = "default"
 
@@ -221,6 +222,7 @@ class Row:
     hold: Hold | None = None  # while a cap holds it (HELD, or a resubmission held)
     task: TaskCallback | None = None  # a Step Functions task waiting for it
     request_id: str | None = None  # the producer's, as sent (a request's job, or its refusal)
+    line_at: float | None = None  # HELD in its tenant's line since then (data/line.py)
     # The item it was read from, so that a write can tell the row it leaves without a read.
     item: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -265,6 +267,7 @@ class Row:
             hold=Hold.from_item(item),
             task=TaskCallback.from_item(item),
             request_id=text(item, "request_id") or _request_id_before(item),
+            line_at=number(item, "line_at"),
             item=item,
         )
 

@@ -48,7 +48,7 @@ class TableBase:
         if due_since is not None:
             condition += " AND due_at >= :since"
             values[":since"] = to_attr(due_since)
-        keys: list[Item] = []
+        ids: list[str] = []
         pages = self.client.get_paginator("query").paginate(
             TableName=self.table_name,
             IndexName=DUE_INDEX,
@@ -56,7 +56,12 @@ class TableBase:
             ExpressionAttributeValues=values,
         )
         for page in pages:
-            keys += [self._key(key_text(item, "job_id")) for item in page.get("Items", [])]
+            ids += [key_text(item, "job_id") for item in page.get("Items", [])]
+        return self._rows(ids)
+
+    def _rows(self, job_ids: list[str]) -> list[Row]:
+        """The rows of these jobs (those that exist), read a hundred at a time."""
+        keys = [self._key(job_id) for job_id in job_ids]
         rows: list[Row] = []
         while keys:
             batch, keys = keys[:100], keys[100:]

@@ -6,13 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .items import key_text, number, to_attr
-from .rows import JobState, Row
+from .items import key_text, number, text, to_attr
+from .rows import DEFAULT_TENANT, JobState, Row
 from .table_base import DUE_INDEX, HELD_SHARD, OPEN_SHARD, TableBase
 
-# A job under way, by the shard of the due index it is in: held by a cap (until it is
-# tried again), or its song being asked for or made.
-UNDER_WAY = {HELD_SHARD: (JobState.HELD,), OPEN_SHARD: (JobState.SUBMITTING, JobState.PENDING)}
+# A job holds a place while its song is asked for or made (a HELD one holds none).
+IN_FLIGHT = (JobState.SUBMITTING, JobState.PENDING)
 
 
 class TableReads(TableBase):
@@ -35,25 +34,30 @@ class TableReads(TableBase):
 
         A job whose row could not be read is counted as in flight (the safe side).
         """
+        return set(self.in_flight_tenants(job_ids))
+
+    def in_flight_tenants(self, job_ids: set[str]) -> dict[str, str]:
+        """Those of the jobs still being submitted or made, with their tenants (a job
+        whose row could not be read counts as in flight, its tenant unknown: "")."""
         keys = [self._key(job_id) for job_id in sorted(job_ids)]
-        running: set[str] = set()
+        running: dict[str, str] = {}
         for start in range(0, len(keys), 100):
             response = self.client.batch_get_item(
                 RequestItems={
                     self.table_name: {
                         "Keys": keys[start : start + 100],
-                        "ProjectionExpression": "job_id, #state",
+                        "ProjectionExpression": "job_id, #state, tenant",
                         "ExpressionAttributeNames": {"#state": "state"},
                         "ConsistentRead": True,
                     }
                 }
             )
             for item in response["Responses"].get(self.table_name, []):
-                if not JobState(key_text(item, "state")).terminal:
-                    running.add(key_text(item, "job_id"))
+                if JobState(key_text(item, "state")) in IN_FLIGHT:
+                    running[key_text(item, "job_id")] = text(item, "tenant") or DEFAULT_TENANT
             unread = response.get("UnprocessedKeys", {}).get(self.table_name)
             if unread:
-                running.update(key_text(key, "job_id") for key in unread["Keys"])
+                running.update((key_text(key, "job_id"), "") for key in unread["Keys"])
         return running
 
     def due(
@@ -87,11 +91,17 @@ class TableReads(TableBase):
         return number(page["Items"][0], "due_at") if page.get("Items") else None
 
     def under_way(self, due_since: float) -> list[Row]:
-        """The jobs held, being submitted or being made whose next step (a check, a try
-        after a hold) is due at `due_since` or later: the stack is keeping up with them."""
-        return [
+        """The jobs being submitted or made whose next check is due at `due_since` or
+        later (the stack is keeping up with them), and those held in the due index's
+        HELD shard: the waiting jobs with a Step Functions task (a wait in line is the
+        stack's own pacing: always on time), and those an earlier version held, on time
+        while their next try is. Not the lines' other jobs:
+        a backlog of any length adds nothing to read here."""
+        held = [
             row
-            for shard, states in UNDER_WAY.items()
-            for row in self._shard_rows(shard, due_since)
-            if row.state in states
+            for row in self._shard_rows(HELD_SHARD)
+            if row.state is JobState.HELD
+            if row.line_at is not None or (row.due_at or 0.0) >= due_since
         ]
+        running = [r for r in self._shard_rows(OPEN_SHARD, due_since) if r.state in IN_FLIGHT]
+        return held + running

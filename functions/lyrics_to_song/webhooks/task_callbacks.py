@@ -33,6 +33,7 @@ ERROR_NAMES = {
     JobState.FAILED: "Song.Failed",
     JobState.TIMED_OUT: "Song.TimedOut",
     JobState.UNKNOWN: "Song.Unknown",
+    JobState.CANCELLED: "Song.Cancelled",
 }
 MAX_CAUSE_CHARS = 32768  # SendTaskFailure's limit
 

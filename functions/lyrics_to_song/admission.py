@@ -1,0 +1,199 @@
+"""Admission: which waiting jobs start when places are free (docs/how-it-works.md: The
+line).
+
+Held jobs wait in their tenants' lines (data/line.py) and cost nothing meanwhile. An
+admission hands out the stack's free places, one at a time, to the waiting tenant with
+the fewest songs in flight (the earliest head of line first among equals), each taking
+the head of its line: so a tenant with one job waits for one free place, never behind
+another tenant's thousands, and each tenant's jobs start in the order they came.
+
+It runs wherever a place may have freed: in the poll run after songs end and once each
+scheduled run (a day or month turning, a crash anywhere), in the submit function after a
+job joins a line, and on `{"admit": ...}` (the command line sends it when a cap is
+raised or a tenant resumed). Runs at once are safe: every start takes its place in the
+caps' transaction, and a job is started by one of them only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from .data.caps import TenantTerms
+from .data.rows import Row
+from .data.task_table import AlreadyKnown, CapReached, Started
+from .errors import Cap, InvalidRequest
+from .observability import count, logger
+from .payment import Outcome, pay, row_writer
+from .services import Services
+from .song_request import SongRequest, parse_request
+from .sources import Job
+
+STACK_CAPS = (Cap.DAILY, Cap.IN_FLIGHT)
+MAX_PAYING_AT_ONCE = 10
+
+
+@dataclass
+class Admitted:
+    """What one admission did."""
+
+    free: int = 0  # places free when it began
+    started: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+@dataclass
+class _Tenant:
+    """A waiting tenant as one admission sees it."""
+
+    name: str
+    stamp: str
+    terms: TenantTerms
+    in_flight: int
+    heads: list[Row] = field(default_factory=list)
+    looked: int = 0  # how many heads were asked for at the last look
+    done: bool = False
+
+    def turn(self) -> tuple[int, float]:
+        head = self.heads[0].line_at if self.heads else None
+        return (self.in_flight, head if head is not None else float("inf"))
+
+
+def admit(services: Services) -> Admitted:
+    """Start as many waiting jobs as places are free, fairly; pay for them at once."""
+    report = Admitted()
+    stamps = services.line.read()
+    if not stamps:
+        return report
+    live = _in_flight(services)
+    report.free = services.budget.in_flight - len(live)
+    if report.free <= 0:
+        return report
+    counts = Counter(live.values())
+    tenants = [
+        _Tenant(name, stamp, terms, counts.get(name, 0))
+        for name, stamp in sorted(stamps.items())
+        if not (terms := services.budget.terms_of(name)).paused
+    ]
+    for tenant in tenants:
+        _look(services, tenant, report.free)
+    chosen = _hand_out(services, [t for t in tenants if not t.done], report.free, live)
+    report.started = len(chosen)
+    if chosen:
+        count("JobsAdmitted", len(chosen))
+        logger.info("admitted waiting jobs", extra={"started": len(chosen), "free": report.free})
+        report.outcomes = _pay_all(services, chosen)
+    return report
+
+
+def _hand_out(
+    services: Services, waiting: list[_Tenant], free: int, live: dict[str, str]
+) -> list[_Started]:
+    """The free places, one at a time, each to the waiting tenant whose turn it is."""
+    chosen: list[_Started] = []
+    while waiting and len(chosen) < free:
+        tenant = min(waiting, key=_Tenant.turn)
+        outcome = _start(services, tenant.heads.pop(0), tenant.terms)
+        if isinstance(outcome, _Started):
+            chosen.append(outcome)
+            tenant.in_flight += 1
+            live[outcome.job.job_id] = tenant.name  # in flight now: its place is not freed
+        elif isinstance(outcome, _Refused):
+            if outcome.cap in STACK_CAPS:
+                break  # no place for anyone: the stack's day, or a place taken meanwhile
+            tenant.heads.insert(0, outcome.row)
+            # Its own cap: its places held by ended jobs are freed and it goes on;
+            # else its jobs wait for its songs to end (or its day, its month).
+            freed = outcome.cap is Cap.TENANT_IN_FLIGHT
+            tenant.done = not (freed and _free_tenant_places(services, tenant.name, live))
+        if not tenant.heads and not tenant.done:
+            _look(services, tenant, free - len(chosen))
+        waiting = [t for t in waiting if not t.done]
+    return chosen
+
+
+def _in_flight(services: Services) -> dict[str, str]:
+    """The jobs in flight and their tenants; the places of jobs that ended are freed."""
+    holders = services.budget.holders()
+    live = services.table.in_flight_tenants(holders)
+    services.budget.drop(holders - set(live), None)
+    return live
+
+
+def _free_tenant_places(services: Services, tenant: str, live: dict[str, str]) -> bool:
+    """Free the tenant's places held by jobs that ended; True if any was."""
+    ended = services.budget.holders(tenant) - set(live)
+    services.budget.drop(ended, tenant)
+    return bool(ended)
+
+
+def _look(services: Services, tenant: _Tenant, room: int) -> None:
+    """Read the next heads of the tenant's line; a line found empty is forgotten."""
+    if room <= 0:
+        tenant.done = True
+        return
+    tenant.looked = room
+    tenant.heads = services.table.heads(tenant.name, room)
+    if not tenant.heads:
+        services.line.clear(tenant.name, tenant.stamp, services.clock())
+        tenant.done = True
+
+
+@dataclass(frozen=True)
+class _Started:
+    row: Row  # as it was, in line
+    job: Job
+    request: SongRequest
+    attempt: Started
+
+
+@dataclass(frozen=True)
+class _Refused:
+    cap: Cap
+    row: Row
+
+
+def _start(services: Services, row: Row, terms: TenantTerms) -> _Started | _Refused | None:
+    """Start one waiting job (its row replaced by a SUBMITTING one with its places), or
+    say which cap refused. None: another run started or ended it first, or its request
+    no longer reads (it stays in line, counted, for its operator to look at)."""
+    job = Job(row.job_id, row.source, row.source_name, row.request_id)
+    try:
+        request = parse_request(json.loads(row.request_json or ""), services.settings.model)
+    except (InvalidRequest, ValueError) as exc:
+        count("UnreadableWaitingJobs")
+        logger.error("a waiting job's request no longer reads", extra={"error": str(exc)})
+        return None
+    request = dataclasses.replace(request, tenant=row.tenant)
+    write = row_writer(
+        services,
+        job,
+        request,
+        caps=terms.caps,
+        callback_url=row.callback_url,
+        created_at=row.created_at,
+    )
+    result = write(services.clock())
+    if isinstance(result, AlreadyKnown):
+        return None
+    if isinstance(result, CapReached):
+        return _Refused(result.cap, row)
+    return _Started(row, job, request, result)
+
+
+def _pay_all(services: Services, chosen: list[_Started]) -> list[Outcome]:
+    """One API call for each started job, several at once."""
+
+    def one(started: _Started) -> Outcome:
+        logger.thread_safe_append_keys(job_id=started.job.job_id)
+        try:
+            return pay(services, started.job, started.attempt, started.request, started.row)
+        finally:
+            logger.thread_safe_remove_keys(["job_id"])
+
+    workers = min(MAX_PAYING_AT_ONCE, len(chosen))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="admit") as pool:
+        return list(pool.map(one, chosen))

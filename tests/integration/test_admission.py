@@ -1,0 +1,152 @@
+"""The line: held jobs wait per tenant, first in first out, and start as soon as a place
+is free, each waiting tenant in its turn (docs/how-it-works.md: The line)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from lyrics_to_song.admission import admit
+from lyrics_to_song.data.caps import TenantCaps, TenantStore
+from lyrics_to_song.data.rows import JobState, Row
+from lyrics_to_song.data.tenant_registry import TenantRegistry
+from lyrics_to_song.errors import Cap
+from lyrics_to_song.payment import Outcome
+from lyrics_to_song.sources import QueuedRequest, admit_nudge
+from tests.integration.moto_cloud import Cloud
+from tests.support import song_request
+
+
+def places(cloud: Cloud, in_flight: int) -> None:
+    """The stack's in-flight cap (tenants' own stay at their defaults, 5)."""
+    cloud.services.budget = dataclasses.replace(cloud.services.budget, in_flight=in_flight)
+
+
+def send(cloud: Cloud, tenant: str, n: int) -> str:
+    """Job n of `tenant`, sent a second after the one before; its job id."""
+    body = song_request(request_id=f"{tenant}-{n}", lyrics=f"{tenant} song {n}", tenant=tenant)
+    cloud.clock.advance(1)
+    cloud.send(body, f"{tenant}-m{n}")
+    return QueuedRequest(body, "m").job_for(tenant).job_id
+
+
+def row(cloud: Cloud, job_id: str) -> Row:
+    found = cloud.services.table.get(job_id)
+    assert found is not None
+    return found
+
+
+def started(cloud: Cloud, job_ids: list[str]) -> list[str]:
+    return [j for j in job_ids if row(cloud, j).state is not JobState.HELD]
+
+
+def end_songs(cloud: Cloud) -> None:
+    """The songs being made are done; one sweep ends them (no admission in it)."""
+    cloud.clock.advance(31)
+    cloud.poll()
+
+
+def test_a_freed_place_goes_to_the_tenant_with_fewest_songs_then_in_order(cloud: Cloud) -> None:
+    places(cloud, 2)
+    big = [send(cloud, "team-a", n) for n in range(6)]
+    small = [send(cloud, "team-b", n) for n in range(2)]
+    assert started(cloud, big + small) == big[:2]
+    assert row(cloud, small[0]).hold.cap == Cap.IN_FLIGHT.value  # type: ignore[union-attr]
+    assert row(cloud, small[1]).hold.cap == Cap.LINE.value  # type: ignore[union-attr]
+
+    end_songs(cloud)
+    report = admit(cloud.services)
+    assert (report.free, report.started) == (2, 2)
+    # Both have none in flight: the earliest head first (team-a's), then team-b's, which
+    # then has fewer in flight than team-a: a small tenant waits one place, not the line.
+    assert started(cloud, big + small) == [*big[:3], small[0]]
+    assert report.outcomes == [Outcome.SUBMITTED, Outcome.SUBMITTED]
+
+    end_songs(cloud)
+    admit(cloud.services)
+    assert started(cloud, big + small) == [*big[:4], *small]
+    for _ in range(2):
+        end_songs(cloud)
+        admit(cloud.services)
+    assert started(cloud, big) == big, "every job of the line started"
+    starts = [row(cloud, j).submitted_at or 0 for j in big]
+    assert starts == sorted(starts), "a tenant's jobs start in the order they came"
+    assert len(cloud.emulator.submissions) == 8, "each paid once"
+    assert cloud.services.line.read() == {}, "no tenant waits: the line is forgotten"
+
+
+def test_a_new_job_joins_behind_its_tenants_waiting_ones(cloud: Cloud) -> None:
+    places(cloud, 1)
+    first = send(cloud, "team-a", 0)
+    waiting = send(cloud, "team-a", 1)
+    end_songs(cloud)  # a place is free, but nobody has started the waiting job yet
+    later = send(cloud, "team-a", 2)
+    assert row(cloud, waiting).state is JobState.PENDING, "the place went to the first in line"
+    assert row(cloud, later).state is JobState.HELD
+    assert row(cloud, later).hold.cap == Cap.LINE.value  # type: ignore[union-attr]
+    assert row(cloud, first).state is JobState.COMPLETED
+
+
+def test_a_stale_mark_never_holds_a_job_while_a_place_is_free(cloud: Cloud) -> None:
+    # e.g. its last waiting job was cancelled a minute ago, and no admission ran since
+    cloud.services.line.mark("team-a", cloud.clock.now - 60)
+    job_id = send(cloud, "team-a", 0)
+    assert row(cloud, job_id).state is JobState.PENDING, "admitted at once, in the same call"
+    assert set(cloud.services.line.read()) == {"team-a"}, "just marked: the index may lag"
+    cloud.clock.advance(11)
+    admit(cloud.services)
+    assert cloud.services.line.read() == {}, "an empty line, marked long enough ago"
+
+
+def test_a_paused_tenant_waits_while_the_others_start(cloud: Cloud) -> None:
+    places(cloud, 1)
+    running = send(cloud, "team-a", 0)
+    paused = send(cloud, "team-b", 0)
+    TenantRegistry(cloud.services.budget.client, cloud.services.budget.table_name).pause(
+        "team-b", cloud.clock.now
+    )
+    other = send(cloud, "team-c", 0)
+    end_songs(cloud)
+    assert admit(cloud.services).started == 1
+    assert row(cloud, other).state is JobState.PENDING
+    assert row(cloud, paused).state is JobState.HELD, "team-b waits for its resume"
+    assert row(cloud, running).state is JobState.COMPLETED
+
+
+def test_a_raised_cap_starts_the_next_jobs_at_once(cloud: Cloud) -> None:
+    store = TenantStore(cloud.services.budget.client, cloud.services.budget.table_name)
+    store.put(TenantCaps("team-a", per_day=100, in_flight=1))
+    jobs = [send(cloud, "team-a", n) for n in range(4)]
+    assert started(cloud, jobs) == jobs[:1]
+    store.put(TenantCaps("team-a", per_day=100, in_flight=3))
+    # What `caps set` sends after writing the caps: no reminder per job, one look.
+    assert cloud.send(admit_nudge("caps of tenant team-a set"), sender=None) == [Outcome.SKIPPED]
+    assert started(cloud, jobs) == jobs[:3]
+
+
+def test_an_api_that_refuses_for_now_puts_the_job_back_at_its_place(cloud: Cloud) -> None:
+    places(cloud, 1)
+    send(cloud, "team-a", 0)
+    waiting = [send(cloud, "team-a", n) for n in (1, 2)]
+    place = row(cloud, waiting[0]).line_at
+    end_songs(cloud)
+    cloud.emulator.faults.rate_limit = 10  # more than the client's tries: surely not taken
+    report = admit(cloud.services)
+    assert report.outcomes == [Outcome.HELD]
+    back = row(cloud, waiting[0])
+    assert (back.state, back.line_at, back.attempt) == (JobState.HELD, place, None)
+    assert [r.job_id for r in cloud.services.table.waiting("team-a")] == waiting
+    cloud.emulator.faults.rate_limit = 0
+    assert admit(cloud.services).started == 1
+    assert started(cloud, waiting) == waiting[:1], "still first in line"
+    assert len(cloud.emulator.submissions) == 2
+
+
+def test_a_nudge_from_anyone_only_looks(cloud: Cloud) -> None:
+    places(cloud, 1)
+    send(cloud, "team-a", 0)
+    waiting = send(cloud, "team-a", 1)
+    for _ in range(3):
+        assert cloud.send(json.dumps({"admit": "x" * 10_000}), sender=None) == [Outcome.SKIPPED]
+    assert row(cloud, waiting).state is JobState.HELD, "no place is free: nothing starts"
+    assert len(cloud.emulator.submissions) == 1
