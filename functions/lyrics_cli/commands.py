@@ -257,9 +257,9 @@ def _cancel(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
     return ExitCode.OK
 
 
-def _checked_first(args: argparse.Namespace) -> jobs.LyricUpload | dict[str, Any] | None:
-    """Everything the command line can check alone, before any AWS call: bad input is
-    exit 2 whether or not the stack is reachable. Returns what `submit` will send."""
+def _check_job_args(args: argparse.Namespace) -> None:
+    """The job a command names: by id, lyric file or request id (or, for `cancel
+    --held`, a tenant's waiting jobs)."""
     if args.command == "cancel" and args.held:
         if args.tenant is None or args.job is not None or args.request_id is not None:
             raise CliError("cancel --held needs --tenant T, and no JOB", ExitCode.USAGE)
@@ -267,6 +267,12 @@ def _checked_first(args: argparse.Namespace) -> jobs.LyricUpload | dict[str, Any
         jobs.check_job_ref(args.job, args.request_id, args.tenant)
     elif hasattr(args, "job"):
         jobs.check_job_id(args.job)
+
+
+def _checked_first(args: argparse.Namespace) -> jobs.LyricUpload | dict[str, Any] | None:
+    """Everything the command line can check alone, before any AWS call: bad input is
+    exit 2 whether or not the stack is reachable. Returns what `submit` will send."""
+    _check_job_args(args)
     if args.command == "caps":
         _check_caps_usage(args)
     if args.command != "submit" and getattr(args, "tenant", None) is not None:
