@@ -19,6 +19,7 @@ from lyrics_to_song.data.rows import RESUBMITTABLE, JobState, Row
 from . import (
     cancel_jobs,
     jobs,
+    line_place,
     senders,
     spend_report,
     tenant_admin,
@@ -173,7 +174,9 @@ def _wait(
         if row is not None:
             if row.model not in windows:
                 windows[row.model] = jobs.likely_window(cloud, row.model)
-            estimate = views.expected(row, windows[row.model], time.time())
+            window, now = windows[row.model], time.time()
+            place = line_place.place_of(cloud, row, window, now)
+            estimate = place.text() if place else views.expected(row, window, now)
         out.progress(views.progress(row, elapsed, estimate))
 
     row = jobs.wait_for(
@@ -293,11 +296,12 @@ def _checked_first(args: argparse.Namespace) -> jobs.LyricUpload | dict[str, Any
 
 def _status(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
     row = jobs.get_job(cloud, args.job)
-    window = jobs.likely_window(cloud, row.model)
-    estimate = views.expected(row, window, time.time())
+    window, now = jobs.likely_window(cloud, row.model), time.time()
+    estimate = views.expected(row, window, now)
+    place = line_place.place_of(cloud, row, window, now)
     out.result(
-        views.describe(row, cloud.songs_bucket, estimate),
-        views.job_dict(row, cloud.songs_bucket, window),
+        views.describe(row, cloud.songs_bucket, estimate, place),
+        views.job_dict(row, cloud.songs_bucket, window, place),
     )
     return ExitCode.OK
 
@@ -305,8 +309,21 @@ def _status(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
 def _list(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
     state = JobState(args.status) if args.status else None
     rows = jobs.list_jobs(cloud, state=state, limit=args.limit)
-    out.result(views.table(rows), [views.job_dict(r, cloud.songs_bucket) for r in rows])
+    now, windows = time.time(), {m: jobs.likely_window(cloud, m) for m in _held_models(rows)}
+    places = {
+        r.job_id: place
+        for r in rows
+        if r.model in windows and (place := line_place.place_of(cloud, r, windows[r.model], now))
+    }
+    out.result(
+        views.table(rows, places),
+        [views.job_dict(r, cloud.songs_bucket, place=places.get(r.job_id)) for r in rows],
+    )
     return ExitCode.OK
+
+
+def _held_models(rows: list[Row]) -> set[str | None]:
+    return {r.model for r in rows if r.state is JobState.HELD and r.line_at is not None}
 
 
 def run(args: argparse.Namespace, out: Output) -> ExitCode:

@@ -9,6 +9,7 @@ from lyrics_to_song.check_timing import LikelyWindow
 from lyrics_to_song.data.rows import JobState, Row, WebhookState, whole_number
 from lyrics_to_song.data.spend import Counts
 
+from .line_place import Place
 from .spend_report import SpendReport
 from .tenant_settings import CapsUse
 from .webhook_tools import Secrets
@@ -85,7 +86,12 @@ def hold_dict(row: Row) -> dict[str, Any] | None:
     }
 
 
-def job_dict(row: Row, songs_bucket: str, window: LikelyWindow | None = None) -> dict[str, Any]:
+def job_dict(
+    row: Row,
+    songs_bucket: str,
+    window: LikelyWindow | None = None,
+    place: Place | None = None,
+) -> dict[str, Any]:
     """The job as `--json` prints it (docs/command-line.md)."""
     return {
         "job_id": row.job_id,
@@ -102,6 +108,7 @@ def job_dict(row: Row, songs_bucket: str, window: LikelyWindow | None = None) ->
         "polls": row.polls,
         "error": row.error,
         "held": hold_dict(row),
+        "line": place.as_dict() if place else None,
         "song": (
             {
                 "s3_uri": f"s3://{songs_bucket}/{row.song_key}",
@@ -176,8 +183,11 @@ def webhook_text(row: Row) -> str | None:
     return f"{hook.state.value} at {when(hook.ended_at)} ({tries}{answer})"
 
 
-def describe(row: Row, songs_bucket: str, estimate: str | None = None) -> str:
-    """A few aligned lines about one job (`estimate`: when its song should be ready)."""
+def describe(
+    row: Row, songs_bucket: str, estimate: str | None = None, place: Place | None = None
+) -> str:
+    """A few aligned lines about one job (`estimate`: when its song should be ready;
+    `place`: where it waits in line)."""
     lines = [
         ("job", row.job_id),
         ("state", row.state.value),
@@ -189,6 +199,7 @@ def describe(row: Row, songs_bucket: str, estimate: str | None = None) -> str:
         ("finished", when(row.finished_at)),
         ("error", row.error),
         ("held", hold_text(row)),
+        ("in line", place.text() if place else None),
         ("expected", estimate),
         ("tenant", row.tenant),
         ("cost", cost_text(row)),
@@ -225,14 +236,16 @@ def cost_text(row: Row) -> str:
     return "nothing"
 
 
-def table(rows: list[Row]) -> str:
-    """One line per job, newest first."""
+def table(rows: list[Row], places: dict[str, Place] | None = None) -> str:
+    """One line per job, newest first (`places`: of those waiting in line)."""
     if not rows:
         return "no jobs"
     header = f"{'JOB':<36}  {'STATE':<10}  {'CREATED':<20}  SOURCE / ERROR"
     lines = [header]
     for row in rows:
         held = hold_text(row)
+        place = (places or {}).get(row.job_id)
+        held = f"{held}; {place.short()}" if held and place else held
         detail = f"held: {held}" if held else row.error or row.source
         lines.append(
             f"{row.job_id:<36}  {row.state.value:<10}  {when(row.created_at):<20}  {detail}"
@@ -245,7 +258,7 @@ def progress(row: Row | None, elapsed: float, estimate: str | None = None) -> st
     if row is None:
         what = "queued: waiting for the submit function to take it"
     elif row.hold is not None:
-        what = f"HELD: {hold_text(row)}"
+        what = f"HELD: {hold_text(row)}" + (f"; {estimate}" if estimate else "")
     elif row.state.terminal:
         what = row.state.value + (f": {row.error}" if row.error else "")
     elif row.task_id:

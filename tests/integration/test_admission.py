@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
+from datetime import datetime
 
+import pytest
+
+from local_cloud.stack import register_outputs
+from lyrics_cli.main import main
+from lyrics_cli.stack_target import ExitCode
 from lyrics_to_song.admission import admit
 from lyrics_to_song.data.caps import TenantCaps, TenantStore
 from lyrics_to_song.data.rows import JobState, Row
@@ -150,3 +157,37 @@ def test_a_nudge_from_anyone_only_looks(cloud: Cloud) -> None:
         assert cloud.send(json.dumps({"admit": "x" * 10_000}), sender=None) == [Outcome.SKIPPED]
     assert row(cloud, waiting).state is JobState.HELD, "no place is free: nothing starts"
     assert len(cloud.emulator.submissions) == 1
+
+
+def test_a_waiting_job_shows_its_place_and_when_it_should_start(
+    cloud: Cloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    places(cloud, 2)
+    register_outputs(cloud.stack)
+    cli = ["--region", "us-east-1", "--stack", cloud.stack.name]
+    big = [send(cloud, "team-a", n) for n in range(7)]  # 2 start, 5 wait
+    small = [send(cloud, "team-b", n) for n in range(2)]  # both wait
+    capsys.readouterr()
+
+    assert main([*cli, "status", small[1], "--json"]) == ExitCode.OK
+    line = json.loads(capsys.readouterr().out)["line"]
+    # Second of team-b's; team-a takes at most two turns before it: fourth overall.
+    assert (line["place_in_tenant"], line["tenant_waiting"], line["place_overall"]) == (2, 2, 4)
+    start = datetime.fromisoformat(line["expected_start"]).timestamp()
+    ready = datetime.fromisoformat(line["expected_ready"]).timestamp()
+    assert time.time() < start < ready, "later than now (the command's clock), ready after"
+
+    assert main([*cli, "status", big[6]]) == ExitCode.OK
+    shown = capsys.readouterr().out
+    assert "in line    place 5 of 5 in tenant team-a's line, about 7 overall; expected to" in (
+        shown
+    )
+    assert main([*cli, "list", "--status", "HELD"]) == ExitCode.OK
+    assert "; place 1 of 2, about 2 overall" in capsys.readouterr().out  # team-b's first
+
+    end_songs(cloud)
+    admit(cloud.services)  # team-a's next and team-b's first start: the line moves
+    capsys.readouterr()  # the functions' log lines
+    assert main([*cli, "status", small[1], "--json"]) == ExitCode.OK
+    moved = json.loads(capsys.readouterr().out)["line"]
+    assert (moved["place_in_tenant"], moved["place_overall"]) == (1, 2)
