@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from moto.core.config import default_user_config
 
 from local_cloud.workflow import execution_end
@@ -318,3 +319,54 @@ def test_the_schedule_s_event_sends_the_heartbeats(
     finally:
         webhook_handler.services.cache_clear()
     assert found == {"sent": 1, "gone": 0, "failed": 0, "skipped": 0}
+
+
+def test_an_answer_refused_for_want_of_permission_is_recorded_not_retried(
+    cloud: Cloud, workflow: str, hooks: WebhookServices
+) -> None:
+    done = _run_song(cloud, workflow, hooks)
+    assert done["status"] == "SUCCEEDED"
+    row = cloud.only_row()
+    assert row.task is not None
+    cloud.services.table.task_queued(row.job_id, row.task.notice_id + "y", "{}")
+    denied = ClientError(
+        {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}},
+        "SendTaskSuccess",
+    )
+
+    class Refusing:
+        def send_task_success(self, **_: object) -> None:
+            raise denied
+
+    message = TaskMessage(row.job_id, row.task.notice_id + "y")
+    assert answer(hooks.table, Refusing, message, 30) is None, "final: no retry"
+    after = cloud.only_row().task
+    assert after is not None
+    assert (after.state, after.attempts) == ("refused", 1)
+    assert after.answer is not None
+    assert after.answer.startswith("AccessDeniedException")
+
+
+def test_heartbeats_read_only_the_rows_that_may_carry_a_task_token(
+    cloud: Cloud, workflow: str, hooks: WebhookServices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backlog in line costs the pass nothing: it reads the open rows and the waiting
+    ones with a token, never the rest of the line."""
+    cloud.services.budget = dataclasses.replace(cloud.services.budget, in_flight=1)
+    token = {"task_token": "A" * 40, "state_machine": workflow}
+    assert cloud.send(song_request(request_id="running", **token)) == [Outcome.SUBMITTED]
+    for n in range(40):
+        assert cloud.send(song_request(request_id=f"w{n}", lyrics=f"w {n}")) == [Outcome.HELD]
+    waiting = song_request(request_id="waits-with-a-token", lyrics="t", **token)
+    assert cloud.send(waiting) == [Outcome.HELD]
+    read: list[int] = []
+    batch_get = hooks.table.client.batch_get_item
+
+    def counted(**kwargs: Any) -> Any:
+        read.append(sum(len(t["Keys"]) for t in kwargs["RequestItems"].values()))
+        return batch_get(**kwargs)
+
+    monkeypatch.setattr(hooks.table.client, "batch_get_item", counted)
+    beats = _beat(cloud, hooks)
+    assert beats.sent + beats.gone == 2, "the running job's task and the waiting one's"
+    assert sum(read) == 2, "two rows read, of 42 under way"

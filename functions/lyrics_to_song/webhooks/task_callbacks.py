@@ -27,8 +27,17 @@ if TYPE_CHECKING:
     from ..data.task_table import TaskTable
 
 TASK_MESSAGE_KIND = "task"
-# Step Functions' answers that no retry can change: the token is used, or gone.
-FINAL_ERRORS = ("InvalidToken", "TaskTimedOut", "TaskDoesNotExist", "InvalidOutput")
+# Step Functions' answers that no retry can change: the token is used, or gone; or this
+# function may not answer that state machine (its role, fixed until a redeploy: trying
+# again hourly for days would change nothing).
+FINAL_ERRORS = (
+    "InvalidToken",
+    "TaskTimedOut",
+    "TaskDoesNotExist",
+    "InvalidOutput",
+    "AccessDeniedException",
+    "AccessDenied",
+)
 ERROR_NAMES = {
     JobState.FAILED: "Song.Failed",
     JobState.TIMED_OUT: "Song.TimedOut",
