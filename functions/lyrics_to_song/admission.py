@@ -62,11 +62,16 @@ class _Tenant:
         return (self.in_flight, head if head is not None else float("inf"))
 
 
-def admit(services: Services) -> Admitted:
-    """Start as many waiting jobs as places are free, fairly; pay for them at once."""
+def admit(services: Services, *, if_room: bool = False) -> Admitted:
+    """Start as many waiting jobs as places are free, fairly; pay for them at once.
+
+    `if_room`: look no further when the in-flight set is full (a job that just joined
+    its line: a place held by an ended job is freed by the run that ends it)."""
     report = Admitted()
     stamps = services.line.read()
     if not stamps:
+        return report
+    if if_room and len(services.budget.holders()) >= services.budget.in_flight:
         return report
     live = _in_flight(services)
     report.free = services.budget.in_flight - len(live)

@@ -314,7 +314,7 @@ def submit_request(
         ):
             return already_known(services, job, request, request_json)
         if over.cap is Cap.LINE:
-            admit(services)  # its tenant's line may have room now
+            admit(services, if_room=True)  # a place may be free for its tenant's line
         return Outcome.HELD
     if attempt is None:
         return already_known(services, job, request, request_json)

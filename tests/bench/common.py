@@ -34,6 +34,8 @@ BENCHMARKS = [
     "cold_start",
     "artifact",
     "throughput",
+    "backlog",
+    "heartbeats",
 ]
 
 # How big the benchmarks run: "full" (`make bench`), "quick" (BENCH_QUICK=1: smaller

@@ -86,11 +86,13 @@ def test_a_new_job_joins_behind_its_tenants_waiting_ones(cloud: Cloud) -> None:
     places(cloud, 1)
     first = send(cloud, "team-a", 0)
     waiting = send(cloud, "team-a", 1)
-    end_songs(cloud)  # a place is free, but nobody has started the waiting job yet
+    end_songs(cloud)  # the sweep ended the song; its run's admission has not run yet
     later = send(cloud, "team-a", 2)
-    assert row(cloud, waiting).state is JobState.PENDING, "the place went to the first in line"
     assert row(cloud, later).state is JobState.HELD
     assert row(cloud, later).hold.cap == Cap.LINE.value  # type: ignore[union-attr]
+    assert admit(cloud.services).started == 1
+    assert row(cloud, waiting).state is JobState.PENDING, "the place went to the first in line"
+    assert row(cloud, later).state is JobState.HELD
     assert row(cloud, first).state is JobState.COMPLETED
 
 
