@@ -71,11 +71,12 @@ def announce(services: Services, row: Row) -> None:
             now=services.clock(),
         )
     )
-    if settings.webhook_queue_url and task_of(row) is not None:
+    answers = settings.task_answer_queue_url or settings.webhook_queue_url
+    if answers and task_of(row) is not None:
         queue_task_answer(
             services.table,
             services.sqs,
-            settings.webhook_queue_url,
+            answers,
             row,
             output=output_of(row, body, settings.audio_bucket_name),
         )

@@ -64,6 +64,7 @@ class Settings:
     audio_hosts: tuple[str, ...]
     lyrics_bucket_name: str | None
     max_resubmits: int
+    refusal_webhooks_per_hour: int  # per tenant: webhooks of requests refused unpaid
     max_song_bytes: int
     download_deadline_seconds: float
     price: Price
@@ -74,6 +75,9 @@ class Settings:
     # a lyric-file notification is acted on (None: none is, from any queue).
     lyric_files_queue_arn: str | None
     webhook_queue_url: str | None  # None: this stack sends no webhooks
+    # Step Functions answers, on a queue of their own (None: a stack of an earlier
+    # version, where they share the webhooks queue).
+    task_answer_queue_url: str | None
     # The state machines whose tasks may wait for a song (empty: none may).
     callback_state_machines: frozenset[str]
     callback_rules: CallbackRules
@@ -86,6 +90,7 @@ class WebhookSettings:
     tasks_table_name: str
     spending_table_name: str | None  # where tenants' secrets' generations are (rotations)
     queue_url: str  # the webhooks queue: a failed attempt's message waits there
+    task_answer_queue_url: str | None  # the Step Functions answers' own queue
     secret_arn: str | None  # the signing secret in Secrets Manager (deployed)
     secret: str | None  # the signing secret itself (local runs)
     callback_rules: CallbackRules
@@ -258,6 +263,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         audio_hosts=_hosts(env, "AUDIO_HOSTS"),
         lyrics_bucket_name=env.get("LYRICS_BUCKET_NAME", "").strip() or None,
         max_resubmits=_int(env, "MAX_RESUBMITS", DEFAULT_MAX_RESUBMITS, 0, 100),
+        refusal_webhooks_per_hour=_int(env, "REFUSAL_WEBHOOKS_PER_HOUR", 60, 0, 100_000),
         # At most 128 MiB: POLL_CONCURRENCY downloads at once share 1 GiB of /tmp.
         max_song_bytes=_int(env, "MAX_SONG_BYTES", 64 * MIB, MIB, 128 * MIB),
         download_deadline_seconds=float(_int(env, "DOWNLOAD_DEADLINE_SECONDS", 90, 5, 180)),
@@ -267,6 +273,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         own_sender=env.get("OWN_SENDER_ID", "").strip() or None,
         lyric_files_queue_arn=env.get("LYRIC_FILES_QUEUE_ARN", "").strip() or None,
         webhook_queue_url=env.get("WEBHOOK_QUEUE_URL", "").strip() or None,
+        task_answer_queue_url=env.get("TASK_ANSWER_QUEUE_URL", "").strip() or None,
         callback_rules=_callback_rules(env, base_url),
         callback_state_machines=frozenset(
             arn.strip() for arn in env.get("CALLBACK_STATE_MACHINES", "").split(",") if arn.strip()
@@ -282,6 +289,7 @@ def load_webhook_settings(env: Mapping[str, str] | None = None) -> WebhookSettin
         tasks_table_name=_required(env, "TASKS_TABLE_NAME"),
         spending_table_name=env.get("SPENDING_TABLE_NAME", "").strip() or None,
         queue_url=_required(env, "WEBHOOK_QUEUE_URL"),
+        task_answer_queue_url=env.get("TASK_ANSWER_QUEUE_URL", "").strip() or None,
         secret_arn=secret_arn,
         secret=secret,
         callback_rules=_callback_rules(env, _api_base_url(env)),

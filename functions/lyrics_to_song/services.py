@@ -15,6 +15,8 @@ from .config import Settings, WebhookSettings
 from .data.caps import Budget
 from .data.line import WaitingTenants
 from .data.pace import PollWatch, SongTimes, StatusBudget
+from .data.receivers import Receivers
+from .data.refusal_hooks import RefusalWebhooks
 from .data.senders import SenderStore
 from .data.task_table import TaskTable
 from .data.webhook_keys import WebhookKeyStore
@@ -48,6 +50,7 @@ class Services:
     poll_watch: PollWatch
     senders: SenderStore
     line: WaitingTenants
+    refusal_hooks: RefusalWebhooks
     clock: Callable[[], float] = field(default=time.time)
     sleep: Callable[[float], None] = field(default=time.sleep)
     resolve: Resolver = field(default=socket.getaddrinfo)  # a callback host's addresses
@@ -142,6 +145,9 @@ def build_services(
         poll_watch=PollWatch(dynamodb, settings.spending_table_name),
         senders=SenderStore(dynamodb, settings.spending_table_name),
         line=WaitingTenants(dynamodb, settings.spending_table_name),
+        refusal_hooks=RefusalWebhooks(
+            dynamodb, settings.spending_table_name, settings.refusal_webhooks_per_hour
+        ),
         clock=clock,
         sleep=sleep,
     )
@@ -207,6 +213,7 @@ def build_webhook_services(
         settings=settings,
         table=TaskTable(dynamodb, settings.tasks_table_name),
         keys=WebhookKeyStore(dynamodb, spending) if spending else None,
+        receivers=Receivers(dynamodb, spending) if spending else None,
         sqs=client("sqs"),
         http=httpx.Client(
             transport=CheckedTransport(settings.callback_rules.check_address),

@@ -190,6 +190,12 @@ def reject(
     the Step Functions task in `asked` (the request as sent), if this stack may answer it."""
     now = services.clock()
     logger.warning("job rejected", extra={"reason": kept_error(reason), "source": job.source})
+    owner = tenant if is_tenant(tenant) else DEFAULT_TENANT
+    hook = _usable_callback(services, callback_url)
+    if hook is not None and not services.refusal_hooks.take(owner, now):
+        logger.warning("refusal webhooks of this tenant's hour spent: none for this one")
+        count("RefusalWebhooksDropped")
+        hook = None
     row = services.table.reject(
         job.job_id,
         source=job.source,
@@ -197,8 +203,8 @@ def reject(
         error=reason,
         now=now,
         lease_seconds=services.settings.submit_lease_seconds,
-        tenant=tenant if is_tenant(tenant) else DEFAULT_TENANT,
-        callback_url=_usable_callback(services, callback_url),
+        tenant=owner,
+        callback_url=hook,
         request_json=_answerable_task(services, asked or {}),
         request_id=job.request_id,
     )

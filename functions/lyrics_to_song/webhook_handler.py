@@ -10,15 +10,17 @@ deleted by Lambda.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
+    AsyncBatchProcessor,
     EventType,
-    process_partial_response,
+    async_process_partial_response,
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -38,7 +40,12 @@ SPARE_MS = 5_000
 # A message this invocation had no time for is seen again this soon.
 NO_TIME_RETRY_SECONDS = 5
 
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+# The records of a batch are attempted at once, each in its own thread: a receiver that
+# is slow to answer holds back no other receiver's webhook in its batch.
+BATCH_WORKERS = 10
+
+processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+_workers = ThreadPoolExecutor(max_workers=BATCH_WORKERS, thread_name_prefix="webhook")
 
 
 @cache
@@ -47,9 +54,18 @@ def services() -> WebhookServices:
     return build_webhook_services(load_webhook_settings())
 
 
+def _queue_of(record: SQSRecord) -> str:
+    """The URL of the queue the record came from: the webhooks', or the task answers'."""
+    settings = services().settings
+    answers = settings.task_answer_queue_url
+    if answers and record.event_source_arn.rsplit(":", 1)[-1] == answers.rsplit("/", 1)[-1]:
+        return answers
+    return settings.queue_url
+
+
 def _wait_on_queue(record: SQSRecord, seconds: float) -> None:
     services().sqs.change_message_visibility(
-        QueueUrl=services().settings.queue_url,
+        QueueUrl=_queue_of(record),
         ReceiptHandle=record.receipt_handle,
         VisibilityTimeout=int(seconds),
     )
@@ -102,10 +118,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             time_left=lambda: context.get_remaining_time_in_millis() / 1000,
         )
         return dataclasses.asdict(beats)
-    response = process_partial_response(
-        event=event,
-        record_handler=lambda record: _deliver_record(record, context),
-        processor=processor,
-        context=context,
+
+    async def record_handler(record: SQSRecord) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(_workers, _deliver_record, record, context)
+
+    response = async_process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
     )
     return dict(response)

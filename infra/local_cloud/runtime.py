@@ -173,9 +173,15 @@ class LocalLambda:
         return self.deliver("PollFunction", "Wake")
 
     def deliver_webhooks(self) -> BatchResult:
-        """One poll of the webhooks queue's event source; a failed attempt's message stays
-        hidden for as long as the function said."""
-        return self.deliver("WebhookFunction", "Webhooks")
+        """One poll of each of the webhook function's queues (webhooks, and Step Functions
+        answers); a failed attempt's message stays hidden for as long as the function said."""
+        hooks = self.deliver("WebhookFunction", "Webhooks")
+        answers = self.deliver("WebhookFunction", "TaskAnswers")
+        return BatchResult(
+            hooks.received + answers.received,
+            hooks.failed + answers.failed,
+            [hooks.response, answers.response],
+        )
 
     def deliver(
         self, logical_id: str, event_name: str, retry_delay_seconds: int | None = None

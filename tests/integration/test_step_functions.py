@@ -98,7 +98,7 @@ def _finish(cloud: Cloud, hooks: WebhookServices) -> None:
     """Let the stack make (or fail) the song and answer the task."""
     cloud.clock.advance(31)
     cloud.poll()
-    (body,) = _queued(cloud, cloud.stack.refs["WebhookQueue"], "kind")
+    (body,) = _queued(cloud, cloud.stack.refs["TaskAnswerQueue"], "kind")
     message = TaskMessage.read(body)
     assert message is not None
     assert answer(hooks.table, hooks.states, message, 30) is None
@@ -208,7 +208,7 @@ def test_a_request_refused_for_bad_input_still_answers_its_task(
     (request,) = _queued(cloud, cloud.stack.jobs_queue_url, "task_token")
     assert cloud.send(request) == [Outcome.REJECTED]
     assert cloud.emulator.submissions == [], "nothing paid"
-    (body,) = _queued(cloud, cloud.stack.refs["WebhookQueue"], "kind")
+    (body,) = _queued(cloud, cloud.stack.refs["TaskAnswerQueue"], "kind")
     message = TaskMessage.read(body)
     assert message is not None
     assert answer(hooks.table, hooks.states, message, 30) is None

@@ -20,9 +20,11 @@ from local_cloud.receiver import WebhookReceiver, always, failing_first
 from lyrics_cli.stack_target import ExitCode
 from lyrics_to_song import observability
 from lyrics_to_song.data.caps import TenantStore
+from lyrics_to_song.data.receivers import Health
 from lyrics_to_song.data.rows import JobState, Row, Webhook, WebhookState
 from lyrics_to_song.data.webhook_keys import WebhookKeyStore
-from lyrics_to_song.webhooks.delivery import WebhookServices, deliver
+from lyrics_to_song.payment import Outcome
+from lyrics_to_song.webhooks.delivery import WebhookServices, deliver, receiver_of
 from lyrics_to_song.webhooks.queue import WebhookMessage
 from lyrics_to_song.webhooks.signing import tenant_secret
 from tests.conftest import API_URL
@@ -143,9 +145,12 @@ def test_a_receiver_down_past_the_retry_window_is_given_up_and_nothing_else_chan
     assert after is not None
     assert after.webhook is not None
     assert after.webhook.state is WebhookState.GIVEN_UP
-    assert after.webhook.attempts == len(waits) + 1
+    # While its receiver is marked down, a look waits without an attempt.
+    assert 10 <= after.webhook.attempts <= len(waits) + 1
     assert after.webhook.answer is not None
-    assert "could not connect" in after.webhook.answer
+    assert "could not connect" in after.webhook.answer or "did not answer lately" in (
+        after.webhook.answer
+    )
     assert observability.metrics.metric_set["WebhooksGivenUp"]["Value"] == [1.0]
     observability.metrics.clear_metrics()
     unchanged = dataclasses.replace(after, webhook=row.webhook)
@@ -626,3 +631,84 @@ def test_an_unreadable_message_is_dropped_and_counted(
     response = handler(_batch(cloud), LocalContext("webhooks", 60))
     assert response["batchItemFailures"] == [], "nothing to try again"
     assert '"WebhookMessagesUnreadable":[1.0]' in capsys.readouterr().out
+
+
+def test_a_receiver_that_does_not_answer_is_tried_once_a_period_not_once_a_webhook(
+    cloud: Cloud, hooks: WebhookServices, receiver: WebhookReceiver
+) -> None:
+    assert hooks.receivers is not None
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    dead = f"http://127.0.0.1:{port}/hook"
+    rows = [finished_song(cloud, callback_url=dead, request_id=f"d{n}") for n in range(3)]
+    messages = {m.job_id: m for m in queued_webhooks(cloud)}
+    first, second, third = (messages[r.job_id] for r in rows)
+
+    assert deliver(hooks, first) is not None  # tried: no connection
+    for held in (second, third):
+        wait = deliver(hooks, held)
+        assert wait is not None
+        assert 60 <= wait <= 66, "it waits for the receiver's period, untried"
+    attempts = [cloud.services.table.get(r.job_id).webhook.attempts for r in rows]  # type: ignore[union-attr]
+    assert attempts == [1, 0, 0], "one attempt for three webhooks"
+    assert hooks.receivers.health(f"127.0.0.1:{port}").failures == 1
+
+    healthy = finished_song(cloud, callback_url=receiver.url, request_id="ok")
+    (ok,) = [m for m in queued_webhooks(cloud) if m.job_id == healthy.job_id]
+    assert deliver(hooks, ok) is None, "another receiver's webhook goes at once"
+    assert len(receiver.deliveries) == 1
+
+    cloud.clock.advance(70)  # the period is over: one of them probes, the other waits
+    assert deliver(hooks, second) is not None
+    assert deliver(hooks, third) is not None
+    attempts = [cloud.services.table.get(r.job_id).webhook.attempts for r in rows]  # type: ignore[union-attr]
+    assert attempts == [1, 1, 0]
+    health = hooks.receivers.health(f"127.0.0.1:{port}")
+    assert health.failures == 2
+    assert health.down_until - cloud.clock.now >= 119, "the period doubles"
+
+
+def test_a_receiver_that_answers_again_is_up_at_its_probe(
+    cloud: Cloud, hooks: WebhookServices, receiver: WebhookReceiver
+) -> None:
+    assert hooks.receivers is not None
+    where = receiver_of(receiver.url)
+    hooks.receivers.failed(where, Health(), cloud.clock.now)  # it was down a while ago
+    row = finished_song(cloud, callback_url=receiver.url)
+    (message,) = queued_webhooks(cloud)
+    assert deliver(hooks, message) is not None, "down: it waits"
+    cloud.clock.advance(61)
+    assert deliver(hooks, message) is None, "the probe is delivered"
+    assert hooks.receivers.health(where) == Health(), "up again: the mark is gone"
+    after = cloud.services.table.get(row.job_id)
+    assert after is not None
+    assert after.webhook is not None
+    assert after.webhook.state is WebhookState.DELIVERED
+
+
+def test_refused_requests_webhooks_are_bounded_per_tenant_and_hour(
+    cloud: Cloud, receiver: WebhookReceiver
+) -> None:
+    settings = dataclasses.replace(cloud.services.settings, refusal_webhooks_per_hour=2)
+    cloud.services = dataclasses.replace(
+        cloud.services,
+        settings=settings,
+        refusal_hooks=dataclasses.replace(cloud.services.refusal_hooks, per_hour=2),
+    )
+    for n in range(4):  # no lyrics: refused, unpaid
+        body = song_request(request_id=f"bad-{n}", callback_url=receiver.url, tenant="team-a")
+        del body["lyrics"]
+        assert cloud.send(body) == [Outcome.REJECTED]
+    hooked = sorted(str(r.request_id) for r in cloud.rows() if r.webhook is not None)
+    assert hooked == ["bad-0", "bad-1"], "two an hour for team-a's refusals"
+    assert len(cloud.notifications()) == 4, "every refusal is still announced"
+    other = song_request(request_id="bad-b", callback_url=receiver.url, tenant="team-b")
+    del other["lyrics"]
+    assert cloud.send(other) == [Outcome.REJECTED]
+    assert any(r.request_id == "bad-b" and r.webhook for r in cloud.rows()), "per tenant"
+    cloud.clock.advance(3600)
+    again = song_request(request_id="bad-4", callback_url=receiver.url, tenant="team-a")
+    del again["lyrics"]
+    assert cloud.send(again) == [Outcome.REJECTED]
+    assert any(r.request_id == "bad-4" and r.webhook for r in cloud.rows()), "the next hour"

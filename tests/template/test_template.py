@@ -97,7 +97,13 @@ def test_the_queue_feeds_the_submit_function_with_partial_batch_failures(
         ref(m["EventSourceArn"]): m
         for m in resources(cfn, "AWS::Lambda::EventSourceMapping").values()
     }
-    assert set(mappings) == {"JobsQueue", "LyricFilesQueue", "PollWakeQueue", "WebhookQueue"}
+    assert set(mappings) == {
+        "JobsQueue",
+        "LyricFilesQueue",
+        "PollWakeQueue",
+        "WebhookQueue",
+        "TaskAnswerQueue",
+    }
     for queue in ("JobsQueue", "LyricFilesQueue"):
         mapping = mappings[queue]
         assert ref(mapping["FunctionName"]) == "SubmitFunction"
@@ -504,10 +510,15 @@ def test_webhooks_have_a_function_of_their_own_with_the_least_it_needs(
     assert grants == {
         ("dynamodb:GetItem", "{'Fn::GetAtt': ['TasksTable', 'Arn']}"),
         ("dynamodb:UpdateItem", "{'Fn::GetAtt': ['TasksTable', 'Arn']}"),
-        ("sqs:ChangeMessageVisibility", "{'Fn::GetAtt': ['WebhookQueue', 'Arn']}"),
+        (
+            "sqs:ChangeMessageVisibility",
+            "[{'Fn::GetAtt': ['WebhookQueue', 'Arn']}, {'Fn::GetAtt': ['TaskAnswerQueue', 'Arn']}]",
+        ),
         ("secretsmanager:GetSecretValue", "{'Ref': 'WebhookSigningSecret'}"),
         ("secretsmanager:PutSecretValue", "{'Ref': 'WebhookSigningSecret'}"),  # rotate-root
         ("dynamodb:GetItem", "{'Fn::GetAtt': ['SpendingTable', 'Arn']}"),
+        ("dynamodb:UpdateItem", "{'Fn::GetAtt': ['SpendingTable', 'Arn']}"),  # receiver#*
+        ("dynamodb:DeleteItem", "{'Fn::GetAtt': ['SpendingTable', 'Arn']}"),  # receiver#*
         *(
             (action, "{'Fn::Split': [',', {'Ref': 'CallbackStateMachines'}]}")
             for action in ("states:SendTaskSuccess", "states:SendTaskFailure")
@@ -516,14 +527,21 @@ def test_webhooks_have_a_function_of_their_own_with_the_least_it_needs(
         ("dynamodb:Query", "{'Fn::Sub': '${TasksTable.Arn}/index/open-by-due'}"),
         ("dynamodb:BatchGetItem", "{'Fn::GetAtt': ['TasksTable', 'Arn']}"),
     }, "no music API key, no songs; tasks' answers to the listed state machines alone"
-    (spending,) = [
+    spending = [
         s
         for s in _statements(cfn, "WebhookFunctionRole")
         if s["Resource"] == {"Fn::GetAtt": ["SpendingTable", "Arn"]}
     ]
-    assert spending["Condition"] == {
-        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["caps#*", "webhook-root"]}
-    }, "the tenants' items and the root's rotation alone, read only: no counters, no spend"
+    assert [(s["Action"], s["Condition"]) for s in spending] == [
+        (
+            "dynamodb:GetItem",
+            {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["caps#*", "webhook-root"]}},
+        ),
+        (
+            ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+            {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["receiver#*"]}},
+        ),
+    ], "the tenants' items and the root's rotation read only; receivers' marks; no spend"
     (mapping,) = [
         m
         for m in resources(cfn, "AWS::Lambda::EventSourceMapping").values()
@@ -543,7 +561,10 @@ def test_webhooks_have_a_function_of_their_own_with_the_least_it_needs(
     assert webhook["Timeout"] * 1000 >= per_record_ms
     for role in ("SubmitFunctionRole", "PollFunctionRole"):
         sends = [s["Resource"] for s in _statements(cfn, role) if s["Action"] == "sqs:SendMessage"]
-        assert {"Fn::GetAtt": ["WebhookQueue", "Arn"]} in sends, role
+        assert [
+            {"Fn::GetAtt": ["WebhookQueue", "Arn"]},
+            {"Fn::GetAtt": ["TaskAnswerQueue", "Arn"]},
+        ] in sends, role
 
 
 def test_the_webhooks_queue_is_encrypted_tls_only_and_outlives_the_retries(
@@ -570,7 +591,14 @@ def test_the_webhooks_queue_is_encrypted_tls_only_and_outlives_the_retries(
     (deny,) = statements
     assert deny["Effect"] == "Deny"
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": False}}
-    assert {ref(r) for r in deny["Resource"]} == {"WebhookQueue", "WebhookDeadLetterQueue"}
+    assert {ref(r) for r in deny["Resource"]} == {
+        "WebhookQueue",
+        "TaskAnswerQueue",
+        "WebhookDeadLetterQueue",
+    }
+    answers = queues["TaskAnswerQueue"]
+    assert answers["SqsManagedSseEnabled"] is True
+    assert ref(answers["RedrivePolicy"]["deadLetterTargetArn"]) == "WebhookDeadLetterQueue"
 
 
 def test_each_reader_of_the_template_gets_a_copy_of_its_own_and_an_edit_is_read_anew(

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ..config import WebhookSettings
+from ..data.receivers import Health, Receivers
 from ..data.rows import DEFAULT_TENANT, Row, Webhook, WebhookState
 from ..data.task_table import TaskTable
 from ..data.webhook_keys import WebhookKeys, WebhookKeyStore
@@ -66,6 +67,8 @@ class WebhookServices:
     # The webhook-timestamp a receiver checks against its own clock: the wall's, always.
     wall: Callable[[], float] = field(default=time.time)
     jitter: Callable[[float, float], float] = field(default=random.uniform)
+    # Which receivers do not answer (data/receivers.py); None: every one is tried.
+    receivers: Receivers | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class Answer:
     text: str
     retry_after: float | None = None
     seconds: float = 0.0  # how long the POST took
+    answered: bool = True  # False: a timeout, or no connection (the receiver may be down)
 
 
 def deliver(services: WebhookServices, message: WebhookMessage) -> float | None:
@@ -99,9 +103,19 @@ def deliver(services: WebhookServices, message: WebhookMessage) -> float | None:
         logger.error("webhook without a body or a callback on its row: dropped")
         count("WebhookMessagesUnreadable")
         return None
-    answer = post(
-        services, Delivery(message.delivery_id, row.callback_url, body, _secrets(services, row))
-    )
+    receiver = receiver_of(row.callback_url)
+    health = services.receivers.health(receiver) if services.receivers else Health()
+    held_back = _held_back(services, receiver, health, now)
+    if held_back is not None and now < hook.queued_at + services.settings.retry_window_seconds:
+        logger.info("its receiver did not answer lately: this webhook waits, not tried")
+        count("WebhooksHeldForReceiver")
+        return held_back
+    if held_back is not None:
+        answer = Answer(WebhookState.PENDING, f"not tried: {receiver} did not answer lately")
+    else:
+        delivery = Delivery(message.delivery_id, row.callback_url, body, _secrets(services, row))
+        answer = post(services, delivery)
+        _note(services, receiver, health, answer, now)
     attempt, wait = _verdict(services.settings, services.jitter, hook, answer, now)
     if services.table.webhook_attempted(message.job_id, hook, attempt) is None:
         logger.info("another copy of this webhook recorded an attempt first: this one stops")
@@ -119,6 +133,45 @@ def deliver(services: WebhookServices, message: WebhookMessage) -> float | None:
     else:
         logger.error("webhook given up: the retry window has passed", extra=log)
     return None
+
+
+def receiver_of(url: str) -> str:
+    """A callback's receiver: its host and port."""
+    parsed = httpx.URL(url)
+    return f"{parsed.host}:{parsed.port or (443 if parsed.scheme == 'https' else 80)}"
+
+
+def _held_back(
+    services: WebhookServices, receiver: str, health: Health, now: float
+) -> float | None:
+    """The wait before this webhook's next look, while its receiver is down and another
+    attempt probes it; None: try now (up, or this attempt is the probe)."""
+    if services.receivers is None or health.failures == 0:
+        return None
+    if health.down_until > now:
+        return round(health.down_until - now + services.jitter(1, 5))
+    lease = services.settings.timeout_seconds + 5
+    if services.receivers.take_probe(receiver, health, now, lease):
+        return None
+    return round(lease + services.jitter(1, 5))
+
+
+def _note(
+    services: WebhookServices, receiver: str, health: Health, answer: Answer, now: float
+) -> None:
+    """Mark the receiver down after no answer, up again after any."""
+    if services.receivers is None:
+        return
+    if not answer.answered:
+        until = services.receivers.failed(receiver, health, now)
+        logger.warning(
+            "receiver did not answer: its webhooks wait",
+            extra={"receiver": receiver, "until": until},
+        )
+        count("ReceiversDown")
+    elif health.failures:
+        services.receivers.answered(receiver)
+        logger.info("receiver answers again", extra={"receiver": receiver})
 
 
 def _shown(url: str) -> str:
@@ -179,9 +232,10 @@ def _send(services: WebhookServices, url: str, body: bytes, headers: dict[str, s
     except RefusedCallback as exc:
         return Answer(WebhookState.REFUSED, f"not sent: {exc}")
     except httpx.TimeoutException:
-        return Answer(WebhookState.PENDING, f"no answer within {timeout:g} s")
+        return Answer(WebhookState.PENDING, f"no answer within {timeout:g} s", answered=False)
     except httpx.ConnectError as exc:
-        return Answer(WebhookState.PENDING, without_queries(f"could not connect: {exc}")[:300])
+        text = without_queries(f"could not connect: {exc}")[:300]
+        return Answer(WebhookState.PENDING, text, answered=False)
     except httpx.HTTPError as exc:
         text = f"no usable answer: {type(exc).__name__} {exc}"
         return Answer(WebhookState.PENDING, without_queries(text)[:300])
