@@ -36,6 +36,7 @@ BENCHMARKS = [
     "throughput",
     "backlog",
     "heartbeats",
+    "webhooks",
 ]
 
 # How big the benchmarks run: "full" (`make bench`), "quick" (BENCH_QUICK=1: smaller
