@@ -31,6 +31,7 @@ from .emulator_faults import (
     API_FAULTS,
     FAULT_SWITCHES,
     HOSTILE_FAULTS,
+    HUGE_RETRY_AFTER,
     ODD_RETRY_AFTERS,
     Faults,
     bomb,
@@ -213,9 +214,8 @@ class MusicApiEmulator:
             kind = self._random_fault()
         if kind == "stall":
             time.sleep(self.faults.stall_seconds)
-        if kind in ("429", "odd Retry-After"):
-            odd = self._random.choice(ODD_RETRY_AFTERS) if kind != "429" else None
-            return self._rate_limited(odd)
+        if kind in ("429", "odd Retry-After", "huge Retry-After"):
+            return self._rate_limited(self._retry_after_of(kind))
         if kind in ("500", "503"):
             return self._server_error(int(kind))
         if kind == "malformed":
@@ -230,6 +230,12 @@ class MusicApiEmulator:
         if kind in HOSTILE_FAULTS:  # the work is done too; the answer is built to hurt
             return hostile(kind)
         return response
+
+    def _retry_after_of(self, kind: str) -> str | None:
+        """A rate limit's Retry-After: the usual one, one no parser should take, or 317 years."""
+        if kind == "huge Retry-After":
+            return HUGE_RETRY_AFTER
+        return self._random.choice(ODD_RETRY_AFTERS) if kind == "odd Retry-After" else None
 
     def _server_error(self, status: int) -> Response:
         return self._json(status, _envelope(status, "Internal error, please retry"))

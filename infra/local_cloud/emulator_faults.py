@@ -22,7 +22,15 @@ from werkzeug.wrappers import Response
 API_FAULTS = ("429", "500", "503", "malformed", "cut", "stall")
 # Answers built to hurt a client: a few KB of gzip that inflate to 64 MiB, JSON nested past
 # any recursion limit, an integer past 4,300 digits, a Retry-After no parser should take.
-HOSTILE_FAULTS = ("gzip bomb", "deep JSON", "huge number", "odd Retry-After", "drip")
+HOSTILE_FAULTS = (
+    "gzip bomb",
+    "deep JSON",
+    "huge number",
+    "odd Retry-After",
+    "huge Retry-After",
+    "drip",
+)
+HUGE_RETRY_AFTER = "9999999999"  # seconds: some 317 years
 DRIP_PIECE_SECONDS = 0.5  # a dripped answer: a byte this often, for 60 s in all
 # Retry-After values no parser should take (the webhook receiver sends them too).
 ODD_RETRY_AFTERS = ("²", "1e999", "inf", "-1", "soon")

@@ -51,6 +51,10 @@ from lyrics_to_song.webhooks.queue import notice_id
 from tests.bench.common import moto_process
 from tests.support import s3_notification
 
+# A failed task's error as an API built to hurt might send it: 300 KB, a URL with a token in
+# it. Every ending must still fit SNS and EventBridge, and be announced.
+LONG_ERROR = "failed: see https://api.example/tasks?token=SECRET-TOKEN " + "x" * 300_000
+
 # Short leases and waits, so that what a crash leaves behind is picked up within the run.
 FUNCTION_ENV = {
     "POWERTOOLS_LOG_LEVEL": os.environ.get("CHAOS_LOG_LEVEL", "CRITICAL"),
@@ -72,6 +76,9 @@ FUNCTION_ENV = {
     "MUSIC_API_TIMEOUT_SECONDS": "2",  # the emulator's stalls (3 s) are timeouts
     "DOWNLOAD_DEADLINE_SECONDS": "5",  # a dripped song is cut off at 5 s in all
     "TENANT_FROM_KEY": "prefix",  # a lyric file's folder names its tenant (TenantPolicy=bound)
+    # A status answer's huge Retry-After waits no longer than the job's age limit (and a
+    # minute): short here, so that such a job ends within the run.
+    "MAX_TASK_AGE_SECONDS": "90",
 }
 WEBHOOK_KILL_POINT = "after a webhook's POST"
 MEMORY_MB = int(load_template()["Globals"]["Function"]["MemorySize"])
@@ -132,6 +139,7 @@ class ChaosSettings:
     callback_rate: float = 0.25  # jobs with a callback_url, to a receiver that fails at random
     receiver_fault_rate: float = 0.3  # of the POSTs it gets: a 500, 503, 429 or 408
     receiver_hostile_rate: float = 0.1  # of the POSTs: an odd Retry-After, or a dripped answer
+    cancel_rate: float = 0.08  # of queued requests: their producer cancels them soon after
     timeout: float = 900.0
 
 
@@ -149,6 +157,8 @@ class PlannedJob:
     callback: bool = False
     asked_at: float = 0.0  # a workflow's: when its execution started (wall clock)
     refusal: str = ""  # a hostile one's: what its error must say
+    sent_twice: bool = False
+    cancel_sent: bool = False  # its producer asked to cancel it (it ends so if it still waited)
 
 
 @dataclass(frozen=True)
@@ -485,12 +495,14 @@ class ChaosRun:
                 slow_download_seconds=0.5,
                 retry_after_seconds=1,
                 hostile_rate=settings.hostile_rate,
+                fail_message=LONG_ERROR,
             ),
         )
         self.kill_switch = KillSwitch(settings.kill_rate, settings.seed + 1)
         self.duplicates_sent = 0
         self.overlapping = 0
         self.deferred = 0
+        self.joins: Counter[str] = Counter()  # each delivery that put a job in its line
         self.resubmitted: list[str] = []
         self.receiver: WebhookReceiver | None = None
         self.producers: dict[str, Producer] = {}
@@ -564,8 +576,23 @@ class ChaosRun:
                         QueueUrl=stack.lyric_files_queue_url, MessageBody=json.dumps(event)
                     )
             self.duplicates_sent += int(twice)
+            job.sent_twice = twice
             planned.append(job)
+        self.cancel_some(stack, planned)
         return planned + self.produce_hostile(stack, planned)
+
+    def cancel_some(self, stack: Stack, planned: list[PlannedJob]) -> None:
+        """Some producers cancel a request soon after sending it: it ends CANCELLED,
+        unpaid, if it still waits in line, and goes on as usual if it started."""
+        for job in planned:
+            if job.kind != "request" or job.execution:
+                continue
+            if self.random.random() < self.settings.cancel_rate:
+                body = {"cancel": job.job_id}
+                if job.tenant != DEFAULT_TENANT:
+                    body["tenant"] = job.tenant
+                self.producers[job.tenant].send(stack, body)
+                job.cancel_sent = True
 
     def start_workflow(self, stack: Stack, number: int) -> tuple[str, str]:
         """Start an execution of the workflow for job `number`; its ARN, and the job's id."""
@@ -766,6 +793,8 @@ class ChaosRun:
                     stack,
                     {
                         **FUNCTION_ENV,
+                        # A backlog of ten times the places, at least.
+                        "MAX_SONGS_IN_FLIGHT": str(max(2, min(8, self.settings.jobs // 10))),
                         "MUSIC_API_BASE_URL": api.url,
                         "CALLBACK_STATE_MACHINES": self.workflow,
                     },
@@ -838,6 +867,7 @@ class ChaosRun:
 
         def counted(*args: Any, **kwargs: Any) -> bool:
             self.deferred += 1
+            self.joins[args[1].job_id] += 1
             return join(*args, **kwargs)
 
         with replaced(submit, "join_line", counted):
@@ -889,6 +919,22 @@ class ChaosRun:
                 failures.append(f"{name}: webhook ended {hook.state.value}")
         return failures
 
+    def line_failures(self, name: str, job: PlannedJob, row: Row, paid: int) -> list[str]:
+        """A cancelled job was asked to be, and was never paid; a held job came to the
+        submit function at most twice (once more for a message sent twice)."""
+        failures = []
+        if row.state is JobState.CANCELLED and not job.cancel_sent:
+            failures.append(f"{name}: CANCELLED, though nobody asked")
+        if row.state is JobState.CANCELLED and paid:
+            failures.append(f"{name}: CANCELLED, yet paid {paid} time(s)")
+        allowed = 2 + int(job.sent_twice)
+        if self.joins[job.job_id] > allowed:
+            failures.append(
+                f"{name}: delivered to the submit function {self.joins[job.job_id]} times "
+                f"while it waited, {allowed} allowed"
+            )
+        return failures
+
     def check(self, stack: Stack, outcome: Outcome, notes: list[dict[str, Any]]) -> list[str]:
         failures: list[str] = []
         notices: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -916,6 +962,7 @@ class ChaosRun:
             if paid[job.number] > allowed:
                 failures.append(f"{name}: {paid[job.number]} paid submissions, {allowed} allowed")
             failures.extend(cost_failures(name, row, paid[job.number]))
+            failures.extend(self.line_failures(name, job, row, paid[job.number]))
             if row.state is JobState.COMPLETED:
                 assert row.song_key
                 assert row.task_id

@@ -20,6 +20,7 @@ def test_every_promise_holds_under_faults_duplicates_overlap_and_kills() -> None
         api_fault_rate=0.3,
         broken_download_rate=0.25,
         kill_rate=0.1,
+        hostile_rate=0.1,
         resubmits=3,
         timeout=300,
     )
@@ -31,6 +32,7 @@ def test_every_promise_holds_under_faults_duplicates_overlap_and_kills() -> None
     assert outcome.duplicates_sent > 0
     assert outcome.overlapping_poll_runs > 0
     assert outcome.deferred > 0
+    assert "CANCELLED" in {row.state.value for row in outcome.rows.values()}, "a cancel landed"
     assert outcome.resubmitted
     assert outcome.notices_resent > 0, "some notices went out twice and were told apart"
     assert outcome.injected["cut"] > 0
