@@ -18,6 +18,7 @@ import httpx
 
 from .errors import ErrorKind, MusicApiError
 from .http_transport import retry_after
+from .texts import without_queries
 
 RAW_BODY_LOG_LIMIT = 2000
 
@@ -66,7 +67,9 @@ def retry_after_of(response: httpx.Response) -> float | None:
 
 
 def clip(text: str) -> str:
-    return text if len(text) <= RAW_BODY_LOG_LIMIT else text[:RAW_BODY_LOG_LIMIT] + "…"
+    """A raw body as a log line keeps it: its start, without URL queries."""
+    kept = without_queries(text[:RAW_BODY_LOG_LIMIT])
+    return kept if len(text) <= RAW_BODY_LOG_LIMIT else kept + "…"
 
 
 def read_envelope(response: httpx.Response) -> Any:

@@ -21,7 +21,7 @@ from .data.rows import JobState, Row, Song
 from .errors import AudioGone, DownloadFailed, ErrorKind, MusicApiError
 from .observability import count, logger, seconds
 from .services import Services
-from .texts import without_queries
+from .texts import kept_error, without_queries
 
 MAX_BAD_BODIES = 5  # unreadable status bodies in a row before the job fails
 MAX_DOWNLOAD_FAILURES = 3  # failed downloads of a finished song before the job fails
@@ -248,7 +248,7 @@ def _status_unavailable(
 ) -> None:
     """No usable status: FAILED if the request is wrong; else looked at again (`again` at
     the earliest), the account's trouble and unreadable bodies counted."""
-    extra = {"api_status": exc.status, "error": str(exc), "raw_body": exc.raw_body}
+    extra = {"api_status": exc.status, "error": kept_error(str(exc)), "raw_body": exc.raw_body}
     if exc.kind is ErrorKind.PERMANENT:
         logger.warning("the API refused the status request", extra=extra)
         _end(services, row, JobState.FAILED, report, error=f"status request refused: {exc}")
@@ -304,7 +304,7 @@ def _unreadable(
         "status body not understood",
         extra={
             "api_status": exc.status,
-            "error": str(exc),
+            "error": kept_error(str(exc)),
             "raw_body": exc.raw_body,
             "times_in_a_row": bad,
         },

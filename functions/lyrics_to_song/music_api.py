@@ -21,6 +21,7 @@ from .errors import ErrorKind, MusicApiError, RefusedAudioSource
 from .http_transport import NO_ENCODING, CheckedTransport, call_deadline, is_encoded, raw_chunks
 from .observability import logger
 from .song_request import SongRequest
+from .texts import kept_error
 
 SUBMIT_PATH = "/api/v1/audio/music"
 STATUS_PATH = "/api/v1/tasks/{task_id}"
@@ -105,7 +106,11 @@ class MusicApiClient:
                     raise exc from None
                 logger.warning(
                     "API call failed; retrying",
-                    extra={"api_status": exc.status, "error": str(exc), "retry_in_seconds": delay},
+                    extra={
+                        "api_status": exc.status,
+                        "error": kept_error(str(exc)),
+                        "retry_in_seconds": delay,
+                    },
                 )
                 self._sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover

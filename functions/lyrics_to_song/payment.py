@@ -18,6 +18,7 @@ from .observability import count, credits_spent, logger
 from .services import Services
 from .song_request import SongRequest
 from .sources import Job
+from .texts import kept_error
 
 
 class Outcome(StrEnum):
@@ -127,7 +128,7 @@ def _submission_failed(
     from_line: Row | None,
 ) -> Outcome:
     table = services.table
-    log = {"api_status": exc.status, "error": str(exc), "raw_body": exc.raw_body}
+    log = {"api_status": exc.status, "error": kept_error(str(exc)), "raw_body": exc.raw_body}
     if exc.maybe_accepted:
         # It may have been accepted and billed: never retry blindly (docs/music-api.md, "Errors").
         logger.error("submission outcome unknown: not retried", extra=log)

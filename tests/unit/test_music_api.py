@@ -352,3 +352,14 @@ def test_any_status_body_gives_a_status_or_an_api_error(body: object) -> None:
     except MusicApiError:
         return
     assert status.state in TaskState
+
+
+def test_a_raw_body_is_logged_clipped_and_without_url_queries() -> None:
+    from lyrics_to_song.api_answers import RAW_BODY_LOG_LIMIT, clip
+
+    text = '{"msg": "see https://cdn.example/x.mp3?sig=SECRET"} ' + "y" * 300_000
+    kept = clip(text)
+    assert "SECRET" not in kept
+    assert "https://cdn.example/x.mp3?…" in kept
+    assert len(kept) <= RAW_BODY_LOG_LIMIT + 1
+    assert clip("short ?body") == "short ?body"
