@@ -22,8 +22,9 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from .announce import ended
 from .data.caps import TenantTerms
-from .data.rows import Row
+from .data.rows import JobState, Row
 from .data.task_table import AlreadyKnown, CapReached, Started
 from .errors import Cap, InvalidRequest
 from .observability import count, logger
@@ -54,7 +55,7 @@ class _Tenant:
     terms: TenantTerms
     in_flight: int
     heads: list[Row] = field(default_factory=list)
-    looked: int = 0  # how many heads were asked for at the last look
+    passed: set[str] = field(default_factory=set)  # taken from its heads in this admission
     done: bool = False
 
     def turn(self) -> tuple[int, float]:
@@ -101,7 +102,9 @@ def _hand_out(
     chosen: list[_Started] = []
     while waiting and len(chosen) < free:
         tenant = min(waiting, key=_Tenant.turn)
-        outcome = _start(services, tenant.heads.pop(0), tenant.terms)
+        head = tenant.heads.pop(0)
+        tenant.passed.add(head.job_id)
+        outcome = _start(services, head, tenant.terms)
         if isinstance(outcome, _Started):
             chosen.append(outcome)
             tenant.in_flight += 1
@@ -136,14 +139,16 @@ def _free_tenant_places(services: Services, tenant: str, live: dict[str, str]) -
 
 
 def _look(services: Services, tenant: _Tenant, room: int) -> None:
-    """Read the next heads of the tenant's line; a line found empty is forgotten."""
+    """Read the next heads of the tenant's line (past those this admission took: the
+    index may show a started job a moment longer); a line found empty is forgotten."""
     if room <= 0:
         tenant.done = True
         return
-    tenant.looked = room
-    tenant.heads = services.table.heads(tenant.name, room)
+    found = services.table.heads(tenant.name, room + len(tenant.passed))
+    tenant.heads = [row for row in found if row.job_id not in tenant.passed][:room]
     if not tenant.heads:
-        services.line.clear(tenant.name, tenant.stamp, services.clock())
+        if not found:
+            services.line.clear(tenant.name, tenant.stamp, services.clock())
         tenant.done = True
 
 
@@ -169,8 +174,7 @@ def _start(services: Services, row: Row, terms: TenantTerms) -> _Started | _Refu
     try:
         request = parse_request(json.loads(row.request_json or ""), services.settings.model)
     except (InvalidRequest, ValueError) as exc:
-        count("UnreadableWaitingJobs")
-        logger.error("a waiting job's request no longer reads", extra={"error": str(exc)})
+        _end_unreadable(services, row, str(exc))
         return None
     request = dataclasses.replace(request, tenant=row.tenant)
     write = row_writer(
@@ -187,6 +191,23 @@ def _start(services: Services, row: Row, terms: TenantTerms) -> _Started | _Refu
     if isinstance(result, CapReached):
         return _Refused(result.cap, row)
     return _Started(row, job, request, result)
+
+
+def _end_unreadable(services: Services, row: Row, why: str) -> None:
+    """A waiting job whose request no longer reads (a setting changed since it came):
+    it ends FAILED, unpaid, and is announced, rather than block its tenant's line."""
+    count("UnreadableWaitingJobs")
+    logger.error("a waiting job's request no longer reads: it ends", extra={"error": why})
+    now = services.clock()
+    done = services.table.cancel(
+        row,
+        reason=f"its request no longer reads: {why}",
+        now=now,
+        announce_by=now + services.settings.submit_lease_seconds,
+        state=JobState.FAILED,
+    )
+    if done is not None:
+        ended(services, done)
 
 
 def _pay_all(services: Services, chosen: list[_Started]) -> list[Outcome]:

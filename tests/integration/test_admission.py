@@ -193,3 +193,29 @@ def test_a_waiting_job_shows_its_place_and_when_it_should_start(
     assert main([*cli, "status", small[1], "--json"]) == ExitCode.OK
     moved = json.loads(capsys.readouterr().out)["line"]
     assert (moved["place_in_tenant"], moved["place_overall"]) == (1, 2)
+
+
+def test_a_waiting_job_whose_request_no_longer_reads_ends_and_the_line_goes_on(
+    cloud: Cloud,
+) -> None:
+    places(cloud, 1)
+    send(cloud, "team-a", 0)
+    broken, after = send(cloud, "team-a", 1), send(cloud, "team-a", 2)
+    table = cloud.services.table
+    table.client.update_item(  # as if a setting had changed since it came
+        TableName=table.table_name,
+        Key={"job_id": {"S": broken}},
+        UpdateExpression="SET request_json = :bad",
+        ExpressionAttributeValues={":bad": {"S": '{"prompt": "no lyrics"}'}},
+    )
+    cloud.notifications()
+    end_songs(cloud)
+    assert admit(cloud.services).started == 1
+    ended = row(cloud, broken)
+    assert ended.state is JobState.FAILED
+    assert ended.error is not None
+    assert ended.error.startswith("its request no longer reads: ")
+    assert row(cloud, after).state is JobState.PENDING, "the next in line took the place"
+    notes = {n["job_id"]: n["status"] for n in cloud.notifications()}
+    assert notes[broken] == "FAILED"
+    assert len(cloud.emulator.submissions) == 2, "nothing paid for it"

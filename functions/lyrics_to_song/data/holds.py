@@ -93,18 +93,25 @@ class HoldWrites(LineReads):
             line=True,
         )
 
-    def cancel(self, row: Row, *, reason: str, now: float, announce_by: float) -> Row | None:
-        """End a job that waits (HELD), unpaid: CANCELLED, out of its line, due for its
-        notice, which whoever cancelled it sends before `announce_by` (else a poll run
-        does). None when it no longer waits (started, ended or cancelled meanwhile)."""
+    def cancel(
+        self,
+        row: Row,
+        *,
+        reason: str,
+        now: float,
+        announce_by: float,
+        state: JobState = JobState.CANCELLED,
+    ) -> Row | None:
+        """End a job that waits (HELD), unpaid: CANCELLED (or `state`: FAILED for one
+        whose request no longer reads), out of its line, due for its notice, which
+        whoever ended it sends before `announce_by` (else a poll run does). None when it
+        no longer waits (started, ended or cancelled meanwhile)."""
         fields: Fields = {
-            **ending_fields(JobState.CANCELLED, now, reason, None, held_until=announce_by),
+            **ending_fields(state, now, reason, None, held_until=announce_by),
             "open_shard": OPEN_SHARD,
             **dict.fromkeys(LINE_AND_HOLD_FIELDS),
         }
-        tally = Tally(
-            day_of(now), row.tenant, row.model, job_id=row.job_id, ended=JobState.CANCELLED
-        )
+        tally = Tally(day_of(now), row.tenant, row.model, job_id=row.job_id, ended=state)
         return self._update(
             row.job_id,
             fields,
