@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -93,36 +94,64 @@ def test_a_job_held_by_its_tenants_daily_cap_is_shown_then_made_the_next_day(
     assert json.loads(capsys.readouterr().out)["held_jobs"] == {}
 
 
+def previous_held_row(cloud: Cloud, request_id: str, since: float) -> str:
+    """A HELD row as the previous version wrote it (no line: a reminder on the queue,
+    token "tok"); its job id."""
+    body = song_request(request_id=request_id, lyrics=f"{request_id} la")
+    parsed = parse_request(body, cloud.services.settings.model)
+    request_json = json.dumps(parsed.as_item(), ensure_ascii=False, sort_keys=True)
+    job_id = QueuedRequest(body, "m").job_for("default").job_id
+    previous: dict[str, Value] = {
+        "job_id": job_id,
+        "state": "HELD",
+        "source": f"sqs:{request_id}",
+        "source_name": request_id,
+        "request_json": request_json,
+        "model": parsed.model,
+        "tenant": "default",
+        "created_at": since,
+        "held_cap": "in-flight",
+        "held_reason": "the stack is at its in-flight cap",
+        "held_until": since + 60,
+        "held_since": since,
+        "held_token": "tok",
+        "open_shard": "HELD",
+        "due_at": since + 60,
+    }
+    cloud.services.table.client.put_item(
+        TableName=cloud.services.table.table_name, Item=item_of(previous)
+    )
+    return job_id
+
+
+def test_a_job_held_before_the_line_joins_it_at_its_first_hold_when_others_wait(
+    cloud: Cloud,
+) -> None:
+    """The previous version's reminder comes after the update, while later jobs of its
+    tenant wait in line: it joins the line at its own place, ahead of them."""
+    cloud.services.budget = dataclasses.replace(cloud.services.budget, in_flight=1)
+    first_held = cloud.clock.now - 100
+    old = previous_held_row(cloud, "held-before", first_held)
+    assert cloud.send(song_request(request_id="running")) == [Outcome.SUBMITTED]
+    assert cloud.send(song_request(request_id="later", lyrics="later")) == [Outcome.HELD]
+    assert cloud.send(held_retry(old, "tok"), sender=None) == [Outcome.HELD]
+    line = [row.job_id for row in cloud.services.table.waiting("default")]
+    assert line[0] == old, "first in line: it was held first"
+    assert len(line) == 2
+    cloud.clock.advance(31)
+    assert cloud.watch().admitted >= 1
+    started = cloud.services.table.get(old)
+    assert started is not None
+    assert started.state is not JobState.HELD
+    assert started.created_at == first_held, "its age counts from its first hold"
+
+
 def test_a_job_held_by_the_previous_version_starts_at_its_reminder_as_before(
     cloud: Cloud,
 ) -> None:
     """Its row has no `request_id` of its own (the previous version kept none): its
     reminder starts it, and its notice still names the request_id its source gives."""
-    body = song_request(request_id="held-before")
-    parsed = parse_request(body, cloud.services.settings.model)
-    request_json = json.dumps(parsed.as_item(), ensure_ascii=False, sort_keys=True)
-    job_id = QueuedRequest(body, "m").job_for("default").job_id
-    now = cloud.clock.now
-    previous: dict[str, Value] = {  # the HELD row as the previous version wrote it: no line
-        "job_id": job_id,
-        "state": "HELD",
-        "source": "sqs:held-before",
-        "source_name": "held-before",
-        "request_json": request_json,
-        "model": parsed.model,
-        "tenant": "default",
-        "created_at": now,
-        "held_cap": "daily",
-        "held_reason": "the stack is at its daily cap",
-        "held_until": now + 900,
-        "held_since": now,
-        "held_token": "tok",
-        "open_shard": "HELD",
-        "due_at": now + 900,
-    }
-    cloud.services.table.client.put_item(
-        TableName=cloud.services.table.table_name, Item=item_of(previous)
-    )
+    job_id = previous_held_row(cloud, "held-before", cloud.clock.now)
     assert "request_id" not in cloud.services.table.get(job_id).item  # type: ignore[union-attr]
     assert cloud.send(held_retry(job_id, "tok"), sender=None) == [Outcome.SUBMITTED]
     cloud.clock.advance(31)
