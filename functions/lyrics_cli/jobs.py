@@ -27,7 +27,7 @@ from lyrics_to_song.data.rows import DEFAULT_TENANT, RESUBMITTABLE, JobState, Ro
 from lyrics_to_song.data.senders import SenderStore
 from lyrics_to_song.data.task_table import TaskTable
 from lyrics_to_song.errors import ConfigError, InvalidRequest
-from lyrics_to_song.lyric_files import LYRIC_FILE_SUFFIXES, parse_lyric_file, with_fields
+from lyrics_to_song.lyric_files import not_a_lyric_file, parse_lyric_file, with_fields
 from lyrics_to_song.song_request import is_valid_request_id, parse_request, same_song
 from lyrics_to_song.sources import LyricObject, QueuedRequest
 from lyrics_to_song.tenants import check_tenant, principal_of
@@ -173,12 +173,10 @@ def upload_file(
 def lyric_key(key: str) -> str:
     """The key with its suffix in lower case, as the bucket's notification filter wants;
     a usage error for names that are not lyric files at all."""
-    stem, dot, suffix = key.rpartition(".")
-    if not dot or f".{suffix.lower()}" not in LYRIC_FILE_SUFFIXES:
-        raise CliError(
-            f"{key}: lyric files end in {' or '.join(LYRIC_FILE_SUFFIXES)}; others are ignored",
-            ExitCode.USAGE,
-        )
+    stem, _, suffix = key.rpartition(".")
+    refused = not_a_lyric_file(key)
+    if refused is not None:
+        raise CliError(refused, ExitCode.USAGE)
     if len(key.encode()) > MAX_KEY_BYTES:
         raise CliError(f"S3 keys are at most {MAX_KEY_BYTES} bytes", ExitCode.USAGE)
     return f"{stem}.{suffix.lower()}"

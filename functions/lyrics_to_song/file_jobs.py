@@ -8,9 +8,9 @@ import dataclasses
 from botocore.exceptions import ClientError
 
 from .data.rows import DEFAULT_TENANT
-from .decisions import Refusal, Submission
+from .decisions import Nothing, Refusal, Submission
 from .errors import InvalidRequest
-from .lyric_files import parse_lyric_file
+from .lyric_files import not_a_lyric_file, parse_lyric_file
 from .observability import logger
 from .services import Services
 from .sources import Job, LyricObject
@@ -26,11 +26,17 @@ class _Read:
     metadata: dict[str, str]
 
 
-def decide_file(services: Services, obj: LyricObject) -> Submission | Refusal:
+def decide_file(services: Services, obj: LyricObject) -> Submission | Refusal | Nothing:
     """The job's identity is the file as read (GetObject's ETag), not as the notification
-    describes it: a notification with another ETag cannot make the same file a new job."""
+    describes it: a notification with another ETag cannot make the same file a new job.
+
+    Every file the bucket announces gets an answer: one that is not a lyric file (by its
+    name) is refused, unpaid and unread, in a FAILED notice that says which names are
+    taken; a folder marker (a key ending in "/", as the console makes) is no file."""
     logger.thread_safe_append_keys(job_id=obj.job.job_id)
     settings = services.settings
+    if obj.key.endswith("/"):
+        return Nothing(f"{obj.key} is a folder marker, not a file")
     # Whose a file that fails before it is read is: its folder's tenant, if that names one.
     try:
         folder = file_tenant(
@@ -38,6 +44,9 @@ def decide_file(services: Services, obj: LyricObject) -> Submission | Refusal:
         )
     except InvalidRequest:
         folder = DEFAULT_TENANT
+    named = not_a_lyric_file(obj.key)
+    if named is not None:
+        return Refusal(obj.job, named, folder)
     read = _read(services, obj, folder)
     if isinstance(read, Refusal):
         return read

@@ -20,6 +20,19 @@ from .errors import InvalidRequest
 from .song_request import SongRequest, decode_json, json_type, parse_request
 
 LYRIC_FILE_SUFFIXES = (".txt", ".json")
+
+
+def not_a_lyric_file(name: str) -> str | None:
+    """Why a file of this name is not a lyric file (the one wording the function, the
+    command line and the demo give); None when it is one."""
+    if name.lower().endswith(LYRIC_FILE_SUFFIXES):
+        return None
+    return (
+        f"{name} is not a lyric file: the name must end in "
+        f"{' or '.join(LYRIC_FILE_SUFFIXES)} (in any case)"
+    )
+
+
 FRONT_MATTER_FIELDS = ("prompt", "bitrate", "sample_rate", "model", "callback_url")
 _FENCE = "---"
 
@@ -116,9 +129,7 @@ def parse_lyric_file(
         if not lyrics.strip():
             raise InvalidRequest(f"{name} has front matter but no lyrics after it")
         return parse_request({**fields, "lyrics": lyrics}, default_model, fallback_prompt)
-    raise InvalidRequest(
-        f"{name} is not a lyric file: the name must end in {' or '.join(LYRIC_FILE_SUFFIXES)}"
-    )
+    raise InvalidRequest(not_a_lyric_file(name) or name)
 
 
 def with_fields(name: str, data: bytes, fields: Mapping[str, Any]) -> bytes:

@@ -22,7 +22,7 @@ from typing import Any
 from lyrics_to_song.config import DEFAULT_MODEL, DEFAULT_PROMPT
 from lyrics_to_song.data.rows import JobState
 from lyrics_to_song.data.task_table import TaskTable
-from lyrics_to_song.lyric_files import parse_lyric_file
+from lyrics_to_song.lyric_files import not_a_lyric_file, parse_lyric_file
 from lyrics_to_song.webhooks.queue import notice_id
 
 from .emulator import MusicApiEmulator, RunningEmulator
@@ -60,6 +60,9 @@ def _refusal(args: argparse.Namespace, lyrics: Path) -> str | None:
     """What makes these options unable to work, before anything is started."""
     if not lyrics.is_file():
         return f"lyric file {lyrics} does not exist"
+    refused = not_a_lyric_file(lyrics.name)
+    if refused is not None:
+        return refused  # as `lyrics-to-song submit` says it
     if args.callback and args.real_api:
         return (
             "--callback needs the emulator: with the real API the stack refuses a "

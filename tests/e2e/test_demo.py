@@ -44,6 +44,10 @@ def test_the_workflow_way_hands_the_song_to_the_workflow_s_next_state(
     ("argv", "message"),
     [
         (["--lyrics", "no-such.txt"], "lyric file"),
+        (
+            ["--lyrics", str(Path(__file__).resolve().parents[2] / "README.md")],
+            "README.md is not a lyric file: the name must end in .txt or .json (in any case)",
+        ),
         (["--callback", "--real-api"], "--callback needs the emulator"),
         (["--callback", "--workflow"], "the workflow's request names no callback_url"),
         (["--real-api"], "--real-api needs MUSIC_API_KEY"),

@@ -276,7 +276,7 @@ def test_a_lyric_file_with_an_upper_case_suffix_is_uploaded_where_the_bucket_see
     listed = cloud.s3.list_objects_v2(Bucket=cloud.lyrics_bucket)["Contents"]
     assert [item["Key"] for item in listed] == [uploaded]
     assert uploaded.endswith((".txt", ".json")), "what the bucket's notification filter matches"
-    with pytest.raises(CliError, match="lyric files end in") as refused:
+    with pytest.raises(CliError, match="is not a lyric file: the name must end in") as refused:
         jobs.prepare_file(tmp_path / given, key="notes.md", fields={})
     assert refused.value.code is ExitCode.USAGE
     with pytest.raises(CliError, match="is a folder: submit takes one lyric file") as refused:
