@@ -220,6 +220,7 @@ def _fetch(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
 def _resubmit(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
     row = jobs.get_job(cloud, args.job)
     jobs.check_resubmittable(row)
+    jobs.check_not_repeating(row, args.force)
     if not args.yes:
         if not sys.stdin.isatty():
             raise CliError(

@@ -419,6 +419,35 @@ def check_resubmittable(row: Row) -> None:
         )
 
 
+# Failures the same request meets again: the API refused it as it is, or judged its
+# content (README: Resubmitting a job).
+_REPEATING = (
+    ("the API refused the request:", "the API refused this very request"),
+    ("moderation", "its content was refused"),
+    ("content policy", "its content was refused"),
+)
+
+
+def repeating_failure(row: Row) -> str | None:
+    """Why resubmitting this job would most likely pay for the same failure again."""
+    if row.state is not JobState.FAILED:
+        return None
+    error = (row.error or "").lower()
+    return next((why for marker, why in _REPEATING if marker.lower() in error), None)
+
+
+def check_not_repeating(row: Row, force: bool) -> None:
+    """A job whose failure would repeat is resubmitted only with --force."""
+    why = repeating_failure(row)
+    if why is not None and not force:
+        raise CliError(
+            f"job {row.job_id} failed because {why} ({row.error}): the same request would "
+            "most likely fail again and be paid again. Change it and submit it as a new "
+            "job, or resubmit it anyway with --force",
+            ExitCode.ENDED_BADLY,
+        )
+
+
 def resubmit(cloud: Cloud, row: Row) -> None:
     """Ask the submit function to pay again for this job (README: Resubmitting a job)."""
     check_resubmittable(row)

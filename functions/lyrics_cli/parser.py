@@ -175,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     resubmit = command("resubmit", "pay again for a FAILED, TIMED_OUT, UNKNOWN or CANCELLED job")
     resubmit.add_argument("job", help="job id (job-…)")
     resubmit.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    resubmit.add_argument(
+        "--force",
+        action="store_true",
+        help="resubmit a job whose failure would most likely repeat (its content refused)",
+    )
     resubmit.add_argument("--wait", action="store_true", help="then wait for the new ending")
     _wait_options(resubmit)
 

@@ -109,3 +109,29 @@ def test_a_job_is_resubmitted_at_most_max_resubmits_times(cloud: Cloud) -> None:
     row = cloud.services.table.get(job_id)
     assert row is not None
     assert (row.state, row.resubmits) == (JobState.FAILED, 2)
+
+
+def test_a_job_refused_for_its_content_is_resubmitted_only_with_force(
+    cloud: Cloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from local_cloud.stack import register_outputs
+    from lyrics_cli.main import main
+    from lyrics_cli.stack_target import ExitCode
+
+    cloud.emulator.faults.fail_tasks = True  # "generation failed: lyrics rejected by moderation"
+    job_id = cloud.submit()
+    cloud.clock.advance(31)
+    assert cloud.poll().failed == 1
+    register_outputs(cloud.stack)
+    cli = ["--region", "us-east-1", "--stack", cloud.stack.name, "resubmit", job_id, "--yes"]
+    capsys.readouterr()
+    assert main(cli) == ExitCode.ENDED_BADLY
+    said = capsys.readouterr().err
+    assert "its content was refused" in said
+    assert "resubmit it anyway with --force" in said
+    sqs = cloud.stack.client("sqs")
+    queued = sqs.receive_message(QueueUrl=cloud.stack.jobs_queue_url, MaxNumberOfMessages=10)
+    assert queued.get("Messages", []) == [], "nothing asked, nothing paid"
+    assert main([*cli, "--force"]) == ExitCode.OK
+    (message,) = sqs.receive_message(QueueUrl=cloud.stack.jobs_queue_url)["Messages"]
+    assert json.loads(message["Body"]) == {"resubmit": job_id}
