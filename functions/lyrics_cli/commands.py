@@ -170,7 +170,7 @@ def _wait(
     windows: dict[str | None, LikelyWindow] = {}
 
     def on_change(row: Row | None, elapsed: float) -> None:
-        estimate = None
+        estimate, place = None, None
         if row is not None:
             if row.model not in windows:
                 windows[row.model] = jobs.likely_window(cloud, row.model)
@@ -178,6 +178,13 @@ def _wait(
             place = line_place.place_of(cloud, row, window, now)
             estimate = place.text() if place else views.expected(row, window, now)
         out.progress(views.progress(row, elapsed, estimate))
+        if row is not None and place is not None and place.later_day and not args.through_caps:
+            raise CliError(
+                f"job {row.job_id} is held to another UTC day or month ({place.text()}); "
+                f"it goes on: wait again then ({again(args)} wait {row.job_id}), or wait "
+                "through with --through-caps",
+                ExitCode.TIMEOUT,
+            )
 
     row = jobs.wait_for(
         cloud,

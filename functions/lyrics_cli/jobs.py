@@ -346,14 +346,15 @@ def wait_for(
                 "gets its row within seconds: is the submit function taking the jobs queue?)",
                 ExitCode.NOT_FOUND,
             )
-        if clock() - started >= timeout:
+        left = timeout - (clock() - started)
+        if left <= 0:
             state = row.state.value if row else "not taken by the submit function yet"
             raise CliError(
                 f"gave up after {timeout:.0f} s: job {job_id} is still {state}; "
                 "wait again later, it goes on",
                 ExitCode.TIMEOUT,
             )
-        sleep(interval)
+        sleep(min(interval, left))  # the last look falls on the timeout, not past it
 
 
 def likely_window(cloud: Cloud, model: str | None) -> LikelyWindow:

@@ -10,6 +10,7 @@ and a paused tenant's jobs start when it is resumed.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -53,6 +54,8 @@ class Place:
             f"and be ready about {_clock(self.ready)}"
         )
 
+    later_day: bool = False  # it cannot start before another UTC day or month
+
     def short(self) -> str:
         return f"place {self.in_tenant} of {self.tenant_waiting}, about {self.overall} overall"
 
@@ -93,8 +96,10 @@ def place_of(cloud: Cloud, row: Row, window: LikelyWindow, now: float) -> Place 
     if own:
         rounds = max(rounds, math.ceil(in_tenant / own))
     song = (window.start + window.end) / 2
-    start = _not_before(_holding_cap(table, row), now) + (rounds - 0.5) * song
-    return Place(row.tenant, in_tenant, waiting, overall, False, start, start + song)
+    not_before = _not_before(_holding_cap(table, row), now)
+    start = not_before + (rounds - 0.5) * song
+    place = Place(row.tenant, in_tenant, waiting, overall, False, start, start + song)
+    return dataclasses.replace(place, later_day=not_before > now)
 
 
 def _holding_cap(table: TaskTable, row: Row) -> str | None:

@@ -9,7 +9,7 @@ from importlib.metadata import entry_points
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .commands import Output, run
+from .commands import Output, again, run
 from .parser import INTERRUPTED, OUTPUT_CLOSED, build_parser
 from .stack_target import CliError, ExitCode, aws_errors
 
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         job = getattr(args, "job", None)
         print(
             "\ninterrupted: only this command stopped; a job already sent goes on in the stack"
-            + (f" (lyrics-to-song status {job})" if job else ""),
+            + (f" ({again(args)} status {job})" if job else ""),
             file=sys.stderr,
         )
         return INTERRUPTED

@@ -363,3 +363,8 @@ def _wait_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--interval", type=POSITIVE_SECONDS, default=5.0, help="seconds between checks (5)"
     )
+    parser.add_argument(
+        "--through-caps",
+        action="store_true",
+        help="keep waiting for a job held to another UTC day or month (else: exit 5 at once)",
+    )

@@ -758,7 +758,9 @@ def test_ctrl_c_while_waiting_says_the_job_goes_on(
     assert code == 130
     said = capsys.readouterr().err
     assert "interrupted: only this command stopped; a job already sent goes on" in said
-    assert f"lyrics-to-song status {job}" in said
+    assert f"(lyrics-to-song --stack songs --region us-east-1 status {job})" in said, (
+        "the hint reaches the same stack: it repeats the options the command was run with"
+    )
 
 
 def test_senders_are_bound_to_tenants_shown_and_unbound(
@@ -897,3 +899,34 @@ def test_a_request_id_taken_by_another_request_is_refused_before_anything_is_sen
     assert json.loads(capsys.readouterr().out)["new"] is False, "the same request: the same job"
     queued = cloud.sqs.receive_message(QueueUrl=cloud.jobs_queue_url, MaxNumberOfMessages=10)
     assert [m for m in queued.get("Messages", []) if "prompt" in m["Body"]] == [], "none sent"
+
+
+def test_a_hint_repeats_local_and_the_options_that_reach_the_stack() -> None:
+    from lyrics_cli.commands import again
+    from lyrics_cli.parser import build_parser
+
+    job = "job-" + "c" * 32
+    assert again(build_parser().parse_args(["--local", "status", job])) == "lyrics-to-song --local"
+    args = build_parser().parse_args(["--endpoint-url", "http://127.0.0.1:5000", "wait", job])
+    assert again(args) == "lyrics-to-song --endpoint-url http://127.0.0.1:5000"
+
+
+def test_wait_gives_up_at_its_timeout_not_an_interval_later(stack: Stack) -> None:
+    cloud = connect("songs", region="us-east-1")
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds + 0.01  # each look takes a moment too
+
+    with pytest.raises(CliError) as gave_up:
+        jobs.wait_for(
+            cloud,
+            "job-" + "d" * 32,
+            timeout=8,
+            interval=5,
+            on_change=lambda row, elapsed: None,
+            clock=lambda: now[0],
+            sleep=sleep,
+        )
+    assert gave_up.value.code is ExitCode.TIMEOUT
+    assert 8 <= now[0] <= 8.5, "within half a second of the timeout"

@@ -71,9 +71,15 @@ def test_a_job_held_by_its_tenants_daily_cap_is_shown_then_made_the_next_day(
     assert main([*cli, "list", "--status", "HELD"]) == ExitCode.OK
     assert f"held: {reason}" in capsys.readouterr().out
 
-    wait = [*cli, "wait", held.job_id, "--timeout", "0.3", "--interval", "0.1"]
-    assert main(wait) == ExitCode.TIMEOUT, "it goes on: wait gives up, the job does not"
-    assert f"HELD: {reason}" in capsys.readouterr().err
+    wait = [*cli, "wait", held.job_id, "--timeout", "600", "--interval", "0.1"]
+    assert main(wait) == ExitCode.TIMEOUT, "held to the next day: wait says so at once"
+    said = capsys.readouterr().err
+    assert f"HELD: {reason}" in said
+    assert f"job {held.job_id} is held to another UTC day or month" in said
+    assert "wait through with --through-caps" in said
+    through = [*wait[:-4], "--timeout", "0.3", "--interval", "0.1", "--through-caps"]
+    assert main(through) == ExitCode.TIMEOUT, "asked to wait through: until its timeout"
+    assert "gave up after 0 s" in capsys.readouterr().err
 
     assert main([*cli, "spend", "--json"]) == ExitCode.OK
     assert json.loads(capsys.readouterr().out)["held_jobs"] == {"team-a": 1}
