@@ -22,6 +22,7 @@ from . import (
     line_place,
     senders,
     spend_report,
+    stack_facts,
     tenant_admin,
     tenant_settings,
     tenant_views,
@@ -251,6 +252,21 @@ def _resubmit(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
     return ExitCode.OK
 
 
+def _stack(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
+    found = stack_facts.facts(cloud)
+    out.result(stack_facts.facts_text(found), stack_facts.facts_dict(found))
+    return ExitCode.OK
+
+
+def _key(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
+    arn = stack_facts.put_key(cloud, stack_facts.read_key())
+    out.result(
+        f"the API key is set in {arn}; the functions read it within 5 minutes (their cache)",
+        {"secret_arn": arn, "set": True},
+    )
+    return ExitCode.OK
+
+
 def _cancel(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
     if args.held:
         done = cancel_jobs.cancel_tenants_waiting(cloud, args.tenant)
@@ -359,6 +375,8 @@ def run(args: argparse.Namespace, out: Output) -> ExitCode:
         "spend": _spend,
         "resubmit": _resubmit,
         "cancel": _cancel,
+        "stack": _stack,
+        "key": _key,
     }
     return commands[args.command](cloud, args, out)
 

@@ -166,6 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", help="file to write ('-' for standard output; default: the song's name)"
     )
 
+    stack = command("stack", "the stack's outputs and settings, and whether its API key is set")
+    stack.add_argument("action", choices=["show"])
+    key = command(
+        "key", "put the music API key where the functions read it (standard input or a prompt)"
+    )
+    key.add_argument("action", choices=["set"])
+
     cancel = command("cancel", "end a job that waits in line (HELD), unpaid")
     _job_ref(cancel)
     cancel.add_argument(

@@ -73,6 +73,7 @@ class Cloud:
     webhook_secret_arn: str | None  # the stack's webhook signing secret
     webhook_function: str | None  # the webhook function, which derives tenants' secrets
     webhook_queue_url: str | None
+    outputs: dict[str, str]  # every output of the stack, as CloudFormation lists them
     s3: S3Client
     sqs: SQSClient
     dynamodb: DynamoDBClient
@@ -178,6 +179,7 @@ def connect(
         webhook_secret_arn=outputs.get("WebhookSecretArn"),
         webhook_function=outputs.get("WebhookFunctionName"),
         webhook_queue_url=outputs.get("WebhookQueueUrl"),
+        outputs=outputs,
         s3=client("s3"),
         sqs=client("sqs"),
         dynamodb=client("dynamodb"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import socket
 import threading
@@ -930,3 +931,32 @@ def test_wait_gives_up_at_its_timeout_not_an_interval_later(stack: Stack) -> Non
         )
     assert gave_up.value.code is ExitCode.TIMEOUT
     assert 8 <= now[0] <= 8.5, "within half a second of the timeout"
+
+
+def test_stack_show_says_whether_the_key_is_set_and_key_set_puts_it_from_stdin(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = ["--region", "us-east-1", "--stack", "songs"]
+    assert main([*target, "stack", "show"]) == ExitCode.OK
+    shown = capsys.readouterr().out
+    assert "API key    NOT SET" in shown
+    assert f"LyricsBucketName                   {stack.lyrics_bucket}" in shown
+    assert "  MaxSongsInFlight       20" in shown
+
+    key = "aio_" + "k" * 40
+    monkeypatch.setattr("sys.stdin", io.StringIO(key + "\n"))
+    assert main([*target, "key", "set"]) == ExitCode.OK
+    said = capsys.readouterr()
+    assert key not in said.out + said.err, "never echoed"
+    assert f"the API key is set in {stack.secret_arn}" in said.out
+    secret = stack.client("secretsmanager").get_secret_value(SecretId=stack.secret_arn)
+    assert secret["SecretString"] == key
+    assert main([*target, "stack", "show", "--json"]) == ExitCode.OK
+    assert json.loads(capsys.readouterr().out)["api_key_set"] is True
+
+    with pytest.raises(SystemExit) as refused:  # a key on the command line: refused by argparse
+        main([*target, "key", "set", key])
+    assert refused.value.code == 2
+    monkeypatch.setattr("sys.stdin", io.StringIO("aio_with a space\n"))
+    assert main([*target, "key", "set"]) == ExitCode.USAGE
+    assert "a character an API key cannot have" in capsys.readouterr().err
