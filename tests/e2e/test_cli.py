@@ -166,14 +166,18 @@ def test_a_failed_job_is_resubmitted_only_when_confirmed(cli: Cli, tmp_path: Pat
     assert not (tmp_path / "none.mp3").exists()
     paid = len(cli.emulator.submissions)
 
-    refused = cli("resubmit", job_id)  # stdin is not a terminal and there is no --yes
+    refused = cli("resubmit", job_id, "--force")  # stdin is not a terminal, and no --yes
     assert refused.code == 2
     assert "--yes" in refused.err
     assert cli("status", job_id, "--json").json()["state"] == "FAILED"
     assert len(cli.emulator.submissions) == paid
 
     cli.emulator.faults.fail_tasks = False
-    again = cli("resubmit", job_id, "--yes", "--wait", "--interval", "0.2", "--json")
+    repeats = cli("resubmit", job_id, "--yes")  # the emulator's failure: content refused
+    assert repeats.code == 1
+    assert "resubmit it anyway with --force" in repeats.err
+    assert len(cli.emulator.submissions) == paid
+    again = cli("resubmit", job_id, "--yes", "--force", "--wait", "--interval", "0.2", "--json")
     assert again.code == 0, again.err
     assert again.json()["resubmits"] == 1
     assert len(cli.emulator.submissions) == paid + 1

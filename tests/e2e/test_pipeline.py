@@ -49,8 +49,15 @@ def test_a_queued_request_becomes_a_song(pipeline: Pipeline) -> None:
 def test_a_json_lyric_file_and_an_odd_name(pipeline: Pipeline) -> None:
     body = json.dumps({"prompt": "lullaby, music box", "lyrics": "[Verse]\nSleep now"}).encode()
     pipeline.upload("inbox/Canción de cuna + coda (v2).json", body)
-    pipeline.upload("notes/readme.md", b"not a lyric file: the bucket does not notify for it")
-    (note,) = pipeline.run(expected=1)
+    pipeline.upload("notes/readme.md", b"not a lyric file: it gets a FAILED notice, unpaid")
+    notes = {n["source"].rsplit("/", 1)[-1]: n for n in pipeline.run(expected=2)}
+    refused = notes["readme.md"]
+    assert (refused["status"], refused["error"]) == (
+        "FAILED",
+        "notes/readme.md is not a lyric file: the name must end in .txt or .json (in any case)",
+    )
+    assert len(pipeline.emulator.submissions) == 1, "unpaid"
+    note = notes["Canción de cuna + coda (v2).json"]
     assert note["status"] == "COMPLETED"
     assert note["source"].endswith("/inbox/Canción de cuna + coda (v2).json")
     assert "/songs/Cancion-de-cuna-coda-v2-" in note["song"]["s3_uri"]
