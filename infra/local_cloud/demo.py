@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     env = {
-        "POWERTOOLS_LOG_LEVEL": "DEBUG" if args.verbose else "WARNING",
+        "POWERTOOLS_LOG_LEVEL": "DEBUG" if args.verbose else "CRITICAL",  # its own lines only
         "POWERTOOLS_METRICS_DISABLED": "true",
         "FIRST_POLL_DELAY_SECONDS": "1" if not args.real_api else "20",
         "POLL_BACKOFF_SECONDS": "1" if not args.real_api else "10",

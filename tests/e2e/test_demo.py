@@ -75,7 +75,9 @@ def test_a_song_that_does_not_come_in_time_ends_the_demo_with_1(
 ) -> None:
     argv = ["--delay", "60", "--timeout", "2", "--out", str(tmp_path), "--stack", "demo-late"]
     assert demo.main(argv) == 1
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert '"level"' not in out + captured.err, "the functions' log lines only with --verbose"
     assert "timeout    no notification within 2 s" in out
     assert "upload" in out
     assert list(tmp_path.glob("*.mp3")) == []
@@ -96,5 +98,25 @@ def test_make_demo_prints_what_the_readme_shows(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert missing_lines(sample(README, "demo"), run.stdout) == [], run.stdout
+    assert '"level"' not in run.stdout + run.stderr, "its own lines only: logs with --verbose"
     (song,) = (tmp_path / "out").glob("*.mp3")
     assert mp3_info(song.read_bytes()).length > 0
+
+
+@pytest.mark.e2e
+def test_the_demo_shows_its_own_lines_not_the_functions_logs(tmp_path: Path) -> None:
+    """A refused lyric file makes the submit function log a WARNING; the demo says what
+    happened in its own words, and the log line shows only with --verbose."""
+    bad = tmp_path / "bad.txt"
+    bad.write_text("---\nbitrate: 12345\n---\n[Verse]\nla la\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "local_cloud.demo", "--lyrics", str(bad), "--timeout", "30"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "FAILED" in run.stdout
+    assert '"level"' not in run.stdout + run.stderr, "the functions' log lines: --verbose"
