@@ -109,7 +109,7 @@ def test_the_demo_shows_its_own_lines_not_the_functions_logs(tmp_path: Path) -> 
     happened in its own words, and the log line shows only with --verbose."""
     bad = tmp_path / "bad.txt"
     bad.write_text("---\nbitrate: 12345\n---\n[Verse]\nla la\n")
-    run = subprocess.run(
+    run = subprocess.run(  # noqa: S603 - this interpreter, a file the test wrote
         [sys.executable, "-m", "local_cloud.demo", "--lyrics", str(bad), "--timeout", "30"],
         cwd=tmp_path,
         capture_output=True,
