@@ -609,3 +609,39 @@ def test_each_reader_of_the_template_gets_a_copy_of_its_own_and_an_edit_is_read_
     assert load_template(path)["Resources"]["Queue"]["Type"] == "AWS::SQS::Queue"
     path.write_text("Resources:\n  Topic:\n    Type: !Ref Kind\n")
     assert load_template(path)["Resources"] == {"Topic": {"Type": {"Ref": "Kind"}}}
+
+
+def test_the_policies_to_attach_grant_each_command_its_need_on_this_stack_alone(
+    cfn: dict[str, Any],
+) -> None:
+    policies = resources(cfn, "AWS::IAM::ManagedPolicy")
+    assert set(policies) == {"ProducerPolicy", "OperatorPolicy"}
+    outputs = cfn["Outputs"]
+    assert ref(outputs["ProducerPolicyArn"]["Value"]) == "ProducerPolicy"
+    assert ref(outputs["OperatorPolicyArn"]["Value"]) == "OperatorPolicy"
+
+    def grants(name: str) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for statement in policies[name]["PolicyDocument"]["Statement"]:
+            assert statement["Effect"] == "Allow"
+            actions = statement["Action"]
+            targets = statement["Resource"]
+            for action in actions if isinstance(actions, list) else [actions]:
+                for target in targets if isinstance(targets, list) else [targets]:
+                    found.setdefault(action, set()).add(str(target))
+        return found
+
+    producer = grants("ProducerPolicy")
+    assert producer == {
+        "sqs:SendMessage": {"{'Fn::GetAtt': ['JobsQueue', 'Arn']}"},
+        "s3:PutObject": {"{'Fn::Sub': '${LyricsBucket.Arn}/*'}"},
+    }, "send requests, upload lyric files: nothing else"
+    operator = grants("OperatorPolicy")
+    on_anything = {action for action, targets in operator.items() if "*" in targets}
+    assert on_anything == {"sts:GetCallerIdentity"}, "it has no resource of its own"
+    assert operator["cloudformation:DescribeStacks"] == {"{'Ref': 'AWS::StackId'}"}
+    assert operator["lambda:InvokeFunction"] == {"{'Fn::GetAtt': ['WebhookFunction', 'Arn']}"}
+    assert operator["secretsmanager:PutSecretValue"] == {"{'Ref': 'MusicApiKeySecret'}"}
+    assert "secretsmanager:GetSecretValue" not in operator, "the key is put, never read"
+    assert "sqs:SendMessage" in operator
+    assert {"dynamodb:Query", "dynamodb:UpdateItem"} <= set(operator)
