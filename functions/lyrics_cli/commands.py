@@ -313,6 +313,8 @@ def _checked_first(args: argparse.Namespace) -> jobs.LyricUpload | dict[str, Any
         webhook_tools.since_time(args.since)
     if args.command == "senders" and args.action != "show":
         args.sender = senders.check_sender(args.sender)
+    if args.command == "list" and args.since:
+        webhook_tools.since_time(args.since)
     if args.command == "spend":
         spend_report.span(args.month, args.since, datetime.now(UTC).date())
     return _prepared(args) if args.command == "submit" else None
@@ -332,7 +334,10 @@ def _status(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
 
 def _list(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
     state = JobState(args.status) if args.status else None
-    rows = jobs.list_jobs(cloud, state=state, limit=args.limit)
+    since = webhook_tools.since_time(args.since) if args.since else None
+    if args.tenant is not None:
+        tenant_admin.require(cloud, args.tenant, removed_ok=True)
+    rows = jobs.list_jobs(cloud, state=state, limit=args.limit, tenant=args.tenant, since=since)
     now, windows = time.time(), {m: jobs.likely_window(cloud, m) for m in _held_models(rows)}
     places = {
         r.job_id: place
@@ -436,6 +441,15 @@ def _caps(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
 
 
 def _callback(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
+    if args.tenant is None:  # `callback show`: every tenant's, as `caps show` lists them
+        found = {t.name: t.callback_url for t in tenant_admin.registry(cloud).all() if t.known}
+        lines = [f"{'TENANT':<32}  DEFAULT CALLBACK_URL"]
+        lines += [f"{name:<32}  {url or '-'}" for name, url in sorted(found.items())]
+        out.result(
+            "\n".join(lines),
+            [{"tenant": name, "callback_url": url} for name, url in sorted(found.items())],
+        )
+        return ExitCode.OK
     tenant_admin.require(cloud, args.tenant)
     if args.action != "show":
         tenant_settings.set_tenant_callback(cloud, args.tenant, getattr(args, "url", None))

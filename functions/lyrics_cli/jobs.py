@@ -293,12 +293,23 @@ def get_job(cloud: Cloud, job_id: str) -> Row:
     return row
 
 
-def list_jobs(cloud: Cloud, *, state: JobState | None, limit: int) -> list[Row]:
-    """The newest jobs first, optionally of one state.
+def list_jobs(
+    cloud: Cloud,
+    *,
+    state: JobState | None,
+    limit: int,
+    tenant: str | None = None,
+    since: float | None = None,
+) -> list[Row]:
+    """The newest jobs first, optionally of one state, one tenant, created since a time.
 
     The table holds one row per job for TERMINAL_TTL_DAYS, so a scan stays small.
     """
-    rows = list(TaskTable(cloud.dynamodb, cloud.tasks_table).rows(state))
+    rows = [
+        row
+        for row in TaskTable(cloud.dynamodb, cloud.tasks_table).rows(state)
+        if (tenant is None or row.tenant == tenant) and (since is None or row.created_at >= since)
+    ]
     rows.sort(key=lambda row: row.created_at, reverse=True)
     return rows[:limit]
 

@@ -143,7 +143,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = command("list", "list jobs, newest first")
     listing.add_argument(
-        "--status", choices=[s.value for s in JobState], type=str.upper, help="only this state"
+        "--status",
+        "--state",
+        dest="status",
+        choices=[s.value for s in JobState],
+        type=str.upper,
+        help="only this state",
+    )
+    listing.add_argument("--tenant", help="only this tenant's jobs")
+    listing.add_argument(
+        "--since", help="only jobs created since (a date, UTC midnight, or an ISO 8601 time)"
     )
     listing.add_argument(
         "--limit", type=POSITIVE_INT, default=20, help="at most this many (default 20)"
@@ -268,7 +277,8 @@ def _tenant_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> 
         unset="remove a tenant's default callback_url: its jobs then get no webhook "
         "unless they name one",
     )
-    for action in (show_url, set_url, unset_url):
+    show_url.add_argument("--tenant", help="only this tenant's (default: every tenant's)")
+    for action in (set_url, unset_url):
         action.add_argument("--tenant", required=True, help="the tenant ('default' for the rest)")
     set_url.add_argument("--url", required=True, help="the https URL")
 

@@ -960,3 +960,45 @@ def test_stack_show_says_whether_the_key_is_set_and_key_set_puts_it_from_stdin(
     monkeypatch.setattr("sys.stdin", io.StringIO("aio_with a space\n"))
     assert main([*target, "key", "set"]) == ExitCode.USAGE
     assert "a character an API key cannot have" in capsys.readouterr().err
+
+
+def test_list_takes_a_tenant_a_time_and_a_state(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    register(stack, "acme")
+    table = TaskTable(stack.client("dynamodb"), stack.tasks_table)
+    seed_row(table, None, "job-" + "1" * 32, now=1_800_000_000, task_id="t1")
+    seed_row(table, None, "job-" + "2" * 32, now=1_800_086_400, task_id="t2", tenant="acme")
+    seed_row(table, None, "job-" + "3" * 32, now=1_800_000_000, task_id="t3", tenant="acme")
+    target = ["--region", "us-east-1", "--stack", "songs", "list", "--json"]
+
+    def listed(*more: str) -> list[str]:
+        assert main([*target, *more]) == ExitCode.OK
+        return [job["job_id"][4:5] for job in json.loads(capsys.readouterr().out)]
+
+    everything = listed()
+    assert (everything[0], sorted(everything)) == ("2", ["1", "2", "3"]), "newest first"
+    assert sorted(listed("--tenant", "acme")) == ["2", "3"]
+    assert listed("--tenant", "acme", "--since", "2027-01-16") == ["2"]
+    assert listed("--state", "PENDING", "--since", "2027-01-15T09:00Z") == ["2"]
+    assert listed("--state", "FAILED") == []
+    assert main([*target, "--since", "yesterday"]) == ExitCode.USAGE
+    assert "--since must be a date or a time" in capsys.readouterr().err
+
+
+def test_callback_show_without_a_tenant_lists_every_tenants(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    register(stack, "acme", "shop")
+    target = ["--region", "us-east-1", "--stack", "songs", "callback"]
+    url = "https://hooks.acme.example/songs"
+    assert main([*target, "set", "--tenant", "acme", "--url", url]) == ExitCode.OK
+    capsys.readouterr()
+    assert main([*target, "show", "--json"]) == ExitCode.OK
+    assert json.loads(capsys.readouterr().out) == [
+        {"tenant": "acme", "callback_url": url},
+        {"tenant": "default", "callback_url": None},
+        {"tenant": "shop", "callback_url": None},
+    ]
+    assert main([*target, "show"]) == ExitCode.OK
+    assert f"acme{' ' * 30}{url}" in capsys.readouterr().out
