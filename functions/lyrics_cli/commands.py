@@ -105,7 +105,11 @@ def _submit(
     text, data = _submitted_text(submitted, prepared, again(args))
     if args.wait:
         out.progress(text.splitlines()[0])
-        return _wait(cloud, submitted.job_id, args, out, refused_id=submitted.refused_id)
+        code = _wait(cloud, submitted.job_id, args, out, refused_id=submitted.refused_id)
+        if code is ExitCode.OK and args.output:  # `submit --wait -o FILE`: the song too
+            key = jobs.song_key_of(jobs.get_job(cloud, submitted.job_id))
+            out.progress(f"wrote {args.output} ({_save_song(cloud, key, args.output)} bytes)")
+        return code
     refused = jobs.refused_for_its_tenant(cloud, submitted, prepared)
     if refused is not None:  # never print an id that will not exist
         out.result(
@@ -209,8 +213,18 @@ def _fetch(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
     if target == "-":
         jobs.fetch(cloud, key, sys.stdout.buffer)
         return ExitCode.OK
+    size = _save_song(cloud, key, target)
+    out.result(
+        f"wrote {target} ({size} bytes)", {"job_id": row.job_id, "file": target, "bytes": size}
+    )
+    return ExitCode.OK
+
+
+def _save_song(cloud: Cloud, key: str, target: str) -> int:
+    """The song into `target` (written as `target.part`, then renamed: no half song is
+    left under its name); its size."""
     path = Path(target)
-    partial = path.with_name(path.name + ".part")  # no half-written song under its name
+    partial = path.with_name(path.name + ".part")
     try:
         with partial.open("wb") as sink:
             size = jobs.fetch(cloud, key, sink)
@@ -219,10 +233,7 @@ def _fetch(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
         raise CliError(f"cannot write {target}: {exc.strerror}", ExitCode.USAGE) from None
     finally:
         partial.unlink(missing_ok=True)
-    out.result(
-        f"wrote {target} ({size} bytes)", {"job_id": row.job_id, "file": target, "bytes": size}
-    )
-    return ExitCode.OK
+    return size
 
 
 def _resubmit(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
@@ -313,6 +324,10 @@ def _checked_first(args: argparse.Namespace) -> jobs.LyricUpload | dict[str, Any
         webhook_tools.since_time(args.since)
     if args.command == "senders" and args.action != "show":
         args.sender = senders.check_sender(args.sender)
+    if args.command == "submit" and args.output and (not args.wait or args.output == "-"):
+        raise CliError(
+            "-o FILE goes with --wait (the song is written once it is made)", ExitCode.USAGE
+        )
     if args.command == "list" and args.since:
         webhook_tools.since_time(args.since)
     if args.command == "spend":

@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     submit.add_argument("--wait", action="store_true", help="then wait for the song")
     submit.add_argument(
+        "-o", "--output", metavar="FILE", help="with --wait: write the song there when it is made"
+    )
+    submit.add_argument(
         "-q", "--quiet", action="store_true", help="print only the job id (for scripts)"
     )
     _wait_options(submit)
@@ -175,19 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", help="file to write ('-' for standard output; default: the song's name)"
     )
 
-    stack = command("stack", "the stack's outputs and settings, and whether its API key is set")
-    stack.add_argument("action", choices=["show"])
-    key = command(
-        "key", "put the music API key where the functions read it (standard input or a prompt)"
-    )
-    key.add_argument("action", choices=["set"])
-
-    cancel = command("cancel", "end a job that waits in line (HELD), unpaid")
-    _job_ref(cancel)
-    cancel.add_argument(
-        "--held", action="store_true", help="every job of --tenant that waits (instead of JOB)"
-    )
-
+    _stack_commands(command)
     resubmit = command("resubmit", "pay again for a FAILED, TIMED_OUT, UNKNOWN or CANCELLED job")
     resubmit.add_argument("job", help="job id (job-…)")
     resubmit.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
@@ -207,6 +198,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("local", help="keep the local stack running for --local (dev extras)")
     return parser
+
+
+def _stack_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """The stack's facts and key, and cancelling waiting jobs."""
+    stack = command("stack", "the stack's outputs and settings, and whether its API key is set")
+    stack.add_argument("action", choices=["show"])
+    key = command(
+        "key", "put the music API key where the functions read it (standard input or a prompt)"
+    )
+    key.add_argument("action", choices=["set"])
+
+    cancel = command("cancel", "end a job that waits in line (HELD), unpaid")
+    _job_ref(cancel)
+    cancel.add_argument(
+        "--held", action="store_true", help="every job of --tenant that waits (instead of JOB)"
+    )
 
 
 def _tenant_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:

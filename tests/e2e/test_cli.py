@@ -137,15 +137,19 @@ def test_submit_a_file_wait_and_fetch_the_song(
     assert cli.emulator.submissions[-1]["prompt"] == "dreamy synth-pop"
 
 
-def test_queued_request_with_json_output_and_list(cli: Cli) -> None:
+def test_queued_request_with_json_output_and_list(cli: Cli, tmp_path: Path) -> None:
+    song = tmp_path / "lofi.mp3"
     run = cli(
         "submit", "--prompt", "lofi beats", "--lyrics", "-", "--wait", "--interval", "0.2",
-        "--json", stdin=LYRICS,
+        "--json", "-o", str(song), stdin=LYRICS,
     )  # fmt: skip
     assert run.code == 0, run.err
     job = run.json()
     assert job["state"] == "COMPLETED"
     assert job["song"]["s3_uri"].endswith(".mp3")
+    assert song.read_bytes() == cli.emulator.audio_bytes(job["task_id"]), "-o: the song too"
+    refused = cli("submit", "--prompt", "x", "--lyrics", "la", "-o", str(song))
+    assert (refused.code, "-o FILE goes with --wait" in refused.err) == (2, True)
     assert cli.emulator.submissions[-1]["lyrics"] == LYRICS.strip()
 
     newest = cli("list", "--status", "completed", "--limit", "1", "--json").json()
