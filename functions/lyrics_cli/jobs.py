@@ -27,7 +27,7 @@ from lyrics_to_song.data.rows import DEFAULT_TENANT, RESUBMITTABLE, JobState, Ro
 from lyrics_to_song.data.senders import SenderStore
 from lyrics_to_song.data.task_table import TaskTable
 from lyrics_to_song.errors import ConfigError, InvalidRequest
-from lyrics_to_song.lyric_files import not_a_lyric_file, parse_lyric_file, with_fields
+from lyrics_to_song.lyric_files import not_a_lyric_file, parse_lyric_file, too_large, with_fields
 from lyrics_to_song.song_request import is_valid_request_id, parse_request, same_song
 from lyrics_to_song.sources import LyricObject, QueuedRequest
 from lyrics_to_song.tenants import check_tenant, principal_of
@@ -143,10 +143,7 @@ def prepare_file(
         raise CliError(str(exc), ExitCode.USAGE) from None
     # The functions' default cap; a deployed stack may set another (LYRICS_MAX_BYTES).
     if len(data) > DEFAULT_LYRICS_MAX_BYTES:
-        raise CliError(
-            f"{path} is {len(data)} bytes; lyric files may be at most {DEFAULT_LYRICS_MAX_BYTES}",
-            ExitCode.USAGE,
-        )
+        raise CliError(too_large(key, DEFAULT_LYRICS_MAX_BYTES), ExitCode.USAGE)
     return LyricUpload(key, data, tuple(fields), tenant)
 
 

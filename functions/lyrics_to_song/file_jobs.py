@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 from .data.rows import DEFAULT_TENANT
 from .decisions import Nothing, Refusal, Submission
 from .errors import InvalidRequest
-from .lyric_files import not_a_lyric_file, parse_lyric_file
+from .lyric_files import not_a_lyric_file, parse_lyric_file, too_large
 from .observability import logger
 from .services import Services
 from .sources import Job, LyricObject
@@ -54,7 +54,7 @@ def decide_file(services: Services, obj: LyricObject) -> Submission | Refusal | 
     callback_url = metadata.get("callback_url")
     cap = settings.lyrics_max_bytes
     if len(read.data) > cap:
-        reason = f"{obj.key} is larger than {cap} bytes, the limit for lyric files"
+        reason = too_large(obj.key, cap)
         return Refusal(job, reason, folder, callback_url)
     try:
         tenant = file_tenant(
@@ -91,8 +91,7 @@ def _read(services: Services, obj: LyricObject, folder: str) -> _Read | Refusal:
         return Refusal(job, reason)
     cap = settings.lyrics_max_bytes
     if obj.size is not None and obj.size > cap:
-        reason = f"{obj.key} is {obj.size} bytes; lyric files may be at most {cap} bytes"
-        return Refusal(job, reason, folder)
+        return Refusal(job, too_large(obj.key, cap), folder)
     try:
         response = services.s3.get_object(Bucket=obj.bucket, Key=obj.key, Range=f"bytes=0-{cap}")
     except ClientError as exc:

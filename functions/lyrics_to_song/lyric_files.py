@@ -22,6 +22,12 @@ from .song_request import SongRequest, decode_json, json_type, parse_request
 LYRIC_FILE_SUFFIXES = (".txt", ".json")
 
 
+def too_large(name: str, cap: int) -> str:
+    """Why a lyric file over the size cap is refused: the one wording of the function and
+    the command line (its lyrics have a limit of their own: MAX_LYRICS_CHARS)."""
+    return f"{name} is larger than {cap} bytes, the most a lyric file may be (LYRICS_MAX_BYTES)"
+
+
 def not_a_lyric_file(name: str) -> str | None:
     """Why a file of this name is not a lyric file (the one wording the function, the
     command line and the demo give); None when it is one."""

@@ -161,7 +161,9 @@ def test_an_oversized_file_is_refused_without_reading_it(cloud: Cloud) -> None:
     cap = cloud.services.settings.lyrics_max_bytes
     event = cloud.put_lyrics("huge.txt", b"la " * cap)
     handle_s3_event(cloud.services, event)
-    assert f"lyric files may be at most {cap} bytes" in (cloud.only_row().error or "")
+    assert cloud.only_row().error == (
+        f"huge.txt is larger than {cap} bytes, the most a lyric file may be (LYRICS_MAX_BYTES)"
+    ), "the words the command line uses too"
     assert cloud.emulator.submissions == []
 
 
