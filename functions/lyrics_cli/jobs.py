@@ -127,11 +127,14 @@ def prepare_file(
         data = path.read_bytes()
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror}", ExitCode.USAGE) from None
-    try:  # the same checks the submit function makes, before anything is uploaded
+    try:  # the same checks the submit function makes, in its order, before any upload
         if tenant is not None:
             check_tenant(tenant, "--tenant")
         if fields:
             data = with_fields(key, data, fields)
+        # The functions' default cap; a deployed stack may set another (LYRICS_MAX_BYTES).
+        if len(data) > DEFAULT_LYRICS_MAX_BYTES:
+            raise InvalidRequest(too_large(key, DEFAULT_LYRICS_MAX_BYTES))
         parse_lyric_file(
             key,
             data,
@@ -141,9 +144,6 @@ def prepare_file(
         )
     except InvalidRequest as exc:
         raise CliError(str(exc), ExitCode.USAGE) from None
-    # The functions' default cap; a deployed stack may set another (LYRICS_MAX_BYTES).
-    if len(data) > DEFAULT_LYRICS_MAX_BYTES:
-        raise CliError(too_large(key, DEFAULT_LYRICS_MAX_BYTES), ExitCode.USAGE)
     return LyricUpload(key, data, tuple(fields), tenant)
 
 

@@ -1002,3 +1002,15 @@ def test_callback_show_without_a_tenant_lists_every_tenants(
     ]
     assert main([*target, "show"]) == ExitCode.OK
     assert f"acme{' ' * 30}{url}" in capsys.readouterr().out
+
+
+def test_the_command_line_refuses_a_large_file_in_the_functions_words(tmp_path: Path) -> None:
+    from lyrics_to_song.config import DEFAULT_LYRICS_MAX_BYTES
+    from lyrics_to_song.lyric_files import too_large
+
+    path = tmp_path / "huge.txt"
+    path.write_text("la la la\n" * 8000)
+    with pytest.raises(CliError) as refused:
+        jobs.prepare_file(path, key=None, fields={})
+    assert str(refused.value) == too_large("huge.txt", DEFAULT_LYRICS_MAX_BYTES)
+    assert refused.value.code is ExitCode.USAGE
