@@ -27,6 +27,7 @@ from . import (
     tenant_settings,
     tenant_views,
     views,
+    webhook_test,
     webhook_tools,
 )
 from .parser import STACK_ENV
@@ -496,6 +497,33 @@ def _senders(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
     return ExitCode.OK
 
 
+def _webhook_test(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
+    url = args.url or tenant_settings.tenant_callback(cloud, args.tenant)
+    if url is None:
+        raise CliError(
+            f"tenant {args.tenant} has no default callback_url: name a receiver with --url",
+            ExitCode.USAGE,
+        )
+    # Sent from this machine, not the stack's: a receiver on loopback may be tried too.
+    jobs.check_callback(url, "--url", local=True)
+    answer = webhook_test.send(cloud, args.tenant, url)
+    ok = 200 <= answer.status < 300
+    out.result(
+        f"{url} answered {answer.answer} in {answer.seconds:.2f} s "
+        f"(webhook-id {answer.delivery_id}, signed for tenant {args.tenant})"
+        + ("" if ok else ": a real notice would be tried again later"),
+        {
+            "url": url,
+            "tenant": args.tenant,
+            "delivery_id": answer.delivery_id,
+            "status": answer.status,
+            "answer": answer.answer,
+            "delivered": ok,
+        },
+    )
+    return ExitCode.OK if ok else ExitCode.ENDED_BADLY
+
+
 def _webhook(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
     if getattr(args, "tenant", None) is not None:
         tenant_admin.require(cloud, args.tenant, removed_ok=args.action == "recover")
@@ -514,6 +542,8 @@ def _webhook(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
             f"each); the old ones sign too until {views.when(until)}",
             {"previous_until": views.when(until)},
         )
+    elif args.action == "test":
+        return _webhook_test(cloud, args, out)
     elif args.action == "log":
         row = jobs.get_job(cloud, args.job)
         out.result(views.webhook_log_text(row), views.webhook_dict(row))

@@ -313,7 +313,7 @@ def _tenant_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> 
     webhook = command(
         "webhook", "what a tenant's webhook receiver needs to check deliveries (docs/webhooks.md)"
     )
-    show_secret, rotate, rotate_root, log, resend, recover = _actions(
+    show_secret, rotate, rotate_root, log, resend, recover, test = _actions(
         webhook,
         secret="print the tenant's signing secret (whsec_…), for its receiver, as the "  # noqa: S106 - a help text
         "webhook function derives it from the stack's root key (lambda:InvokeFunction on "
@@ -326,7 +326,11 @@ def _tenant_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> 
         log="every attempt of the job's webhooks: when, how long, what the receiver answered",
         resend="send the job's last notice again: the same webhook-id, a fresh signature",
         recover="send again every webhook given up or refused since a time",
+        test='send a signed example notice ("test": true) to the tenant\'s receiver, or to '
+        "--url, and print its answer",
     )
+    test.add_argument("--tenant", default="default", help="whose secret signs it (default)")
+    test.add_argument("--url", help="the receiver (default: the tenant's default callback_url)")
     for action in (show_secret, rotate):
         action.add_argument("--tenant", default="default", help="the tenant (default)")
     for action in (rotate, rotate_root):

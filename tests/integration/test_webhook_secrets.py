@@ -22,6 +22,7 @@ from local_cloud.stack import register_outputs
 from lyrics_cli.main import main
 from lyrics_cli.stack_target import ExitCode
 from lyrics_to_song.config import load_webhook_settings
+from lyrics_to_song.data.caps import TenantStore
 from lyrics_to_song.services import build_webhook_services
 from lyrics_to_song.webhooks.delivery import WebhookServices, deliver
 from lyrics_to_song.webhooks.signing import legacy_secret, tenant_secret
@@ -237,3 +238,26 @@ def test_an_operator_who_may_not_read_the_root_gets_secrets_from_the_function(
     assert webhook_handler.handler({"operator": "drop tables"}, LocalContext("f", 60)) == {
         "error": "'operator' must be 'secret' or 'rotate-root'"
     }
+
+
+def test_webhook_test_sends_a_signed_example_the_tenants_receiver_verifies(
+    cloud: Cloud, cli: list[str], receiver: WebhookReceiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = cloud.stack.webhook_secret()
+    # The receiver is on loopback, which only a local stack may call: set as a test can.
+    TenantStore(cloud.services.budget.client, cloud.services.budget.table_name).set_callback(
+        "team-a", receiver.url
+    )
+    assert main([*cli, "webhook", "test", "--tenant", "team-a", "--json"]) == ExitCode.OK
+    said = json.loads(capsys.readouterr().out)
+    assert (said["url"], said["status"], said["delivered"]) == (receiver.url, 200, True)
+    (delivery,) = receiver.deliveries
+    assert delivery.delivery_id == said["delivery_id"]
+    assert verifies(tenant_secret(root, "team-a"), delivery), "standardwebhooks verifies it"
+    assert not verifies(tenant_secret(root, "default"), delivery), "signed for team-a alone"
+    assert delivery.notice["test"] is True
+    assert delivery.notice["tenant"] == "team-a"
+    assert main([*cli, "webhook", "test", "--url", receiver.url]) == ExitCode.OK
+    assert f"{receiver.url} answered 200" in capsys.readouterr().out
+    assert main([*cli, "webhook", "test", "--tenant", "team-b"]) == ExitCode.USAGE
+    assert "has no default callback_url: name a receiver with --url" in capsys.readouterr().err
