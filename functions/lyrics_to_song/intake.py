@@ -155,24 +155,35 @@ def decide_request(services: Services, queued: QueuedRequest) -> Submission | Re
 
 def decide_resubmit(services: Services, request: ResubmitRequest) -> Resubmission | Nothing:
     """`{"resubmit": job}` from a producer: allowed to the job's own tenant only."""
-    try:
-        tenant = queued_tenant(services, request.tenant, request.sender)
-    except InvalidRequest as exc:
-        logger.warning("resubmit refused", extra={"job_id": request.job_id, "reason": str(exc)})
-        count("ResubmitsRefused")
-        return Nothing("a resubmit its sender may not ask for")
-    return Resubmission(request.job_id, tenant)
+    tenant = _senders_tenant(services, request, "resubmit", "ResubmitsRefused")
+    return (
+        Nothing("a resubmit its sender may not ask for")
+        if tenant is None
+        else (Resubmission(request.job_id, tenant))
+    )
 
 
 def decide_cancel(services: Services, request: CancelRequest) -> Cancellation | Nothing:
     """`{"cancel": job}` from a producer: allowed to the job's own tenant only."""
+    tenant = _senders_tenant(services, request, "cancel", "CancelsRefused")
+    return (
+        Nothing("a cancel its sender may not ask for")
+        if tenant is None
+        else (Cancellation(request.job_id, tenant))
+    )
+
+
+def _senders_tenant(
+    services: Services, request: ResubmitRequest | CancelRequest, what: str, metric: str
+) -> str | None:
+    """The tenant a producer's request about a job is for, which its sender must be
+    bound to (the job must then be that tenant's); None, logged and counted, if not."""
     try:
-        tenant = queued_tenant(services, request.tenant, request.sender)
+        return queued_tenant(services, request.tenant, request.sender)
     except InvalidRequest as exc:
-        logger.warning("cancel refused", extra={"job_id": request.job_id, "reason": str(exc)})
-        count("CancelsRefused")
-        return Nothing("a cancel its sender may not ask for")
-    return Cancellation(request.job_id, tenant)
+        logger.warning(f"{what} refused", extra={"job_id": request.job_id, "reason": str(exc)})
+        count(metric)
+        return None
 
 
 def decide_held(services: Services, retry: HeldRetry) -> Submission | Resubmission | Nothing:

@@ -29,9 +29,11 @@ def places(cloud: Cloud, in_flight: int) -> None:
     cloud.services.budget = dataclasses.replace(cloud.services.budget, in_flight=in_flight)
 
 
-def send(cloud: Cloud, tenant: str, n: int) -> str:
-    """Job n of `tenant`, sent a second after the one before; its job id."""
-    body = song_request(request_id=f"{tenant}-{n}", lyrics=f"{tenant} song {n}", tenant=tenant)
+def send(cloud: Cloud, tenant: str, n: int, **more: object) -> str:
+    """Job n of `tenant` (with `more` fields), sent a second after the one before; its id."""
+    body = song_request(
+        request_id=f"{tenant}-{n}", lyrics=f"{tenant} song {n}", tenant=tenant, **more
+    )
     cloud.clock.advance(1)
     cloud.send(body, f"{tenant}-m{n}")
     return QueuedRequest(body, "m").job_for(tenant).job_id

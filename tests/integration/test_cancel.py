@@ -14,12 +14,11 @@ from local_cloud.stack import register_outputs
 from lyrics_cli.main import main
 from lyrics_cli.stack_target import ExitCode
 from lyrics_to_song.admission import admit
-from lyrics_to_song.data.rows import JobState, Row
+from lyrics_to_song.data.rows import JobState
 from lyrics_to_song.payment import Outcome
-from lyrics_to_song.sources import QueuedRequest
 from tests.integration.moto_cloud import Cloud
+from tests.integration.test_admission import row, send
 from tests.integration.test_webhooks import queued_webhooks
-from tests.support import song_request
 
 
 @pytest.fixture
@@ -31,19 +30,6 @@ def receiver(cloud: Cloud) -> Iterator[WebhookReceiver]:
 
 def one_place(cloud: Cloud) -> None:
     cloud.services.budget = dataclasses.replace(cloud.services.budget, in_flight=1)
-
-
-def send(cloud: Cloud, tenant: str, n: int, **more: object) -> str:
-    body = song_request(request_id=f"{tenant}-{n}", lyrics=f"{tenant} {n}", tenant=tenant, **more)
-    cloud.clock.advance(1)
-    cloud.send(body, f"{tenant}-{n}")
-    return QueuedRequest(body, "m").job_for(tenant).job_id
-
-
-def row(cloud: Cloud, job_id: str) -> Row:
-    found = cloud.services.table.get(job_id)
-    assert found is not None
-    return found
 
 
 def cli(cloud: Cloud) -> list[str]:
