@@ -156,21 +156,17 @@ def decide_request(services: Services, queued: QueuedRequest) -> Submission | Re
 def decide_resubmit(services: Services, request: ResubmitRequest) -> Resubmission | Nothing:
     """`{"resubmit": job}` from a producer: allowed to the job's own tenant only."""
     tenant = _senders_tenant(services, request, "resubmit", "ResubmitsRefused")
-    return (
-        Nothing("a resubmit its sender may not ask for")
-        if tenant is None
-        else (Resubmission(request.job_id, tenant))
-    )
+    if tenant is None:
+        return Nothing("a resubmit its sender may not ask for")
+    return Resubmission(request.job_id, tenant)
 
 
 def decide_cancel(services: Services, request: CancelRequest) -> Cancellation | Nothing:
     """`{"cancel": job}` from a producer: allowed to the job's own tenant only."""
     tenant = _senders_tenant(services, request, "cancel", "CancelsRefused")
-    return (
-        Nothing("a cancel its sender may not ask for")
-        if tenant is None
-        else (Cancellation(request.job_id, tenant))
-    )
+    if tenant is None:
+        return Nothing("a cancel its sender may not ask for")
+    return Cancellation(request.job_id, tenant)
 
 
 def _senders_tenant(
