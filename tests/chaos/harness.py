@@ -45,6 +45,7 @@ from lyrics_to_song.data.rows import DEFAULT_TENANT, JobState, Row, WebhookState
 from lyrics_to_song.data.senders import SenderStore
 from lyrics_to_song.data.spend import Counts, SpendLedger
 from lyrics_to_song.data.tenant_registry import TenantRegistry
+from lyrics_to_song.follow import AGE_SLACK_SECONDS
 from lyrics_to_song.song_request import parse_request
 from lyrics_to_song.sources import LyricObject, QueuedRequest, job_id_for, reused_job
 from lyrics_to_song.webhooks.queue import notice_id
@@ -450,9 +451,10 @@ def counter_failures(
 
 
 def _late_failures(name: str, row: Row, stack: Stack) -> list[str]:
-    """A paid job ends within MAX_TASK_AGE_SECONDS of its submission and one poll lease."""
+    """A paid job ends within MAX_TASK_AGE_SECONDS of its submission, the minute a
+    Retry-After may add past it, and one poll lease."""
     env = {**stack.environments["PollFunction"], **FUNCTION_ENV}
-    bound = int(env["MAX_TASK_AGE_SECONDS"]) + int(env["POLL_LEASE_SECONDS"])
+    bound = int(env["MAX_TASK_AGE_SECONDS"]) + AGE_SLACK_SECONDS + int(env["POLL_LEASE_SECONDS"])
     if row.submitted_at is None or row.finished_at is None:
         return []
     took = row.finished_at - row.submitted_at
