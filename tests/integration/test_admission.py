@@ -221,3 +221,22 @@ def test_a_waiting_job_whose_request_no_longer_reads_ends_and_the_line_goes_on(
     notes = {n["job_id"]: n["status"] for n in cloud.notifications()}
     assert notes[broken] == "FAILED"
     assert len(cloud.emulator.submissions) == 2, "nothing paid for it"
+
+
+def test_the_last_waiting_job_put_back_in_line_is_started_by_the_next_admission(
+    cloud: Cloud,
+) -> None:
+    """Taking a tenant's last waiting job, an admission forgets the tenant; if the API
+    then refuses the job for now, it goes back in line and its tenant is marked again."""
+    places(cloud, 2)
+    send(cloud, "team-a", 0)
+    send(cloud, "team-a", 1)
+    last = send(cloud, "team-a", 2)
+    end_songs(cloud)  # two places free, one job waits; past the mark's settling time
+    cloud.emulator.faults.rate_limit = 10
+    assert admit(cloud.services).outcomes == [Outcome.HELD]
+    assert row(cloud, last).state is JobState.HELD
+    assert set(cloud.services.line.read()) == {"team-a"}, "marked again"
+    cloud.emulator.faults.rate_limit = 0
+    assert admit(cloud.services).started == 1
+    assert row(cloud, last).state is JobState.PENDING
