@@ -146,14 +146,13 @@ def _submission_failed(
             state=JobState.FAILED,
             error=f"the API refused the request: {exc}",
         )
+    # No message brings a job from the line back: it goes back to its place, as it was,
+    # and its tenant is marked as waiting again (an admission may have forgotten it when
+    # it took this job, its last one), so the next admission finds it.
     if from_line is None:
         table.release(job.job_id, attempt.attempt)
-    else:
-        # No message brings it back: it goes back to its place in line, as it was, and
-        # its tenant is marked as waiting again (an admission may have forgotten it when
-        # it took this job, its last one), so the next admission finds it.
-        if table.back_in_line(job.job_id, attempt.attempt, from_line):
-            services.line.mark(request.tenant, services.clock())
+    elif table.back_in_line(job.job_id, attempt.attempt, from_line):
+        services.line.mark(request.tenant, services.clock())
     if exc.kind is ErrorKind.ACCOUNT:
         logger.error(
             "API account problem: the job waits in the queue until the key or credits are fixed",
