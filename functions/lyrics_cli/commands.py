@@ -41,19 +41,31 @@ class Output:
     """Text for people on stdout, progress on stderr, or one JSON document for scripts;
     `id_only`: just the job id on stdout (`job=$(lyrics-to-song submit -q …)`)."""
 
-    def __init__(self, as_json: bool, id_only: bool = False) -> None:
+    def __init__(self, as_json: bool, id_only: bool = False, command: str = "") -> None:
         self.as_json = as_json
         self.id_only = id_only
+        self.command = command  # `again(args)`: hints name the stack as this command did
+
+    def hinted(self, text: str) -> str:
+        """The text with each `lyrics-to-song …` hint carrying the options that reach this
+        stack (--local, --stack, --region, --endpoint-url), as the command was run."""
+        if not self.command or self.command == "lyrics-to-song":
+            return text
+        return text.replace("`lyrics-to-song ", f"`{self.command} ")
 
     def result(self, text: str, data: Any) -> None:
         if self.id_only and isinstance(data, dict) and "job_id" in data:
             print(data["job_id"])
         else:
-            print(json.dumps(data, indent=2, ensure_ascii=False) if self.as_json else text)
+            print(
+                json.dumps(data, indent=2, ensure_ascii=False)
+                if self.as_json
+                else self.hinted(text)
+            )
 
     def progress(self, text: str) -> None:
         if not self.as_json:
-            print(text, file=sys.stderr, flush=True)
+            print(self.hinted(text), file=sys.stderr, flush=True)
 
 
 def _prepared(args: argparse.Namespace) -> jobs.LyricUpload | dict[str, Any]:

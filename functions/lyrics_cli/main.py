@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     if tool is not None:
         return _local_tool(*tool)
     args = build_parser().parse_args(argv)
-    out = Output(args.json, id_only=getattr(args, "quiet", False))
+    out = Output(args.json, id_only=getattr(args, "quiet", False), command=again(args))
     try:
         code = run(args, out)
         sys.stdout.flush()  # here, so a closed pipe is met below rather than at exit
@@ -81,5 +81,5 @@ def main(argv: list[str] | None = None) -> int:
         return OUTPUT_CLOSED
     if out.as_json:
         print(json.dumps({"error": message, "exit_code": int(code)}))
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {out.hinted(message)}", file=sys.stderr)
     return code

@@ -274,7 +274,7 @@ def progress(row: Row | None, elapsed: float, estimate: str | None = None) -> st
 def caps_table(uses: list[CapsUse]) -> str:
     """Tenants' caps, one line each, with what is used of them now."""
     if not uses:
-        return "no tenant has caps of its own (set some: lyrics-to-song caps set --help)"
+        return "no tenant has caps of its own (set some: `lyrics-to-song caps set --help`)"
     budgets = any(use.caps.monthly_credits is not None for use in uses)
     month = f"  {'CREDITS THIS MONTH':>18}" if budgets else ""
     lines = [f"{'TENANT':<32}  {'TODAY / PER DAY':>15}  {'IN FLIGHT / AT ONCE':>19}{month}"]
@@ -330,7 +330,7 @@ def spend_text(report: SpendReport) -> str:
         per_tenant = ", ".join(f"{tenant} {n}" for tenant, n in report.held.items())
         lines.append(
             f"held by a cap now: {sum(report.held.values())} job(s), unpaid ({per_tenant}); "
-            "see lyrics-to-song list --status HELD"
+            "see `lyrics-to-song list --status HELD`"
         )
     if report.maybe_jobs:
         lines.append(

@@ -140,7 +140,7 @@ def resend(cloud: Cloud, row: Row, now: float) -> Row:
     if again is None:
         raise CliError(
             f"job {row.job_id}'s webhook changed meanwhile (or was queued by an earlier "
-            "version, without its body): see lyrics-to-song webhook log",
+            f"version, without its body): see `lyrics-to-song webhook log {row.job_id}`",
             ExitCode.USAGE,
         )
     message = WebhookMessage(hook.delivery_id, row.job_id)

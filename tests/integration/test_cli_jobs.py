@@ -1014,3 +1014,19 @@ def test_the_command_line_refuses_a_large_file_in_the_functions_words(tmp_path: 
         jobs.prepare_file(path, key=None, fields={})
     assert str(refused.value) == too_large("huge.txt", DEFAULT_LYRICS_MAX_BYTES)
     assert refused.value.code is ExitCode.USAGE
+
+
+def test_every_hint_names_the_stack_as_the_command_did(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = ["--stack", "songs", "--region", "us-east-1"]
+    assert main([*target, "caps", "show", "--tenant", "nosuch"]) == ExitCode.USAGE
+    said = capsys.readouterr().err
+    assert (
+        "(add one with `lyrics-to-song --stack songs --region us-east-1 tenants add nosuch`)"
+        in (said)
+    ), said
+    assert main([*target, "caps", "show"]) == ExitCode.OK
+    assert "`lyrics-to-song --stack songs --region us-east-1 caps set --help`" in (
+        capsys.readouterr().out
+    )
