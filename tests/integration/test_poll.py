@@ -6,6 +6,7 @@ import dataclasses
 import io
 import json
 import logging
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
@@ -627,3 +628,36 @@ def test_a_failed_tasks_huge_error_is_clipped_and_the_job_announced_once(cloud: 
     assert row is not None
     assert row.notified
     assert row.error == note["error"]
+
+
+def test_a_job_whose_ending_failed_to_announce_is_not_ended_and_counted_twice(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run ends a job past its age, then dies announcing it; the error path, holding
+    the row as it was read, tries to end it again: the second end is refused, so the
+    spend counters count one ending (the row keeps its lease as its due time)."""
+    from lyrics_to_song import announce
+    from lyrics_to_song.data.caps import day_of
+    from lyrics_to_song.data.spend import SpendLedger
+
+    cloud.emulator.faults.never_finish = True
+    job_id = cloud.submit()
+    cloud.clock.advance(cloud.services.settings.max_task_age_seconds + 5)
+
+    def lost(*args: object, **kwargs: object) -> str:
+        raise ConnectionError("SNS out of reach")
+
+    monkeypatch.setattr(announce, "publish", lost)
+    report = cloud.poll()
+    assert report.errors == 1
+    row = cloud.services.table.get(job_id)
+    assert row is not None
+    assert (row.state, row.notified) == (JobState.TIMED_OUT, False), "ended, announced later"
+    ledger = SpendLedger(cloud.services.budget.client, cloud.services.budget.table_name)
+    (today,) = ledger.days([day_of(cloud.clock.now)])
+    ended: Counter[str] = Counter()
+    for counts in today.by_model.values():
+        ended.update(counts.ended)
+    assert ended == Counter({"TIMED_OUT": 1}), "one ending, counted once"
+    charged = sum(c.charged_credits for c in today.by_model.values())
+    assert charged == cloud.services.settings.price.credits, "its charge counted once"

@@ -69,7 +69,10 @@ class FollowWrites(TableBase):
         song: Song | None = None,
     ) -> Row | None:
         """Record a held row's terminal state, still held by this run's lease for its
-        announcement; None when the lease was lost meanwhile."""
+        announcement; None when the lease was lost meanwhile, or the row has ended since it
+        was read (an ending keeps the lease as its due time, so the lease alone would let
+        a second end through: one that failed to announce, then ended again by the error
+        path, would be counted twice)."""
         assert row.due_at is not None
         unknown = state is JobState.UNKNOWN
         ending: Fields = {
@@ -77,7 +80,14 @@ class FollowWrites(TableBase):
             # Only a submission cut short ends UNKNOWN here: it may have been charged.
             **(MAYBE_CHARGED if unknown else {}),
         }
-        return self._update_held(row, ending, end_tallies(row, state, now))
+        return self._update(
+            row.job_id,
+            ending,
+            condition="due_at = :held AND #state = :was",
+            extra_values={":held": to_attr(row.due_at), ":was": to_attr(row.state.value)},
+            tallies=end_tallies(row, state, now),
+            held=row,
+        )
 
     def mark_notified(self, job_id: str, expires_at: float) -> bool:
         """The last write of a job: it leaves the index and expires later (TTL)."""
