@@ -19,7 +19,7 @@ from typing import Any
 from lyrics_to_song.check_timing import LikelyWindow
 from lyrics_to_song.data.caps import TenantStore
 from lyrics_to_song.data.line import WaitingTenants
-from lyrics_to_song.data.rows import JobState, Row
+from lyrics_to_song.data.rows import DEFAULT_TENANT, JobState, Row
 from lyrics_to_song.data.task_table import TaskTable
 from lyrics_to_song.errors import Cap
 
@@ -39,6 +39,7 @@ class Place:
     paused: bool
     start: float | None
     ready: float | None
+    later_day: bool = False  # it cannot start before another UTC day or month
 
     def text(self) -> str:
         where = (
@@ -53,8 +54,6 @@ class Place:
             f"{where}; expected to start about {_clock(self.start)} "
             f"and be ready about {_clock(self.ready)}"
         )
-
-    later_day: bool = False  # it cannot start before another UTC day or month
 
     def short(self) -> str:
         return f"place {self.in_tenant} of {self.tenant_waiting}, about {self.overall} overall"
@@ -90,7 +89,7 @@ def place_of(cloud: Cloud, row: Row, window: LikelyWindow, now: float) -> Place 
         return Place(row.tenant, in_tenant, waiting, overall, True, None, None)
     places = int(float(cloud.max_songs_in_flight or DEFAULT_PLACES))
     own = terms.caps.in_flight if terms is not None and terms.caps is not None else None
-    if own is None and cloud.tenant_defaults is not None and row.tenant != "default":
+    if own is None and cloud.tenant_defaults is not None and row.tenant != DEFAULT_TENANT:
         own = cloud.tenant_defaults[1]
     rounds = math.ceil(overall / max(places, 1))
     if own:
