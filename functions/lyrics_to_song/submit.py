@@ -135,6 +135,7 @@ def join_line(
     request: SongRequest,
     why: OverBudget,
     *,
+    request_json: str,
     callback_url: str | None,
     created_at: float | None,
 ) -> bool:
@@ -144,7 +145,6 @@ def join_line(
 
     The row is written before the tenant is marked as waiting, so an admission that
     sees the mark finds the row."""
-    request_json = json.dumps(request.as_item(), ensure_ascii=False, sort_keys=True)
     since = services.clock() if created_at is None else created_at
     held = Hold(why.cap.value, str(why), 0.0, since, uuid.uuid4().hex)
     written = services.table.hold(
@@ -316,7 +316,13 @@ def submit_request(
         )
     except OverBudget as over:
         if not join_line(
-            services, job, request, over, callback_url=callback_url, created_at=created_at
+            services,
+            job,
+            request,
+            over,
+            request_json=request_json,
+            callback_url=callback_url,
+            created_at=created_at,
         ):
             return already_known(services, job, request, request_json)
         if over.cap is Cap.LINE:

@@ -147,16 +147,22 @@ def test_a_failed_song_fails_the_task_with_song_failed_and_the_reason(
     assert "generation failed" in call["cause"], "the job's reason"
 
 
-def test_an_answer_sent_again_after_a_crash_ends_recorded_not_tried_for_ever(
-    cloud: Cloud, workflow: str, hooks: WebhookServices
-) -> None:
+def _answer_owed_again(cloud: Cloud, workflow: str, hooks: WebhookServices) -> TaskMessage:
+    """A song made and its task answered; then a second answer recorded as owed for the
+    same task (a new notice id), and its message."""
     done = _run_song(cloud, workflow, hooks)
     assert done["status"] == "SUCCEEDED"
     row = cloud.only_row()
     assert row.task is not None
-    # As if the function had died between sending the answer and recording it.
     cloud.services.table.task_queued(row.job_id, row.task.notice_id + "x", "{}")
-    again = TaskMessage(row.job_id, row.task.notice_id + "x")
+    return TaskMessage(row.job_id, row.task.notice_id + "x")
+
+
+def test_an_answer_sent_again_after_a_crash_ends_recorded_not_tried_for_ever(
+    cloud: Cloud, workflow: str, hooks: WebhookServices
+) -> None:
+    # As if the function had died between sending the answer and recording it.
+    again = _answer_owed_again(cloud, workflow, hooks)
     assert answer(hooks.table, hooks.states, again, 30) is None, "not tried again"
     after = cloud.only_row().task
     assert after is not None
@@ -324,11 +330,7 @@ def test_the_schedule_s_event_sends_the_heartbeats(
 def test_an_answer_refused_for_want_of_permission_is_recorded_not_retried(
     cloud: Cloud, workflow: str, hooks: WebhookServices
 ) -> None:
-    done = _run_song(cloud, workflow, hooks)
-    assert done["status"] == "SUCCEEDED"
-    row = cloud.only_row()
-    assert row.task is not None
-    cloud.services.table.task_queued(row.job_id, row.task.notice_id + "y", "{}")
+    message = _answer_owed_again(cloud, workflow, hooks)
     denied = ClientError(
         {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}},
         "SendTaskSuccess",
@@ -338,7 +340,6 @@ def test_an_answer_refused_for_want_of_permission_is_recorded_not_retried(
         def send_task_success(self, **_: object) -> None:
             raise denied
 
-    message = TaskMessage(row.job_id, row.task.notice_id + "y")
     assert answer(hooks.table, Refusing, message, 30) is None, "final: no retry"
     after = cloud.only_row().task
     assert after is not None
