@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,6 +36,10 @@ from .sources import Job
 
 STACK_CAPS = (Cap.DAILY, Cap.IN_FLIGHT)
 MAX_PAYING_AT_ONCE = 10
+# The safety net of each scheduled run looks at up to this many forgotten tenants'
+# lines, and stops looking at one whose line it found empty a day after it was forgotten.
+MAX_IDLE_LOOKS = 100
+IDLE_KEPT_SECONDS = 86_400.0
 
 
 @dataclass
@@ -63,13 +68,17 @@ class _Tenant:
         return (self.in_flight, head if head is not None else float("inf"))
 
 
-def admit(services: Services, *, if_room: bool = False) -> Admitted:
+def admit(services: Services, *, if_room: bool = False, recheck: bool = False) -> Admitted:
     """Start as many waiting jobs as places are free, fairly; pay for them at once.
 
     `if_room`: look no further when the in-flight set is full (a job that just joined
-    its line: a place held by an ended job is freed by the run that ends it)."""
+    its line: a place held by an ended job is freed by the run that ends it).
+    `recheck` (each scheduled poll run): look at the forgotten tenants' lines too."""
     report = Admitted()
-    stamps = services.line.read()
+    marks = services.line.marks()
+    stamps = dict(marks.waiting)
+    if recheck:
+        stamps.update(_unmarked_lines(services, marks.idle))
     if not stamps:
         return report
     if if_room and len(services.budget.holders()) >= services.budget.in_flight:
@@ -93,6 +102,26 @@ def admit(services: Services, *, if_room: bool = False) -> Admitted:
         logger.info("admitted waiting jobs", extra={"started": len(chosen), "free": report.free})
         report.outcomes = _pay_all(services, chosen)
     return report
+
+
+def _unmarked_lines(services: Services, idle: dict[str, float]) -> dict[str, str]:
+    """The safety net: forgotten tenants whose lines are not empty (a function died
+    between putting a job back in line and marking its tenant), marked again, with
+    their stamps. Up to MAX_IDLE_LOOKS of them, one counting query each; one found empty
+    IDLE_KEPT_SECONDS after it was forgotten is no longer looked at."""
+    found: dict[str, str] = {}
+    now = services.clock()
+    names = sorted(idle)
+    for tenant in random.sample(names, min(MAX_IDLE_LOOKS, len(names))):
+        if services.table.line_length(tenant, limit=1):
+            logger.warning(
+                "a tenant's waiting jobs were unseen: marked again", extra={"tenant": tenant}
+            )
+            count("UnseenLinesFound")
+            found[tenant] = services.line.mark(tenant, now)
+        elif now - idle[tenant] > IDLE_KEPT_SECONDS:
+            services.line.drop_idle(tenant, idle[tenant])
+    return found
 
 
 def _hand_out(
@@ -140,16 +169,19 @@ def _free_tenant_places(services: Services, tenant: str, live: dict[str, str]) -
 
 def _look(services: Services, tenant: _Tenant, room: int) -> None:
     """Read the next heads of the tenant's line (past those this admission took: the
-    index may show a started job a moment longer); a line found empty is forgotten."""
+    index may show a started job a moment longer). A line the index shows empty is
+    forgotten; one whose heads another admission started between the index's answer and
+    the rows' read is left to that admission."""
     if room <= 0:
         tenant.done = True
         return
     found = services.table.heads(tenant.name, room + len(tenant.passed))
     tenant.heads = [row for row in found if row.job_id not in tenant.passed][:room]
-    if not tenant.heads:
-        if not found:
-            services.line.clear(tenant.name, tenant.stamp, services.clock())
-        tenant.done = True
+    if tenant.heads:
+        return
+    tenant.done = True
+    if not found and services.table.line_length(tenant.name, limit=1) == 0:
+        services.line.clear(tenant.name, tenant.stamp, services.clock())
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ def watch(
     pacing = Pacing(services, fixed_policy)
     try:
         if not woken:  # each scheduled run: a day turned, a place freed by a crash, ...
-            total.admitted += _admit(services, remaining_ms)
+            total.admitted += _admit(services, remaining_ms, recheck=True)
         while True:
             sweep = poll_due(services, remaining_ms, pacing=pacing)
             total.add(sweep)
@@ -86,13 +86,13 @@ def watch(
             services.poll_watch.release(slot_end, services.clock())
 
 
-def _admit(services: Services, remaining_ms: Callable[[], int]) -> int:
+def _admit(services: Services, remaining_ms: Callable[[], int], *, recheck: bool = False) -> int:
     """Start waiting jobs on the free places (admission.py); how many started. Never
     stops the run: what is not started now is the next admission's."""
     if remaining_ms() < RESERVE_MS:
         return 0
     try:
-        return admit(services).started
+        return admit(services, recheck=recheck).started
     except Exception:
         logger.exception("admission failed; the next one starts the waiting jobs")
         count("AdmissionErrors")

@@ -240,3 +240,98 @@ def test_the_last_waiting_job_put_back_in_line_is_started_by_the_next_admission(
     cloud.emulator.faults.rate_limit = 0
     assert admit(cloud.services).started == 1
     assert row(cloud, last).state is JobState.PENDING
+
+
+def test_a_job_another_admission_starts_mid_look_does_not_hide_the_rest_of_the_line(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two admissions at once: between one's look at the index and its read of the rows,
+    the other starts the job it saw. The rest of the line still waits: its tenant stays
+    marked, and the next admission starts the next job."""
+    places(cloud, 1)
+    send(cloud, "team-a", 0)
+    first, second = send(cloud, "team-a", 1), send(cloud, "team-a", 2)
+    end_songs(cloud)  # a place is free; the mark is older than its settling time
+    table = cloud.services.table
+    read_rows = table._rows
+    raced: list[bool] = []
+
+    def other_admission_first(job_ids: list[str]) -> list[Row]:
+        if not raced:
+            raced.append(True)
+            admit(cloud.services)  # the other admission, at that moment
+        return read_rows(job_ids)
+
+    monkeypatch.setattr(table, "_rows", other_admission_first)
+    admit(cloud.services)
+    monkeypatch.setattr(table, "_rows", read_rows)
+    assert row(cloud, first).state is JobState.PENDING, "the other admission took it"
+    assert set(cloud.services.line.read()) == {"team-a"}, "team-a still waits: not forgotten"
+    end_songs(cloud)
+    assert admit(cloud.services).started == 1
+    assert row(cloud, second).state is JobState.PENDING
+
+
+def test_a_line_a_crash_left_unmarked_is_found_by_the_next_scheduled_run(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An admission took a tenant's last waiting job and forgot the tenant; the API
+    refused the job for now, and the function died after putting the job back in line,
+    before marking its tenant. The next scheduled poll run finds the line and starts it."""
+    places(cloud, 2)
+    send(cloud, "team-a", 0)
+    send(cloud, "team-a", 1)
+    last = send(cloud, "team-a", 2)
+    end_songs(cloud)  # two places free, one job waits; past the mark's settling time
+    cloud.emulator.faults.rate_limit = 10
+
+    def killed(*_: object) -> None:
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(cloud.services.line, "mark", killed)
+    with pytest.raises(RuntimeError, match="killed"):
+        admit(cloud.services)
+    monkeypatch.undo()
+    cloud.emulator.faults.rate_limit = 0
+    assert row(cloud, last).state is JobState.HELD, "back at its place"
+    assert cloud.services.line.read() == {}, "its tenant unmarked"
+    assert admit(cloud.services).started == 0, "an admission sees no waiting tenant"
+
+    report = cloud.watch()  # the next scheduled run
+    assert report.admitted == 1
+    assert row(cloud, last).submitted_at is not None, "started, and paid once"
+
+
+def test_a_crash_between_joining_the_line_and_marking_is_mended_by_the_redelivery(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    places(cloud, 1)
+    send(cloud, "team-a", 0)
+    body = song_request(request_id="team-a-1", lyrics="team-a song 1", tenant="team-a")
+
+    def killed(*_: object) -> None:
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(cloud.services.line, "mark", killed)
+    with pytest.raises(RuntimeError, match="killed"):
+        cloud.send(body, "team-a-m1")
+    monkeypatch.undo()
+    job_id = QueuedRequest(body, "m").job_for("team-a").job_id
+    assert row(cloud, job_id).state is JobState.HELD
+    assert cloud.services.line.read() == {}
+    assert cloud.send(body, "team-a-m1") == [Outcome.HELD], "the message came again"
+    assert set(cloud.services.line.read()) == {"team-a"}, "its tenant marked"
+    end_songs(cloud)
+    assert admit(cloud.services).started == 1
+    assert row(cloud, job_id).state is JobState.PENDING
+
+
+def test_the_scheduled_runs_stop_looking_at_a_tenant_idle_for_a_day(cloud: Cloud) -> None:
+    cloud.services.line.mark("team-a", cloud.clock.now - 60)
+    admit(cloud.services)  # its line is empty: forgotten, kept as idle
+    assert cloud.services.line.marks().idle == {"team-a": cloud.clock.now}
+    cloud.watch()
+    assert set(cloud.services.line.marks().idle) == {"team-a"}, "looked at, kept a day"
+    cloud.clock.advance(86_401)
+    cloud.watch()
+    assert cloud.services.line.marks().idle == {}

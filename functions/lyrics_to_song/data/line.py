@@ -11,10 +11,12 @@ item of the spending table, `line`, read with the tenant's terms at each submiss
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .items import item_of, key_text, to_attr
+from .items import item_of, key_text, number, to_attr
 from .rows import Row
 from .table_base import TableBase
 
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 LINE_INDEX = "line-by-tenant"
 LINE_KEY = item_of({"counter": "line"})  # in the spending table
 STAMP_PREFIX = "w:"
+IDLE_PREFIX = "i:"
 # The index is eventually consistent: a row just written shows in it within a second or
 # so. A tenant marked more recently than this is not forgotten on an empty look.
 SETTLE_SECONDS = 10.0
@@ -99,33 +102,60 @@ def _place(row: Row) -> tuple[float, str]:
     return (row.line_at or 0.0, row.job_id)
 
 
+@dataclass(frozen=True)
+class LineMarks:
+    """The `line` item as read: the tenants marked as waiting (with their stamps), and
+    those an admission forgot (with when), which each scheduled run looks at again."""
+
+    waiting: dict[str, str]
+    idle: dict[str, float]
+
+
 class WaitingTenants:
     """The `line` item of the spending table: which tenants have jobs waiting, one
-    attribute each (`w:<tenant>`, the stamp of its latest join).
+    attribute each (`w:<tenant>`, the stamp of its latest join), and which had some
+    (`i:<tenant>`, when it was forgotten).
 
     A join stamps its tenant (when, and a nonce) after its row is written; an admission
-    that finds a tenant's line empty removes the tenant only if the stamp is still the
+    that finds a tenant's line empty forgets the tenant only if the stamp is still the
     one it read before it looked, and older than SETTLE_SECONDS, so a job that joined
-    meanwhile, or one the index does not show yet, is never left unseen."""
+    meanwhile, or one the index does not show yet, is never left unseen. A forgotten
+    tenant stays known as idle, so that a line a crash left unmarked (a job put back in
+    line by a function that died before marking its tenant) is found again."""
 
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self.client = client
         self.table_name = table_name
 
-    def read(self) -> dict[str, str]:
+    def marks(self) -> LineMarks:
         item = self.client.get_item(
             TableName=self.table_name, Key=LINE_KEY, ConsistentRead=True
         ).get("Item", {})
-        return stamps_in(item)
+        idle = {
+            name.removeprefix(IDLE_PREFIX): number(item, name) or 0.0
+            for name in item
+            if name.startswith(IDLE_PREFIX)
+        }
+        return LineMarks(stamps_in(item), idle)
 
-    def mark(self, tenant: str, now: float) -> None:
+    def read(self) -> dict[str, str]:
+        """The tenants marked as waiting, with their stamps."""
+        return self.marks().waiting
+
+    def mark(self, tenant: str, now: float) -> str:
+        """Mark the tenant as waiting; its new stamp."""
+        stamp = f"{now:.3f}/{uuid.uuid4().hex}"
         self.client.update_item(
             TableName=self.table_name,
             Key=LINE_KEY,
-            UpdateExpression="SET #tenant = :stamp",
-            ExpressionAttributeNames={"#tenant": STAMP_PREFIX + tenant},
-            ExpressionAttributeValues={":stamp": to_attr(f"{now:.3f}/{uuid.uuid4().hex}")},
+            UpdateExpression="SET #tenant = :stamp REMOVE #idle",
+            ExpressionAttributeNames={
+                "#tenant": STAMP_PREFIX + tenant,
+                "#idle": IDLE_PREFIX + tenant,
+            },
+            ExpressionAttributeValues={":stamp": to_attr(stamp)},
         )
+        return stamp
 
     def clear(self, tenant: str, stamp: str, now: float) -> bool:
         """Forget the tenant, unless a job joined its line since `stamp` was read, or
@@ -136,14 +166,29 @@ class WaitingTenants:
             self.client.update_item(
                 TableName=self.table_name,
                 Key=LINE_KEY,
-                UpdateExpression="REMOVE #tenant",
+                UpdateExpression="REMOVE #tenant SET #idle = :now",
                 ConditionExpression="#tenant = :stamp",
-                ExpressionAttributeNames={"#tenant": STAMP_PREFIX + tenant},
-                ExpressionAttributeValues={":stamp": to_attr(stamp)},
+                ExpressionAttributeNames={
+                    "#tenant": STAMP_PREFIX + tenant,
+                    "#idle": IDLE_PREFIX + tenant,
+                },
+                ExpressionAttributeValues={":stamp": to_attr(stamp), ":now": to_attr(now)},
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    def drop_idle(self, tenant: str, since: float) -> None:
+        """No longer look at a forgotten tenant (unless it was marked meanwhile)."""
+        with contextlib.suppress(self.client.exceptions.ConditionalCheckFailedException):
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=LINE_KEY,
+                UpdateExpression="REMOVE #idle",
+                ConditionExpression="#idle = :since",
+                ExpressionAttributeNames={"#idle": IDLE_PREFIX + tenant},
+                ExpressionAttributeValues={":since": to_attr(since)},
+            )
 
 
 def stamped_at(stamp: str) -> float:
