@@ -14,8 +14,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_the_backlog_starts_the_same_jobs_in_the_same_order_as_on_plain_moto() -> None:
-    fast = simulate(60, 6, places=4)
-    plain = simulate(60, 6, places=4, rollback=False)
+    fast = simulate(60, 6, places=4, store="moto")
+    plain = simulate(60, 6, places=4, store="moto-copies")
     assert fast.starts == plain.starts
     assert len(fast.starts) == 66
     assert (fast.makespan, fast.small_wait, fast.out_of_order) == (
