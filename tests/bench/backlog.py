@@ -76,6 +76,17 @@ class Figures:
     starts: list[str] = field(default_factory=list)  # job ids, in the order they started
     items: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # the tables, at the end
 
+    def measures(self) -> tuple[Any, ...]:
+        """Every figure a row shows (two runs that agree on these agree on every row)."""
+        return (
+            self.makespan,
+            self.small_wait,
+            self.out_of_order,
+            self.writes,
+            self.reads,
+            self.deliveries,
+        )
+
 
 @dataclass
 class _Counting:

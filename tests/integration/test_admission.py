@@ -49,6 +49,23 @@ def started(cloud: Cloud, job_ids: list[str]) -> list[str]:
     return [j for j in job_ids if row(cloud, j).state is not JobState.HELD]
 
 
+def last_job_and_a_busy_api(cloud: Cloud) -> str:
+    """Two places free, one job of team-a's waits (its mark older than its settling
+    time), and the API refuses submissions for now; the job's id."""
+    places(cloud, 2)
+    send(cloud, "team-a", 0)
+    send(cloud, "team-a", 1)
+    last = send(cloud, "team-a", 2)
+    end_songs(cloud)
+    cloud.emulator.faults.rate_limit = 10
+    return last
+
+
+def killed(*_: object) -> None:
+    """A function killed at this step."""
+    raise RuntimeError("killed")
+
+
 def end_songs(cloud: Cloud) -> None:
     """The songs being made are done; one sweep ends them (no admission in it)."""
     cloud.clock.advance(31)
@@ -228,12 +245,7 @@ def test_the_last_waiting_job_put_back_in_line_is_started_by_the_next_admission(
 ) -> None:
     """Taking a tenant's last waiting job, an admission forgets the tenant; if the API
     then refuses the job for now, it goes back in line and its tenant is marked again."""
-    places(cloud, 2)
-    send(cloud, "team-a", 0)
-    send(cloud, "team-a", 1)
-    last = send(cloud, "team-a", 2)
-    end_songs(cloud)  # two places free, one job waits; past the mark's settling time
-    cloud.emulator.faults.rate_limit = 10
+    last = last_job_and_a_busy_api(cloud)
     assert admit(cloud.services).outcomes == [Outcome.HELD]
     assert row(cloud, last).state is JobState.HELD
     assert set(cloud.services.line.read()) == {"team-a"}, "marked again"
@@ -278,15 +290,7 @@ def test_a_line_a_crash_left_unmarked_is_found_by_the_next_scheduled_run(
     """An admission took a tenant's last waiting job and forgot the tenant; the API
     refused the job for now, and the function died after putting the job back in line,
     before marking its tenant. The next scheduled poll run finds the line and starts it."""
-    places(cloud, 2)
-    send(cloud, "team-a", 0)
-    send(cloud, "team-a", 1)
-    last = send(cloud, "team-a", 2)
-    end_songs(cloud)  # two places free, one job waits; past the mark's settling time
-    cloud.emulator.faults.rate_limit = 10
-
-    def killed(*_: object) -> None:
-        raise RuntimeError("killed")
+    last = last_job_and_a_busy_api(cloud)
 
     monkeypatch.setattr(cloud.services.line, "mark", killed)
     with pytest.raises(RuntimeError, match="killed"):
@@ -308,9 +312,6 @@ def test_a_crash_between_joining_the_line_and_marking_is_mended_by_the_redeliver
     places(cloud, 1)
     send(cloud, "team-a", 0)
     body = song_request(request_id="team-a-1", lyrics="team-a song 1", tenant="team-a")
-
-    def killed(*_: object) -> None:
-        raise RuntimeError("killed")
 
     monkeypatch.setattr(cloud.services.line, "mark", killed)
     with pytest.raises(RuntimeError, match="killed"):
