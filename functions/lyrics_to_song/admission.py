@@ -36,6 +36,7 @@ from .sources import Job
 
 STACK_CAPS = (Cap.DAILY, Cap.IN_FLIGHT)
 MAX_PAYING_AT_ONCE = 10
+MAX_ROUNDS = 5  # of one admission, while the API refuses requests outright
 # The safety net of each scheduled run looks at up to this many forgotten tenants'
 # lines, and stops looking at one whose line it found empty a day after it was forgotten.
 MAX_IDLE_LOOKS = 100
@@ -73,7 +74,24 @@ def admit(services: Services, *, if_room: bool = False, recheck: bool = False) -
 
     `if_room`: look no further when the in-flight set is full (a job that just joined
     its line: a place held by an ended job is freed by the run that ends it).
-    `recheck` (each scheduled poll run): look at the forgotten tenants' lines too."""
+    `recheck` (each scheduled poll run): look at the forgotten tenants' lines too.
+
+    The places of jobs the API refused outright are free again at once: they are handed
+    out in a further round (up to MAX_ROUNDS), rather than stand idle until the next
+    admission. A job the API could not take for now goes back in line and is not
+    offered again before the next admission, so a busy API is not pressed."""
+    report = Admitted()
+    for round_number in range(MAX_ROUNDS):
+        done = _admit_once(services, if_room=if_room, recheck=recheck and round_number == 0)
+        report.free = report.free or done.free
+        report.started += done.started
+        report.outcomes += done.outcomes
+        if Outcome.REJECTED not in done.outcomes:
+            break
+    return report
+
+
+def _admit_once(services: Services, *, if_room: bool, recheck: bool) -> Admitted:
     report = Admitted()
     marks = services.line.marks()
     stamps = dict(marks.waiting)

@@ -336,3 +336,19 @@ def test_the_scheduled_runs_stop_looking_at_a_tenant_idle_for_a_day(cloud: Cloud
     cloud.clock.advance(86_401)
     cloud.watch()
     assert cloud.services.line.marks().idle == {}
+
+
+def test_places_of_jobs_the_api_refused_go_to_the_next_in_line_at_once(cloud: Cloud) -> None:
+    places(cloud, 2)
+    send(cloud, "team-a", 0)
+    send(cloud, "team-a", 1)
+    refused = [send(cloud, "team-a", n) for n in (2, 3)]
+    after = [send(cloud, "team-a", n) for n in (4, 5)]
+    end_songs(cloud)
+    cloud.emulator.faults.server_error_status = 400
+    cloud.emulator.faults.server_error = 2  # the next two submissions: refused outright
+    report = admit(cloud.services)
+    assert sorted(report.outcomes) == sorted([Outcome.REJECTED] * 2 + [Outcome.SUBMITTED] * 2)
+    assert [row(cloud, j).state for j in refused] == [JobState.FAILED] * 2
+    assert [row(cloud, j).state for j in after] == [JobState.PENDING] * 2, "in the same admission"
+    assert report.free == 2
