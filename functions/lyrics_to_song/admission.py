@@ -30,6 +30,7 @@ from .data.task_table import AlreadyKnown, CapReached, Started
 from .errors import Cap, InvalidRequest
 from .observability import count, logger
 from .payment import Outcome, pay, row_writer
+from .places import live_holders
 from .services import Services
 from .song_request import SongRequest, parse_request
 from .sources import Job
@@ -101,7 +102,7 @@ def _admit_once(services: Services, *, if_room: bool, recheck: bool) -> Admitted
         return report
     if if_room and len(services.budget.holders()) >= services.budget.in_flight:
         return report
-    live = _in_flight(services)
+    live = live_holders(services)
     report.free = services.budget.in_flight - len(live)
     if report.free <= 0:
         return report
@@ -168,14 +169,6 @@ def _hand_out(
             _look(services, tenant, free - len(chosen))
         waiting = [t for t in waiting if not t.done]
     return chosen
-
-
-def _in_flight(services: Services) -> dict[str, str]:
-    """The jobs in flight and their tenants; the places of jobs that ended are freed."""
-    holders = services.budget.holders()
-    live = services.table.in_flight_tenants(holders)
-    services.budget.drop(holders - set(live), None)
-    return live
 
 
 def _free_tenant_places(services: Services, tenant: str, live: dict[str, str]) -> bool:

@@ -22,6 +22,7 @@ from .errors import (
 )
 from .observability import count, logger
 from .payment import Outcome, pay, row_writer
+from .places import live_holders
 from .services import Services
 from .song_request import MAX_TASK_TOKEN_CHARS, SongRequest, same_song
 from .sources import Job, held_retry, reused_job
@@ -95,20 +96,13 @@ def _room_in_flight(services: Services, tenant: str | None) -> bool:
     """Drop the in-flight holders (the stack's, or a tenant's) whose rows say they ended;
     True if a place is free now, whoever freed it (another record may have dropped the
     ended ones between this one's refusal and its look: it must not wait for nothing)."""
-    holders = services.budget.holders(tenant)
-    ended = holders - services.table.in_flight(holders)
-    services.budget.drop(ended, tenant)
-    if ended:
-        logger.info(
-            "freed the in-flight places of ended jobs",
-            extra={"freed": len(ended), "tenant": tenant},
-        )
+    live = live_holders(services, tenant)
     if tenant is None:
         cap = services.budget.in_flight
     else:
         caps = services.budget.caps_of(tenant)
         cap = caps.in_flight if caps else 0
-    return len(holders - ended) < cap
+    return len(live) < cap
 
 
 def hold(services: Services, job_id: str, over: OverBudget, write: Callable[[Hold], bool]) -> bool:
