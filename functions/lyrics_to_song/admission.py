@@ -227,6 +227,7 @@ def _start(services: Services, row: Row, terms: TenantTerms) -> _Started | _Refu
         caps=terms.caps,
         callback_url=row.callback_url,
         created_at=row.created_at,
+        request_json=row.request_json or "",
     )
     result = write(services.clock())
     if isinstance(result, AlreadyKnown):

@@ -39,10 +39,11 @@ def row_writer(
     caps: TenantCaps | None,
     callback_url: str | None,
     created_at: float | None,
+    request_json: str,
 ) -> Callable[[float], StartResult]:
     """The write of a job's SUBMITTING row at `now`, with its reservation (`caps`: its
-    tenant's); `created_at`: when it first waited, if it did."""
-    request_json = json.dumps(request.as_item(), ensure_ascii=False, sort_keys=True)
+    tenant's); `created_at`: when it first waited, if it did. `request_json`: the
+    request as its row keeps it (a waiting job's row is replaced only by the same)."""
 
     def write(now: float) -> StartResult:
         return services.table.start(

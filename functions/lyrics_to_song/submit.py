@@ -306,6 +306,7 @@ def submit_request(
                 caps=terms.caps,
                 callback_url=callback_url,
                 created_at=created_at,
+                request_json=request_json,
             ),
         )
     except OverBudget as over:

@@ -352,3 +352,25 @@ def test_places_of_jobs_the_api_refused_go_to_the_next_in_line_at_once(cloud: Cl
     assert [row(cloud, j).state for j in refused] == [JobState.FAILED] * 2
     assert [row(cloud, j).state for j in after] == [JobState.PENDING] * 2, "in the same admission"
     assert report.free == 2
+
+
+def test_a_waiting_job_whose_request_was_written_in_another_spelling_starts(cloud: Cloud) -> None:
+    """The same request, written by an earlier version in another JSON spelling (keys
+    in another order, non-ASCII escaped): its row is started as it is, not blocking
+    its tenant's line."""
+    places(cloud, 1)
+    send(cloud, "team-a", 0)
+    waiting = send(cloud, "team-a", 1, prompt="café jazz")
+    table = cloud.services.table
+    kept = json.loads(row(cloud, waiting).request_json or "")
+    spelled = json.dumps(dict(reversed(list(kept.items()))), ensure_ascii=True, indent=1)
+    table.client.update_item(
+        TableName=table.table_name,
+        Key={"job_id": {"S": waiting}},
+        UpdateExpression="SET request_json = :other",
+        ExpressionAttributeValues={":other": {"S": spelled}},
+    )
+    end_songs(cloud)
+    assert admit(cloud.services).started == 1
+    assert row(cloud, waiting).state is JobState.PENDING
+    assert cloud.emulator.submissions[-1]["prompt"] == "café jazz"
