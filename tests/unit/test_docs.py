@@ -131,3 +131,12 @@ def test_every_sample_output_is_checked_against_the_real_command() -> None:
             language, block = match.groups()
             if not language and not block.startswith(FIGURES):
                 assert block in marked, f"{page.name}: output not checked: {block[:60]!r}"
+
+
+def test_every_metric_the_functions_count_is_listed_in_the_configuration_page() -> None:
+    counted: set[str] = set()
+    for source in (ROOT / "functions" / "lyrics_to_song").rglob("*.py"):
+        counted |= set(re.findall(r"\bcount\(\s*\"([A-Za-z]+)\"", source.read_text()))
+    assert len(counted) > 20, "the functions' metrics were found"
+    listed = set(re.findall(r"`([A-Za-z]+)`", (ROOT / "docs" / "configuration.md").read_text()))
+    assert sorted(counted - listed) == []
