@@ -93,6 +93,7 @@ def admit(services: Services, *, if_room: bool = False, recheck: bool = False) -
 
 
 def _admit_once(services: Services, *, if_room: bool, recheck: bool) -> Admitted:
+    """One round: the places free now, handed out and paid for."""
     report = Admitted()
     marks = services.line.marks()
     stamps = dict(marks.waiting)
