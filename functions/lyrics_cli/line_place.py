@@ -19,7 +19,7 @@ from typing import Any
 from lyrics_to_song.check_timing import LikelyWindow
 from lyrics_to_song.data.caps import TenantStore
 from lyrics_to_song.data.line import WaitingTenants
-from lyrics_to_song.data.rows import DEFAULT_TENANT, JobState, Row
+from lyrics_to_song.data.rows import DEFAULT_TENANT, Row
 from lyrics_to_song.data.task_table import TaskTable
 from lyrics_to_song.errors import Cap
 
@@ -70,8 +70,9 @@ class Place:
 
 
 def place_of(cloud: Cloud, row: Row, window: LikelyWindow, now: float) -> Place | None:
-    """The job's place, if it waits in its tenant's line (reads a few index pages)."""
-    if row.state is not JobState.HELD or row.line_at is None:
+    """The job's place, if it (or its resubmission) waits in its tenant's line (reads a
+    few index pages)."""
+    if row.line_at is None:
         return None
     table = TaskTable(cloud.dynamodb, cloud.tasks_table)
     in_tenant = table.ahead(row.tenant, row.line_at) + 1

@@ -81,7 +81,7 @@ def resume(cloud: Cloud, name: str) -> int:
             for n, (job_id, token) in enumerate(legacy[start : start + 10])
         ]
         cloud.sqs.send_message_batch(QueueUrl=cloud.jobs_queue_url, Entries=entries)
-    return sum(1 for row in rows if row.state is JobState.HELD)
+    return sum(1 for row in rows if row.state is JobState.HELD or row.line_at is not None)
 
 
 def remove(cloud: Cloud, name: str, now: float) -> list[str]:

@@ -29,7 +29,7 @@ from .data.rows import JobState, Row
 from .data.task_table import AlreadyKnown, CapReached, Started
 from .errors import Cap, InvalidRequest
 from .observability import count, logger
-from .payment import Outcome, pay, row_writer
+from .payment import Outcome, pay, restart_writer, row_writer
 from .places import live_holders
 from .services import Services
 from .song_request import SongRequest, parse_request
@@ -213,36 +213,47 @@ class _Refused:
 def _start(services: Services, row: Row, terms: TenantTerms) -> _Started | _Refused | None:
     """Start one waiting job (its row replaced by a SUBMITTING one with its places), or
     say which cap refused. None: another run started or ended it first, or its request
-    no longer reads (it stays in line, counted, for its operator to look at)."""
+    no longer reads (it leaves the line: docs/how-it-works.md, The line)."""
     job = Job(row.job_id, row.source, row.source_name, row.request_id)
     try:
         request = parse_request(json.loads(row.request_json or ""), services.settings.model)
     except (InvalidRequest, ValueError) as exc:
-        _end_unreadable(services, row, str(exc))
+        _unreadable(services, row, str(exc))
         return None
     request = dataclasses.replace(request, tenant=row.tenant)
-    write = row_writer(
-        services,
-        job,
-        request,
-        caps=terms.caps,
-        callback_url=row.callback_url,
-        created_at=row.created_at,
-        request_json=row.request_json or "",
-    )
+    if row.state is JobState.HELD:
+        write = row_writer(
+            services,
+            job,
+            request,
+            caps=terms.caps,
+            callback_url=row.callback_url,
+            created_at=row.created_at,
+            request_json=row.request_json or "",
+        )
+    else:  # an ended job whose owner's resubmission waited
+        write = restart_writer(services, row.job_id, terms.caps)
     result = write(services.clock())
     if isinstance(result, AlreadyKnown):
         return None
     if isinstance(result, CapReached):
         return _Refused(result.cap, row)
+    if row.state is not JobState.HELD:
+        count("SongsResubmitted")
     return _Started(row, job, request, result)
 
 
-def _end_unreadable(services: Services, row: Row, why: str) -> None:
-    """A waiting job whose request no longer reads (a setting changed since it came):
-    it ends FAILED, unpaid, and is announced, rather than block its tenant's line."""
+def _unreadable(services: Services, row: Row, why: str) -> None:
+    """A waiting job whose request no longer reads (a setting changed since it came)
+    leaves the line rather than block it: a new job ends FAILED, unpaid, and is
+    announced; a resubmission is dropped, its job keeping the ending it had."""
     count("UnreadableWaitingJobs")
-    logger.error("a waiting job's request no longer reads: it ends", extra={"error": why})
+    logger.error(
+        "a waiting job's request no longer reads: it leaves the line", extra={"error": why}
+    )
+    if row.state is not JobState.HELD:
+        services.table.leave_line(row)
+        return
     now = services.clock()
     done = services.table.cancel(
         row,

@@ -67,6 +67,25 @@ def row_writer(
     return write
 
 
+def restart_writer(
+    services: Services, job_id: str, caps: TenantCaps | None
+) -> Callable[[float], StartResult]:
+    """The write at `now` that takes an ended job back to SUBMITTING for its owner's
+    resubmission, with its reservation (`caps`: its tenant's)."""
+
+    def write(now: float) -> StartResult:
+        return services.table.restart(
+            job_id,
+            now=now,
+            lease_seconds=services.settings.submit_lease_seconds,
+            reservation=services.budget.reserve(job_id, now, caps, services.settings.price.credits),
+            max_resubmits=services.settings.max_resubmits,
+            price=services.settings.price,  # a resubmission pays today's price
+        )
+
+    return write
+
+
 def pay(
     services: Services,
     job: Job,

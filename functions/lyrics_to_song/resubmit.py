@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import uuid
 
-from .errors import OverBudget
+from .admission import admit
+from .data.rows import Hold, Row
+from .errors import Cap, OverBudget
 from .observability import count, logger
-from .payment import Outcome, pay
+from .payment import Outcome, pay, restart_writer
 from .services import Services
 from .song_request import parse_request
 from .sources import Job
-from .submit import hold, start_within_caps
+from .submit import behind, start_within_caps
 
 
 def resubmit(services: Services, job_id: str, tenant: str | None) -> Outcome:
@@ -20,7 +23,8 @@ def resubmit(services: Services, job_id: str, tenant: str | None) -> Outcome:
     is the sender's, which must be the job's (None: a held resubmission tried again).
 
     It pays again, on purpose; a job that is running, completed, or whose last
-    notification is not out yet is left alone. Over a cap it waits, held, as new jobs do.
+    notification is not out yet is left alone. Over a cap, or behind its tenant's
+    waiting jobs, it waits in its tenant's line, as new jobs do.
     """
     logger.thread_safe_append_keys(job_id=job_id)
     row = services.table.get(job_id)
@@ -41,28 +45,15 @@ def resubmit(services: Services, job_id: str, tenant: str | None) -> Outcome:
             extra={"resubmits": row.resubmits, "max_resubmits": most},
         )
         return Outcome.SKIPPED
+    terms = services.budget.terms_of(row.tenant)
     try:
+        if terms.waiting:
+            raise behind(row.tenant)
         attempt = start_within_caps(
-            services,
-            job_id,
-            row.tenant,
-            lambda now: services.table.restart(
-                job_id,
-                now=now,
-                lease_seconds=services.settings.submit_lease_seconds,
-                reservation=services.budget.reserve(
-                    job_id,
-                    now,
-                    services.budget.caps_of(row.tenant),
-                    services.settings.price.credits,
-                ),
-                max_resubmits=most,
-                price=services.settings.price,  # a resubmission pays today's price
-            ),
+            services, job_id, row.tenant, restart_writer(services, job_id, terms.caps)
         )
     except OverBudget as over:
-        written = hold(services, job_id, over, lambda h: services.table.hold_resubmit(job_id, h))
-        return Outcome.HELD if written else Outcome.SKIPPED
+        return _join_line(services, row, over)
     if attempt is None:
         logger.warning(
             "resubmit refused: only ended, notified jobs with a valid request can be resent",
@@ -75,3 +66,17 @@ def resubmit(services: Services, job_id: str, tenant: str | None) -> Outcome:
     request = parse_request(json.loads(row.request_json), services.settings.model)
     request = dataclasses.replace(request, tenant=row.tenant)  # a file's is not in its request
     return pay(services, Job(row.job_id, row.source, row.source_name), attempt, request)
+
+
+def _join_line(services: Services, row: Row, why: OverBudget) -> Outcome:
+    """Put the resubmission in its tenant's line, unpaid: the job keeps its ending until
+    its turn comes (admission.py starts it), with no reminder of its own."""
+    now = services.clock()
+    held = Hold(why.cap.value, str(why), 0.0, now, uuid.uuid4().hex)
+    if not services.table.hold_resubmit(row.job_id, held, row.tenant):
+        return Outcome.SKIPPED
+    services.line.mark(row.tenant, services.clock())
+    logger.info("resubmission waits in its tenant's line", extra={"reason": held.reason})
+    if why.cap is Cap.LINE:
+        admit(services, if_room=True)  # a place may be free for its tenant's line
+    return Outcome.HELD

@@ -25,7 +25,7 @@ from .payment import Outcome, pay, row_writer
 from .places import live_holders
 from .services import Services
 from .song_request import MAX_TASK_TOKEN_CHARS, SongRequest, same_song
-from .sources import Job, held_retry, reused_job
+from .sources import Job, reused_job
 from .tenants import is_tenant
 from .texts import kept_error
 
@@ -105,24 +105,6 @@ def _room_in_flight(services: Services, tenant: str | None) -> bool:
     return len(live) < cap
 
 
-def hold(services: Services, job_id: str, over: OverBudget, write: Callable[[Hold], bool]) -> bool:
-    """Hold an ended job's resubmission a cap refused (`write` records the hold on its
-    row) and remind the queue to try it again when the cap may allow it. False when the
-    row could not take the hold. (A new job waits in its tenant's line instead: `join_line`.)
-
-    The reminder is sent first, with the hold's token: a crash before the hold is
-    written leaves a reminder no row matches (dropped), and the message being worked
-    comes back and tries again.
-    """
-    now = services.clock()
-    held = Hold(over.cap.value, str(over), now + over.retry_after, now, uuid.uuid4().hex)
-    defer(services, held_retry(job_id, held.token), over.retry_after)
-    if not write(held):
-        return False
-    logger.info("job held by a cap", extra={"reason": held.reason, "retry_in": over.retry_after})
-    return True
-
-
 def join_line(
     services: Services,
     job: Job,
@@ -157,17 +139,6 @@ def join_line(
         services.line.mark(request.tenant, services.clock())
         logger.info("job waits in its tenant's line", extra={"reason": held.reason})
     return written
-
-
-def defer(services: Services, body: str, delay: int) -> None:
-    """Put a reminder on the jobs queue, to be seen in `delay` seconds.
-
-    A new message starts its receive count again, so a wait of hours (the daily cap)
-    never ends in the dead-letter queue.
-    """
-    services.sqs.send_message(
-        QueueUrl=services.settings.jobs_queue_url, MessageBody=body, DelaySeconds=delay
-    )
 
 
 def reject(

@@ -105,6 +105,17 @@ class Cloud:
         (row,) = self.rows()
         return row
 
+    def rewrite_request(self, job_id: str, request_json: str) -> None:
+        """Replace a row's request, as if a setting had changed since it came (or an
+        earlier version had written it)."""
+        table = self.services.table
+        table.client.update_item(
+            TableName=table.table_name,
+            Key={"job_id": {"S": job_id}},
+            UpdateExpression="SET request_json = :other",
+            ExpressionAttributeValues={":other": {"S": request_json}},
+        )
+
     def put_lyrics(self, key: str, body: bytes, **kwargs: Any) -> dict[str, Any]:
         """Upload a lyric file; return the S3 notification the bucket would send."""
         s3 = self.stack.client("s3")

@@ -220,13 +220,7 @@ def test_a_waiting_job_whose_request_no_longer_reads_ends_and_the_line_goes_on(
     places(cloud, 1)
     send(cloud, "team-a", 0)
     broken, after = send(cloud, "team-a", 1), send(cloud, "team-a", 2)
-    table = cloud.services.table
-    table.client.update_item(  # as if a setting had changed since it came
-        TableName=table.table_name,
-        Key={"job_id": {"S": broken}},
-        UpdateExpression="SET request_json = :bad",
-        ExpressionAttributeValues={":bad": {"S": '{"prompt": "no lyrics"}'}},
-    )
+    cloud.rewrite_request(broken, '{"prompt": "no lyrics"}')
     cloud.notifications()
     end_songs(cloud)
     assert admit(cloud.services).started == 1
@@ -361,15 +355,9 @@ def test_a_waiting_job_whose_request_was_written_in_another_spelling_starts(clou
     places(cloud, 1)
     send(cloud, "team-a", 0)
     waiting = send(cloud, "team-a", 1, prompt="café jazz")
-    table = cloud.services.table
     kept = json.loads(row(cloud, waiting).request_json or "")
     spelled = json.dumps(dict(reversed(list(kept.items()))), ensure_ascii=True, indent=1)
-    table.client.update_item(
-        TableName=table.table_name,
-        Key={"job_id": {"S": waiting}},
-        UpdateExpression="SET request_json = :other",
-        ExpressionAttributeValues={":other": {"S": spelled}},
-    )
+    cloud.rewrite_request(waiting, spelled)
     end_songs(cloud)
     assert admit(cloud.services).started == 1
     assert row(cloud, waiting).state is JobState.PENDING

@@ -13,6 +13,10 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.sqs.models import sqs_backends
 
 from local_cloud.runtime import LocalContext
+from local_cloud.stack import register_outputs
+from lyrics_cli.main import main
+from lyrics_cli.stack_target import ExitCode
+from lyrics_to_song.admission import admit
 from lyrics_to_song.data.caps import TenantCaps, TenantStore, day_of
 from lyrics_to_song.data.rows import Hold, JobState
 from lyrics_to_song.data.task_table import CapReached, Started, StartResult
@@ -182,25 +186,51 @@ def test_a_refused_submission_gives_its_song_back_to_the_day(cloud: Cloud) -> No
     assert cloud.services.budget.submitted_on(day_of(cloud.clock.now)) == 1
 
 
-def test_a_resubmission_counts_against_the_caps_and_waits_held(cloud: Cloud) -> None:
-    caps(cloud, per_day=1)
+def failed_job(cloud: Cloud) -> str:
+    """A job the API took and failed (one song of the day's one), notified; its id."""
     cloud.emulator.faults.fail_tasks = True
     assert submit(cloud, 0) == [Outcome.SUBMITTED]
     cloud.clock.advance(60)
     assert cloud.poll().failed == 1
     cloud.emulator.faults.fail_tasks = False
-    job_id = cloud.only_row().job_id
+    return cloud.only_row().job_id
+
+
+def test_a_resubmission_counts_against_the_caps_and_waits_in_line(cloud: Cloud) -> None:
+    caps(cloud, per_day=1)
+    job_id = failed_job(cloud)
+    reminders(cloud)
 
     assert resubmit(cloud.services, job_id, "default") is Outcome.HELD
     row = cloud.only_row()
     assert row.state is JobState.FAILED, "as it was, nothing paid"
     assert row.hold is not None
     assert row.hold.cap == Cap.DAILY.value
-    (reminder,) = reminders(cloud)
+    assert row.line_at is not None, "in its tenant's line"
+    assert reminders(cloud) == [], "no reminder of its own"
     cloud.clock.advance(86_400)
-    assert cloud.send(reminder, sender=None) == [Outcome.SUBMITTED]
-    assert cloud.only_row().hold is None
+    assert cloud.watch().admitted == 1, "the next day's first scheduled run starts it"
+    row = cloud.only_row()
+    assert (row.hold, row.line_at, row.resubmits) == (None, None, 1)
+    assert row.state is JobState.COMPLETED
     assert len(cloud.emulator.submissions) == 2
+
+
+def test_a_resubmission_the_api_cannot_take_for_now_waits_again_as_it_was(cloud: Cloud) -> None:
+    caps(cloud, per_day=1)
+    job_id = failed_job(cloud)
+    assert resubmit(cloud.services, job_id, "default") is Outcome.HELD
+    waiting = cloud.only_row()
+    cloud.clock.advance(86_400)
+    cloud.emulator.faults.rate_limit = 10
+    assert admit(cloud.services).outcomes == [Outcome.HELD]
+    again = cloud.only_row()
+    assert again.item == waiting.item, "its row exactly as it waited, its ending kept"
+    assert cloud.services.budget.submitted_on(day_of(cloud.clock.now)) == 0, "given back"
+    cloud.emulator.faults.rate_limit = 0
+    assert admit(cloud.services).started == 1
+    assert cloud.only_row().state is JobState.PENDING
+    assert len(cloud.emulator.submissions) == 2, "paid once for the resubmission"
 
 
 @pytest.fixture
@@ -416,3 +446,79 @@ def test_a_place_another_record_freed_meanwhile_is_taken_not_waited_for(cloud: C
     started = start_within_caps(cloud.services, job_id, "default", write)
     assert isinstance(started, Started)
     assert len(writes) == 2
+
+
+def test_a_resubmission_joins_behind_its_tenants_waiting_jobs(
+    cloud: Cloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caps(cloud, per_day=1)
+    job_id = failed_job(cloud)
+    assert submit(cloud, 1) == [Outcome.HELD]  # a new job waits for the next day
+    cloud.clock.advance(1)
+    assert resubmit(cloud.services, job_id, "default") is Outcome.HELD
+    assert hold_of(cloud, job_id).cap == Cap.LINE.value, "behind the job that waited first"
+    register_outputs(cloud.stack)
+    capsys.readouterr()
+    cli = ["--region", "us-east-1", "--stack", cloud.stack.name, "status", job_id, "--json"]
+    assert main(cli) == ExitCode.OK
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["state"] == "FAILED", "its ending kept while it waits"
+    assert (shown["line"]["place_in_tenant"], shown["line"]["tenant_waiting"]) == (2, 2)
+    cloud.clock.advance(86_400)
+    assert admit(cloud.services).started == 1, "the day's one song"
+    first = cloud.services.table.get(job_of(request(1)))
+    again = cloud.services.table.get(job_id)
+    assert first is not None
+    assert first.state is JobState.PENDING, "the first in line"
+    assert again is not None
+    assert (again.state, again.line_at is not None) == (JobState.FAILED, True), "still waits"
+
+
+def test_a_resubmission_an_earlier_version_held_starts_on_its_reminder(cloud: Cloud) -> None:
+    """The previous version held a resubmission in the due index's HELD shard and sent it
+    a reminder: the reminder still starts it (or puts it in line, with none of its own)."""
+    caps(cloud, per_day=1)
+    job_id = failed_job(cloud)
+    reminders(cloud)
+    table = cloud.services.table
+    token = "0123456789abcdef0123456789abcdef"
+    table.client.update_item(  # the previous version's hold_resubmit
+        TableName=table.table_name,
+        Key={"job_id": {"S": job_id}},
+        UpdateExpression="SET open_shard = :held, due_at = :until, held_cap = :cap, "
+        "held_reason = :why, held_until = :until, held_since = :now, held_token = :token "
+        "REMOVE expires_at",
+        ExpressionAttributeValues={
+            ":held": {"S": "HELD"},
+            ":until": {"N": str(cloud.clock.now + 900)},
+            ":now": {"N": str(cloud.clock.now)},
+            ":cap": {"S": Cap.DAILY.value},
+            ":why": {"S": "the stack is at its daily cap"},
+            ":token": {"S": token},
+        },
+    )
+    reminder = {"held": job_id, "token": token}
+    cloud.clock.advance(900)
+    assert cloud.send(reminder, sender=None) == [Outcome.HELD], "the day is still spent"
+    row = cloud.only_row()
+    assert row.line_at is not None, "now in its tenant's line"
+    assert reminders(cloud) == [], "with no reminder of its own"
+    cloud.clock.advance(86_400)
+    assert admit(cloud.services).outcomes == [Outcome.SUBMITTED]
+    assert cloud.only_row().resubmits == 1
+
+
+def test_a_waiting_resubmission_whose_request_no_longer_reads_leaves_the_line(
+    cloud: Cloud,
+) -> None:
+    caps(cloud, per_day=1)
+    job_id = failed_job(cloud)
+    ended = cloud.only_row()
+    assert resubmit(cloud.services, job_id, "default") is Outcome.HELD
+    cloud.rewrite_request(job_id, '{"prompt": "no lyrics"}')
+    cloud.clock.advance(86_400)
+    assert admit(cloud.services).started == 0
+    row = cloud.only_row()
+    assert (row.state, row.error, row.resubmits) == (ended.state, ended.error, 0), "as it ended"
+    assert (row.line_at, row.hold) == (None, None), "out of the line"
+    assert len(cloud.emulator.submissions) == 1, "nothing paid for it"

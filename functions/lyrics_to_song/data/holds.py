@@ -1,6 +1,7 @@
-"""Held jobs on the tasks table: a new job waiting in its tenant's line (HELD: line.py),
-or an ended job whose resubmission waits for a cap (in the due index's HELD shard, tried
-again by a reminder). Nothing is reserved, paid or counted for them (docs/producers.md)."""
+"""Held jobs on the tasks table, each waiting in its tenant's line (line.py): a new job
+(HELD), or an ended job whose resubmission waits (it keeps its ending meanwhile). Rows an
+earlier version held wait in the due index's HELD shard for their reminders. Nothing is
+reserved, paid or counted for them (docs/producers.md)."""
 
 from __future__ import annotations
 
@@ -16,18 +17,6 @@ from .table_base import HELD_SHARD, OPEN_SHARD
 
 HOLD_FIELDS = "held_cap, held_reason, held_until, held_since, held_token"
 LINE_AND_HOLD_FIELDS = ("line_tenant", "line_at", *HOLD_FIELDS.split(", "))
-
-
-def _hold_fields(hold: Hold) -> Fields:
-    return {
-        "open_shard": HELD_SHARD,
-        "due_at": hold.until,
-        "held_cap": hold.cap,
-        "held_reason": hold.reason,
-        "held_until": hold.until,
-        "held_since": hold.since,
-        "held_token": hold.token,
-    }
 
 
 class HoldWrites(LineReads):
@@ -121,33 +110,17 @@ class HoldWrites(LineReads):
         )
 
     def back_in_line(self, job_id: str, attempt: str, held: Row) -> bool:
-        """Put a job started from its line back in it, at its place, as its row `held`
-        was: the API surely did not take it (busy, unreachable, an account problem)."""
-        assert held.hold is not None
+        """Put a job started from its line back in it, at its place, its row exactly as
+        `held` was (a new job HELD, or an ended job whose resubmission waited): the API
+        surely did not take it (busy, unreachable, an account problem)."""
         assert held.line_at is not None
-        beats = "open_shard" in held.item
-        fields: Fields = {
-            "state": JobState.HELD.value,
-            "attempt": None,
-            "held_cap": held.hold.cap,
-            "held_reason": held.hold.reason,
-            "held_since": held.hold.since,
-            "held_token": held.hold.token,
-            "line_tenant": held.tenant,
-            "line_at": held.line_at,
-            "open_shard": HELD_SHARD if beats else None,
-            "due_at": held.line_at if beats else None,
-        }
-        clause, names, values = update_clause(fields)
         try:
-            self.client.update_item(
+            self.client.put_item(
                 TableName=self.table_name,
-                Key=self._key(job_id),
-                UpdateExpression=clause,
+                Item=held.item,
                 ConditionExpression="#state = :submitting AND attempt = :attempt",
-                ExpressionAttributeNames={**names, "#state": "state"},
+                ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues={
-                    **values,
                     ":submitting": to_attr(JobState.SUBMITTING.value),
                     ":attempt": to_attr(attempt),
                 },
@@ -156,21 +129,49 @@ class HoldWrites(LineReads):
             return False
         return True
 
-    def hold_resubmit(self, job_id: str, hold: Hold) -> bool:
-        """Record that the owner's resubmission of an ended, notified job waits for a cap
-        (the row does not expire meanwhile); `restart` clears it. False when the job may
-        not be resubmitted."""
+    def hold_resubmit(self, job_id: str, hold: Hold, tenant: str) -> bool:
+        """Put the owner's resubmission of an ended, notified job in its tenant's line
+        (line.py): the row keeps its ending, and does not expire meanwhile; `restart`
+        takes it out. False when the job may not be resubmitted."""
         resubmittable = {
             f":ended_{state.value.lower()}": to_attr(state.value) for state in RESUBMITTABLE
         }
+        fields: Fields = {
+            "held_cap": hold.cap,
+            "held_reason": hold.reason,
+            "held_token": hold.token,
+            "line_tenant": tenant,
+            "held_since": hold.since,
+        }
         return self._set_hold(
             job_id,
-            _hold_fields(hold),
+            fields,
             hold.since,
             condition=f"#state IN ({', '.join(resubmittable)}) AND notified = :yes",
             values={":yes": to_attr(True), **resubmittable},
-            remove="expires_at",
+            remove="expires_at, held_until, open_shard, due_at",
+            line=True,
         )
+
+    def leave_line(self, row: Row) -> bool:
+        """Take a resubmission out of its tenant's line, its job left with the ending it
+        had (its request no longer reads). False when it is no longer there."""
+        clause = f"REMOVE {', '.join(LINE_AND_HOLD_FIELDS)}"
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._key(row.job_id),
+                UpdateExpression=clause,
+                ConditionExpression="#state = :was AND line_at = :at",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={
+                    ":was": to_attr(row.state.value),
+                    ":at": to_attr(row.line_at or 0.0),
+                },
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def _set_hold(
         self,

@@ -5,14 +5,16 @@
         │                   │  └──settle──► FAILED | UNKNOWN            ▲  (reschedule,
         └──reject──► FAILED └──release──► (no row, or as it was)       │   record_check ...)
     ended, notified ──restart──► SUBMITTING (the owner's resubmission)  │
-    ended, notified ──hold_resubmit──► (its resubmission waits for a cap) ──restart──►
+    ended, notified ──hold_resubmit──► (its resubmission waits in line) ──restart──►
     ended ──mark_notified──► leaves the due index, expires (TTL)        claim (a poll run's lease)
     ended ──webhook_queued──► webhook pending ──webhook_attempted──► delivered | refused | given up
 
 Rows that still need work (a task to poll, a submission to settle, a notification to
 send) carry `open_shard` and `due_at`; those two keys make up the sparse index
-`open-by-due`, so a poll reads only due rows and never scans the table. Held rows carry
-the shard `HELD` instead, so the held jobs are read without a scan either.
+`open-by-due`, so a poll reads only due rows and never scans the table. Held rows wait
+in their tenants' lines (the index `line-by-tenant`: line.py); those with a Step
+Functions task, and those an earlier version held, carry the shard `HELD` as well, so
+the heartbeats read them without a scan either.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from ..errors import Cap
 from .caps import Reservation, day_of
 from .endings import CHARGED, MAYBE_CHARGED, ending_fields
 from .follow_rows import FollowWrites
-from .holds import HOLD_FIELDS, HoldWrites
+from .holds import LINE_AND_HOLD_FIELDS, HoldWrites
 from .items import (
     Fields,
     Value,
@@ -188,7 +190,7 @@ class TaskTable(TableReads, FollowWrites, HoldWrites, WebhookWrites):
                     f"{priced}"
                     " REMOVE task_id, #error, finished_at, submitted_at, song_key, song_bytes,"
                     " duration_seconds, sample_rate, bitrate, api_status, expires_at,"
-                    f" download_failures, {HOLD_FIELDS}"
+                    f" download_failures, {', '.join(LINE_AND_HOLD_FIELDS)}"
                 ),
                 "ConditionExpression": (
                     f"#state IN ({', '.join(resubmittable)}) AND notified = :yes"
