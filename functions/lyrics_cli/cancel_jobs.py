@@ -1,11 +1,12 @@
-"""`lyrics-to-song cancel`: end jobs that wait in their tenant's line, unpaid; their
-notices go out from the next poll run (docs/producers.md: Cancelling a job)."""
+"""`lyrics-to-song cancel`: end jobs that wait in their tenant's line, unpaid (their
+notices go out from the next poll run), and withdraw waiting resubmissions
+(docs/producers.md: Cancelling a job)."""
 
 from __future__ import annotations
 
 import time
 
-from lyrics_to_song.cancel import cancelled_reason
+from lyrics_to_song.cancel import cancelled_reason, waits
 from lyrics_to_song.data.rows import JobState, Row
 from lyrics_to_song.data.task_table import TaskTable
 
@@ -29,11 +30,11 @@ def why_not(row: Row) -> str:
 
 
 def cancel_one(cloud: Cloud, row: Row) -> Row:
-    """Cancel one waiting job: the ended row. A CliError (exit 1) says why not."""
-    if row.state is not JobState.HELD:
+    """Cancel one waiting job (the ended row), or withdraw a waiting resubmission (the
+    row, with the ending it had). A CliError (exit 1) says why not."""
+    if not waits(row):
         raise CliError(why_not(row), ExitCode.ENDED_BADLY)
-    now = time.time()
-    done = _table(cloud).cancel(row, reason=cancelled_reason(WHO), now=now, announce_by=now)
+    done = _cancel(_table(cloud), row, time.time())
     if done is None:
         fresh = _table(cloud).get(row.job_id)
         raise CliError(why_not(fresh or row), ExitCode.ENDED_BADLY)
@@ -42,13 +43,15 @@ def cancel_one(cloud: Cloud, row: Row) -> Row:
 
 def cancel_tenants_waiting(cloud: Cloud, tenant: str) -> list[str]:
     """Cancel every job of the tenant that waits (in its line, or held by an earlier
-    version); the ids of those cancelled (one that started meanwhile is left)."""
+    version), and withdraw its waiting resubmissions; the ids of those cancelled or
+    withdrawn (one that started meanwhile is left)."""
     table = _table(cloud)
-    waiting = [r for r in table.held([tenant]) if r.tenant == tenant and r.state is JobState.HELD]
+    waiting = [r for r in table.held([tenant]) if r.tenant == tenant and waits(r)]
     now = time.time()
-    reason = cancelled_reason(WHO)
-    return [
-        row.job_id
-        for row in waiting
-        if table.cancel(row, reason=reason, now=now, announce_by=now) is not None
-    ]
+    return [row.job_id for row in waiting if _cancel(table, row, now) is not None]
+
+
+def _cancel(table: TaskTable, row: Row, now: float) -> Row | None:
+    if row.state is not JobState.HELD:  # a resubmission: its job keeps its ending
+        return table.get(row.job_id) if table.leave_line(row) else None
+    return table.cancel(row, reason=cancelled_reason(WHO), now=now, announce_by=now)

@@ -301,10 +301,12 @@ def _cancel(cloud: Cloud, args: argparse.Namespace, out: Output) -> ExitCode:
         )
         return ExitCode.OK
     row = cancel_jobs.cancel_one(cloud, jobs.get_job(cloud, args.job))
-    out.result(
-        f"{row.job_id}  CANCELLED, unpaid; its notice goes out from the next poll run",
-        views.job_dict(row, cloud.songs_bucket),
+    said = (
+        "CANCELLED, unpaid; its notice goes out from the next poll run"
+        if row.state is JobState.CANCELLED
+        else f"its resubmission withdrawn, unpaid; it stays {row.state.value}"
     )
+    out.result(f"{row.job_id}  {said}", views.job_dict(row, cloud.songs_bucket))
     return ExitCode.OK
 
 

@@ -1,5 +1,6 @@
 """Cancelling a job that waits in its tenant's line: it ends CANCELLED, unpaid, and is
-announced once, as any ending (docs/producers.md: Cancelling a job).
+announced once, as any ending; a waiting resubmission is withdrawn, unpaid, its job
+left with its ending (docs/producers.md: Cancelling a job).
 
 A job the API took is paid for whatever happens next: it is never cancelled (its song
 is kept when it ends), and neither is one already ended.
@@ -17,9 +18,21 @@ def cancelled_reason(who: str) -> str:
     return f"cancelled by {who} while it waited in line: nothing was paid"
 
 
+def waits(row: Row) -> bool:
+    """Whether the job waits in its tenant's line: a new job, or a resubmission."""
+    return row.state is JobState.HELD or row.line_at is not None
+
+
 def cancel_waiting(services: Services, row: Row, who: str) -> Row | None:
-    """End `row`'s job CANCELLED if it still waits, and announce it; the ended row, or
-    None when it no longer waits (started, ended or cancelled meanwhile)."""
+    """End `row`'s job CANCELLED if it still waits, and announce it (a waiting
+    resubmission is withdrawn instead: its job keeps the ending it had, announced
+    already); the row after, or None when it no longer waits (started, ended or
+    cancelled meanwhile)."""
+    if row.state is not JobState.HELD:
+        if not services.table.leave_line(row):
+            return None
+        logger.info("resubmission withdrawn while it waited", extra={"job_id": row.job_id})
+        return services.table.get(row.job_id)
     now = services.clock()
     done = services.table.cancel(
         row,
@@ -38,7 +51,7 @@ def cancel_for_tenant(services: Services, job_id: str, tenant: str) -> bool:
     """A producer's `{"cancel": job}`, for `tenant`, the one its sender may act for:
     only that tenant's waiting jobs are cancelled. True if it was."""
     row = services.table.get(job_id)
-    if row is None or row.tenant != tenant or row.state is not JobState.HELD:
+    if row is None or row.tenant != tenant or not waits(row):
         why = "no job of this tenant" if row is None or row.tenant != tenant else "not waiting"
         logger.warning("cancel not done", extra={"job_id": job_id, "why": why})
         count("CancelsRefused")

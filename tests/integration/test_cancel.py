@@ -16,8 +16,10 @@ from lyrics_cli.stack_target import ExitCode
 from lyrics_to_song.admission import admit
 from lyrics_to_song.data.rows import JobState
 from lyrics_to_song.payment import Outcome
+from lyrics_to_song.resubmit import resubmit
 from tests.integration.moto_cloud import Cloud
 from tests.integration.test_admission import row, send
+from tests.integration.test_spending import caps, failed_job
 from tests.integration.test_webhooks import queued_webhooks
 
 
@@ -137,3 +139,28 @@ def test_a_job_started_first_is_not_cancelled(cloud: Cloud) -> None:
     now = cloud.clock.now
     assert cloud.services.table.cancel(before, reason="late", now=now, announce_by=now) is None
     assert row(cloud, waiting).state is JobState.PENDING
+
+
+def test_a_waiting_resubmission_is_withdrawn_unpaid_its_job_keeping_its_ending(
+    cloud: Cloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caps(cloud, per_day=1)
+    job_id = failed_job(cloud)  # the day's one song
+    ended = cloud.only_row()
+    cloud.notifications()
+    for cancel in ("operator", "producer"):
+        assert resubmit(cloud.services, job_id, "default") is Outcome.HELD
+        if cancel == "operator":
+            capsys.readouterr()
+            assert main([*cli(cloud), "cancel", job_id]) == ExitCode.OK
+            said = capsys.readouterr().out
+            assert f"{job_id}  its resubmission withdrawn, unpaid; it stays FAILED" in said
+        else:
+            assert cloud.send({"cancel": job_id, "tenant": "default"}) == [Outcome.CANCELLED]
+        after = cloud.only_row()
+        assert (after.state, after.error, after.resubmits) == (ended.state, ended.error, 0)
+        assert (after.line_at, after.hold) == (None, None), "out of its line"
+    cloud.clock.advance(86_400)
+    assert admit(cloud.services).started == 0, "nothing waits"
+    assert cloud.notifications() == [], "nothing new announced: its ending was"
+    assert len(cloud.emulator.submissions) == 1, "nothing paid again"

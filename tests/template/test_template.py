@@ -140,6 +140,8 @@ def test_a_submission_can_wake_the_poll_function_and_it_keeps_a_budget(
     assert {"Fn::GetAtt": ["SpendingTable", "Arn"]} in [s["Resource"] for s in poll]
     sends = [s for s in _statements(cfn, "SubmitFunctionRole") if s["Action"] == "sqs:SendMessage"]
     assert {"Fn::GetAtt": ["PollWakeQueue", "Arn"]} in [s["Resource"] for s in sends]
+    jobs_queue = {"Fn::GetAtt": ["JobsQueue", "Arn"]}
+    assert jobs_queue not in [s["Resource"] for s in sends], "no reminders: held jobs wait in line"
 
 
 def test_timeouts_leave_room_for_the_work(cfn: dict[str, Any]) -> None:
