@@ -55,11 +55,7 @@ def resubmit(services: Services, job_id: str, tenant: str | None) -> Outcome:
     except OverBudget as over:
         return _join_line(services, row, over)
     if attempt is None:
-        logger.warning(
-            "resubmit refused: only ended, notified jobs with a valid request can be resent",
-            extra={"state": row.state.value, "notified": row.notified},
-        )
-        return Outcome.SKIPPED
+        return _not_resubmittable(row)
     assert row.request_json is not None  # restart requires one
     count("SongsResubmitted")
     logger.info("resubmitting on request", extra={"previous_state": row.state.value})
@@ -74,9 +70,17 @@ def _join_line(services: Services, row: Row, why: OverBudget) -> Outcome:
     now = services.clock()
     held = Hold(why.cap.value, str(why), 0.0, now, uuid.uuid4().hex)
     if not services.table.hold_resubmit(row.job_id, held, row.tenant):
-        return Outcome.SKIPPED
+        return _not_resubmittable(row)
     services.line.mark(row.tenant, services.clock())
     logger.info("resubmission waits in its tenant's line", extra={"reason": held.reason})
     if why.cap is Cap.LINE:
         admit(services, if_room=True)  # a place may be free for its tenant's line
     return Outcome.HELD
+
+
+def _not_resubmittable(row: Row) -> Outcome:
+    logger.warning(
+        "resubmit refused: only ended, notified jobs with a valid request can be resent",
+        extra={"state": row.state.value, "notified": row.notified},
+    )
+    return Outcome.SKIPPED
