@@ -97,8 +97,9 @@ def _admit_once(services: Services, *, if_room: bool, recheck: bool) -> Admitted
     report = Admitted()
     marks = services.line.marks()
     stamps = dict(marks.waiting)
-    if recheck:
-        stamps.update(_unmarked_lines(services, marks.idle))
+    if recheck:  # (a tenant both marked and idle: an earlier version's mark)
+        idle = {name: since for name, since in marks.idle.items() if name not in stamps}
+        stamps.update(_unmarked_lines(services, idle))
     if not stamps:
         return report
     if if_room and len(services.budget.holders()) >= services.budget.in_flight:

@@ -362,3 +362,23 @@ def test_a_waiting_job_whose_request_was_written_in_another_spelling_starts(clou
     assert admit(cloud.services).started == 1
     assert row(cloud, waiting).state is JobState.PENDING
     assert cloud.emulator.submissions[-1]["prompt"] == "café jazz"
+
+
+def test_a_tenant_an_earlier_version_marked_beside_its_idle_entry_is_not_reported_unseen(
+    cloud: Cloud, caplog: pytest.LogCaptureFixture
+) -> None:
+    places(cloud, 1)
+    send(cloud, "team-a", 0)
+    waiting = send(cloud, "team-a", 1)
+    line = cloud.services.line
+    line.client.update_item(  # an earlier version's mark leaves the idle entry in place
+        TableName=line.table_name,
+        Key={"counter": {"S": "line"}},
+        UpdateExpression="SET #idle = :then",
+        ExpressionAttributeNames={"#idle": "i:team-a"},
+        ExpressionAttributeValues={":then": {"N": "1"}},
+    )
+    end_songs(cloud)
+    cloud.watch()
+    assert row(cloud, waiting).submitted_at is not None
+    assert "unseen" not in caplog.text, "a marked tenant is no unseen line"
