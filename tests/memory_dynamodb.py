@@ -40,10 +40,6 @@ _FUNCTIONS = {
 }
 
 
-class _Refused(Exception):
-    """A condition that does not hold."""
-
-
 @dataclass(frozen=True)
 class _Index:
     hash_key: str
