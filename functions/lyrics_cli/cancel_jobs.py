@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from lyrics_to_song.cancel import cancelled_reason, waits
+from lyrics_to_song.cancel import cancelled_reason
 from lyrics_to_song.data.rows import JobState, Row
 from lyrics_to_song.data.task_table import TaskTable
 
@@ -32,7 +32,7 @@ def why_not(row: Row) -> str:
 def cancel_one(cloud: Cloud, row: Row) -> Row:
     """Cancel one waiting job (the ended row), or withdraw a waiting resubmission (the
     row, with the ending it had). A CliError (exit 1) says why not."""
-    if not waits(row):
+    if not row.waits:
         raise CliError(why_not(row), ExitCode.ENDED_BADLY)
     done = _cancel(_table(cloud), row, time.time())
     if done is None:
@@ -46,12 +46,12 @@ def cancel_tenants_waiting(cloud: Cloud, tenant: str) -> list[str]:
     version), and withdraw its waiting resubmissions; the ids of those cancelled or
     withdrawn (one that started meanwhile is left)."""
     table = _table(cloud)
-    waiting = [r for r in table.held([tenant]) if r.tenant == tenant and waits(r)]
+    waiting = [r for r in table.held([tenant]) if r.tenant == tenant and r.waits]
     now = time.time()
     return [row.job_id for row in waiting if _cancel(table, row, now) is not None]
 
 
 def _cancel(table: TaskTable, row: Row, now: float) -> Row | None:
-    if row.state is not JobState.HELD:  # a resubmission: its job keeps its ending
+    if row.resubmission_waits:  # its job keeps its ending
         return table.get(row.job_id) if table.leave_line(row) else None
     return table.cancel(row, reason=cancelled_reason(WHO), now=now, announce_by=now)

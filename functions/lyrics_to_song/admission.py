@@ -222,7 +222,7 @@ def _start(services: Services, row: Row, terms: TenantTerms) -> _Started | _Refu
         _unreadable(services, row, str(exc))
         return None
     request = dataclasses.replace(request, tenant=row.tenant)
-    if row.state is JobState.HELD:
+    if not row.resubmission_waits:
         write = row_writer(
             services,
             job,
@@ -232,14 +232,14 @@ def _start(services: Services, row: Row, terms: TenantTerms) -> _Started | _Refu
             created_at=row.created_at,
             request_json=row.request_json or "",
         )
-    else:  # an ended job whose owner's resubmission waited
+    else:
         write = restart_writer(services, row.job_id, terms.caps)
     result = write(services.clock())
     if isinstance(result, AlreadyKnown):
         return None
     if isinstance(result, CapReached):
         return _Refused(result.cap, row)
-    if row.state is not JobState.HELD:
+    if row.resubmission_waits:
         count("SongsResubmitted")
     return _Started(row, job, request, result)
 
@@ -252,7 +252,7 @@ def _unreadable(services: Services, row: Row, why: str) -> None:
     logger.error(
         "a waiting job's request no longer reads: it leaves the line", extra={"error": why}
     )
-    if row.state is not JobState.HELD:
+    if row.resubmission_waits:
         services.table.leave_line(row)
         return
     now = services.clock()

@@ -9,7 +9,7 @@ is kept when it ends), and neither is one already ended.
 from __future__ import annotations
 
 from .announce import ended
-from .data.rows import JobState, Row
+from .data.rows import Row
 from .observability import count, logger
 from .services import Services
 
@@ -18,17 +18,12 @@ def cancelled_reason(who: str) -> str:
     return f"cancelled by {who} while it waited in line: nothing was paid"
 
 
-def waits(row: Row) -> bool:
-    """Whether the job waits in its tenant's line: a new job, or a resubmission."""
-    return row.state is JobState.HELD or row.line_at is not None
-
-
 def cancel_waiting(services: Services, row: Row, who: str) -> Row | None:
     """End `row`'s job CANCELLED if it still waits, and announce it (a waiting
     resubmission is withdrawn instead: its job keeps the ending it had, announced
     already); the row after, or None when it no longer waits (started, ended or
     cancelled meanwhile)."""
-    if row.state is not JobState.HELD:
+    if row.resubmission_waits:
         if not services.table.leave_line(row):
             return None
         logger.info("resubmission withdrawn while it waited", extra={"job_id": row.job_id})
@@ -51,7 +46,7 @@ def cancel_for_tenant(services: Services, job_id: str, tenant: str) -> bool:
     """A producer's `{"cancel": job}`, for `tenant`, the one its sender may act for:
     only that tenant's waiting jobs are cancelled. True if it was."""
     row = services.table.get(job_id)
-    if row is None or row.tenant != tenant or not waits(row):
+    if row is None or row.tenant != tenant or not row.waits:
         why = "no job of this tenant" if row is None or row.tenant != tenant else "not waiting"
         logger.warning("cancel not done", extra={"job_id": job_id, "why": why})
         count("CancelsRefused")

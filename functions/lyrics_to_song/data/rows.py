@@ -222,9 +222,20 @@ class Row:
     hold: Hold | None = None  # while a cap holds it (HELD, or a resubmission held)
     task: TaskCallback | None = None  # a Step Functions task waiting for it
     request_id: str | None = None  # the producer's, as sent (a request's job, or its refusal)
-    line_at: float | None = None  # HELD in its tenant's line since then (data/line.py)
+    line_at: float | None = None  # in its tenant's line since then (data/line.py)
     # The item it was read from, so that a write can tell the row it leaves without a read.
     item: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def waits(self) -> bool:
+        """It waits: a new job HELD (in its tenant's line, or by an earlier version), or an
+        ended job whose resubmission waits in line."""
+        return self.state is JobState.HELD or self.line_at is not None
+
+    @property
+    def resubmission_waits(self) -> bool:
+        """An ended job (it keeps its ending) whose resubmission waits in line."""
+        return self.state is not JobState.HELD and self.line_at is not None
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Row:
