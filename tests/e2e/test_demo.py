@@ -83,19 +83,24 @@ def test_a_song_that_does_not_come_in_time_ends_the_demo_with_1(
     assert list(tmp_path.glob("*.mp3")) == []
 
 
-@pytest.mark.e2e
-@pytest.mark.slow
-def test_make_demo_prints_what_the_readme_shows(tmp_path: Path) -> None:
-    """`make demo` as the Makefile runs it, from a copy of the repository's examples."""
-    shutil.copytree(ROOT / "examples", tmp_path / "examples")
-    run = subprocess.run(
-        [sys.executable, "-m", "local_cloud.demo", "--lyrics", "examples/neon-rain.txt"],
-        cwd=tmp_path,
+def run_demo(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m local_cloud.demo` run in `cwd`, as `make demo` runs it."""
+    return subprocess.run(  # noqa: S603 - this interpreter, arguments the test chose
+        [sys.executable, "-m", "local_cloud.demo", *args],
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_make_demo_prints_what_the_readme_shows(tmp_path: Path) -> None:
+    """`make demo` as the Makefile runs it, from a copy of the repository's examples."""
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    run = run_demo(tmp_path, "--lyrics", "examples/neon-rain.txt")
     assert run.returncode == 0, run.stdout + run.stderr
     assert missing_lines(sample(README, "demo"), run.stdout) == [], run.stdout
     assert '"level"' not in run.stdout + run.stderr, "its own lines only: logs with --verbose"
@@ -109,14 +114,7 @@ def test_the_demo_shows_its_own_lines_not_the_functions_logs(tmp_path: Path) -> 
     happened in its own words, and the log line shows only with --verbose."""
     bad = tmp_path / "bad.txt"
     bad.write_text("---\nbitrate: 12345\n---\n[Verse]\nla la\n")
-    run = subprocess.run(  # noqa: S603 - this interpreter, a file the test wrote
-        [sys.executable, "-m", "local_cloud.demo", "--lyrics", str(bad), "--timeout", "30"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    run = run_demo(tmp_path, "--lyrics", str(bad), "--timeout", "30")
     assert run.returncode == 1, run.stdout + run.stderr
     assert "FAILED" in run.stdout
     assert '"level"' not in run.stdout + run.stderr, "the functions' log lines: --verbose"
